@@ -1,0 +1,81 @@
+//! Video decode throughput of spdl-rs, one workload per call, for the
+//! side-by-side comparison harness (`benches/compare_video.py`), which runs
+//! the `ffmpeg` CLI, SPDL and PyAV on the same files in the same run.
+//!
+//! ```text
+//! cargo bench --bench video_decode -- --file F --workload native|resize224|sample8 --threads N --repeat R
+//! ```
+//! Prints one JSON line: `{"impl":"spdl-rs","workload":..,"threads":..,"frames":..,"times_s":[..]}`.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use spdl::io::{load_video, probe, sample_frames, VideoConfig};
+
+struct Args {
+    file: String,
+    workload: String,
+    threads: usize,
+    repeat: usize,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        file: String::new(),
+        workload: "native".into(),
+        threads: 1,
+        repeat: 5,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--file" => args.file = value()?,
+            "--workload" => args.workload = value()?,
+            "--threads" => args.threads = value()?.parse()?,
+            "--repeat" => args.repeat = value()?.parse()?,
+            "--bench" => {} // added by `cargo bench`
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if args.file.is_empty() {
+        bail!("usage: video_decode --file F [--workload native|resize224|sample8] [--threads N] [--repeat R]");
+    }
+    Ok(args)
+}
+
+/// Runs the workload once and returns the number of frames decoded.
+fn run_once(args: &Args) -> Result<usize> {
+    let config = VideoConfig::default().with_threads(args.threads);
+    let frames = match args.workload.as_str() {
+        "native" => load_video(args.file.as_str(), &config)?.len(),
+        "resize224" => load_video(args.file.as_str(), &config.with_size(224, 224))?.len(),
+        "sample8" => {
+            let total = probe(args.file.as_str())?
+                .streams
+                .iter()
+                .find_map(|s| s.header_frames)
+                .context("no frame count in the header")? as usize;
+            let indices: Vec<usize> = (0..8).map(|k| k * total / 8).collect();
+            sample_frames(args.file.as_str(), &indices, &config)?.len()
+        }
+        other => bail!("unknown workload {other}"),
+    };
+    Ok(frames)
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let mut frames = run_once(&args)?; // warm-up: page cache, lazy init
+    let mut times = Vec::with_capacity(args.repeat);
+    for _ in 0..args.repeat {
+        let t0 = Instant::now();
+        frames = run_once(&args)?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    println!(
+        "{{\"impl\":\"spdl-rs\",\"workload\":\"{}\",\"threads\":{},\"frames\":{},\"times_s\":{:?}}}",
+        args.workload, args.threads, frames, times
+    );
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! The `spdl` command: inspect media, decode it to `.npy`, and benchmark
+//! decoding over a folder of files.
+
+mod npy;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use spdl::io::{self as sio, PixelFormat, VideoConfig};
+
+#[derive(Parser)]
+#[command(name = "spdl", version, about = "Inspect, decode and benchmark media with spdl-io")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print container and stream metadata.
+    Info {
+        /// Media file.
+        src: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decode video frames into a NumPy .npy file, shape (N,H,W,C) uint8.
+    Decode(DecodeArgs),
+    /// Decode every media file under a folder (or the files given) and print
+    /// a table of frames and frames/s; failures are listed, not fatal.
+    Bench {
+        /// Files or folders.
+        #[arg(required = true)]
+        srcs: Vec<PathBuf>,
+        /// Decoder threads per file.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Resize to WIDTHxHEIGHT (e.g. 224x224).
+        #[arg(long)]
+        size: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct DecodeArgs {
+    /// Media file.
+    src: PathBuf,
+    /// Output .npy path.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Output width (keeps the aspect ratio if only one side is given).
+    #[arg(long)]
+    width: Option<u32>,
+    /// Output height.
+    #[arg(long)]
+    height: Option<u32>,
+    /// rgb24, bgr24, rgba, gray8, yuv420p or yuv444p.
+    #[arg(long, default_value = "rgb24")]
+    pix_fmt: String,
+    /// bilinear, bicubic, area, nearest or lanczos.
+    #[arg(long, default_value = "bilinear")]
+    interpolation: String,
+    /// Window start in seconds.
+    #[arg(long)]
+    start: Option<f64>,
+    /// Window end in seconds (exclusive).
+    #[arg(long)]
+    end: Option<f64>,
+    /// Decode only these frame indices (comma-separated, presentation order).
+    #[arg(long, value_delimiter = ',')]
+    frames: Option<Vec<usize>>,
+    /// Decoder threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Keep the frames as coded, ignoring rotation metadata.
+    #[arg(long)]
+    no_rotation: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber_init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spdl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// FFmpeg's log goes through `tracing`; show warnings on stderr only when
+/// `SPDL_LOG` asks for them, so failures stay one line.
+fn tracing_subscriber_init() {
+    if let Ok(filter) = std::env::var("SPDL_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info { src, json } => info(&src, json),
+        Command::Decode(args) => decode(&args),
+        Command::Bench { srcs, threads, size } => bench(&srcs, threads, size.as_deref()),
+    }
+}
+
+fn info(src: &Path, json: bool) -> Result<()> {
+    let info = sio::probe(src)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.6}"));
+    println!(
+        "{}: {} duration={}s bit_rate={}",
+        info.source,
+        info.format,
+        opt(info.duration),
+        info.bit_rate
+    );
+    for s in &info.streams {
+        let head = format!("  stream {} {:?} {}", s.index, s.kind, s.codec);
+        let common = format!(
+            "time_base={} start={} duration={} header_frames={}",
+            s.time_base,
+            opt(s.start_time),
+            opt(s.duration),
+            s.header_frames.map_or("-".into(), |n| n.to_string())
+        );
+        match s.kind {
+            sio::StreamKind::Video => println!(
+                "{head} {}x{} {} space={} range={} primaries={} trc={} avg_fps={} r_fps={} rotation={} {common}",
+                s.width,
+                s.height,
+                s.pix_fmt.as_deref().unwrap_or("-"),
+                s.color_space.as_deref().unwrap_or("-"),
+                s.color_range.as_deref().unwrap_or("-"),
+                s.color_primaries.as_deref().unwrap_or("-"),
+                s.color_transfer.as_deref().unwrap_or("-"),
+                s.avg_frame_rate.map_or("-".into(), |r| r.to_string()),
+                s.real_frame_rate.map_or("-".into(), |r| r.to_string()),
+                s.rotation,
+            ),
+            sio::StreamKind::Audio => println!(
+                "{head} {} Hz {} channels ({}) {} {common}",
+                s.sample_rate,
+                s.channels,
+                s.channel_layout.as_deref().unwrap_or("-"),
+                s.sample_fmt.as_deref().unwrap_or("-"),
+            ),
+            _ => println!("{head} {common}"),
+        }
+    }
+    Ok(())
+}
+
+fn video_config(args: &DecodeArgs) -> Result<VideoConfig> {
+    let mut config = VideoConfig::default()
+        .with_pix_fmt(args.pix_fmt.parse::<PixelFormat>()?)
+        .with_interpolation(args.interpolation.parse()?)
+        .with_threads(args.threads)
+        .with_rotation(!args.no_rotation);
+    config.convert.width = args.width;
+    config.convert.height = args.height;
+    config.start = args.start;
+    config.end = args.end;
+    Ok(config)
+}
+
+fn decode(args: &DecodeArgs) -> Result<()> {
+    let config = video_config(args)?;
+    let video = match &args.frames {
+        Some(frames) => sio::sample_frames(&args.src, frames, &config)?,
+        None => sio::load_video(&args.src, &config)?,
+    };
+    npy::write_u8(&args.output, video.frames.view())
+        .with_context(|| format!("{}: cannot write", args.output.display()))?;
+    eprintln!(
+        "{}: {} frames {:?} -> {}",
+        args.src.display(),
+        video.len(),
+        video.frames.shape(),
+        args.output.display()
+    );
+    Ok(())
+}
+
+fn parse_size(size: &str) -> Result<(u32, u32)> {
+    let Some((w, h)) = size.split_once('x') else {
+        bail!("--size must look like 224x224, not {size:?}");
+    };
+    Ok((w.parse()?, h.parse()?))
+}
+
+/// Files under `srcs` (folders are walked, sorted by path).
+fn media_files(srcs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for src in srcs {
+        if src.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(src)
+                .with_context(|| format!("{}: cannot list", src.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .filter(|p| !matches!(p.extension().and_then(|e| e.to_str()), Some("sh" | "md" | "json")))
+                .collect();
+            entries.sort();
+            out.extend(entries);
+        } else {
+            out.push(src.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn bench(srcs: &[PathBuf], threads: usize, size: Option<&str>) -> Result<()> {
+    let mut config = VideoConfig::default().with_threads(threads);
+    if let Some(size) = size {
+        let (w, h) = parse_size(size)?;
+        config = config.with_size(w, h);
+    }
+    let files = media_files(srcs)?;
+    println!(
+        "{:<34} {:<10} {:>7} {:>10} {:>9}",
+        "file", "codec", "frames", "frames/s", "ms"
+    );
+    let (mut total_frames, mut failures) = (0usize, Vec::new());
+    let started = Instant::now();
+    for file in &files {
+        let name = file
+            .file_name()
+            .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let t0 = Instant::now();
+        let result = sio::load_video(file, &config).and_then(|v| Ok((v, sio::probe(file)?)));
+        let secs = t0.elapsed().as_secs_f64();
+        match result {
+            Ok((video, info)) => {
+                let codec = info
+                    .streams
+                    .get(video.stream)
+                    .map_or("-", |s| s.codec.as_str())
+                    .to_string();
+                total_frames += video.len();
+                println!(
+                    "{name:<34} {codec:<10} {:>7} {:>10.1} {:>9.2}",
+                    video.len(),
+                    video.len() as f64 / secs,
+                    secs * 1e3
+                );
+            }
+            Err(e) => failures.push((name, e)),
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "\n{} files, {} decoded, {} failed; {} frames in {:.2}s ({:.1} frames/s)",
+        files.len(),
+        files.len() - failures.len(),
+        failures.len(),
+        total_frames,
+        secs,
+        total_frames as f64 / secs
+    );
+    if !failures.is_empty() {
+        println!("failed:");
+        for (name, e) in &failures {
+            println!("  {name}: {e}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! The crate's one error type: every variant names the source (a path, a
+//! URL, or the caller-given name of an in-memory buffer) and what failed.
+
+use std::fmt;
+
+/// Where in a stream a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Position {
+    /// No position is known (for example, the failure came at open time).
+    Unknown,
+    /// A presentation timestamp, in seconds.
+    Pts(f64),
+    /// A frame index in presentation order.
+    Frame(usize),
+    /// The end of the stream (while draining the decoder).
+    EndOfStream,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Position::Unknown => write!(f, "unknown position"),
+            Position::Pts(t) => write!(f, "pts {t:.6}s"),
+            Position::Frame(i) => write!(f, "frame {i}"),
+            Position::EndOfStream => write!(f, "end of stream"),
+        }
+    }
+}
+
+/// Everything that can go wrong in spdl-io.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The source does not exist.
+    #[error("{src}: no such file")]
+    NotFound {
+        /// The path that was not found.
+        src: String,
+    },
+    /// The source exists but could not be read or opened as media.
+    #[error("{src}: cannot open as media: {reason}")]
+    Open {
+        /// The source name.
+        src: String,
+        /// What FFmpeg or the OS reported.
+        reason: String,
+    },
+    /// The media has no stream of the requested kind, or the index is wrong.
+    #[error("{src}: {reason}")]
+    Stream {
+        /// The source name.
+        src: String,
+        /// Which stream was asked for and what exists.
+        reason: String,
+    },
+    /// Reading packets from the container failed.
+    #[error("{src}: stream {stream}: demuxing failed at {at}: {reason}")]
+    Demux {
+        /// The source name.
+        src: String,
+        /// The stream index.
+        stream: usize,
+        /// Where it failed.
+        at: Position,
+        /// What FFmpeg reported.
+        reason: String,
+    },
+    /// The decoder rejected the stream or a packet.
+    #[error("{src}: stream {stream}: decoding failed at {at}: {reason}")]
+    Decode {
+        /// The source name.
+        src: String,
+        /// The stream index.
+        stream: usize,
+        /// Where it failed.
+        at: Position,
+        /// What FFmpeg reported.
+        reason: String,
+    },
+    /// Pixel-format conversion, resizing or rotation failed.
+    #[error("{src}: converting frames failed: {reason}")]
+    Convert {
+        /// The source name.
+        src: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A declared or actual size is over a configured [`Limits`](crate::Limits) value.
+    #[error("{src}: {what} is {value}, over the limit of {limit} (raise it in Limits if this input is trusted)")]
+    Limit {
+        /// The source name.
+        src: String,
+        /// What was measured (for example "pixels per frame").
+        what: &'static str,
+        /// The value found.
+        value: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// A requested frame index is not in the video.
+    #[error("{src}: frame index {index} is out of range: the stream has {frames} frames")]
+    FrameIndex {
+        /// The source name.
+        src: String,
+        /// The index asked for.
+        index: usize,
+        /// The number of frames found in the stream's content.
+        frames: usize,
+    },
+    /// A configuration value is invalid (independent of any source).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,591 @@
+//! The FFI edge: every FFmpeg call that needs `unsafe` lives in this module.
+//!
+//! It provides process-wide initialisation (FFmpeg's log routed to
+//! `tracing`), opening inputs from paths or from memory through a custom
+//! AVIO context, keyframe seeking, stream side data (rotation), frame
+//! cropping and a swscale context that writes straight into caller memory.
+
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int, c_void};
+use std::path::Path;
+use std::ptr;
+use std::sync::Once;
+
+use bytes::Bytes;
+use ff::ffi;
+use ffmpeg_next as ff;
+
+use crate::{Error, Limits, Result, Source};
+
+/// Initialises FFmpeg once per process and routes its log to `tracing`.
+pub(crate) fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // Registers error strings; cannot fail on FFmpeg >= 4.
+        let _ = ff::init();
+        // SAFETY: setting the log level and callback is allowed at any time;
+        // the callback below is a plain `extern "C"` function that lives for
+        // the whole program.
+        unsafe {
+            ffi::av_log_set_level(ffi::AV_LOG_WARNING);
+            ffi::av_log_set_callback(Some(log_to_tracing));
+        }
+    });
+}
+
+/// Formats one FFmpeg log line and emits it as a `tracing` event.
+unsafe extern "C" fn log_to_tracing(avcl: *mut c_void, level: c_int, fmt: *const c_char, vl: *mut ffi::__va_list_tag) {
+    // SAFETY: reading the global log level has no preconditions.
+    if level > unsafe { ffi::av_log_get_level() } {
+        return;
+    }
+    let mut line = [0 as c_char; 1024];
+    let mut print_prefix: c_int = 1;
+    // SAFETY: FFmpeg hands us a valid format string and va_list for this
+    // call; `line` is a writable buffer of the size we pass.
+    let written = unsafe {
+        ffi::av_log_format_line2(
+            avcl,
+            level,
+            fmt,
+            vl,
+            line.as_mut_ptr(),
+            line.len() as c_int,
+            &mut print_prefix,
+        )
+    };
+    if written < 0 {
+        return;
+    }
+    // SAFETY: av_log_format_line2 always NUL-terminates within the buffer.
+    let text = unsafe { CStr::from_ptr(line.as_ptr()) }.to_string_lossy();
+    let text = text.trim_end();
+    match level {
+        l if l <= ffi::AV_LOG_ERROR => tracing::error!(target: "ffmpeg", "{text}"),
+        l if l <= ffi::AV_LOG_WARNING => tracing::warn!(target: "ffmpeg", "{text}"),
+        l if l <= ffi::AV_LOG_INFO => tracing::info!(target: "ffmpeg", "{text}"),
+        _ => tracing::debug!(target: "ffmpeg", "{text}"),
+    }
+}
+
+/// An opened container. Field order matters: the format context is closed
+/// before the custom I/O context it reads from is freed.
+pub(crate) struct InputContext {
+    pub(crate) input: ff::format::context::Input,
+    _io: Option<MemoryIo>,
+}
+
+impl InputContext {
+    /// Opens `source` and reads enough to know its streams.
+    pub(crate) fn open(source: &Source, limits: &Limits) -> Result<Self> {
+        init();
+        let name = source.name();
+        match source {
+            Source::Path(path) => {
+                let len = std::fs::metadata(path).map_err(|e| io_error(&name, e))?.len();
+                Limits::check(&name, "input size in bytes", len, limits.max_input_bytes)?;
+                open_path(path, &name)
+            }
+            Source::Bytes { data, .. } => {
+                let len = data.len() as u64;
+                Limits::check(&name, "input size in bytes", len, limits.max_input_bytes)?;
+                open_memory(data.clone(), &name)
+            }
+        }
+    }
+}
+
+fn io_error(name: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::NotFound { src: name.into() }
+    } else {
+        Error::Open {
+            src: name.into(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+fn open_error(name: &str, code: c_int) -> Error {
+    if code == ff::error::ENOENT {
+        return Error::NotFound { src: name.into() };
+    }
+    Error::Open {
+        src: name.into(),
+        reason: ff::Error::from(code).to_string(),
+    }
+}
+
+fn open_path(path: &Path, name: &str) -> Result<InputContext> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Open {
+        src: name.into(),
+        reason: "path contains a NUL byte".into(),
+    })?;
+    let mut ctx: *mut ffi::AVFormatContext = ptr::null_mut();
+    // SAFETY: `ctx` is null so avformat_open_input allocates it; `c_path`
+    // outlives the call. On failure FFmpeg frees the context itself.
+    let rc = unsafe { ffi::avformat_open_input(&mut ctx, c_path.as_ptr(), ptr::null(), ptr::null_mut()) };
+    if rc < 0 {
+        return Err(open_error(name, rc));
+    }
+    // SAFETY: `ctx` was opened above and is owned from here on.
+    let input = unsafe { find_stream_info(ctx, name)? };
+    Ok(InputContext { input, _io: None })
+}
+
+/// Reads stream information and wraps the context so it is closed on drop.
+///
+/// # Safety
+/// `ctx` must be a context opened by `avformat_open_input` that nothing
+/// else owns.
+unsafe fn find_stream_info(mut ctx: *mut ffi::AVFormatContext, name: &str) -> Result<ff::format::context::Input> {
+    // SAFETY: the caller guarantees `ctx` is a valid opened context.
+    let rc = unsafe { ffi::avformat_find_stream_info(ctx, ptr::null_mut()) };
+    if rc < 0 {
+        // SAFETY: closing the context we own; it is not used afterwards.
+        unsafe { ffi::avformat_close_input(&mut ctx) };
+        return Err(open_error(name, rc));
+    }
+    // SAFETY: ownership moves into `Input`, whose Drop closes the context.
+    Ok(unsafe { ff::format::context::Input::wrap(ctx) })
+}
+
+/// The state behind a custom AVIO context reading from memory.
+struct MemoryReader {
+    data: Bytes,
+    pos: usize,
+}
+
+/// A custom AVIO context over a [`MemoryReader`]; frees both on drop.
+struct MemoryIo {
+    avio: *mut ffi::AVIOContext,
+    reader: *mut MemoryReader,
+}
+
+// SAFETY: the AVIO context and reader are owned exclusively by one
+// `InputContext` and are only touched through it, from one thread at a time.
+unsafe impl Send for MemoryIo {}
+
+impl Drop for MemoryIo {
+    fn drop(&mut self) {
+        // SAFETY: the format context using `avio` has already been closed
+        // (field order in `InputContext`); the buffer may have been replaced
+        // by FFmpeg, so free the one the context holds now, then the context,
+        // then the reader we leaked into a raw pointer.
+        unsafe {
+            if !self.avio.is_null() {
+                ffi::av_freep(ptr::addr_of_mut!((*self.avio).buffer) as *mut c_void);
+                ffi::avio_context_free(&mut self.avio);
+            }
+            drop(Box::from_raw(self.reader));
+        }
+    }
+}
+
+const AVIO_BUFFER_SIZE: usize = 64 * 1024;
+
+fn open_memory(data: Bytes, name: &str) -> Result<InputContext> {
+    let oom = || Error::Open {
+        src: name.into(),
+        reason: "out of memory allocating the I/O context".into(),
+    };
+    let reader = Box::into_raw(Box::new(MemoryReader { data, pos: 0 }));
+    // SAFETY: av_malloc returns memory FFmpeg may later free or replace.
+    let buffer = unsafe { ffi::av_malloc(AVIO_BUFFER_SIZE) } as *mut u8;
+    if buffer.is_null() {
+        // SAFETY: `reader` came from Box::into_raw above and is not shared yet.
+        drop(unsafe { Box::from_raw(reader) });
+        return Err(oom());
+    }
+    // SAFETY: `buffer` is av_malloc'ed of the size given; `reader` stays
+    // valid until `MemoryIo` drops, after the format context is closed.
+    let avio = unsafe {
+        ffi::avio_alloc_context(
+            buffer,
+            AVIO_BUFFER_SIZE as c_int,
+            0,
+            reader as *mut c_void,
+            Some(read_memory),
+            None,
+            Some(seek_memory),
+        )
+    };
+    if avio.is_null() {
+        // SAFETY: neither pointer was handed to anything that outlives us.
+        unsafe {
+            ffi::av_free(buffer as *mut c_void);
+            drop(Box::from_raw(reader));
+        }
+        return Err(oom());
+    }
+    let io = MemoryIo { avio, reader };
+    // SAFETY: allocating an empty format context.
+    let mut ctx = unsafe { ffi::avformat_alloc_context() };
+    if ctx.is_null() {
+        return Err(oom());
+    }
+    let c_name = CString::new(name.replace('\0', "")).unwrap_or_default();
+    // SAFETY: `ctx` is freshly allocated; setting `pb` before opening makes
+    // FFmpeg mark it AVFMT_FLAG_CUSTOM_IO and leave `avio` to us. On failure
+    // avformat_open_input frees `ctx` (but not `avio`, which `io` frees).
+    let rc = unsafe {
+        (*ctx).pb = io.avio;
+        ffi::avformat_open_input(&mut ctx, c_name.as_ptr(), ptr::null(), ptr::null_mut())
+    };
+    if rc < 0 {
+        return Err(open_error(name, rc));
+    }
+    // SAFETY: `ctx` is opened and owned from here on.
+    let input = unsafe { find_stream_info(ctx, name)? };
+    Ok(InputContext { input, _io: Some(io) })
+}
+
+unsafe extern "C" fn read_memory(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {
+    // SAFETY: `opaque` is the `MemoryReader` registered with this context,
+    // alive until the context is freed; FFmpeg calls us from one thread.
+    let reader = unsafe { &mut *(opaque as *mut MemoryReader) };
+    let rest = &reader.data[reader.pos.min(reader.data.len())..];
+    if rest.is_empty() {
+        return ffi::AVERROR_EOF;
+    }
+    let n = rest.len().min(size.max(0) as usize);
+    // SAFETY: FFmpeg gives a writable buffer of at least `size` bytes.
+    unsafe { ptr::copy_nonoverlapping(rest.as_ptr(), buf, n) };
+    reader.pos += n;
+    n as c_int
+}
+
+unsafe extern "C" fn seek_memory(opaque: *mut c_void, offset: i64, whence: c_int) -> i64 {
+    // SAFETY: as in `read_memory`.
+    let reader = unsafe { &mut *(opaque as *mut MemoryReader) };
+    let len = reader.data.len() as i64;
+    let target = match whence & !ffi::AVSEEK_FORCE {
+        ffi::AVSEEK_SIZE => return len,
+        0 => Some(offset),                            // SEEK_SET
+        1 => (reader.pos as i64).checked_add(offset), // SEEK_CUR
+        2 => len.checked_add(offset),                 // SEEK_END
+        _ => None,
+    };
+    match target {
+        Some(t) if (0..=len).contains(&t) => {
+            reader.pos = t as usize;
+            t
+        }
+        _ => ff::error::EINVAL.into(),
+    }
+}
+
+/// Seeks `stream` to the keyframe at or before `ts` (in the stream's time
+/// base). Falls back to a backward `av_seek_frame` for demuxers that do not
+/// implement `avformat_seek_file` ranges.
+pub(crate) fn seek_keyframe_before(
+    input: &mut ff::format::context::Input,
+    stream: usize,
+    ts: i64,
+) -> std::result::Result<(), ff::Error> {
+    // SAFETY: `input` is an opened context and `stream` one of its indices.
+    let rc = unsafe { ffi::avformat_seek_file(input.as_mut_ptr(), stream as c_int, i64::MIN, ts, ts, 0) };
+    if rc >= 0 {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    let rc = unsafe { ffi::av_seek_frame(input.as_mut_ptr(), stream as c_int, ts, ffi::AVSEEK_FLAG_BACKWARD) };
+    if rc >= 0 {
+        Ok(())
+    } else {
+        Err(ff::Error::from(rc))
+    }
+}
+
+/// The clockwise rotation (0, 90, 180 or 270 degrees) that the stream's
+/// display matrix asks the player to apply.
+pub(crate) fn stream_rotation(input: &ff::format::context::Input, stream: usize) -> u32 {
+    let Some(st) = input.stream(stream) else {
+        return 0;
+    };
+    let mut size = 0usize;
+    // SAFETY: the stream pointer is valid while `input` is borrowed; the
+    // returned side data is owned by the stream.
+    let data = unsafe {
+        ffi::av_stream_get_side_data(
+            st.as_ptr(),
+            ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
+            &mut size,
+        )
+    };
+    if data.is_null() || size < 9 * std::mem::size_of::<i32>() {
+        return 0;
+    }
+    // SAFETY: the side data holds a 3x3 i32 display matrix (checked size).
+    let ccw = unsafe { ffi::av_display_rotation_get(data as *const i32) };
+    if !ccw.is_finite() {
+        return 0;
+    }
+    // FFmpeg's get_rotation: the clockwise angle to apply is -ccw.
+    let cw = (-ccw).rem_euclid(360.0);
+    ((cw / 90.0).round() as u32 % 4) * 90
+}
+
+/// Crops `frame` in place (adjusting plane pointers, no copy).
+pub(crate) fn crop_frame(
+    frame: &mut ff::frame::Video,
+    left: u32,
+    top: u32,
+    width: u32,
+    height: u32,
+) -> std::result::Result<(), ff::Error> {
+    let (fw, fh) = (frame.width(), frame.height());
+    if left.saturating_add(width) > fw || top.saturating_add(height) > fh {
+        return Err(ff::Error::InvalidData);
+    }
+    // SAFETY: the frame is a valid decoded frame we own; the crop fields
+    // are checked against its size above.
+    let rc = unsafe {
+        let f = frame.as_mut_ptr();
+        (*f).crop_left = left as usize;
+        (*f).crop_top = top as usize;
+        (*f).crop_right = (fw - left - width) as usize;
+        (*f).crop_bottom = (fh - top - height) as usize;
+        ffi::av_frame_apply_cropping(f, ffi::AV_FRAME_CROP_UNALIGNED as c_int)
+    };
+    if rc < 0 {
+        Err(ff::Error::from(rc))
+    } else {
+        Ok(())
+    }
+}
+
+/// What a swscale context converts from and to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ScalerKey {
+    pub src_w: u32,
+    pub src_h: u32,
+    pub src_fmt: ff::format::Pixel,
+    pub colorspace: ff::color::Space,
+    pub full_range: bool,
+    pub dst_w: u32,
+    pub dst_h: u32,
+    pub dst_fmt: ff::format::Pixel,
+    pub flags: c_int,
+}
+
+/// A swscale context that writes into caller-provided planes.
+pub(crate) struct Scaler {
+    ctx: *mut ffi::SwsContext,
+    key: ScalerKey,
+}
+
+// SAFETY: a SwsContext has no thread affinity; `Scaler` owns it exclusively
+// and is not `Sync`, so it is used from one thread at a time.
+unsafe impl Send for Scaler {}
+
+impl Drop for Scaler {
+    fn drop(&mut self) {
+        // SAFETY: `ctx` was created by sws_getContext and is freed once.
+        unsafe { ffi::sws_freeContext(self.ctx) };
+    }
+}
+
+/// One destination plane: byte offset into the output slot, stride, rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlaneLayout {
+    pub offset: usize,
+    pub stride: usize,
+    pub rows: usize,
+}
+
+impl Scaler {
+    /// Creates a context for `key`, with the source colour matrix and range
+    /// set explicitly (unspecified matrices are treated as BT.601, as
+    /// FFmpeg's scale filter does).
+    pub(crate) fn new(key: ScalerKey) -> std::result::Result<Self, String> {
+        // SAFETY: plain constructor; arguments are validated by swscale,
+        // which returns null on unsupported formats or sizes.
+        let ctx = unsafe {
+            ffi::sws_getContext(
+                key.src_w as c_int,
+                key.src_h as c_int,
+                key.src_fmt.into(),
+                key.dst_w as c_int,
+                key.dst_h as c_int,
+                key.dst_fmt.into(),
+                key.flags,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null(),
+            )
+        };
+        if ctx.is_null() {
+            return Err(format!(
+                "swscale cannot convert {:?} {}x{} to {:?} {}x{}",
+                key.src_fmt, key.src_w, key.src_h, key.dst_fmt, key.dst_w, key.dst_h
+            ));
+        }
+        let scaler = Scaler { ctx, key };
+        let mut space: c_int = ffi::AVColorSpace::from(key.colorspace) as c_int;
+        if !(1..=10).contains(&space) || space == 8 {
+            space = ffi::SWS_CS_ITU601 as c_int;
+        }
+        // SAFETY: `ctx` is valid; sws_getCoefficients returns a static table.
+        unsafe {
+            let mut inv: *mut c_int = ptr::null_mut();
+            let mut table: *mut c_int = ptr::null_mut();
+            let (mut src_full, mut dst_full, mut bri, mut con, mut sat) = (0, 0, 0, 0, 0);
+            ffi::sws_getColorspaceDetails(
+                ctx,
+                &mut inv,
+                &mut src_full,
+                &mut table,
+                &mut dst_full,
+                &mut bri,
+                &mut con,
+                &mut sat,
+            );
+            let coeffs = ffi::sws_getCoefficients(space);
+            ffi::sws_setColorspaceDetails(ctx, coeffs, key.full_range as c_int, coeffs, dst_full, bri, con, sat);
+        }
+        Ok(scaler)
+    }
+
+    pub(crate) fn key(&self) -> &ScalerKey {
+        &self.key
+    }
+
+    /// Converts `frame` into `out`, whose planes are laid out as `planes`.
+    pub(crate) fn run(
+        &mut self,
+        frame: &ff::frame::Video,
+        out: &mut [u8],
+        planes: &[PlaneLayout],
+    ) -> std::result::Result<(), String> {
+        let mut dst = [ptr::null_mut::<u8>(); 4];
+        let mut dst_stride = [0 as c_int; 4];
+        let base = out.as_mut_ptr();
+        for (i, p) in planes.iter().enumerate() {
+            if p.offset + p.stride * p.rows > out.len() {
+                return Err(format!("output plane {i} does not fit the frame buffer"));
+            }
+            // SAFETY: the plane lies inside `out` (checked just above).
+            dst[i] = unsafe { base.add(p.offset) };
+            dst_stride[i] = p.stride as c_int;
+        }
+        // SAFETY: the frame's data pointers and strides describe a valid
+        // image of src_w x src_h in src_fmt (the key was built from this
+        // frame); each destination plane was bounds-checked above.
+        let rows = unsafe {
+            let f = frame.as_ptr();
+            ffi::sws_scale(
+                self.ctx,
+                (*f).data.as_ptr() as *const *const u8,
+                (*f).linesize.as_ptr(),
+                0,
+                self.key.src_h as c_int,
+                dst.as_ptr(),
+                dst_stride.as_ptr(),
+            )
+        };
+        if rows <= 0 {
+            return Err(format!("swscale returned {rows}"));
+        }
+        Ok(())
+    }
+}
+
+/// A C string owned by FFmpeg (static name tables) as an owned `String`.
+fn c_name(p: *const c_char) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: FFmpeg's name functions return NUL-terminated static strings.
+    Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+/// Codec parameters of one stream, read from its `AVCodecParameters`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CodecParams {
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    pub pix_fmt: Option<String>,
+    pub color_space: Option<String>,
+    pub color_range: Option<String>,
+    pub color_primaries: Option<String>,
+    pub color_transfer: Option<String>,
+    pub sample_rate: u32,
+    pub channels: u32,
+    pub channel_layout: Option<String>,
+    pub sample_fmt: Option<String>,
+    pub bit_rate: i64,
+}
+
+/// Reads the codec parameters of `stream`.
+pub(crate) fn codec_params(stream: &ff::format::stream::Stream) -> CodecParams {
+    let params = stream.parameters();
+    // SAFETY: the parameters belong to a live stream; every name function
+    // accepts any enum value and returns null for unknown ones; formats are
+    // range-checked before being turned into enums.
+    unsafe {
+        let p = &*params.as_ptr();
+        let is_video = p.codec_type == ffi::AVMediaType::AVMEDIA_TYPE_VIDEO;
+        let is_audio = p.codec_type == ffi::AVMediaType::AVMEDIA_TYPE_AUDIO;
+        let mut layout = [0 as c_char; 128];
+        let layout_len = if is_audio {
+            ffi::av_channel_layout_describe(&p.ch_layout, layout.as_mut_ptr(), layout.len())
+        } else {
+            -1
+        };
+        CodecParams {
+            codec: c_name(ffi::avcodec_get_name(p.codec_id)).unwrap_or_default(),
+            width: p.width.max(0) as u32,
+            height: p.height.max(0) as u32,
+            pix_fmt: if is_video && (0..ffi::AVPixelFormat::AV_PIX_FMT_NB as c_int).contains(&p.format) {
+                c_name(ffi::av_get_pix_fmt_name(
+                    std::mem::transmute::<c_int, ffi::AVPixelFormat>(p.format),
+                ))
+            } else {
+                None
+            },
+            color_space: is_video
+                .then(|| c_name(ffi::av_color_space_name(p.color_space)))
+                .flatten(),
+            color_range: is_video
+                .then(|| c_name(ffi::av_color_range_name(p.color_range)))
+                .flatten(),
+            color_primaries: is_video
+                .then(|| c_name(ffi::av_color_primaries_name(p.color_primaries)))
+                .flatten(),
+            color_transfer: is_video
+                .then(|| c_name(ffi::av_color_transfer_name(p.color_trc)))
+                .flatten(),
+            sample_rate: p.sample_rate.max(0) as u32,
+            channels: if is_audio {
+                p.ch_layout.nb_channels.max(0) as u32
+            } else {
+                0
+            },
+            channel_layout: (layout_len > 0).then(|| c_name(layout.as_ptr())).flatten(),
+            sample_fmt: if is_audio && (0..ffi::AVSampleFormat::AV_SAMPLE_FMT_NB as c_int).contains(&p.format) {
+                c_name(ffi::av_get_sample_fmt_name(std::mem::transmute::<
+                    c_int,
+                    ffi::AVSampleFormat,
+                >(p.format)))
+            } else {
+                None
+            },
+            bit_rate: p.bit_rate,
+        }
+    }
+}
+
+/// Sets the decoder's thread count (0 lets FFmpeg pick one per core) and
+/// allows both frame and slice threading, as the `ffmpeg` CLI does.
+pub(crate) fn set_decoder_threads(ctx: &mut ff::codec::Context, threads: usize) {
+    // SAFETY: the codec context is not opened yet; these fields are plain
+    // integers that avcodec_open2 reads.
+    unsafe {
+        let c = ctx.as_mut_ptr();
+        (*c).thread_count = threads.min(64) as c_int;
+        (*c).thread_type = (ffi::FF_THREAD_FRAME | ffi::FF_THREAD_SLICE) as c_int;
+    }
+}

@@ -1,0 +1,57 @@
+//! `spdl-io`: demux and decode media into `ndarray` buffers.
+//!
+//! Data flows one way: a [`Source`] (path or bytes) is opened by a
+//! [`Demuxer`], whose [`Packet`]s a [`VideoDecoder`] turns into [`Frame`]s,
+//! which are converted (pixel format, colour matrix and range, crop,
+//! resize, rotation) straight into the output array of a [`Video`].
+//!
+//! All functions are plain blocking calls; run them on a CPU pool (the
+//! pipeline does), never on an async runtime's worker threads.
+//!
+//! ```no_run
+//! use spdl_io::{load_video, sample_frames, VideoConfig};
+//!
+//! let config = VideoConfig::default().with_size(224, 224);
+//! let clip = load_video("clip.mp4", &config)?;
+//! println!("{:?} frames at {:?}", clip.frames.shape(), &clip.pts[..3]);
+//!
+//! let picked = sample_frames("clip.mp4", &[0, 10, 20], &config)?;
+//! assert_eq!(picked.frames.shape()[0], 3);
+//! # Ok::<(), spdl_io::Error>(())
+//! ```
+#![deny(unsafe_code)]
+
+mod convert;
+mod decode;
+mod demux;
+mod error;
+#[allow(unsafe_code)]
+mod ffmpeg;
+mod frames;
+mod limits;
+mod source;
+mod video;
+
+pub use convert::{ConvertConfig, Crop, Interpolation, PixelFormat};
+pub use decode::{DecodeStatus, DecoderConfig, Frame, SendStatus, VideoDecoder};
+pub use demux::{Demuxer, MediaInfo, Packet, PacketWindow, Ratio, StreamInfo, StreamKind};
+pub use error::{Error, Position, Result};
+pub use limits::Limits;
+pub use source::Source;
+pub use video::{load_video, sample_frames, stream_video, Video, VideoChunks, VideoConfig};
+
+/// Reads the metadata of a media source without decoding it.
+///
+/// ```no_run
+/// let info = spdl_io::probe("clip.mp4")?;
+/// for s in &info.streams {
+///     println!("stream {}: {} {}x{}", s.index, s.codec, s.width, s.height);
+/// }
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`Demuxer::open`].
+pub fn probe(src: impl Into<Source>) -> Result<MediaInfo> {
+    Ok(Demuxer::open(src)?.info())
+}

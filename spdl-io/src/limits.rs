@@ -1,0 +1,75 @@
+//! Safety limits checked before memory is allocated from header values.
+
+/// Upper bounds that protect against forged headers and decompression bombs.
+///
+/// Every value is checked before the corresponding allocation; going over
+/// one returns [`Error::Limit`](crate::Error::Limit) naming the source.
+///
+/// ```
+/// let limits = spdl_io::Limits::default().with_max_frames(10_000);
+/// assert_eq!(limits.max_frames, 10_000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest frame, in pixels (width x height) of the decoded stream.
+    /// Default: 8192 x 8192 (67 M pixels).
+    pub max_pixels: u64,
+    /// Most frames one call may return. Default: 100 000.
+    pub max_frames: u64,
+    /// Largest output buffer, in bytes. Default: 16 GiB.
+    pub max_output_bytes: u64,
+    /// Largest input (file or buffer), in bytes. Default: 64 GiB.
+    pub max_input_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pixels: 8192 * 8192,
+            max_frames: 100_000,
+            max_output_bytes: 16 << 30,
+            max_input_bytes: 64 << 30,
+        }
+    }
+}
+
+impl Limits {
+    /// Sets [`Limits::max_pixels`].
+    #[must_use]
+    pub fn with_max_pixels(mut self, v: u64) -> Self {
+        self.max_pixels = v;
+        self
+    }
+    /// Sets [`Limits::max_frames`].
+    #[must_use]
+    pub fn with_max_frames(mut self, v: u64) -> Self {
+        self.max_frames = v;
+        self
+    }
+    /// Sets [`Limits::max_output_bytes`].
+    #[must_use]
+    pub fn with_max_output_bytes(mut self, v: u64) -> Self {
+        self.max_output_bytes = v;
+        self
+    }
+    /// Sets [`Limits::max_input_bytes`].
+    #[must_use]
+    pub fn with_max_input_bytes(mut self, v: u64) -> Self {
+        self.max_input_bytes = v;
+        self
+    }
+
+    /// Checks `value` against `limit`, naming `what` and `src` on failure.
+    pub(crate) fn check(src: &str, what: &'static str, value: u64, limit: u64) -> crate::Result<()> {
+        if value > limit {
+            return Err(crate::Error::Limit {
+                src: src.to_string(),
+                what,
+                value,
+                limit,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,487 @@
+//! High-level video loading: whole clips or time windows into one array,
+//! frames sampled by index, and a streaming reader for long videos.
+
+use ndarray::Array4;
+
+use crate::convert::{ConvertConfig, Crop, FrameConverter, Interpolation, PixelFormat};
+use crate::decode::{DecoderConfig, Frame};
+use crate::demux::{Demuxer, Ratio};
+use crate::error::Position;
+use crate::frames::FrameReader;
+use crate::{Error, Limits, Result, Source};
+
+/// How to load a video. Every field has a default; setters chain.
+///
+/// ```
+/// use spdl_io::{PixelFormat, VideoConfig};
+/// let config = VideoConfig::default()
+///     .with_size(224, 224)
+///     .with_pix_fmt(PixelFormat::Rgb24)
+///     .with_window(1.0, 3.0)
+///     .with_threads(2);
+/// assert_eq!(config.convert.width, Some(224));
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct VideoConfig {
+    /// The stream to decode; `None` picks FFmpeg's best video stream.
+    pub stream: Option<usize>,
+    /// Decoder threads and corrupt-packet budget.
+    pub decoder: DecoderConfig,
+    /// Output pixel format, size, crop and rotation.
+    pub convert: ConvertConfig,
+    /// Start of the time window in seconds (stream time, as ffprobe shows).
+    pub start: Option<f64>,
+    /// End of the time window in seconds, exclusive.
+    pub end: Option<f64>,
+    /// Safety limits.
+    pub limits: Limits,
+}
+
+impl VideoConfig {
+    /// Decodes stream `index` instead of the best video stream.
+    #[must_use]
+    pub fn with_stream(mut self, index: usize) -> Self {
+        self.stream = Some(index);
+        self
+    }
+    /// Sets the decoder's thread count (see [`DecoderConfig::threads`]).
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.decoder.threads = threads;
+        self
+    }
+    /// Sets the decoder settings.
+    #[must_use]
+    pub fn with_decoder(mut self, decoder: DecoderConfig) -> Self {
+        self.decoder = decoder;
+        self
+    }
+    /// Sets the output pixel format.
+    #[must_use]
+    pub fn with_pix_fmt(mut self, pix_fmt: PixelFormat) -> Self {
+        self.convert.pix_fmt = pix_fmt;
+        self
+    }
+    /// Resizes every frame to `width` x `height`.
+    #[must_use]
+    pub fn with_size(mut self, width: u32, height: u32) -> Self {
+        self.convert.width = Some(width);
+        self.convert.height = Some(height);
+        self
+    }
+    /// Sets the resampling filter used for resizing.
+    #[must_use]
+    pub fn with_interpolation(mut self, interpolation: Interpolation) -> Self {
+        self.convert.interpolation = interpolation;
+        self
+    }
+    /// Crops every frame (in decoded-frame coordinates) before resizing.
+    #[must_use]
+    pub fn with_crop(mut self, crop: Crop) -> Self {
+        self.convert.crop = Some(crop);
+        self
+    }
+    /// Whether to apply the stream's rotation metadata (default: yes).
+    #[must_use]
+    pub fn with_rotation(mut self, apply: bool) -> Self {
+        self.convert.ignore_rotation = !apply;
+        self
+    }
+    /// Keeps only frames with `start <= pts < end` (seconds).
+    #[must_use]
+    pub fn with_window(mut self, start: f64, end: f64) -> Self {
+        self.start = Some(start);
+        self.end = Some(end);
+        self
+    }
+    /// Sets the safety limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// Decoded frames and their timestamps.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Video {
+    /// Frames, shape (N, H, W, C) for packed formats; see [`PixelFormat`]
+    /// for the planar layouts.
+    pub frames: Array4<u8>,
+    /// Presentation time of each frame in seconds (stream time).
+    pub pts: Vec<f64>,
+    /// The stream the frames came from.
+    pub stream: usize,
+    /// The pixel format of `frames`.
+    pub pix_fmt: PixelFormat,
+    /// Packets skipped as corrupt (only with a non-zero
+    /// [`DecoderConfig::max_corrupt_packets`]).
+    pub corrupt_packets: usize,
+}
+
+impl Video {
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.pts.len()
+    }
+    /// Whether there are no frames.
+    pub fn is_empty(&self) -> bool {
+        self.pts.is_empty()
+    }
+}
+
+/// An opened stream ready to produce converted frames.
+struct VideoSource {
+    reader: FrameReader,
+    converter: FrameConverter,
+    time_base: Ratio,
+    /// Rough number of frames the load will produce (for preallocation).
+    frames_hint: usize,
+    config: VideoConfig,
+}
+
+impl VideoSource {
+    fn open(src: Source, config: &VideoConfig) -> Result<Self> {
+        let demuxer = Demuxer::open_with_limits(src, config.limits)?;
+        let stream = match config.stream {
+            Some(s) => s,
+            None => demuxer.best_video_stream()?,
+        };
+        let info = demuxer.stream_info(stream)?;
+        let decoder = demuxer.video_decoder(stream, &config.decoder)?;
+        let converter = FrameConverter::new(config.convert, info.rotation, demuxer.source_name());
+        let fps = info.avg_frame_rate.and_then(Ratio::to_f64).unwrap_or(30.0);
+        let seconds = match (config.start, config.end, info.duration) {
+            (s, Some(e), _) => e - s.unwrap_or(0.0),
+            (s, None, Some(d)) => d - s.unwrap_or(0.0),
+            _ => 0.0,
+        };
+        let by_time = (seconds.max(0.0) * fps).ceil() as usize + 2;
+        let frames_hint = match (config.start, config.end, info.header_frames) {
+            (None, None, Some(n)) => n as usize,
+            _ => by_time,
+        }
+        .min(config.limits.max_frames as usize);
+        let mut reader = FrameReader::new(demuxer, decoder, stream);
+        let tb = info.time_base;
+        reader.set_window(
+            config.start.map(|s| tb.timestamp(s)),
+            config.end.map(|e| tb.timestamp(e)),
+        )?;
+        Ok(VideoSource {
+            reader,
+            converter,
+            time_base: tb,
+            frames_hint,
+            config: config.clone(),
+        })
+    }
+
+    fn src(&self) -> &str {
+        self.reader.demuxer.source_name()
+    }
+
+    fn limit(&self, what: &'static str, value: u64, limit: u64) -> Result<()> {
+        Limits::check(self.src(), what, value, limit)
+    }
+
+    /// Decodes up to `max` frames (all when `None`) into one array; `None`
+    /// when the stream has no more frames.
+    fn collect(&mut self, max: Option<usize>) -> Result<Option<Video>> {
+        let limits = self.config.limits;
+        let mut data: Vec<u8> = Vec::new();
+        let mut pts = Vec::new();
+        let mut shape = [0usize; 3];
+        while max.is_none_or(|m| pts.len() < m) {
+            let Some(mut frame) = self.reader.next_frame()? else {
+                break;
+            };
+            let layout = self.converter.layout(&frame)?;
+            let bytes = layout.bytes;
+            shape = layout.shape;
+            self.limit("frame count", pts.len() as u64 + 1, limits.max_frames)?;
+            self.limit(
+                "output size in bytes",
+                (data.len() + bytes) as u64,
+                limits.max_output_bytes,
+            )?;
+            if data.capacity() == 0 {
+                let hint = max.unwrap_or(self.frames_hint).max(1);
+                let want = (hint * bytes).min(limits.max_output_bytes as usize);
+                data.try_reserve_exact(want).map_err(|_| self.oom(want))?;
+            }
+            let at = data.len();
+            data.try_reserve(bytes).map_err(|_| self.oom(at + bytes))?;
+            data.resize(at + bytes, 0);
+            self.converter.convert(&mut frame, &mut data[at..])?;
+            pts.push(frame_seconds(&frame, self.time_base));
+        }
+        if pts.is_empty() {
+            return Ok(None);
+        }
+        data.shrink_to_fit();
+        let frames = Array4::from_shape_vec((pts.len(), shape[0], shape[1], shape[2]), data)
+            .map_err(|e| self.convert_error(e.to_string()))?;
+        Ok(Some(Video {
+            frames,
+            pts,
+            stream: self.reader.stream,
+            pix_fmt: self.config.convert.pix_fmt,
+            corrupt_packets: self.reader.decoder.corrupt_packets(),
+        }))
+    }
+
+    fn oom(&self, bytes: usize) -> Error {
+        self.convert_error(format!("cannot allocate {bytes} bytes for the output"))
+    }
+
+    fn convert_error(&self, reason: String) -> Error {
+        Error::Convert {
+            src: self.src().into(),
+            reason,
+        }
+    }
+}
+
+fn frame_seconds(frame: &Frame, tb: Ratio) -> f64 {
+    frame.pts().map_or(f64::NAN, |t| tb.seconds(t))
+}
+
+/// Decodes every frame of a video (or of `config`'s time window) into one
+/// array.
+///
+/// ```no_run
+/// use spdl_io::{load_video, VideoConfig};
+/// let video = load_video("clip.mp4", &VideoConfig::default().with_size(224, 224))?;
+/// assert_eq!(video.frames.shape()[1..], [224, 224, 3]);
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// Any [`Error`] naming the source: missing or unreadable input, no video
+/// stream, corrupt data, conversion failures, [`Limits`] exceeded, or a
+/// stream (or window) with no frames at all.
+pub fn load_video(src: impl Into<Source>, config: &VideoConfig) -> Result<Video> {
+    let mut source = VideoSource::open(src.into(), config)?;
+    source.collect(None)?.ok_or_else(|| no_frames(&source))
+}
+
+fn no_frames(source: &VideoSource) -> Error {
+    Error::Decode {
+        src: source.src().into(),
+        stream: source.reader.stream,
+        at: Position::EndOfStream,
+        reason: "no frame could be decoded".into(),
+    }
+}
+
+/// A streaming reader yielding chunks of at most `chunk_frames` frames, so
+/// long videos decode with bounded memory. Created by [`stream_video`].
+pub struct VideoChunks {
+    source: VideoSource,
+    chunk_frames: usize,
+    done: bool,
+}
+
+impl Iterator for VideoChunks {
+    type Item = Result<Video>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let chunk = self.source.collect(Some(self.chunk_frames)).transpose();
+        self.done = !matches!(chunk, Some(Ok(_)));
+        chunk
+    }
+}
+
+/// Opens a video for streaming decode in chunks of `chunk_frames` frames.
+///
+/// ```no_run
+/// let chunks = spdl_io::stream_video("long.mp4", &Default::default(), 64)?;
+/// for chunk in chunks {
+///     let chunk = chunk?;
+///     println!("{} frames from {:.3}s", chunk.len(), chunk.pts[0]);
+/// }
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`load_video`] for opening; each chunk may carry a decode error,
+/// after which the iterator ends.
+pub fn stream_video(src: impl Into<Source>, config: &VideoConfig, chunk_frames: usize) -> Result<VideoChunks> {
+    if chunk_frames == 0 {
+        return Err(Error::InvalidConfig("chunk_frames must be at least 1".into()));
+    }
+    Ok(VideoChunks {
+        source: VideoSource::open(src.into(), config)?,
+        chunk_frames,
+        done: false,
+    })
+}
+
+/// Presentation timestamps of every frame of a stream, from the packets
+/// themselves (not from headers), plus the keyframes among them.
+struct FrameIndex {
+    /// Pts of every frame, ascending: frame `i` is `pts[i]`.
+    pts: Vec<i64>,
+    /// Pts of keyframes, ascending.
+    keyframes: Vec<i64>,
+}
+
+impl FrameIndex {
+    fn scan(demuxer: &mut Demuxer, stream: usize, limits: &Limits) -> Result<Self> {
+        let (mut pts, mut keyframes) = (Vec::new(), Vec::new());
+        while let Some(p) = demuxer.read_packet(stream)? {
+            let Some(t) = p.pts().or(p.dts()) else { continue };
+            if p.is_discard() {
+                continue;
+            }
+            Limits::check(
+                demuxer.source_name(),
+                "frame count",
+                pts.len() as u64 + 1,
+                limits.max_frames,
+            )?;
+            pts.push(t);
+            if p.is_key() {
+                keyframes.push(t);
+            }
+        }
+        pts.sort_unstable();
+        keyframes.sort_unstable();
+        Ok(FrameIndex { pts, keyframes })
+    }
+
+    /// The keyframe at or before `t` (the first keyframe if none is).
+    fn keyframe_before(&self, t: i64) -> i64 {
+        let i = self.keyframes.partition_point(|&k| k <= t);
+        match i {
+            0 => self.keyframes.first().copied().unwrap_or(i64::MIN),
+            _ => self.keyframes[i - 1],
+        }
+    }
+}
+
+/// Decodes only the frames at `indices` (presentation order, counted from
+/// the stream's content), in the order given; repeated and backward indices
+/// are allowed. Seeks to the keyframe before each run of requested frames
+/// and decodes forward, reusing decoded work for nearby indices. The
+/// config's time window is ignored.
+///
+/// ```no_run
+/// let video = spdl_io::sample_frames("clip.mp4", &[0, 30, 60, 30], &Default::default())?;
+/// assert_eq!(video.len(), 4);
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::FrameIndex`] for an index past the last frame; otherwise as
+/// [`load_video`].
+pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoConfig) -> Result<Video> {
+    let mut config = config.clone();
+    (config.start, config.end) = (None, None);
+    let mut source = VideoSource::open(src.into(), &config)?;
+    let stream = source.reader.stream;
+    let index = FrameIndex::scan(&mut source.reader.demuxer, stream, &config.limits)?;
+    if let Some(&bad) = indices.iter().find(|&&i| i >= index.pts.len()) {
+        return Err(Error::FrameIndex {
+            src: source.src().into(),
+            index: bad,
+            frames: index.pts.len(),
+        });
+    }
+    let mut targets: Vec<usize> = indices.to_vec();
+    targets.sort_unstable();
+    targets.dedup();
+    let mut data = Vec::new();
+    let mut shape = [0usize; 3];
+    let mut pts_out = vec![f64::NAN; indices.len()];
+    let mut last_pts: Option<i64> = None;
+    for &target in &targets {
+        let t = index.pts[target];
+        let mut frame = seek_and_decode_to(&mut source, &index, t, &mut last_pts, target)?;
+        let layout = source.converter.layout(&frame)?;
+        let bytes = layout.bytes;
+        shape = layout.shape;
+        if data.is_empty() {
+            let total = indices.len() * bytes;
+            Limits::check(
+                source.src(),
+                "output size in bytes",
+                total as u64,
+                config.limits.max_output_bytes,
+            )?;
+            data = vec![0u8; total];
+        }
+        let positions: Vec<usize> = (0..indices.len()).filter(|&k| indices[k] == target).collect();
+        let first = positions[0];
+        source
+            .converter
+            .convert(&mut frame, &mut data[first * bytes..(first + 1) * bytes])?;
+        for &k in &positions {
+            pts_out[k] = frame_seconds(&frame, source.time_base);
+            if k != first {
+                data.copy_within(first * bytes..(first + 1) * bytes, k * bytes);
+            }
+        }
+    }
+    let frames = Array4::from_shape_vec((indices.len(), shape[0], shape[1], shape[2]), data)
+        .map_err(|e| source.convert_error(e.to_string()))?;
+    Ok(Video {
+        frames,
+        pts: pts_out,
+        stream,
+        pix_fmt: config.convert.pix_fmt,
+        corrupt_packets: source.reader.decoder.corrupt_packets(),
+    })
+}
+
+/// Decodes forward to the first frame with pts >= `t`, seeking first unless
+/// the decoder is already between `t`'s keyframe and `t`. If a seek lands
+/// past `t` (some demuxers overshoot), decodes again from the first
+/// keyframe.
+fn seek_and_decode_to(
+    source: &mut VideoSource,
+    index: &FrameIndex,
+    t: i64,
+    last_pts: &mut Option<i64>,
+    target: usize,
+) -> Result<Frame> {
+    let key = index.keyframe_before(t);
+    let mut just_seeked = false;
+    if !last_pts.is_some_and(|lp| lp < t && key <= lp) {
+        source.reader.seek(key)?;
+        just_seeked = true;
+    }
+    let mut fell_back = false;
+    loop {
+        let frame = source.reader.next_frame()?.ok_or_else(|| Error::Decode {
+            src: source.src().into(),
+            stream: source.reader.stream,
+            at: Position::Frame(target),
+            reason: "the decoder ended before producing this frame".into(),
+        })?;
+        let p = frame.pts().unwrap_or(i64::MIN);
+        if just_seeked && p > t && !fell_back {
+            tracing::debug!(
+                src = source.src(),
+                target,
+                "seek overshot; decoding from the first keyframe"
+            );
+            source
+                .reader
+                .seek(index.keyframes.first().copied().unwrap_or(i64::MIN))?;
+            fell_back = true;
+            continue;
+        }
+        just_seeked = false;
+        *last_pts = Some(p);
+        if p >= t {
+            return Ok(frame);
+        }
+    }
+}
