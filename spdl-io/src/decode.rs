@@ -120,6 +120,11 @@ impl Frame {
 
 /// A video decoder for one stream. `Send` (it may move between threads) but
 /// not `Sync`: one codec context must never be used from two threads.
+///
+/// ```compile_fail
+/// fn assert_sync<T: Sync>() {}
+/// assert_sync::<spdl_io::VideoDecoder>();
+/// ```
 pub struct VideoDecoder {
     inner: ff::decoder::Video,
     src: String,

@@ -183,6 +183,13 @@ impl VideoSource {
         self.reader.demuxer.source_name()
     }
 
+    /// Reopens `src` and decodes from its very start (no seek: some
+    /// containers cannot seek precisely to their first frame).
+    fn restart(&mut self, src: &Source) -> Result<()> {
+        self.reader = VideoSource::open(src.clone(), &self.config)?.reader;
+        Ok(())
+    }
+
     fn limit(&self, what: &'static str, value: u64, limit: u64) -> Result<()> {
         Limits::check(self.src(), what, value, limit)
     }
@@ -330,12 +337,17 @@ struct FrameIndex {
     pts: Vec<i64>,
     /// Pts of keyframes, ascending.
     keyframes: Vec<i64>,
+    /// Whether every packet carried a pts. If not (e.g. AVI with B-frames),
+    /// packet times do not map to frames, and frames are found by counting
+    /// decoded frames from the start instead of seeking.
+    exact: bool,
 }
 
 impl FrameIndex {
     fn scan(demuxer: &mut Demuxer, stream: usize, limits: &Limits) -> Result<Self> {
-        let (mut pts, mut keyframes) = (Vec::new(), Vec::new());
+        let (mut pts, mut keyframes, mut exact) = (Vec::new(), Vec::new(), true);
         while let Some(p) = demuxer.read_packet(stream)? {
+            exact &= p.pts().is_some();
             let Some(t) = p.pts().or(p.dts()) else { continue };
             if p.is_discard() {
                 continue;
@@ -353,7 +365,7 @@ impl FrameIndex {
         }
         pts.sort_unstable();
         keyframes.sort_unstable();
-        Ok(FrameIndex { pts, keyframes })
+        Ok(FrameIndex { pts, keyframes, exact })
     }
 
     /// The keyframe at or before `t` (the first keyframe if none is).
@@ -384,7 +396,8 @@ impl FrameIndex {
 pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoConfig) -> Result<Video> {
     let mut config = config.clone();
     (config.start, config.end) = (None, None);
-    let mut source = VideoSource::open(src.into(), &config)?;
+    let src = src.into();
+    let mut source = VideoSource::open(src.clone(), &config)?;
     let stream = source.reader.stream;
     let index = FrameIndex::scan(&mut source.reader.demuxer, stream, &config.limits)?;
     if let Some(&bad) = indices.iter().find(|&&i| i >= index.pts.len()) {
@@ -401,9 +414,16 @@ pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoCo
     let mut shape = [0usize; 3];
     let mut pts_out = vec![f64::NAN; indices.len()];
     let mut last_pts: Option<i64> = None;
+    let mut decoded = 0usize;
+    if !index.exact {
+        source.restart(&src)?;
+    }
     for &target in &targets {
-        let t = index.pts[target];
-        let mut frame = seek_and_decode_to(&mut source, &index, t, &mut last_pts, target)?;
+        let mut frame = if index.exact {
+            seek_and_decode_to(&mut source, &src, &index, index.pts[target], &mut last_pts, target)?
+        } else {
+            count_and_decode_to(&mut source, &mut decoded, target)?
+        };
         let layout = source.converter.layout(&frame)?;
         let bytes = layout.bytes;
         shape = layout.shape;
@@ -440,12 +460,33 @@ pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoCo
     })
 }
 
+/// Decodes forward from the start until the `target`-th frame (counting
+/// output frames, as [`load_video`] does); `decoded` counts frames so far.
+fn count_and_decode_to(source: &mut VideoSource, decoded: &mut usize, target: usize) -> Result<Frame> {
+    loop {
+        let frame = source.reader.next_frame()?.ok_or_else(|| ended_before(source, target))?;
+        *decoded += 1;
+        if *decoded > target {
+            return Ok(frame);
+        }
+    }
+}
+
+fn ended_before(source: &VideoSource, target: usize) -> Error {
+    Error::Decode {
+        src: source.src().into(),
+        stream: source.reader.stream,
+        at: Position::Frame(target),
+        reason: "the decoder ended before producing this frame".into(),
+    }
+}
+
 /// Decodes forward to the first frame with pts >= `t`, seeking first unless
 /// the decoder is already between `t`'s keyframe and `t`. If a seek lands
-/// past `t` (some demuxers overshoot), decodes again from the first
-/// keyframe.
+/// past `t` (some demuxers overshoot), decodes again from the start.
 fn seek_and_decode_to(
     source: &mut VideoSource,
+    src: &Source,
     index: &FrameIndex,
     t: i64,
     last_pts: &mut Option<i64>,
@@ -459,25 +500,17 @@ fn seek_and_decode_to(
     }
     let mut fell_back = false;
     loop {
-        let frame = source.reader.next_frame()?.ok_or_else(|| Error::Decode {
-            src: source.src().into(),
-            stream: source.reader.stream,
-            at: Position::Frame(target),
-            reason: "the decoder ended before producing this frame".into(),
-        })?;
-        let p = frame.pts().unwrap_or(i64::MIN);
-        if just_seeked && p > t && !fell_back {
-            tracing::debug!(
-                src = source.src(),
-                target,
-                "seek overshot; decoding from the first keyframe"
-            );
-            source
-                .reader
-                .seek(index.keyframes.first().copied().unwrap_or(i64::MIN))?;
-            fell_back = true;
+        let frame = source.reader.next_frame()?;
+        let p = frame.as_ref().map_or(i64::MAX, |f| f.pts().unwrap_or(i64::MIN));
+        // A seek that overshoots, or lands where the target cannot be
+        // decoded, is retried once from the very start.
+        if (frame.is_none() || (just_seeked && p > t)) && !fell_back {
+            tracing::debug!(src = source.src(), target, "seek missed the frame; decoding from the start");
+            source.restart(src)?;
+            (fell_back, just_seeked) = (true, false);
             continue;
         }
+        let frame = frame.ok_or_else(|| ended_before(source, target))?;
         just_seeked = false;
         *last_pts = Some(p);
         if p >= t {

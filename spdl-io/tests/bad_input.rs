@@ -1,0 +1,110 @@
+//! Bad input returns an error naming the source, never a crash: missing,
+//! empty, non-media, truncated at many prefixes, and bit-flipped files, and
+//! limits that stop forged sizes before allocation.
+
+mod common;
+
+use common::*;
+use spdl_io::{load_video, sample_frames, Error, Limits, Source, VideoConfig};
+
+#[test]
+fn missing_file_is_not_found() {
+    let err = load_video("/nonexistent/clip.mp4", &VideoConfig::default()).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains("/nonexistent/clip.mp4"));
+}
+
+#[test]
+fn broken_fixtures_fail_cleanly_or_decode_partially() {
+    for e in manifest().into_iter().filter(|e| e.expect != "ok") {
+        let path = fixture(&e.file);
+        match load_video(&path, &VideoConfig::default()) {
+            Ok(v) => assert_eq!(e.expect, "partial", "{} decoded {} frames", e.file, v.len()),
+            Err(err) => assert!(err.to_string().contains(&e.file), "{}: {err}", e.file),
+        }
+    }
+}
+
+#[test]
+fn empty_and_non_media_files_are_open_errors() {
+    for name in ["empty.mp4", "not_media.mp4"] {
+        let err = load_video(fixture(name), &VideoConfig::default()).unwrap_err();
+        assert!(matches!(err, Error::Open { .. }), "{name}: {err:?}");
+    }
+}
+
+/// A deterministic xorshift generator, so failures reproduce.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn decode_bytes(data: Vec<u8>, name: &str) -> Result<usize, Error> {
+    let config = VideoConfig::default().with_size(32, 32);
+    load_video(Source::from_bytes(data, name), &config).map(|v| v.len())
+}
+
+#[test]
+fn every_fixture_truncated_at_many_prefixes_never_crashes() {
+    for e in decodable() {
+        let data = std::fs::read(fixture(&e.file)).unwrap();
+        let cuts = 24;
+        for k in 0..cuts {
+            let len = data.len() * k / cuts;
+            let name = format!("{}[..{len}]", e.file);
+            if let Err(err) = decode_bytes(data[..len].to_vec(), &name) {
+                assert!(err.to_string().contains(&name), "{err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_fixture_with_flipped_bytes_never_crashes() {
+    let mut rng = Rng(0x5eed);
+    for e in decodable() {
+        let data = std::fs::read(fixture(&e.file)).unwrap();
+        for round in 0..12 {
+            let mut bad = data.clone();
+            let flips = 1 + (rng.next() % 16) as usize;
+            for _ in 0..flips {
+                let i = (rng.next() % bad.len() as u64) as usize;
+                bad[i] ^= 1 << (rng.next() % 8);
+            }
+            let name = format!("{}#flip{round}", e.file);
+            if let Err(err) = decode_bytes(bad.clone(), &name) {
+                assert!(err.to_string().contains(&name), "{err}");
+            }
+            let _ = sample_frames(Source::from_bytes(bad, name), &[0, 5, 2], &VideoConfig::default());
+        }
+    }
+}
+
+#[test]
+fn pixel_limit_stops_large_frames_before_decoding() {
+    let limits = Limits::default().with_max_pixels(100 * 100);
+    let err = load_video(fixture("h264_yuv420p.mp4"), &VideoConfig::default().with_limits(limits)).unwrap_err();
+    assert!(matches!(err, Error::Limit { what: "pixels per frame", .. }), "{err:?}");
+}
+
+#[test]
+fn frame_and_byte_limits_stop_the_output() {
+    let limits = Limits::default().with_max_frames(10);
+    let err = load_video(fixture("long_h264.mp4"), &VideoConfig::default().with_limits(limits)).unwrap_err();
+    assert!(matches!(err, Error::Limit { what: "frame count", limit: 10, .. }), "{err:?}");
+    let limits = Limits::default().with_max_output_bytes(1 << 20);
+    let err = load_video(fixture("long_h264.mp4"), &VideoConfig::default().with_limits(limits)).unwrap_err();
+    assert!(matches!(err, Error::Limit { .. }), "{err:?}");
+}
+
+#[test]
+fn input_size_limit_is_checked_before_opening() {
+    let limits = Limits::default().with_max_input_bytes(1000);
+    let err = load_video(fixture("h264_yuv420p.mp4"), &VideoConfig::default().with_limits(limits)).unwrap_err();
+    assert!(matches!(err, Error::Limit { what: "input size in bytes", .. }), "{err:?}");
+}

@@ -1,0 +1,107 @@
+//! `sample_frames`, time windows and streaming return exactly what a full
+//! decode returns, on every codec fixture and on the VFR and non-zero-start
+//! clips.
+
+mod common;
+
+use common::*;
+use ndarray::{s, Axis};
+use spdl_io::{load_video, sample_frames, stream_video, Error, VideoConfig};
+
+fn indices_for(n: usize) -> Vec<usize> {
+    // Forward, backward, repeated, first and last.
+    let mut v = vec![n - 1, 0, n / 2, n / 3, n / 2, 1.min(n - 1), (2 * n) / 3, n - 1];
+    v.push(n / 4);
+    v
+}
+
+#[test]
+fn sample_frames_equal_full_decode_at_those_indices() {
+    let config = VideoConfig::default().with_size(96, 64);
+    for e in decodable() {
+        let path = fixture(&e.file);
+        let full = load_video(&path, &config).unwrap();
+        let n = full.len();
+        let indices = indices_for(n);
+        let sampled = sample_frames(&path, &indices, &config).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(sampled.len(), indices.len(), "{}", e.file);
+        for (k, &i) in indices.iter().enumerate() {
+            // The AVI fixture's last frame has no timestamp in a full decode
+            // (FFmpeg cannot guess it); compare pts only where one exists.
+            if !full.pts[i].is_nan() {
+                assert_eq!(sampled.pts[k], full.pts[i], "{}: pts of frame {i}", e.file);
+            }
+            assert!(
+                sampled.frames.index_axis(Axis(0), k) == full.frames.index_axis(Axis(0), i),
+                "{}: pixels of frame {i}",
+                e.file
+            );
+        }
+    }
+}
+
+#[test]
+fn sample_frames_every_index_of_the_long_clip() {
+    let path = fixture("long_h264.mp4");
+    let config = VideoConfig::default().with_size(64, 48);
+    let full = load_video(&path, &config).unwrap();
+    let all: Vec<usize> = (0..full.len()).rev().collect();
+    let sampled = sample_frames(&path, &all, &config).unwrap();
+    for (k, &i) in all.iter().enumerate() {
+        assert!(sampled.frames.index_axis(Axis(0), k) == full.frames.index_axis(Axis(0), i), "frame {i}");
+    }
+}
+
+#[test]
+fn out_of_range_index_is_a_clear_error() {
+    let path = fixture("h264_yuv420p.mp4");
+    let err = sample_frames(&path, &[0, 100_000], &VideoConfig::default()).unwrap_err();
+    assert!(matches!(err, Error::FrameIndex { index: 100_000, .. }), "{err}");
+    assert!(err.to_string().contains("h264_yuv420p.mp4"), "{err}");
+}
+
+#[test]
+fn window_keeps_exactly_the_frames_inside_it() {
+    for file in ["long_h264.mp4", "h264_vfr.mkv", "h264_start_offset.mp4", "hevc_yuv420p.mp4", "vp9_yuv420p.webm"] {
+        let path = fixture(file);
+        let config = VideoConfig::default().with_size(64, 48);
+        let full = load_video(&path, &config).unwrap();
+        let (first, last) = (full.pts[0], *full.pts.last().unwrap());
+        let (start, end) = (first + (last - first) * 0.4, first + (last - first) * 0.7);
+        let window = load_video(&path, &config.clone().with_window(start, end)).unwrap();
+        let inside: Vec<usize> = (0..full.len()).filter(|&i| full.pts[i] >= start - 1e-9 && full.pts[i] < end).collect();
+        assert!(!inside.is_empty());
+        assert_eq!(window.len(), inside.len(), "{file}: frames in [{start}, {end})");
+        let lo = inside[0];
+        assert_eq!(window.pts, full.pts[lo..lo + inside.len()].to_vec(), "{file}");
+        assert!(window.frames == full.frames.slice(s![lo..lo + inside.len(), .., .., ..]), "{file}");
+    }
+}
+
+#[test]
+fn streaming_chunks_concatenate_to_the_full_decode() {
+    let path = fixture("long_h264.mp4");
+    let config = VideoConfig::default().with_size(64, 48);
+    let full = load_video(&path, &config).unwrap();
+    let mut offset = 0;
+    for chunk in stream_video(&path, &config, 32).unwrap() {
+        let chunk = chunk.unwrap();
+        assert!(chunk.len() <= 32);
+        let n = chunk.len();
+        assert!(chunk.frames == full.frames.slice(s![offset..offset + n, .., .., ..]));
+        assert_eq!(chunk.pts, full.pts[offset..offset + n].to_vec());
+        offset += n;
+    }
+    assert_eq!(offset, full.len());
+}
+
+#[test]
+fn bytes_source_decodes_like_the_path() {
+    let path = fixture("hevc_yuv420p.mkv");
+    let from_path = load_video(&path, &VideoConfig::default()).unwrap();
+    let data = std::fs::read(&path).unwrap();
+    let src = spdl_io::Source::from_bytes(data, "memory:hevc");
+    let from_bytes = load_video(src, &VideoConfig::default()).unwrap();
+    assert_eq!(from_path.frames, from_bytes.frames);
+    assert_eq!(from_path.pts, from_bytes.pts);
+}

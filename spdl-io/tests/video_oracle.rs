@@ -1,0 +1,137 @@
+//! spdl-io's video decode against the `ffmpeg` CLI on every fixture:
+//! frame counts, timestamps and pixels.
+
+mod common;
+
+use common::*;
+use spdl_io::{load_video, Interpolation, PixelFormat, VideoConfig};
+
+/// Native-size rgb24 with the same swscale flags as the CLI is bit-exact:
+/// both run the same libswscale conversion with the same colour matrix and
+/// range, and rotation is a lossless permutation on both sides.
+#[test]
+fn native_rgb24_matches_ffmpeg_bit_exactly() {
+    for e in decodable() {
+        let path = fixture(&e.file);
+        let video = load_video(&path, &VideoConfig::default()).unwrap_or_else(|err| panic!("{err}"));
+        let expected = ffmpeg_raw(&path, "rgb24", None, "bilinear");
+        let shape = video.frames.shape().to_vec();
+        assert_eq!(video.frames.len(), expected.len(), "{}: {shape:?} vs {} bytes from ffmpeg", e.file, expected.len());
+        if let Some(n) = e.frames {
+            assert_eq!(shape[0], n, "{}: frame count", e.file);
+        }
+        let (max, mean) = diff(video.frames.as_slice().unwrap(), &expected);
+        assert_eq!(max, 0, "{}: max diff {max}, mean {mean:.4}", e.file);
+    }
+}
+
+#[test]
+fn pts_match_ffprobe() {
+    for e in decodable() {
+        let path = fixture(&e.file);
+        let video = load_video(&path, &VideoConfig::default()).unwrap();
+        let expected = ffprobe_pts(&path);
+        assert_eq!(video.pts.len(), expected.len(), "{}", e.file);
+        for (i, (a, b)) in video.pts.iter().zip(&expected).enumerate() {
+            // ffprobe prints 6 decimals; both sides report a frame without
+            // a timestamp as NaN.
+            assert!((a - b).abs() < 1e-5 || (a.is_nan() && b.is_nan()), "{} frame {i}: {a} vs {b}", e.file);
+        }
+    }
+}
+
+/// Resizing with the same filter as the CLI's `scale` is bit-exact where no
+/// rotation is involved. The CLI rotates the YUV planes and then scales;
+/// spdl-io scales to the rotated target and then rotates the RGB result (one
+/// pass over the output instead of a copy of every decoded frame), so the
+/// resampling phase differs: sharp edges move by up to one pixel, which the
+/// mean difference bounds.
+#[test]
+fn resize_224_matches_ffmpeg_scale() {
+    for e in decodable() {
+        let path = fixture(&e.file);
+        let config = VideoConfig::default().with_size(224, 224);
+        let video = load_video(&path, &config).unwrap();
+        let expected = ffmpeg_raw(&path, "rgb24", Some("scale=224:224"), "bilinear");
+        assert_eq!(video.frames.shape()[1..], [224, 224, 3]);
+        let (max, mean) = diff(video.frames.as_slice().unwrap(), &expected);
+        if e.rotation == 0 {
+            assert_eq!(max, 0, "{}: max diff {max}, mean {mean:.4}", e.file);
+        } else {
+            assert!(mean < 4.0, "{}: mean diff {mean:.4} (max {max})", e.file);
+        }
+    }
+}
+
+/// Every output pixel format against the CLI's `-pix_fmt`, bit-exact.
+#[test]
+fn pixel_formats_match_ffmpeg() {
+    let formats = [
+        (PixelFormat::Bgr24, "bgr24"),
+        (PixelFormat::Rgba, "rgba"),
+        (PixelFormat::Gray8, "gray"),
+        (PixelFormat::Yuv420p, "yuv420p"),
+        (PixelFormat::Yuv444p, "yuv444p"),
+    ];
+    for file in ["h264_yuv420p.mp4", "h264_fullrange.mp4", "h264_yuv420p10le.mp4", "vp9_yuv420p.webm"] {
+        let path = fixture(file);
+        for (fmt, name) in formats {
+            let video = load_video(&path, &VideoConfig::default().with_pix_fmt(fmt)).unwrap();
+            let expected = ffmpeg_raw(&path, name, None, "bilinear");
+            let (max, mean) = diff(video.frames.as_slice().unwrap(), &expected);
+            assert_eq!(max, 0, "{file} as {name}: max diff {max}, mean {mean:.4}");
+        }
+    }
+}
+
+/// Other interpolation filters map to the same swscale flags as the CLI.
+#[test]
+fn interpolations_match_ffmpeg() {
+    let path = fixture("h264_yuv420p.mp4");
+    for (interp, flags) in [
+        (Interpolation::Bicubic, "bicubic"),
+        (Interpolation::Area, "area"),
+        (Interpolation::Nearest, "neighbor"),
+        (Interpolation::Lanczos, "lanczos"),
+    ] {
+        let config = VideoConfig::default().with_size(160, 90).with_interpolation(interp);
+        let video = load_video(&path, &config).unwrap();
+        let expected = ffmpeg_raw(&path, "rgb24", Some("scale=160:90"), flags);
+        let (max, mean) = diff(video.frames.as_slice().unwrap(), &expected);
+        assert_eq!(max, 0, "{flags}: max diff {max}, mean {mean:.4}");
+    }
+}
+
+/// Full and limited range, BT.601 and BT.709 give different RGB for the
+/// same YUV; each must follow its tags (checked against the CLI above) and
+/// the tags must actually change the output (so the test would catch a
+/// converter that ignores them).
+#[test]
+fn colour_tags_change_the_output() {
+    let a = load_video(fixture("h264_yuv420p.mp4"), &VideoConfig::default()).unwrap();
+    let b = load_video(fixture("h264_bt601.mp4"), &VideoConfig::default()).unwrap();
+    let c = load_video(fixture("h264_fullrange.mp4"), &VideoConfig::default()).unwrap();
+    assert_eq!(a.frames.shape(), b.frames.shape());
+    assert_ne!(a.frames, b.frames);
+    assert_ne!(a.frames, c.frames);
+}
+
+#[test]
+fn rotation_is_applied_by_default_with_an_opt_out() {
+    for e in decodable().into_iter().filter(|e| e.rotation != 0) {
+        let path = fixture(&e.file);
+        let rotated = load_video(&path, &VideoConfig::default()).unwrap();
+        let coded = load_video(&path, &VideoConfig::default().with_rotation(false)).unwrap();
+        let (r, c) = (rotated.frames.shape(), coded.frames.shape());
+        assert_eq!((r[1], r[2]), (c[2], c[1]), "{}: a quarter turn swaps width and height", e.file);
+        let expected = ffmpeg_raw(&path, "rgb24", None, "bilinear");
+        assert_eq!(rotated.frames.as_slice().unwrap(), &expected[..]);
+        let unrotated = {
+            let mut cmd = std::process::Command::new("ffmpeg");
+            cmd.args(["-v", "error", "-noautorotate", "-i"]).arg(&path);
+            cmd.args(["-vsync", "passthrough", "-sws_flags", "bilinear", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
+            cmd.output().unwrap().stdout
+        };
+        assert_eq!(coded.frames.as_slice().unwrap(), &unrotated[..]);
+    }
+}
