@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use spdl::io::{load_video, probe, sample_frames, VideoConfig};
+use spdl::io::{load_video, probe, sample_frames, Interpolation, VideoConfig};
 
 struct Args {
     file: String,
@@ -49,7 +49,11 @@ fn run_once(args: &Args) -> Result<usize> {
     let config = VideoConfig::default().with_threads(args.threads);
     let frames = match args.workload.as_str() {
         "native" => load_video(args.file.as_str(), &config)?.len(),
-        "resize224" => load_video(args.file.as_str(), &config.with_size(224, 224))?.len(),
+        // Bicubic, as the harness asks of every contender (SPDL's filter).
+        "resize224" => {
+            let config = config.with_size(224, 224).with_interpolation(Interpolation::Bicubic);
+            load_video(args.file.as_str(), &config)?.len()
+        }
         "sample8" => {
             let total = probe(args.file.as_str())?
                 .streams
@@ -64,6 +68,16 @@ fn run_once(args: &Args) -> Result<usize> {
     Ok(frames)
 }
 
+/// Peak resident memory of this process (VmHWM), in KiB; 0 if unknown.
+fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn main() -> Result<()> {
     let args = parse_args()?;
     let mut frames = run_once(&args)?; // warm-up: page cache, lazy init
@@ -74,8 +88,12 @@ fn main() -> Result<()> {
         times.push(t0.elapsed().as_secs_f64());
     }
     println!(
-        "{{\"impl\":\"spdl-rs\",\"workload\":\"{}\",\"threads\":{},\"frames\":{},\"times_s\":{:?}}}",
-        args.workload, args.threads, frames, times
+        "{{\"impl\":\"spdl-rs\",\"workload\":\"{}\",\"threads\":{},\"frames\":{},\"times_s\":{:?},\"peak_rss_kb\":{}}}",
+        args.workload,
+        args.threads,
+        frames,
+        times,
+        peak_rss_kb()
     );
     Ok(())
 }

@@ -259,6 +259,12 @@ impl VideoDecoder {
         }
     }
 
+    /// Skips (or stops skipping) frames no other frame references; frames
+    /// that are output stay bit-identical to a full decode.
+    pub(crate) fn set_skip_nonref(&mut self, skip: bool) {
+        ffmpeg::set_skip_nonref(&mut self.inner, skip);
+    }
+
     /// Drops buffered frames and resets the decoder (after a seek).
     pub fn flush(&mut self) {
         self.inner.flush();

@@ -589,3 +589,19 @@ pub(crate) fn set_decoder_threads(ctx: &mut ff::codec::Context, threads: usize) 
         (*c).thread_type = (ffi::FF_THREAD_FRAME | ffi::FF_THREAD_SLICE) as c_int;
     }
 }
+
+/// Makes the decoder skip (or stop skipping) frames that no other frame
+/// references. Reference frames still decode, so every frame that is output
+/// is bit-identical to a full decode.
+pub(crate) fn set_skip_nonref(decoder: &mut ff::decoder::Video, skip: bool) {
+    // SAFETY: `skip_frame` is a plain field that the decoder reads for each
+    // packet (frame threads copy it at submission); the context is open and
+    // owned by `decoder`.
+    unsafe {
+        (*decoder.as_mut_ptr()).skip_frame = if skip {
+            ffi::AVDiscard::AVDISCARD_NONREF
+        } else {
+            ffi::AVDiscard::AVDISCARD_DEFAULT
+        };
+    }
+}

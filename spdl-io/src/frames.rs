@@ -19,6 +19,9 @@ pub(crate) struct FrameReader {
     end_ts: Option<i64>,
     draining: bool,
     done: bool,
+    /// When set, only frames whose pts is in this sorted list must be
+    /// output; other frames nobody references are skipped by the decoder.
+    pub(crate) wanted: Option<Vec<i64>>,
 }
 
 impl FrameReader {
@@ -31,6 +34,7 @@ impl FrameReader {
             end_ts: None,
             draining: false,
             done: false,
+            wanted: None,
         }
     }
 
@@ -43,6 +47,12 @@ impl FrameReader {
         self.start_ts = start;
         self.end_ts = end;
         Ok(())
+    }
+
+    /// Lets the decoder skip unreferenced frames whose pts is not in
+    /// `wanted` (sorted ascending).
+    pub(crate) fn set_wanted(&mut self, wanted: Vec<i64>) {
+        self.wanted = Some(wanted);
     }
 
     /// Seeks to the keyframe at or before `ts` and resets the decoder.
@@ -78,6 +88,10 @@ impl FrameReader {
                 DecodeStatus::NeedMoreData if self.draining => self.done = true,
                 DecodeStatus::NeedMoreData => match self.next_packet()? {
                     Some(p) => {
+                        if let Some(wanted) = &self.wanted {
+                            let needed = p.pts().is_none_or(|t| wanted.binary_search(&t).is_ok());
+                            self.decoder.set_skip_nonref(!needed);
+                        }
                         if self.decoder.send_packet(&p)? == SendStatus::Full {
                             // The decoder just asked for data; refusing it
                             // now would loop forever.

@@ -29,6 +29,7 @@ mod error;
 mod ffmpeg;
 mod frames;
 mod limits;
+mod memory;
 mod source;
 mod video;
 

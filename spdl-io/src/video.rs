@@ -186,7 +186,9 @@ impl VideoSource {
     /// Reopens `src` and decodes from its very start (no seek: some
     /// containers cannot seek precisely to their first frame).
     fn restart(&mut self, src: &Source) -> Result<()> {
+        let wanted = self.reader.wanted.take();
         self.reader = VideoSource::open(src.clone(), &self.config)?.reader;
+        self.reader.wanted = wanted;
         Ok(())
     }
 
@@ -217,7 +219,7 @@ impl VideoSource {
             if data.capacity() == 0 {
                 let hint = max.unwrap_or(self.frames_hint).max(1);
                 let want = (hint * bytes).min(limits.max_output_bytes as usize);
-                data.try_reserve_exact(want).map_err(|_| self.oom(want))?;
+                data = crate::memory::frame_buffer(want).map_err(|n| self.oom(n))?;
             }
             let at = data.len();
             data.try_reserve(bytes).map_err(|_| self.oom(at + bytes))?;
@@ -415,7 +417,11 @@ pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoCo
     let mut pts_out = vec![f64::NAN; indices.len()];
     let mut last_pts: Option<i64> = None;
     let mut decoded = 0usize;
-    if !index.exact {
+    if index.exact {
+        source
+            .reader
+            .set_wanted(targets.iter().map(|&i| index.pts[i]).collect());
+    } else {
         source.restart(&src)?;
     }
     for &target in &targets {
@@ -464,7 +470,10 @@ pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoCo
 /// output frames, as [`load_video`] does); `decoded` counts frames so far.
 fn count_and_decode_to(source: &mut VideoSource, decoded: &mut usize, target: usize) -> Result<Frame> {
     loop {
-        let frame = source.reader.next_frame()?.ok_or_else(|| ended_before(source, target))?;
+        let frame = source
+            .reader
+            .next_frame()?
+            .ok_or_else(|| ended_before(source, target))?;
         *decoded += 1;
         if *decoded > target {
             return Ok(frame);
@@ -505,7 +514,11 @@ fn seek_and_decode_to(
         // A seek that overshoots, or lands where the target cannot be
         // decoded, is retried once from the very start.
         if (frame.is_none() || (just_seeked && p > t)) && !fell_back {
-            tracing::debug!(src = source.src(), target, "seek missed the frame; decoding from the start");
+            tracing::debug!(
+                src = source.src(),
+                target,
+                "seek missed the frame; decoding from the start"
+            );
             source.restart(src)?;
             (fell_back, just_seeked) = (true, false);
             continue;

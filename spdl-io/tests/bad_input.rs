@@ -89,14 +89,33 @@ fn every_fixture_with_flipped_bytes_never_crashes() {
 fn pixel_limit_stops_large_frames_before_decoding() {
     let limits = Limits::default().with_max_pixels(100 * 100);
     let err = load_video(fixture("h264_yuv420p.mp4"), &VideoConfig::default().with_limits(limits)).unwrap_err();
-    assert!(matches!(err, Error::Limit { what: "pixels per frame", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                what: "pixels per frame",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn frame_and_byte_limits_stop_the_output() {
     let limits = Limits::default().with_max_frames(10);
     let err = load_video(fixture("long_h264.mp4"), &VideoConfig::default().with_limits(limits)).unwrap_err();
-    assert!(matches!(err, Error::Limit { what: "frame count", limit: 10, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                what: "frame count",
+                limit: 10,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let limits = Limits::default().with_max_output_bytes(1 << 20);
     let err = load_video(fixture("long_h264.mp4"), &VideoConfig::default().with_limits(limits)).unwrap_err();
     assert!(matches!(err, Error::Limit { .. }), "{err:?}");
@@ -106,5 +125,14 @@ fn frame_and_byte_limits_stop_the_output() {
 fn input_size_limit_is_checked_before_opening() {
     let limits = Limits::default().with_max_input_bytes(1000);
     let err = load_video(fixture("h264_yuv420p.mp4"), &VideoConfig::default().with_limits(limits)).unwrap_err();
-    assert!(matches!(err, Error::Limit { what: "input size in bytes", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                what: "input size in bytes",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

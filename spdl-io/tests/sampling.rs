@@ -48,7 +48,10 @@ fn sample_frames_every_index_of_the_long_clip() {
     let all: Vec<usize> = (0..full.len()).rev().collect();
     let sampled = sample_frames(&path, &all, &config).unwrap();
     for (k, &i) in all.iter().enumerate() {
-        assert!(sampled.frames.index_axis(Axis(0), k) == full.frames.index_axis(Axis(0), i), "frame {i}");
+        assert!(
+            sampled.frames.index_axis(Axis(0), k) == full.frames.index_axis(Axis(0), i),
+            "frame {i}"
+        );
     }
 }
 
@@ -62,19 +65,30 @@ fn out_of_range_index_is_a_clear_error() {
 
 #[test]
 fn window_keeps_exactly_the_frames_inside_it() {
-    for file in ["long_h264.mp4", "h264_vfr.mkv", "h264_start_offset.mp4", "hevc_yuv420p.mp4", "vp9_yuv420p.webm"] {
+    for file in [
+        "long_h264.mp4",
+        "h264_vfr.mkv",
+        "h264_start_offset.mp4",
+        "hevc_yuv420p.mp4",
+        "vp9_yuv420p.webm",
+    ] {
         let path = fixture(file);
         let config = VideoConfig::default().with_size(64, 48);
         let full = load_video(&path, &config).unwrap();
         let (first, last) = (full.pts[0], *full.pts.last().unwrap());
         let (start, end) = (first + (last - first) * 0.4, first + (last - first) * 0.7);
         let window = load_video(&path, &config.clone().with_window(start, end)).unwrap();
-        let inside: Vec<usize> = (0..full.len()).filter(|&i| full.pts[i] >= start - 1e-9 && full.pts[i] < end).collect();
+        let inside: Vec<usize> = (0..full.len())
+            .filter(|&i| full.pts[i] >= start - 1e-9 && full.pts[i] < end)
+            .collect();
         assert!(!inside.is_empty());
         assert_eq!(window.len(), inside.len(), "{file}: frames in [{start}, {end})");
         let lo = inside[0];
         assert_eq!(window.pts, full.pts[lo..lo + inside.len()].to_vec(), "{file}");
-        assert!(window.frames == full.frames.slice(s![lo..lo + inside.len(), .., .., ..]), "{file}");
+        assert!(
+            window.frames == full.frames.slice(s![lo..lo + inside.len(), .., .., ..]),
+            "{file}"
+        );
     }
 }
 

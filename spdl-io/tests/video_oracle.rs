@@ -16,7 +16,13 @@ fn native_rgb24_matches_ffmpeg_bit_exactly() {
         let video = load_video(&path, &VideoConfig::default()).unwrap_or_else(|err| panic!("{err}"));
         let expected = ffmpeg_raw(&path, "rgb24", None, "bilinear");
         let shape = video.frames.shape().to_vec();
-        assert_eq!(video.frames.len(), expected.len(), "{}: {shape:?} vs {} bytes from ffmpeg", e.file, expected.len());
+        assert_eq!(
+            video.frames.len(),
+            expected.len(),
+            "{}: {shape:?} vs {} bytes from ffmpeg",
+            e.file,
+            expected.len()
+        );
         if let Some(n) = e.frames {
             assert_eq!(shape[0], n, "{}: frame count", e.file);
         }
@@ -35,7 +41,11 @@ fn pts_match_ffprobe() {
         for (i, (a, b)) in video.pts.iter().zip(&expected).enumerate() {
             // ffprobe prints 6 decimals; both sides report a frame without
             // a timestamp as NaN.
-            assert!((a - b).abs() < 1e-5 || (a.is_nan() && b.is_nan()), "{} frame {i}: {a} vs {b}", e.file);
+            assert!(
+                (a - b).abs() < 1e-5 || (a.is_nan() && b.is_nan()),
+                "{} frame {i}: {a} vs {b}",
+                e.file
+            );
         }
     }
 }
@@ -73,7 +83,12 @@ fn pixel_formats_match_ffmpeg() {
         (PixelFormat::Yuv420p, "yuv420p"),
         (PixelFormat::Yuv444p, "yuv444p"),
     ];
-    for file in ["h264_yuv420p.mp4", "h264_fullrange.mp4", "h264_yuv420p10le.mp4", "vp9_yuv420p.webm"] {
+    for file in [
+        "h264_yuv420p.mp4",
+        "h264_fullrange.mp4",
+        "h264_yuv420p10le.mp4",
+        "vp9_yuv420p.webm",
+    ] {
         let path = fixture(file);
         for (fmt, name) in formats {
             let video = load_video(&path, &VideoConfig::default().with_pix_fmt(fmt)).unwrap();
@@ -123,13 +138,28 @@ fn rotation_is_applied_by_default_with_an_opt_out() {
         let rotated = load_video(&path, &VideoConfig::default()).unwrap();
         let coded = load_video(&path, &VideoConfig::default().with_rotation(false)).unwrap();
         let (r, c) = (rotated.frames.shape(), coded.frames.shape());
-        assert_eq!((r[1], r[2]), (c[2], c[1]), "{}: a quarter turn swaps width and height", e.file);
+        assert_eq!(
+            (r[1], r[2]),
+            (c[2], c[1]),
+            "{}: a quarter turn swaps width and height",
+            e.file
+        );
         let expected = ffmpeg_raw(&path, "rgb24", None, "bilinear");
         assert_eq!(rotated.frames.as_slice().unwrap(), &expected[..]);
         let unrotated = {
             let mut cmd = std::process::Command::new("ffmpeg");
             cmd.args(["-v", "error", "-noautorotate", "-i"]).arg(&path);
-            cmd.args(["-vsync", "passthrough", "-sws_flags", "bilinear", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
+            cmd.args([
+                "-vsync",
+                "passthrough",
+                "-sws_flags",
+                "bilinear",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-",
+            ]);
             cmd.output().unwrap().stdout
         };
         assert_eq!(coded.frames.as_slice().unwrap(), &unrotated[..]);

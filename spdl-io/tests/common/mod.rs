@@ -59,14 +59,28 @@ pub fn ffmpeg_raw(path: &std::path::Path, pix_fmt: &str, vf: Option<&str>, sws_f
     }
     cmd.args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]);
     let out = cmd.output().expect("run ffmpeg");
-    assert!(out.status.success(), "ffmpeg failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
 /// Presentation times (seconds) of every decoded frame, per `ffprobe`.
 pub fn ffprobe_pts(path: &std::path::Path) -> Vec<f64> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=best_effort_timestamp_time",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("run ffprobe");

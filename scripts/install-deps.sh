@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what spdl-rs needs on Debian 12 (idempotent; quick when present):
+# FFmpeg's CLI and development libraries, clang for bindgen, pkg-config,
+# and the rustfmt and clippy components.
+set -euo pipefail
+
+PKGS=(ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
+      libavfilter-dev libavdevice-dev clang libclang-dev pkg-config python3-venv)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    echo "installing: ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+    [[ -x "$HOME/.cargo/bin/cargo" ]] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null; then
+    echo "error: cargo not found; install a Rust toolchain (>= 1.82) with rustup first" >&2
+    exit 1
+fi
+if command -v rustup >/dev/null; then
+    for c in rustfmt clippy; do
+        rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >&2
+    done
+fi
