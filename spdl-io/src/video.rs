@@ -218,7 +218,12 @@ impl VideoSource {
             )?;
             if data.capacity() == 0 {
                 let hint = max.unwrap_or(self.frames_hint).max(1);
-                let want = (hint * bytes).min(limits.max_output_bytes as usize);
+                // Headers can lie: reserve at most 1 GiB up front and grow
+                // (realloc of a large block remaps pages, it does not copy).
+                let want = hint
+                    .saturating_mul(bytes)
+                    .min(limits.max_output_bytes as usize)
+                    .min(1 << 30);
                 data = crate::memory::frame_buffer(want).map_err(|n| self.oom(n))?;
             }
             let at = data.len();
