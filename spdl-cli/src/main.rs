@@ -76,6 +76,9 @@ struct DecodeArgs {
     /// Decoder threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Resample to this many frames per second (as FFmpeg's fps filter).
+    #[arg(long)]
+    fps: Option<u32>,
     /// Keep the frames as coded, ignoring rotation metadata.
     #[arg(long)]
     no_rotation: bool,
@@ -171,6 +174,10 @@ fn video_config(args: &DecodeArgs) -> Result<VideoConfig> {
     config.convert.height = args.height;
     config.start = args.start;
     config.end = args.end;
+    if let Some(fps) = args.fps {
+        let fps = i32::try_from(fps).context("--fps is too large")?;
+        config = config.with_frame_rate(fps, 1);
+    }
     Ok(config)
 }
 

@@ -116,6 +116,11 @@ impl Frame {
     pub fn pts_seconds(&self) -> Option<f64> {
         self.pts().map(|t| self.time_base.seconds(t))
     }
+    /// Duration in the stream's time base as the container declared it
+    /// (0 when unknown).
+    pub fn duration(&self) -> i64 {
+        self.inner.packet().duration
+    }
 }
 
 /// A video decoder for one stream. `Send` (it may move between threads) but

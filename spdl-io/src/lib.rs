@@ -30,6 +30,7 @@ mod ffmpeg;
 mod frames;
 mod limits;
 mod memory;
+mod rate;
 mod source;
 mod video;
 

@@ -8,6 +8,7 @@ use crate::decode::{DecoderConfig, Frame};
 use crate::demux::{Demuxer, Ratio};
 use crate::error::Position;
 use crate::frames::FrameReader;
+use crate::rate::FrameRateConverter;
 use crate::{Error, Limits, Result, Source};
 
 /// How to load a video. Every field has a default; setters chain.
@@ -34,6 +35,10 @@ pub struct VideoConfig {
     pub start: Option<f64>,
     /// End of the time window in seconds, exclusive.
     pub end: Option<f64>,
+    /// Output frame rate: frames are repeated or dropped as FFmpeg's `fps`
+    /// filter does (pts rounded to the nearest tick). `None` keeps every
+    /// decoded frame.
+    pub frame_rate: Option<Ratio>,
     /// Safety limits.
     pub limits: Limits,
 }
@@ -95,6 +100,12 @@ impl VideoConfig {
         self.end = Some(end);
         self
     }
+    /// Resamples to `num / den` frames per second.
+    #[must_use]
+    pub fn with_frame_rate(mut self, num: i32, den: i32) -> Self {
+        self.frame_rate = Some(Ratio { num, den });
+        self
+    }
     /// Sets the safety limits.
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -140,6 +151,87 @@ struct VideoSource {
     /// Rough number of frames the load will produce (for preallocation).
     frames_hint: usize,
     config: VideoConfig,
+    rate: Option<FrameRateConverter>,
+    /// A converted frame that frame-rate conversion still has to repeat.
+    repeat: Option<Repeat>,
+}
+
+/// A converted frame to be output `remaining` more times.
+struct Repeat {
+    bytes: Vec<u8>,
+    shape: [usize; 3],
+    remaining: usize,
+    tick: i64,
+}
+
+/// Frames accumulated for one [`Video`], with limits checked per frame.
+struct Batch {
+    data: Vec<u8>,
+    pts: Vec<f64>,
+    shape: [usize; 3],
+    limits: Limits,
+    src: String,
+    hint: usize,
+}
+
+impl Batch {
+    fn new(src: &str, limits: Limits, hint: usize) -> Self {
+        Batch {
+            data: Vec::new(),
+            pts: Vec::new(),
+            shape: [0; 3],
+            limits,
+            src: src.into(),
+            hint: hint.max(1),
+        }
+    }
+
+    fn oom(&self, bytes: usize) -> Error {
+        Error::Convert {
+            src: self.src.clone(),
+            reason: format!("cannot allocate {bytes} bytes for the output"),
+        }
+    }
+
+    /// Appends a frame of `shape` shown at `pts` seconds and returns its
+    /// slot to fill.
+    fn slot(&mut self, shape: [usize; 3], pts: f64) -> Result<&mut [u8]> {
+        let bytes: usize = shape.iter().product();
+        let limits = self.limits;
+        Limits::check(&self.src, "frame count", self.pts.len() as u64 + 1, limits.max_frames)?;
+        let total = (self.data.len() + bytes) as u64;
+        Limits::check(&self.src, "output size in bytes", total, limits.max_output_bytes)?;
+        if self.data.capacity() == 0 {
+            // Headers can lie: reserve at most 1 GiB up front and grow
+            // (realloc of a large block remaps pages, it does not copy).
+            let want = self
+                .hint
+                .saturating_mul(bytes)
+                .min(limits.max_output_bytes as usize)
+                .min(1 << 30);
+            self.data = crate::memory::frame_buffer(want).map_err(|n| self.oom(n))?;
+        }
+        let at = self.data.len();
+        self.data.try_reserve(bytes).map_err(|_| self.oom(at + bytes))?;
+        self.data.resize(at + bytes, 0);
+        self.shape = shape;
+        self.pts.push(pts);
+        Ok(&mut self.data[at..])
+    }
+
+    /// The frames as one (N, H, W, C) array with their pts; `None` if empty.
+    fn into_array(mut self) -> Result<Option<(Array4<u8>, Vec<f64>)>> {
+        if self.pts.is_empty() {
+            return Ok(None);
+        }
+        self.data.shrink_to_fit();
+        let [h, w, c] = self.shape;
+        let frames = Array4::from_shape_vec((self.pts.len(), h, w, c), self.data).map_err(|e| Error::Convert {
+            src: self.src.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Some((frames, self.pts)))
+    }
 }
 
 impl VideoSource {
@@ -164,6 +256,11 @@ impl VideoSource {
             _ => by_time,
         }
         .min(config.limits.max_frames as usize);
+        let rate = match config.frame_rate {
+            Some(r) if r.num > 0 && r.den > 0 => Some(FrameRateConverter::new(r, info.time_base)),
+            Some(r) => return Err(Error::InvalidConfig(format!("frame rate {r} must be positive"))),
+            None => None,
+        };
         let mut reader = FrameReader::new(demuxer, decoder, stream);
         let tb = info.time_base;
         reader.set_window(
@@ -176,6 +273,8 @@ impl VideoSource {
             time_base: tb,
             frames_hint,
             config: config.clone(),
+            rate,
+            repeat: None,
         })
     }
 
@@ -192,52 +291,62 @@ impl VideoSource {
         Ok(())
     }
 
-    fn limit(&self, what: &'static str, value: u64, limit: u64) -> Result<()> {
-        Limits::check(self.src(), what, value, limit)
+    /// The next frame to output and how many consecutive times, with its
+    /// output tick when frame-rate conversion is on.
+    fn next_output(&mut self) -> Result<Option<(Frame, usize, Option<i64>)>> {
+        let Some(rate) = self.rate.as_mut() else {
+            return Ok(self.reader.next_frame()?.map(|f| (f, 1, None)));
+        };
+        loop {
+            let out = match self.reader.next_frame()? {
+                Some(f) => rate.push(f),
+                None => match rate.finish() {
+                    Some(o) => Some(o),
+                    None => return Ok(None),
+                },
+            };
+            if let Some(o) = out.filter(|o| o.count > 0) {
+                return Ok(Some((o.frame, o.count, Some(o.tick))));
+            }
+        }
+    }
+
+    fn tick_seconds(&self, tick: i64) -> f64 {
+        self.rate.as_ref().map_or(f64::NAN, |r| r.seconds(tick))
     }
 
     /// Decodes up to `max` frames (all when `None`) into one array; `None`
     /// when the stream has no more frames.
     fn collect(&mut self, max: Option<usize>) -> Result<Option<Video>> {
-        let limits = self.config.limits;
-        let mut data: Vec<u8> = Vec::new();
-        let mut pts = Vec::new();
-        let mut shape = [0usize; 3];
-        while max.is_none_or(|m| pts.len() < m) {
-            let Some(mut frame) = self.reader.next_frame()? else {
+        let mut batch = Batch::new(self.src(), self.config.limits, max.unwrap_or(self.frames_hint));
+        while max.is_none_or(|m| batch.pts.len() < m) {
+            if let Some(rep) = self.repeat.as_mut().filter(|r| r.remaining > 0) {
+                let tick = rep.tick;
+                batch.slot(rep.shape, f64::NAN)?.copy_from_slice(&rep.bytes);
+                rep.remaining -= 1;
+                rep.tick += 1;
+                *batch.pts.last_mut().expect("slot pushed a pts") = self.tick_seconds(tick);
+                continue;
+            }
+            let Some((mut frame, count, tick)) = self.next_output()? else {
                 break;
             };
-            let layout = self.converter.layout(&frame)?;
-            let bytes = layout.bytes;
-            shape = layout.shape;
-            self.limit("frame count", pts.len() as u64 + 1, limits.max_frames)?;
-            self.limit(
-                "output size in bytes",
-                (data.len() + bytes) as u64,
-                limits.max_output_bytes,
-            )?;
-            if data.capacity() == 0 {
-                let hint = max.unwrap_or(self.frames_hint).max(1);
-                // Headers can lie: reserve at most 1 GiB up front and grow
-                // (realloc of a large block remaps pages, it does not copy).
-                let want = hint
-                    .saturating_mul(bytes)
-                    .min(limits.max_output_bytes as usize)
-                    .min(1 << 30);
-                data = crate::memory::frame_buffer(want).map_err(|n| self.oom(n))?;
+            let shape = self.converter.layout(&frame)?.shape;
+            let pts = tick.map_or_else(|| frame_seconds(&frame, self.time_base), |t| self.tick_seconds(t));
+            let slot = batch.slot(shape, pts)?;
+            self.converter.convert(&mut frame, slot)?;
+            if let (Some(t), true) = (tick, count > 1) {
+                self.repeat = Some(Repeat {
+                    bytes: slot.to_vec(),
+                    shape,
+                    remaining: count - 1,
+                    tick: t + 1,
+                });
             }
-            let at = data.len();
-            data.try_reserve(bytes).map_err(|_| self.oom(at + bytes))?;
-            data.resize(at + bytes, 0);
-            self.converter.convert(&mut frame, &mut data[at..])?;
-            pts.push(frame_seconds(&frame, self.time_base));
         }
-        if pts.is_empty() {
+        let Some((frames, pts)) = batch.into_array()? else {
             return Ok(None);
-        }
-        data.shrink_to_fit();
-        let frames = Array4::from_shape_vec((pts.len(), shape[0], shape[1], shape[2]), data)
-            .map_err(|e| self.convert_error(e.to_string()))?;
+        };
         Ok(Some(Video {
             frames,
             pts,
@@ -245,10 +354,6 @@ impl VideoSource {
             pix_fmt: self.config.convert.pix_fmt,
             corrupt_packets: self.reader.decoder.corrupt_packets(),
         }))
-    }
-
-    fn oom(&self, bytes: usize) -> Error {
-        self.convert_error(format!("cannot allocate {bytes} bytes for the output"))
     }
 
     fn convert_error(&self, reason: String) -> Error {
@@ -389,7 +494,7 @@ impl FrameIndex {
 /// the stream's content), in the order given; repeated and backward indices
 /// are allowed. Seeks to the keyframe before each run of requested frames
 /// and decodes forward, reusing decoded work for nearby indices. The
-/// config's time window is ignored.
+/// config's time window and frame rate are ignored.
 ///
 /// ```no_run
 /// let video = spdl_io::sample_frames("clip.mp4", &[0, 30, 60, 30], &Default::default())?;
@@ -402,7 +507,7 @@ impl FrameIndex {
 /// [`load_video`].
 pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoConfig) -> Result<Video> {
     let mut config = config.clone();
-    (config.start, config.end) = (None, None);
+    (config.start, config.end, config.frame_rate) = (None, None, None);
     let src = src.into();
     let mut source = VideoSource::open(src.clone(), &config)?;
     let stream = source.reader.stream;

@@ -165,3 +165,32 @@ fn rotation_is_applied_by_default_with_an_opt_out() {
         assert_eq!(coded.frames.as_slice().unwrap(), &unrotated[..]);
     }
 }
+
+/// Frame-rate conversion follows FFmpeg's `fps` filter (round to nearest):
+/// the same frames repeated or dropped, so the same count and bit-exact
+/// pixels, on a constant-rate clip (down and up), the VFR clip and the clip
+/// that starts at 1.5 s.
+#[test]
+fn frame_rate_matches_ffmpeg_fps_filter() {
+    for (file, fps) in [
+        ("long_h264.mp4", 10),
+        ("h264_yuv420p.mp4", 60),
+        ("h264_vfr.mkv", 25),
+        ("h264_start_offset.mp4", 12),
+    ] {
+        let path = fixture(file);
+        let config = VideoConfig::default().with_size(64, 48).with_frame_rate(fps, 1);
+        let video = load_video(&path, &config).unwrap();
+        let expected = ffmpeg_raw(&path, "rgb24", Some(&format!("fps={fps},scale=64:48")), "bilinear");
+        assert_eq!(
+            video.frames.len(),
+            expected.len(),
+            "{file} at {fps} fps: {} frames",
+            video.len()
+        );
+        assert_eq!(video.frames.as_slice().unwrap(), &expected[..], "{file} at {fps} fps");
+        for w in video.pts.windows(2) {
+            assert!((w[1] - w[0] - 1.0 / f64::from(fps)).abs() < 1e-9, "{file}: {w:?}");
+        }
+    }
+}

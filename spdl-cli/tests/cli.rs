@@ -1,0 +1,85 @@
+//! The `spdl` binary end to end: `decode` writes a NumPy file equal to the
+//! library's output, `info --json` parses, failures exit non-zero with one
+//! line naming the file.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name)
+}
+
+fn spdl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_spdl"))
+}
+
+/// Parses a uint8 `.npy` (format 1.0) into (shape, data).
+fn read_npy(path: &std::path::Path) -> (Vec<usize>, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert_eq!((10 + header_len) % 64, 0, "header is padded to 64 bytes");
+    assert!(header.contains("'descr': '|u1'"), "{header}");
+    let shape = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let shape = shape
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    (shape, bytes[10 + header_len..].to_vec())
+}
+
+#[test]
+fn decode_writes_the_same_frames_as_the_library() {
+    let out = std::env::temp_dir().join(format!("spdl-cli-test-{}.npy", std::process::id()));
+    let src = fixture("long_h264.mp4");
+    let status = spdl()
+        .arg("decode")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args(["--width", "64", "--height", "48", "--frames", "0,100,7"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (shape, data) = read_npy(&out);
+    assert_eq!(shape, [3, 48, 64, 3]);
+    let config = spdl::io::VideoConfig::default().with_size(64, 48);
+    let expected = spdl::io::sample_frames(&src, &[0, 100, 7], &config).unwrap();
+    assert_eq!(data, expected.frames.as_slice().unwrap());
+    std::fs::remove_file(out).ok();
+}
+
+#[test]
+fn info_json_describes_every_stream() {
+    let out = spdl()
+        .arg("info")
+        .arg(fixture("h264_aac.mp4"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = v["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 2);
+    assert_eq!(streams[0]["codec"], "h264");
+    assert_eq!(streams[1]["kind"], "audio");
+    assert!(streams[1]["sample_rate"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn failure_is_one_line_naming_the_file() {
+    for name in ["not_media.mp4", "does_not_exist.mp4"] {
+        let out = spdl()
+            .arg("decode")
+            .arg(fixture(name))
+            .args(["-o", "/tmp/never.npy"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(name), "{stderr}");
+    }
+}
