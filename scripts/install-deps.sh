@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
-      libavfilter-dev libavdevice-dev clang libclang-dev pkg-config python3-venv)
+      libavfilter-dev libavdevice-dev clang libclang-dev pkg-config python3-venv cmake nasm python3-pil python3-numpy)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -8,6 +8,7 @@ use ffmpeg_next as ff;
 
 use crate::decode::Frame;
 use crate::ffmpeg::{self, PlaneLayout, Scaler, ScalerKey};
+use crate::orient::{orient, Orientation};
 use crate::{Error, Result};
 
 /// Output pixel format.
@@ -194,7 +195,7 @@ pub(crate) struct FrameLayout {
 /// Converts frames of one stream into slots of the output array.
 pub(crate) struct FrameConverter {
     config: ConvertConfig,
-    rotation: u32,
+    orientation: Orientation,
     src: String,
     layout: Option<FrameLayout>,
     scaler: Option<Scaler>,
@@ -204,7 +205,11 @@ pub(crate) struct FrameConverter {
 impl FrameConverter {
     pub(crate) fn new(config: ConvertConfig, rotation: u32, src: &str) -> Self {
         FrameConverter {
-            rotation: if config.ignore_rotation { 0 } else { rotation },
+            orientation: if config.ignore_rotation {
+                Orientation::Normal
+            } else {
+                Orientation::from_rotation(rotation)
+            },
             config,
             src: src.into(),
             layout: None,
@@ -236,7 +241,7 @@ impl FrameConverter {
             }
             (w, h) = (c.width, c.height);
         }
-        let quarter = self.rotation % 180 == 90;
+        let quarter = self.orientation.swaps_axes();
         let (dw, dh) = if quarter { (h, w) } else { (w, h) };
         let (out_w, out_h) = match (self.config.width, self.config.height) {
             (Some(ow), Some(oh)) => (ow, oh),
@@ -281,7 +286,7 @@ impl FrameConverter {
             self.scaler = Some(Scaler::new(key).map_err(|e| self.fail(e))?);
         }
         let scaler = self.scaler.as_mut().expect("set above");
-        if self.rotation == 0 {
+        if self.orientation == Orientation::Normal {
             return scaler
                 .run(&frame.inner, out, &layout.planes)
                 .map_err(|e| Error::Convert {
@@ -303,7 +308,7 @@ impl FrameConverter {
             let (w, h) = (sp.stride / px, sp.rows);
             let src = &self.scratch[sp.offset..sp.offset + sp.stride * sp.rows];
             let dst = &mut out[dp.offset..dp.offset + dp.stride * dp.rows];
-            rotate(src, w, h, px, self.rotation, dst);
+            orient(src, w, h, px, self.orientation, dst);
         }
         Ok(())
     }
@@ -341,63 +346,9 @@ fn scaled_side(side: u32, num: u32, den: u32) -> u32 {
     v.clamp(1, u64::from(u32::MAX)) as u32
 }
 
-/// Rotates a `w` x `h` image of `px`-byte pixels clockwise by `degrees`
-/// (90, 180 or 270) into `dst`, as FFmpeg's `transpose=clock`,
-/// `hflip,vflip` and `transpose=cclock` do.
-fn rotate(src: &[u8], w: usize, h: usize, px: usize, degrees: u32, dst: &mut [u8]) {
-    for r in 0..h {
-        for c in 0..w {
-            let (dr, dc, dw) = match degrees {
-                90 => (c, h - 1 - r, h),
-                180 => (h - 1 - r, w - 1 - c, w),
-                _ => (w - 1 - c, r, h),
-            };
-            let s = (r * w + c) * px;
-            let d = (dr * dw + dc) * px;
-            dst[d..d + px].copy_from_slice(&src[s..s + px]);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A 3x2 image (w=3, h=2) with one byte per pixel:
-    /// 1 2 3
-    /// 4 5 6
-    const IMG: [u8; 6] = [1, 2, 3, 4, 5, 6];
-
-    #[test]
-    fn rotate_clockwise_matches_transpose_clock() {
-        let mut out = [0u8; 6];
-        rotate(&IMG, 3, 2, 1, 90, &mut out);
-        // 4 1 / 5 2 / 6 3
-        assert_eq!(out, [4, 1, 5, 2, 6, 3]);
-    }
-
-    #[test]
-    fn rotate_half_turn_reverses() {
-        let mut out = [0u8; 6];
-        rotate(&IMG, 3, 2, 1, 180, &mut out);
-        assert_eq!(out, [6, 5, 4, 3, 2, 1]);
-    }
-
-    #[test]
-    fn rotate_counter_clockwise_matches_transpose_cclock() {
-        let mut out = [0u8; 6];
-        rotate(&IMG, 3, 2, 1, 270, &mut out);
-        // 3 6 / 2 5 / 1 4
-        assert_eq!(out, [3, 6, 2, 5, 1, 4]);
-    }
-
-    #[test]
-    fn rotate_keeps_multibyte_pixels_together() {
-        let src = [1, 10, 2, 20]; // w=2, h=1, 2 bytes per pixel
-        let mut out = [0u8; 4];
-        rotate(&src, 2, 1, 2, 90, &mut out);
-        assert_eq!(out, [1, 10, 2, 20]);
-    }
 
     #[test]
     fn aspect_is_kept_when_one_side_is_given() {

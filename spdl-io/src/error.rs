@@ -78,6 +78,16 @@ pub enum Error {
         /// What FFmpeg reported.
         reason: String,
     },
+    /// An image could not be decoded (or is not an image).
+    #[error("{src}: cannot decode {format} image: {reason}")]
+    Image {
+        /// The source name.
+        src: String,
+        /// The format detected from the first bytes (or "unknown").
+        format: String,
+        /// What the decoder reported.
+        reason: String,
+    },
     /// Pixel-format conversion, resizing or rotation failed.
     #[error("{src}: converting frames failed: {reason}")]
     Convert {

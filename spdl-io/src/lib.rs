@@ -21,6 +21,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+mod batch;
 mod convert;
 mod decode;
 mod demux;
@@ -28,17 +29,27 @@ mod error;
 #[allow(unsafe_code)]
 mod ffmpeg;
 mod frames;
+mod images;
+mod jpeg;
 mod limits;
 mod memory;
+mod orient;
+mod pixels;
 mod rate;
+mod resize;
 mod source;
 mod video;
 
+pub use batch::{load_image_batch, BatchConfig, FailurePolicy, ImageBatch};
 pub use convert::{ConvertConfig, Crop, Interpolation, PixelFormat};
 pub use decode::{DecodeStatus, DecoderConfig, Frame, SendStatus, VideoDecoder};
 pub use demux::{Demuxer, MediaInfo, Packet, PacketWindow, Ratio, StreamInfo, StreamKind};
 pub use error::{Error, Position, Result};
+pub use images::{load_image, load_image_u16, probe_image, ImageConfig, ImageInfo, IMAGE_MAX_PIXELS};
 pub use limits::Limits;
+pub use orient::Orientation;
+pub use pixels::Sample;
+pub use resize::Fit;
 pub use source::Source;
 pub use video::{load_video, sample_frames, stream_video, Video, VideoChunks, VideoConfig};
 

@@ -1,0 +1,574 @@
+//! Image loading: probe the header (dimensions, EXIF orientation) and
+//! check limits before allocating, decode (libjpeg-turbo for JPEG with
+//! DCT-domain downscaling; the `image` crate for PNG, WebP, GIF, BMP and
+//! TIFF; FFmpeg for any other image format it reads), convert to the
+//! output pixel format, crop/resize and orient straight into the output.
+
+use std::io::Cursor;
+
+use bytes::Bytes;
+use image::{ColorType, ImageDecoder, ImageFormat, ImageReader};
+use ndarray::Array3;
+
+use crate::convert::{Crop, Interpolation, PixelFormat};
+use crate::jpeg::{self, JpegHeader};
+use crate::orient::{orient, Orientation};
+use crate::pixels::{self, Sample};
+use crate::resize::{self, Fit, Rect};
+use crate::{Error, Limits, Result, Source};
+
+/// How to load an image. Every field has a default; setters chain.
+///
+/// EXIF orientation is applied by default (as OpenCV does; Pillow needs
+/// `ImageOps.exif_transpose`); `with_orientation(false)` keeps stored pixels.
+///
+/// ```
+/// use spdl_io::{Fit, ImageConfig, PixelFormat};
+/// let config = ImageConfig::default().with_size(224, 224).with_fit(Fit::Cover);
+/// assert_eq!(config.pix_fmt, PixelFormat::Rgb24);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct ImageConfig {
+    /// Output pixel format: rgb24 (default), bgr24, rgba or gray8.
+    pub pix_fmt: PixelFormat,
+    /// Output width (with `height`; one alone keeps the aspect ratio).
+    pub width: Option<u32>,
+    /// Output height.
+    pub height: Option<u32>,
+    /// How a resize treats the aspect ratio (default: stretch).
+    pub fit: Fit,
+    /// Resampling filter (default bilinear; antialiased when downscaling).
+    pub interpolation: Interpolation,
+    /// Crop in displayed (oriented) coordinates, applied before resizing.
+    pub crop: Option<Crop>,
+    /// Keep stored pixels, ignoring EXIF orientation (default: applied).
+    pub ignore_orientation: bool,
+    /// Let JPEG decoding downscale by 1/2, 1/4 or 1/8 in the DCT domain
+    /// when the target is at most that size (default: on). The final
+    /// resize then starts from the smaller image.
+    pub dct_scaling: bool,
+    /// Safety limits (pixels per image and input bytes are checked from the
+    /// header before allocating).
+    pub limits: Limits,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        ImageConfig {
+            pix_fmt: PixelFormat::Rgb24,
+            width: None,
+            height: None,
+            fit: Fit::Stretch,
+            interpolation: Interpolation::Bilinear,
+            crop: None,
+            ignore_orientation: false,
+            dct_scaling: true,
+            limits: Limits::default().with_max_pixels(IMAGE_MAX_PIXELS),
+        }
+    }
+}
+
+/// Default pixel limit for images: Pillow's decompression-bomb error
+/// threshold (2 x 89 478 485 pixels).
+pub const IMAGE_MAX_PIXELS: u64 = 2 * 89_478_485;
+
+impl ImageConfig {
+    /// Sets the output pixel format.
+    #[must_use]
+    pub fn with_pix_fmt(mut self, pix_fmt: PixelFormat) -> Self {
+        self.pix_fmt = pix_fmt;
+        self
+    }
+    /// Resizes to `width` x `height`.
+    #[must_use]
+    pub fn with_size(mut self, width: u32, height: u32) -> Self {
+        self.width = Some(width);
+        self.height = Some(height);
+        self
+    }
+    /// Sets the aspect-ratio policy of a resize.
+    #[must_use]
+    pub fn with_fit(mut self, fit: Fit) -> Self {
+        self.fit = fit;
+        self
+    }
+    /// Sets the resampling filter.
+    #[must_use]
+    pub fn with_interpolation(mut self, interpolation: Interpolation) -> Self {
+        self.interpolation = interpolation;
+        self
+    }
+    /// Crops (displayed coordinates) before resizing.
+    #[must_use]
+    pub fn with_crop(mut self, crop: Crop) -> Self {
+        self.crop = Some(crop);
+        self
+    }
+    /// Whether to apply EXIF orientation (default: yes).
+    #[must_use]
+    pub fn with_orientation(mut self, apply: bool) -> Self {
+        self.ignore_orientation = !apply;
+        self
+    }
+    /// Whether JPEG may be downscaled in the DCT domain (default: yes).
+    #[must_use]
+    pub fn with_dct_scaling(mut self, on: bool) -> Self {
+        self.dct_scaling = on;
+        self
+    }
+    /// Sets the safety limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// What an image's header declares.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ImageInfo {
+    /// The source name.
+    pub source: String,
+    /// Format (`jpeg`, `png`, `webp`, `gif`, `bmp`, `tiff`, or FFmpeg's
+    /// demuxer name for other formats).
+    pub format: String,
+    /// Stored width in pixels (before orientation).
+    pub width: u32,
+    /// Stored height in pixels.
+    pub height: u32,
+    /// EXIF orientation (1-8 as the EXIF tag numbers them).
+    pub orientation: u16,
+    /// Colour layout, e.g. `rgb8`, `la16`, `cmyk8`, `ycck8`.
+    pub color: String,
+}
+
+/// Which decoder handles an image.
+#[derive(Debug, Clone, Copy)]
+enum Codec {
+    Jpeg(JpegHeader),
+    Image(ImageFormat, ColorType),
+    Ffmpeg,
+}
+
+/// An image in memory with what its header says.
+struct Encoded {
+    data: Bytes,
+    name: String,
+    codec: Codec,
+    width: usize,
+    height: usize,
+    orientation: Orientation,
+    format: String,
+}
+
+fn read_source(src: Source, limits: &Limits) -> Result<(Bytes, String)> {
+    let name = src.name();
+    match src {
+        Source::Path(path) => {
+            let io = |e: std::io::Error| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NotFound { src: name.clone() },
+                _ => Error::Open {
+                    src: name.clone(),
+                    reason: e.to_string(),
+                },
+            };
+            let len = std::fs::metadata(&path).map_err(io)?.len();
+            Limits::check(&name, "input size in bytes", len, limits.max_input_bytes)?;
+            Ok((Bytes::from(std::fs::read(&path).map_err(io)?), name))
+        }
+        Source::Bytes { data, .. } => {
+            Limits::check(&name, "input size in bytes", data.len() as u64, limits.max_input_bytes)?;
+            Ok((data, name))
+        }
+    }
+}
+
+fn image_error(name: &str, format: &str, reason: impl ToString) -> Error {
+    Error::Image {
+        src: name.into(),
+        format: format.into(),
+        reason: reason.to_string(),
+    }
+}
+
+fn image_limits(limits: &Limits) -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(64 << 20));
+    l
+}
+
+impl Encoded {
+    /// Reads the header and checks the declared size against the limits.
+    fn probe(data: Bytes, name: String, limits: &Limits) -> Result<Self> {
+        let format = image::guess_format(&data).ok();
+        let (codec, width, height, orientation, format) = match format {
+            Some(ImageFormat::Jpeg) => {
+                let h = jpeg::read_header(&data).map_err(|e| image_error(&name, "jpeg", e))?;
+                (Codec::Jpeg(h), h.width, h.height, h.orientation, "jpeg".to_string())
+            }
+            Some(f) if f.reading_enabled() => {
+                let fname = f.extensions_str().first().copied().unwrap_or("image");
+                let mut decoder = image_decoder(&data, f, limits).map_err(|e| image_error(&name, fname, e))?;
+                let (w, h) = decoder.dimensions();
+                let o = decoder.orientation().map_or(1, |o| o.to_exif());
+                let codec = Codec::Image(f, decoder.color_type());
+                (
+                    codec,
+                    w as usize,
+                    h as usize,
+                    Orientation::from_exif(u16::from(o)),
+                    fname.to_string(),
+                )
+            }
+            _ => {
+                let (w, h, fmt) = ffmpeg_probe(&data, &name, limits)?;
+                (Codec::Ffmpeg, w, h, Orientation::Normal, fmt)
+            }
+        };
+        let pixels = width as u64 * height as u64;
+        Limits::check(&name, "pixels per image", pixels, limits.max_pixels)?;
+        if pixels == 0 {
+            return Err(image_error(&name, &format, "the header declares an empty image"));
+        }
+        Ok(Encoded {
+            data,
+            name,
+            codec,
+            width,
+            height,
+            orientation,
+            format,
+        })
+    }
+
+    fn info(&self) -> ImageInfo {
+        let color = match self.codec {
+            Codec::Jpeg(h) => format!("{:?}8", h.colorspace).to_lowercase(),
+            Codec::Image(_, c) => format!("{c:?}").to_lowercase(),
+            Codec::Ffmpeg => "rgb8".into(),
+        };
+        ImageInfo {
+            source: self.name.clone(),
+            format: self.format.clone(),
+            width: self.width as u32,
+            height: self.height as u32,
+            orientation: orientation_number(self.orientation),
+            color,
+        }
+    }
+
+    fn fail(&self, reason: impl ToString) -> Error {
+        image_error(&self.name, &self.format, reason)
+    }
+}
+
+fn orientation_number(o: Orientation) -> u16 {
+    (1..=8).find(|&n| Orientation::from_exif(n) == o).unwrap_or(1)
+}
+
+fn image_decoder<'a>(data: &'a [u8], f: ImageFormat, limits: &Limits) -> image::ImageResult<impl ImageDecoder + 'a> {
+    let mut reader = ImageReader::with_format(Cursor::new(data), f);
+    reader.limits(image_limits(limits));
+    reader.into_decoder()
+}
+
+/// Images in formats only FFmpeg reads (JPEG 2000, EXR, ...): probed with
+/// the demuxer, accepted only when FFmpeg sees an image format.
+fn ffmpeg_probe(data: &Bytes, name: &str, limits: &Limits) -> Result<(usize, usize, String)> {
+    let not_image = |reason: String| image_error(name, "unknown", reason);
+    let demuxer = crate::Demuxer::open_with_limits(Source::from_bytes(data.clone(), name), *limits)
+        .map_err(|e| not_image(format!("not a known image format ({e})")))?;
+    let info = demuxer.info();
+    if !(info.format.ends_with("_pipe") || info.format == "image2") {
+        return Err(not_image(format!(
+            "{} is a {} container, not an image",
+            name, info.format
+        )));
+    }
+    let s = demuxer.stream_info(demuxer.best_video_stream()?)?;
+    Ok((
+        s.width as usize,
+        s.height as usize,
+        info.format.trim_end_matches("_pipe").to_string(),
+    ))
+}
+
+/// Reads the header of an image without decoding it.
+///
+/// ```no_run
+/// let info = spdl_io::probe_image("photo.jpg")?;
+/// println!("{} {}x{} orientation {}", info.format, info.width, info.height, info.orientation);
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::Image`] for non-images and broken headers,
+/// [`Error::Limit`] for declared sizes over the limits.
+pub fn probe_image(src: impl Into<Source>) -> Result<ImageInfo> {
+    let limits = ImageConfig::default().limits;
+    let (data, name) = read_source(src.into(), &limits)?;
+    Ok(Encoded::probe(data, name, &limits)?.info())
+}
+
+/// Where the output comes from: the stored-image region to sample and the
+/// output size, in stored orientation and as displayed.
+struct Plan {
+    orientation: Orientation,
+    /// Region of the stored image (full-resolution pixels).
+    region: Rect,
+    /// Output size in stored orientation.
+    stored: (usize, usize),
+    /// Output size as displayed: (width, height).
+    displayed: (usize, usize),
+    channels: usize,
+    /// Whether any resampling is needed (crop or resize).
+    resample: bool,
+}
+
+impl Plan {
+    fn new(img: &Encoded, cfg: &ImageConfig) -> Result<Plan> {
+        let channels = pixels::channels(cfg.pix_fmt).ok_or_else(|| {
+            Error::InvalidConfig(format!(
+                "{} is not an image output format (rgb24, bgr24, rgba, gray8)",
+                cfg.pix_fmt.name()
+            ))
+        })?;
+        let orientation = if cfg.ignore_orientation {
+            Orientation::Normal
+        } else {
+            img.orientation
+        };
+        let (dw, dh) = if orientation.swaps_axes() {
+            (img.height, img.width)
+        } else {
+            (img.width, img.height)
+        };
+        let mut region = Rect::full(dw, dh);
+        if let Some(c) = cfg.crop {
+            if c.width == 0 || c.height == 0 || (c.left + c.width) as usize > dw || (c.top + c.height) as usize > dh {
+                return Err(img.fail(format!("crop {c:?} does not fit the {dw}x{dh} image")));
+            }
+            region = Rect::from_crop(c);
+        }
+        let (rw, rh) = (region.w, region.h);
+        let side = |v: f64| v.round().max(1.0) as u32;
+        let (tw, th) = match (cfg.width, cfg.height) {
+            (Some(w), Some(h)) => (w, h),
+            (Some(w), None) => (w, side(rh * f64::from(w) / rw)),
+            (None, Some(h)) => (side(rw * f64::from(h) / rh), h),
+            (None, None) => (side(rw), side(rh)),
+        };
+        if tw == 0 || th == 0 || tw > 1 << 16 || th > 1 << 16 {
+            return Err(Error::InvalidConfig(format!(
+                "output size {tw}x{th} is out of range (1..=65536)"
+            )));
+        }
+        if cfg.fit == Fit::Cover {
+            region = region.cover(tw, th);
+        }
+        let resample = cfg.crop.is_some() || (tw as f64, th as f64) != (rw, rh) || region != Rect::full(dw, dh);
+        let stored = if orientation.swaps_axes() {
+            (th as usize, tw as usize)
+        } else {
+            (tw as usize, th as usize)
+        };
+        Ok(Plan {
+            orientation,
+            region: region.to_stored(orientation, img.width as f64, img.height as f64),
+            stored,
+            displayed: (tw as usize, th as usize),
+            channels,
+            resample,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.displayed.0 * self.displayed.1 * self.channels
+    }
+}
+
+/// A decoded image in the output pixel format, possibly DCT-downscaled.
+struct Decoded<T> {
+    pixels: Vec<T>,
+    width: usize,
+    height: usize,
+    /// Decoded size / stored size (1, 1/2, 1/4 or 1/8).
+    scale: f64,
+}
+
+fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<Decoded<T>> {
+    match img.codec {
+        Codec::Jpeg(h) => {
+            let denominator = if plan.resample && cfg.dct_scaling {
+                jpeg::dct_denominator(plan.region.w, plan.region.h, plan.stored.0 as u32, plan.stored.1 as u32)
+            } else {
+                1
+            };
+            let (w, h2) = jpeg::scaled_size(&h, denominator);
+            let mut bytes = vec![0u8; w * h2 * plan.channels];
+            jpeg::decode_into(&img.data, &h, denominator, cfg.pix_fmt, &mut bytes).map_err(|e| img.fail(e))?;
+            Ok(Decoded {
+                pixels: widen(bytes),
+                width: w,
+                height: h2,
+                scale: 1.0 / denominator as f64,
+            })
+        }
+        Codec::Image(f, color) => decode_with_image_crate(img, f, color, plan, cfg),
+        Codec::Ffmpeg => {
+            let config = crate::VideoConfig::default()
+                .with_pix_fmt(cfg.pix_fmt)
+                .with_limits(cfg.limits.with_max_frames(1));
+            let src = Source::from_bytes(img.data.clone(), img.name.clone());
+            let video = crate::sample_frames(src, &[0], &config)?;
+            let (_, h, w, _) = video.frames.dim();
+            let bytes = video.frames.into_raw_vec_and_offset().0;
+            Ok(Decoded {
+                pixels: widen(bytes),
+                width: w,
+                height: h,
+                scale: 1.0,
+            })
+        }
+    }
+}
+
+/// 8-bit samples as `T` (no copy for `u8`).
+fn widen<T: Sample>(bytes: Vec<u8>) -> Vec<T> {
+    if std::mem::size_of::<T>() == 1 {
+        return bytemuck::allocation::cast_vec(bytes);
+    }
+    bytes.into_iter().map(T::from_u8).collect()
+}
+
+fn decode_with_image_crate<T: Sample>(
+    img: &Encoded,
+    f: ImageFormat,
+    color: ColorType,
+    plan: &Plan,
+    cfg: &ImageConfig,
+) -> Result<Decoded<T>> {
+    let decoder = image_decoder(&img.data, f, &cfg.limits).map_err(|e| img.fail(e))?;
+    let (w, h) = (img.width, img.height);
+    let mut out = vec![T::default(); w * h * plan.channels];
+    let in_channels = usize::from(color.channel_count());
+    match color {
+        ColorType::L8 | ColorType::La8 | ColorType::Rgb8 | ColorType::Rgba8 => {
+            let mut buf = vec![0u8; decoder.total_bytes() as usize];
+            decoder.read_image(&mut buf).map_err(|e| img.fail(e))?;
+            pixels::convert(&buf, in_channels, cfg.pix_fmt, &mut out, T::from_u8);
+        }
+        ColorType::L16 | ColorType::La16 | ColorType::Rgb16 | ColorType::Rgba16 => {
+            let mut buf = vec![0u16; decoder.total_bytes() as usize / 2];
+            decoder
+                .read_image(bytemuck::cast_slice_mut(&mut buf))
+                .map_err(|e| img.fail(e))?;
+            pixels::convert(&buf, in_channels, cfg.pix_fmt, &mut out, T::from_u16);
+        }
+        _ => {
+            let rgba = image::DynamicImage::from_decoder(decoder)
+                .map_err(|e| img.fail(e))?
+                .into_rgba16();
+            pixels::convert(rgba.as_raw(), 4, cfg.pix_fmt, &mut out, T::from_u16);
+        }
+    }
+    Ok(Decoded {
+        pixels: out,
+        width: w,
+        height: h,
+        scale: 1.0,
+    })
+}
+
+/// Decodes `img` into `out` (exactly the plan's output size).
+fn decode_into<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig, out: &mut [T]) -> Result<()> {
+    let d = decode::<T>(img, plan, cfg)?;
+    let (sw, sh) = plan.stored;
+    let mut scratch = Vec::new();
+    let resampled: &[T] = if plan.resample {
+        let target: &mut [T] = if plan.orientation == Orientation::Normal {
+            &mut *out
+        } else {
+            scratch.resize(out.len(), T::default());
+            &mut scratch
+        };
+        let region = plan.region.scaled(d.scale);
+        resize::resize(
+            &d.pixels,
+            (d.width, d.height),
+            region,
+            target,
+            (sw, sh),
+            plan.channels,
+            cfg.interpolation,
+        )
+        .map_err(|e| img.fail(format!("resize failed: {e}")))?;
+        if plan.orientation == Orientation::Normal {
+            return Ok(());
+        }
+        &scratch
+    } else {
+        &d.pixels
+    };
+    if resampled.len() != out.len() {
+        return Err(img.fail("decoded size differs from the header"));
+    }
+    let px = plan.channels * std::mem::size_of::<T>();
+    let (src, dst) = (bytemuck::cast_slice(resampled), bytemuck::cast_slice_mut(out));
+    if plan.orientation == Orientation::Normal {
+        dst.copy_from_slice(src);
+    } else {
+        orient(src, sw, sh, px, plan.orientation, dst);
+    }
+    Ok(())
+}
+
+fn load<T: Sample>(src: Source, cfg: &ImageConfig) -> Result<Array3<T>> {
+    let (data, name) = read_source(src, &cfg.limits)?;
+    let img = Encoded::probe(data, name, &cfg.limits)?;
+    let plan = Plan::new(&img, cfg)?;
+    let mut out = vec![T::default(); plan.len()];
+    decode_into(&img, &plan, cfg, &mut out)?;
+    let (w, h) = plan.displayed;
+    Array3::from_shape_vec((h, w, plan.channels), out).map_err(|e| img.fail(e))
+}
+
+/// Decodes an image into an (H, W, C) `u8` array (16-bit sources keep
+/// their high byte).
+///
+/// ```no_run
+/// use spdl_io::{load_image, ImageConfig};
+/// let img = load_image("photo.jpg", &ImageConfig::default().with_size(224, 224))?;
+/// assert_eq!(img.shape(), [224, 224, 3]);
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::Image`] (not an image, corrupt data),
+/// [`Error::Limit`] (declared size over [`ImageConfig::limits`]),
+/// [`Error::InvalidConfig`].
+pub fn load_image(src: impl Into<Source>, config: &ImageConfig) -> Result<Array3<u8>> {
+    load(src.into(), config)
+}
+
+/// As [`load_image`], into `u16` samples: 16-bit sources keep full
+/// precision, 8-bit sources are scaled by 257.
+///
+/// # Errors
+/// As [`load_image`].
+pub fn load_image_u16(src: impl Into<Source>, config: &ImageConfig) -> Result<Array3<u16>> {
+    load(src.into(), config)
+}
+
+/// Decodes one source into a batch slot of the configured output size.
+pub(crate) fn load_into(src: Source, cfg: &ImageConfig, out: &mut [u8]) -> Result<()> {
+    let (data, name) = read_source(src, &cfg.limits)?;
+    let img = Encoded::probe(data, name, &cfg.limits)?;
+    let plan = Plan::new(&img, cfg)?;
+    if plan.len() != out.len() {
+        return Err(img.fail("output size differs from the batch's slot size"));
+    }
+    decode_into(&img, &plan, cfg, out)
+}

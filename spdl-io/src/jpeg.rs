@@ -1,0 +1,218 @@
+//! JPEG decoding through libjpeg-turbo (TurboJPEG): header probing, EXIF
+//! orientation and Adobe markers, DCT-domain downscaling by 1/2, 1/4 or
+//! 1/8, and decoding straight into the caller's buffer in the output
+//! pixel format. CMYK and YCCK images are converted to RGB the way Pillow
+//! does.
+
+use std::cell::RefCell;
+
+use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat as TjFormat, ScalingFactor};
+
+use crate::convert::PixelFormat;
+use crate::orient::Orientation;
+
+/// Progressive scans allowed before a JPEG is rejected (a guard against
+/// files crafted to take minutes to decode).
+const MAX_SCANS: u32 = 500;
+
+/// What the JPEG headers declare.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JpegHeader {
+    pub width: usize,
+    pub height: usize,
+    pub colorspace: Colorspace,
+    pub orientation: Orientation,
+    /// An Adobe APP14 marker is present (CMYK data is then stored inverted).
+    pub adobe: bool,
+}
+
+impl JpegHeader {
+    pub(crate) fn is_cmyk(&self) -> bool {
+        matches!(self.colorspace, Colorspace::CMYK | Colorspace::YCCK)
+    }
+}
+
+thread_local! {
+    /// One decompressor per thread: creating one costs an allocation and a
+    /// libjpeg setup that a batch would otherwise repeat for every image.
+    static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+}
+
+fn with_decompressor<R>(f: impl FnOnce(&mut Decompressor) -> Result<R, String>) -> Result<R, String> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            let mut d = Decompressor::new().map_err(|e| e.to_string())?;
+            d.set_scan_limit(MAX_SCANS).map_err(|e| e.to_string())?;
+            *slot = Some(d);
+        }
+        f(slot.as_mut().expect("set above"))
+    })
+}
+
+/// Reads the frame header and the APP1 (EXIF) and APP14 (Adobe) markers.
+pub(crate) fn read_header(data: &[u8]) -> Result<JpegHeader, String> {
+    let h = with_decompressor(|d| d.read_header(data).map_err(|e| e.to_string()))?;
+    let (exif, adobe) = scan_markers(data);
+    let orientation = exif
+        .and_then(image::metadata::Orientation::from_exif_chunk)
+        .map_or(Orientation::Normal, |o| Orientation::from_exif(u16::from(o.to_exif())));
+    Ok(JpegHeader {
+        width: h.width,
+        height: h.height,
+        colorspace: h.colorspace,
+        orientation,
+        adobe,
+    })
+}
+
+/// Finds the EXIF payload (after `Exif\0\0`) and whether an Adobe marker
+/// exists, walking the marker segments up to the first scan.
+fn scan_markers(data: &[u8]) -> (Option<&[u8]>, bool) {
+    let (mut exif, mut adobe) = (None, false);
+    let mut i = 2; // after SOI
+    while i + 4 <= data.len() && data[i] == 0xFF {
+        let marker = data[i + 1];
+        if marker == 0xDA || marker == 0xD9 {
+            break; // start of scan / end of image
+        }
+        let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]]));
+        let Some(body) = data.get(i + 4..i + 2 + len.max(2)) else {
+            break;
+        };
+        match marker {
+            0xE1 if exif.is_none() && body.starts_with(b"Exif\0\0") => exif = Some(&body[6..]),
+            0xEE if body.starts_with(b"Adobe") => adobe = true,
+            _ => {}
+        }
+        i += 2 + len.max(2);
+    }
+    (exif, adobe)
+}
+
+/// The largest power-of-two DCT downscale (1, 2, 4 or 8) that keeps a
+/// `w` x `h` region at least `tw` x `th`.
+pub(crate) fn dct_denominator(w: f64, h: f64, tw: u32, th: u32) -> usize {
+    [8usize, 4, 2]
+        .into_iter()
+        .find(|&d| w / d as f64 >= f64::from(tw) && h / d as f64 >= f64::from(th))
+        .unwrap_or(1)
+}
+
+/// The size of the image decoded at `1/denominator` scale.
+pub(crate) fn scaled_size(header: &JpegHeader, denominator: usize) -> (usize, usize) {
+    let f = ScalingFactor::new(1, denominator);
+    (f.scale(header.width), f.scale(header.height))
+}
+
+fn tj_format(fmt: PixelFormat) -> Option<(TjFormat, usize)> {
+    Some(match fmt {
+        PixelFormat::Rgb24 => (TjFormat::RGB, 3),
+        PixelFormat::Bgr24 => (TjFormat::BGR, 3),
+        PixelFormat::Rgba => (TjFormat::RGBA, 4),
+        PixelFormat::Gray8 => (TjFormat::GRAY, 1),
+        _ => return None,
+    })
+}
+
+/// Decodes at `1/denominator` scale into `out` (exactly the scaled size in
+/// `fmt`). CMYK/YCCK images are decoded to CMYK and converted to RGB first.
+pub(crate) fn decode_into(
+    data: &[u8],
+    header: &JpegHeader,
+    denominator: usize,
+    fmt: PixelFormat,
+    out: &mut [u8],
+) -> Result<(), String> {
+    let (w, h) = scaled_size(header, denominator);
+    let (tj, channels) = tj_format(fmt).ok_or_else(|| format!("{} output is not supported for images", fmt.name()))?;
+    if out.len() != w * h * channels {
+        return Err("output buffer does not match the decoded size".into());
+    }
+    let decompress = |format: TjFormat, channels: usize, pixels: &mut [u8]| {
+        with_decompressor(|d| {
+            d.set_scaling_factor(ScalingFactor::new(1, denominator))
+                .map_err(|e| e.to_string())?;
+            let image = Image {
+                pixels,
+                width: w,
+                pitch: w * channels,
+                height: h,
+                format,
+            };
+            d.decompress(data, image).map_err(|e| e.to_string())
+        })
+    };
+    if !header.is_cmyk() {
+        return decompress(tj, channels, out);
+    }
+    let mut cmyk = vec![0u8; w * h * 4];
+    decompress(TjFormat::CMYK, 4, &mut cmyk)?;
+    let mut rgb = vec![0u8; w * h * 3];
+    cmyk_to_rgb(&cmyk, header.adobe, &mut rgb);
+    crate::pixels::convert_u8(&rgb, 3, fmt, out);
+    Ok(())
+}
+
+/// Pillow's `(a * b + 128) * 257 >> 16` rounding of `a * b / 255`.
+fn muldiv255(a: u32, b: u32) -> u32 {
+    let t = a * b + 128;
+    ((t >> 8) + t) >> 8
+}
+
+/// CMYK to RGB exactly as Pillow converts (`cmyk2rgb`), after reading
+/// Adobe files as inverted CMYK as Pillow does.
+fn cmyk_to_rgb(cmyk: &[u8], adobe: bool, rgb: &mut [u8]) {
+    for (src, dst) in cmyk.chunks_exact(4).zip(rgb.chunks_exact_mut(3)) {
+        let v = |i: usize| u32::from(if adobe { 255 - src[i] } else { src[i] });
+        let nk = 255 - v(3);
+        for (c, out) in dst.iter_mut().enumerate() {
+            *out = (nk - muldiv255(v(c), nk)) as u8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_found_before_the_scan() {
+        let mut jpeg = vec![0xFF, 0xD8];
+        jpeg.extend([0xFF, 0xEE, 0x00, 0x07]);
+        jpeg.extend(b"Adobe");
+        jpeg.extend([0xFF, 0xE1, 0x00, 0x0A]);
+        jpeg.extend(b"Exif\0\0MM");
+        jpeg.extend([0xFF, 0xDA, 0x00, 0x02]);
+        let (exif, adobe) = scan_markers(&jpeg);
+        assert!(adobe);
+        assert_eq!(exif, Some(&b"MM"[..]));
+    }
+
+    #[test]
+    fn truncated_markers_stop_the_scan() {
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF, b'E'];
+        assert_eq!(scan_markers(&jpeg), (None, false));
+    }
+
+    #[test]
+    fn dct_scale_keeps_the_target_covered() {
+        assert_eq!(dct_denominator(500.0, 375.0, 224, 224), 1);
+        assert_eq!(dct_denominator(1000.0, 800.0, 224, 224), 2);
+        assert_eq!(dct_denominator(1920.0, 1080.0, 224, 224), 4);
+        assert_eq!(dct_denominator(4000.0, 3000.0, 100, 100), 8);
+    }
+
+    #[test]
+    fn cmyk_conversion_follows_pillow() {
+        let mut rgb = [0u8; 3];
+        // Plain (non-Adobe) white paper: no ink.
+        cmyk_to_rgb(&[0, 0, 0, 0], false, &mut rgb);
+        assert_eq!(rgb, [255, 255, 255]);
+        // Adobe stores inverted values: 255 means no ink.
+        cmyk_to_rgb(&[255, 255, 255, 255], true, &mut rgb);
+        assert_eq!(rgb, [255, 255, 255]);
+        cmyk_to_rgb(&[255, 0, 0, 0], false, &mut rgb);
+        assert_eq!(rgb, [0, 255, 255]);
+    }
+}
