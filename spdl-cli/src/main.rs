@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print container and stream metadata.
+    /// Print image header, or container and stream metadata.
     Info {
         /// Media file.
         src: PathBuf,
@@ -28,7 +28,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Decode video frames into a NumPy .npy file, shape (N,H,W,C) uint8.
+    /// Decode video frames into a NumPy .npy file, shape (N,H,W,C) uint8,
+    /// or an image into (H,W,C) uint8.
     Decode(DecodeArgs),
     /// Decode every media file under a folder (or the files given) and print
     /// a table of frames and frames/s; failures are listed, not fatal.
@@ -79,7 +80,8 @@ struct DecodeArgs {
     /// Resample to this many frames per second (as FFmpeg's fps filter).
     #[arg(long)]
     fps: Option<u32>,
-    /// Keep the frames as coded, ignoring rotation metadata.
+    /// Keep the frames as coded, ignoring rotation metadata (EXIF
+    /// orientation for images).
     #[arg(long)]
     no_rotation: bool,
 }
@@ -115,6 +117,17 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn info(src: &Path, json: bool) -> Result<()> {
+    if let Ok(image) = sio::probe_image(src) {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&image)?);
+        } else {
+            println!(
+                "{}: {} image {}x{} {} orientation={}",
+                image.source, image.format, image.width, image.height, image.color, image.orientation
+            );
+        }
+        return Ok(());
+    }
     let info = sio::probe(src)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&info)?);
@@ -181,7 +194,29 @@ fn video_config(args: &DecodeArgs) -> Result<VideoConfig> {
     Ok(config)
 }
 
+fn image_config(args: &DecodeArgs) -> Result<sio::ImageConfig> {
+    let mut config = sio::ImageConfig::default()
+        .with_pix_fmt(args.pix_fmt.parse::<PixelFormat>()?)
+        .with_interpolation(args.interpolation.parse()?)
+        .with_orientation(!args.no_rotation);
+    config.width = args.width;
+    config.height = args.height;
+    Ok(config)
+}
+
 fn decode(args: &DecodeArgs) -> Result<()> {
+    if sio::probe_image(&args.src).is_ok() {
+        let image = sio::load_image(&args.src, &image_config(args)?)?;
+        npy::write_u8(&args.output, image.view())
+            .with_context(|| format!("{}: cannot write", args.output.display()))?;
+        eprintln!(
+            "{}: image {:?} -> {}",
+            args.src.display(),
+            image.shape(),
+            args.output.display()
+        );
+        return Ok(());
+    }
     let config = video_config(args)?;
     let video = match &args.frames {
         Some(frames) => sio::sample_frames(&args.src, frames, &config)?,

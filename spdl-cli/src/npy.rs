@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use ndarray::ArrayView4;
+use ndarray::{ArrayView, Dimension};
 
-/// Writes `array` as a C-ordered uint8 `.npy` file.
-pub fn write_u8(path: &Path, array: ArrayView4<'_, u8>) -> std::io::Result<()> {
+/// Writes `array` (any dimensionality) as a C-ordered uint8 `.npy` file.
+pub fn write_u8<D: Dimension>(path: &Path, array: ArrayView<'_, u8, D>) -> std::io::Result<()> {
     let shape: Vec<String> = array.shape().iter().map(|d| d.to_string()).collect();
     let mut header = format!(
         "{{'descr': '|u1', 'fortran_order': False, 'shape': ({}), }}",

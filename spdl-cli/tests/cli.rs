@@ -83,3 +83,20 @@ fn failure_is_one_line_naming_the_file() {
         assert!(stderr.contains(name), "{stderr}");
     }
 }
+
+#[test]
+fn images_decode_and_describe_too() {
+    let src = fixture("images/jpeg_exif_orientation_6.jpg");
+    let out = std::env::temp_dir().join(format!("spdl-cli-image-{}.npy", std::process::id()));
+    let status = spdl().arg("decode").arg(&src).arg("-o").arg(&out).status().unwrap();
+    assert!(status.success());
+    let (shape, data) = read_npy(&out);
+    let expected = spdl::io::load_image(&src, &spdl::io::ImageConfig::default()).unwrap();
+    assert_eq!(shape, expected.shape());
+    assert_eq!(data, expected.as_slice().unwrap());
+    std::fs::remove_file(out).ok();
+    let info = spdl().arg("info").arg(&src).arg("--json").output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(v["format"], "jpeg");
+    assert_eq!(v["orientation"], 6);
+}

@@ -484,6 +484,14 @@ fn decode_with_image_crate<T: Sample>(
 
 /// Decodes `img` into `out` (exactly the plan's output size).
 fn decode_into<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig, out: &mut [T]) -> Result<()> {
+    // Fast path: a JPEG shown as stored, at its own size, in 8 bits is
+    // decoded straight into the output.
+    if let (Codec::Jpeg(h), false, Orientation::Normal, 1) =
+        (img.codec, plan.resample, plan.orientation, std::mem::size_of::<T>())
+    {
+        let bytes = bytemuck::cast_slice_mut(out);
+        return jpeg::decode_into(&img.data, &h, 1, cfg.pix_fmt, bytes).map_err(|e| img.fail(e));
+    }
     let d = decode::<T>(img, plan, cfg)?;
     let (sw, sh) = plan.stored;
     let mut scratch = Vec::new();
