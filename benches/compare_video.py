@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import shlex
@@ -57,6 +56,10 @@ import sys
 import time
 import zlib
 from pathlib import Path
+
+import bench_common
+from bench_common import (cpu_children as _cpu_children, cpu_self as _cpu_self, fmt_ms,  # noqa: F401
+                          run_child, run_child_rusage)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MEDIA = ROOT / "bench-out"
@@ -84,17 +87,6 @@ def sample_indices(num_frames: int, n: int = SAMPLE_N) -> list[int]:
     if n == 1:
         return [0]
     return [round(i * (num_frames - 1) / (n - 1)) for i in range(n)]
-
-
-def _cpu_self() -> tuple[float, float]:
-    """(user+sys, sys) CPU seconds of this process, all threads."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime, ru.ru_stime
-
-
-def _cpu_children() -> tuple[float, float]:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime, ru.ru_stime
 
 
 def _crc_frames(arr) -> list[int]:
@@ -289,67 +281,6 @@ WORKERS = {"ffmpeg-cli": worker_ffmpeg_cli, "spdl": worker_spdl, "pyav": worker_
 # Driver
 # --------------------------------------------------------------------------
 
-def run_child(cmd: list[str], timeout: float) -> tuple[dict | None, str, dict]:
-    """Run cmd, return (last JSON line of stdout or None, stderr, rusage of the child tree)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate()
-        return None, f"timeout after {timeout}s\n{err}", {}
-    # communicate() already reaped the child; the per-child rusage is therefore
-    # not available via wait4 here, so the workers report their own peaks.
-    res = None
-    for line in reversed(out.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                res = json.loads(line)
-                break
-            except json.JSONDecodeError:
-                continue
-    if p.returncode != 0:
-        return None, f"exit {p.returncode}\n{err}", {}
-    return res, err, {}
-
-
-def run_child_rusage(cmd: list[str], timeout: float) -> tuple[dict | None, str, dict]:
-    """Like run_child but measures the child's own rusage with os.wait4 (for spdl-rs)."""
-    import tempfile
-    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
-        p = subprocess.Popen(cmd, stdout=fo, stderr=fe, text=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                p.kill()
-                pid, status, ru = os.wait4(p.pid, 0)
-                fe.seek(0)
-                return None, f"timeout after {timeout}s\n{fe.read()}", {}
-            time.sleep(0.01)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        fo.seek(0)
-        fe.seek(0)
-        out, err = fo.read(), fe.read()
-    rus = {"maxrss_kb": ru.ru_maxrss, "cpu_s": ru.ru_utime + ru.ru_stime}
-    if p.returncode != 0:
-        return None, f"exit {p.returncode}\n{err}", rus
-    res = None
-    for line in reversed(out.strip().splitlines()):
-        if line.strip().startswith("{"):
-            try:
-                res = json.loads(line)
-                break
-            except json.JSONDecodeError:
-                continue
-    if res is None:
-        err = f"no JSON line on stdout\n{out[-2000:]}\n{err}"
-    return res, err, rus
-
-
 def probe(ffprobe: str, path: Path) -> dict:
     out = subprocess.run(
         [ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
@@ -362,28 +293,13 @@ def probe(ffprobe: str, path: Path) -> dict:
 
 
 def machine_info(args, info: dict | None) -> dict:
-    cpu = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     try:
         ffv = subprocess.run([args.ffmpeg, "-version"], capture_output=True, text=True).stdout.splitlines()[0]
     except (OSError, IndexError):
         ffv = None
-    return {
-        "cpu_model": cpu,
-        "logical_cpus": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "kernel": platform.release(),
-        "loadavg_start": os.getloadavg(),
-        "ffmpeg_cli": ffv,
-        "python_driver": sys.version.split()[0],
-        "python_env": info,
-    }
+    meta = bench_common.machine_basics()
+    meta.update({"ffmpeg_cli": ffv, "python_env": info})
+    return meta
 
 
 def cli_startup_s(ffmpeg: str, n: int = 5) -> float:
@@ -398,49 +314,14 @@ def cli_startup_s(ffmpeg: str, n: int = 5) -> float:
     return statistics.median(ts)
 
 
-def fmt_ms(x: float | None) -> str:
-    return "—" if x is None else f"{x * 1e3:.0f}" if x >= 0.1 else f"{x * 1e3:.1f}"
-
-
 def summarize(r: dict) -> dict:
-    t = r["times_s"]
-    med = statistics.median(t)
-    cpu = r.get("cpu_times_s")
-    sys_ = r.get("sys_times_s")
-    return {"median_s": med, "min_s": min(t), "max_s": max(t),
-            "fps": (r["frames"] / med) if r.get("frames") and med > 0 else None,
-            "cpu_median_s": statistics.median(cpu) if cpu else None,
-            "sys_median_s": statistics.median(sys_) if sys_ else None}
+    return bench_common.summarize(r, "frames")
 
 
 def render_table(rows: list[dict]) -> str:
-    hdr = ["file", "workload", "thr", "impl", "frames", "median ms (min–max)", "frames/s",
-           "CPU ms/iter (sys)", "peak RSS MB", "spdl-rs speed-up"]
-    lines = ["| " + " | ".join(hdr) + " |", "|" + "|".join(["---"] * len(hdr)) + "|"]
-    for r in rows:
-        if r.get("error"):
-            lines.append(f"| {r['file']} | {r['workload']} | {r['threads']} | {r['impl']} | "
-                         f"ERROR: {r['error'].splitlines()[0][:60]} | | | | | |")
-            continue
-        s = r["summary"]
-        cpu = s["cpu_median_s"]
-        cpu_txt = "—" if cpu is None else (("~" if r.get("cpu_estimated") else "") + fmt_ms(cpu))
-        if s.get("sys_median_s") is not None:
-            cpu_txt += f" ({fmt_ms(s['sys_median_s'])})"
-        rss = r.get("peak_rss_kb")
-        sp = r.get("speedup")
-        frames = str(r.get("frames"))
-        if r.get("check") and r["check"] != "ok":
-            frames += f" ⚠ {r['check']}"
-        lines.append("| " + " | ".join([
-            r["file"], r["workload"], str(r["threads"]), r["impl"], frames,
-            f"{fmt_ms(s['median_s'])} ({fmt_ms(s['min_s'])}–{fmt_ms(s['max_s'])})",
-            "—" if s["fps"] is None else f"{s['fps']:.0f}",
-            cpu_txt,
-            "—" if not rss else f"{rss / 1024:.0f}",
-            "—" if sp is None else ("(ref)" if r["impl"] == "spdl-rs" else f"{sp:.2f}×"),
-        ]) + " |")
-    return "\n".join(lines)
+    lead = [("file", lambda r: r["file"]), ("workload", lambda r: r["workload"]),
+            ("thr", lambda r: str(r["threads"])), ("impl", lambda r: r["impl"])]
+    return bench_common.render_table(rows, lead, "frames", "frames/s")
 
 
 def main() -> int:

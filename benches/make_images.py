@@ -14,13 +14,14 @@ versions (pinned in setup_python.sh) reproduce the same bytes. A stamp file
 regenerated.
 
 Content ("ImageNet-like" entropy, not flat gradients):
-  * background: colour 1/f^a noise (a in [0.8, 1.25]) synthesised in the
+  * background: colour 1/f^a noise (a in [0.6, 1.05]) synthesised in the
     Fourier domain (natural images have roughly 1/f amplitude spectra), with
     channel correlation through a random 3x3 colour mix around a random mean
     colour;
   * 6-30 shapes (ellipses, rectangles, polygons), each filled with its own
     colour + its own 1/f texture, some with blurred (defocused) edges;
-  * mild Gaussian sensor noise (sigma 1.5-3.5).
+  * fine luminance texture: 1/f^0.6 noise, amplitude 10-30 (grain, foliage,
+    fabric...), plus mild Gaussian sensor noise (sigma 1-2.5).
   * no EXIF / ICC / comments: orientation handling is identical for every
     decoder.
 
@@ -49,7 +50,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench-out" / "images"
-GENERATOR_VERSION = 3  # bump when the content recipe changes
+GENERATOR_VERSION = 1  # bump when the content recipe changes
 
 # (width, height, weight). Short side >= 375, long side <= 1920.
 SIZES = [
@@ -117,19 +118,22 @@ def shape_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def synth_image(seed: int, w: int, h: int, shapes: tuple[int, int] = (6, 30),
-                noise_sigma: tuple[float, float] = (1.5, 3.5)) -> np.ndarray:
+                texture_amp: tuple[float, float] = (10.0, 30.0),
+                noise_sigma: tuple[float, float] = (1.0, 2.5)) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    img = colour_field(rng, h, w, float(rng.uniform(0.8, 1.25)), float(rng.uniform(18, 38)))
+    img = colour_field(rng, h, w, float(rng.uniform(0.6, 1.05)), float(rng.uniform(18, 38)))
     for _ in range(int(rng.integers(shapes[0], shapes[1] + 1))):
         m = shape_mask(rng, h, w)
         ys, xs = np.nonzero(m > 0)
         if ys.size == 0:
             continue
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        fill = colour_field(rng, y1 - y0, x1 - x0, float(rng.uniform(0.9, 1.6)),
+        fill = colour_field(rng, y1 - y0, x1 - x0, float(rng.uniform(0.7, 1.3)),
                             float(rng.uniform(8, 30)))
         mm = m[y0:y1, x0:x1, None]
         img[y0:y1, x0:x1] = img[y0:y1, x0:x1] * (1.0 - mm) + fill * mm
+    # fine, mostly-luminance texture (grain, foliage, fabric...): 1/f^0.6 noise
+    img += pink_noise(rng, h, w, 0.6, 1) * float(rng.uniform(*texture_amp))
     img += rng.normal(0.0, float(rng.uniform(*noise_sigma)), img.shape).astype(np.float32)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 

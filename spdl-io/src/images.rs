@@ -394,26 +394,26 @@ struct Decoded<T> {
     pixels: Vec<T>,
     width: usize,
     height: usize,
-    /// Decoded size / stored size (1, 1/2, 1/4 or 1/8).
+    /// Decoded size / stored size (n/8).
     scale: f64,
 }
 
 fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<Decoded<T>> {
     match img.codec {
         Codec::Jpeg(h) => {
-            let denominator = if plan.resample && cfg.dct_scaling {
-                jpeg::dct_denominator(plan.region.w, plan.region.h, plan.stored.0 as u32, plan.stored.1 as u32)
+            let eighths = if plan.resample && cfg.dct_scaling {
+                jpeg::dct_eighths(plan.region.w, plan.region.h, plan.stored.0 as u32, plan.stored.1 as u32)
             } else {
-                1
+                8
             };
-            let (w, h2) = jpeg::scaled_size(&h, denominator);
+            let (w, h2) = jpeg::scaled_size(&h, eighths);
             let mut bytes = vec![0u8; w * h2 * plan.channels];
-            jpeg::decode_into(&img.data, &h, denominator, cfg.pix_fmt, &mut bytes).map_err(|e| img.fail(e))?;
+            jpeg::decode_into(&img.data, &h, eighths, cfg.pix_fmt, &mut bytes).map_err(|e| img.fail(e))?;
             Ok(Decoded {
                 pixels: widen(bytes),
                 width: w,
                 height: h2,
-                scale: 1.0 / denominator as f64,
+                scale: eighths as f64 / 8.0,
             })
         }
         Codec::Image(f, color) => decode_with_image_crate(img, f, color, plan, cfg),
@@ -490,7 +490,7 @@ fn decode_into<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig, out: &m
         (img.codec, plan.resample, plan.orientation, std::mem::size_of::<T>())
     {
         let bytes = bytemuck::cast_slice_mut(out);
-        return jpeg::decode_into(&img.data, &h, 1, cfg.pix_fmt, bytes).map_err(|e| img.fail(e));
+        return jpeg::decode_into(&img.data, &h, 8, cfg.pix_fmt, bytes).map_err(|e| img.fail(e));
     }
     let d = decode::<T>(img, plan, cfg)?;
     let (sw, sh) = plan.stored;

@@ -90,18 +90,21 @@ fn scan_markers(data: &[u8]) -> (Option<&[u8]>, bool) {
     (exif, adobe)
 }
 
-/// The largest power-of-two DCT downscale (1, 2, 4 or 8) that keeps a
-/// `w` x `h` region at least `tw` x `th`.
-pub(crate) fn dct_denominator(w: f64, h: f64, tw: u32, th: u32) -> usize {
-    [8usize, 4, 2]
+/// The smallest DCT-domain scale `n/8` (n = 1, 2, 4 or 8) that keeps a
+/// `w` x `h` region at least `tw` x `th`: libjpeg-turbo then runs a reduced
+/// `n x n` IDCT, which also low-pass filters like an area resize. Scales
+/// that are not powers of two (3/8, 5/8, ...) use libjpeg-turbo's non-SIMD
+/// IDCTs and measured no faster (BENCHMARKS.md).
+pub(crate) fn dct_eighths(w: f64, h: f64, tw: u32, th: u32) -> usize {
+    [1usize, 2, 4, 8]
         .into_iter()
-        .find(|&d| w / d as f64 >= f64::from(tw) && h / d as f64 >= f64::from(th))
-        .unwrap_or(1)
+        .find(|&n| w * n as f64 / 8.0 >= f64::from(tw) && h * n as f64 / 8.0 >= f64::from(th))
+        .unwrap_or(8)
 }
 
-/// The size of the image decoded at `1/denominator` scale.
-pub(crate) fn scaled_size(header: &JpegHeader, denominator: usize) -> (usize, usize) {
-    let f = ScalingFactor::new(1, denominator);
+/// The size of the image decoded at scale `eighths/8`.
+pub(crate) fn scaled_size(header: &JpegHeader, eighths: usize) -> (usize, usize) {
+    let f = ScalingFactor::new(eighths, 8);
     (f.scale(header.width), f.scale(header.height))
 }
 
@@ -115,23 +118,23 @@ fn tj_format(fmt: PixelFormat) -> Option<(TjFormat, usize)> {
     })
 }
 
-/// Decodes at `1/denominator` scale into `out` (exactly the scaled size in
+/// Decodes at scale `eighths/8` into `out` (exactly the scaled size in
 /// `fmt`). CMYK/YCCK images are decoded to CMYK and converted to RGB first.
 pub(crate) fn decode_into(
     data: &[u8],
     header: &JpegHeader,
-    denominator: usize,
+    eighths: usize,
     fmt: PixelFormat,
     out: &mut [u8],
 ) -> Result<(), String> {
-    let (w, h) = scaled_size(header, denominator);
+    let (w, h) = scaled_size(header, eighths);
     let (tj, channels) = tj_format(fmt).ok_or_else(|| format!("{} output is not supported for images", fmt.name()))?;
     if out.len() != w * h * channels {
         return Err("output buffer does not match the decoded size".into());
     }
     let decompress = |format: TjFormat, channels: usize, pixels: &mut [u8]| {
         with_decompressor(|d| {
-            d.set_scaling_factor(ScalingFactor::new(1, denominator))
+            d.set_scaling_factor(ScalingFactor::new(eighths, 8))
                 .map_err(|e| e.to_string())?;
             let image = Image {
                 pixels,
@@ -197,10 +200,11 @@ mod tests {
 
     #[test]
     fn dct_scale_keeps_the_target_covered() {
-        assert_eq!(dct_denominator(500.0, 375.0, 224, 224), 1);
-        assert_eq!(dct_denominator(1000.0, 800.0, 224, 224), 2);
-        assert_eq!(dct_denominator(1920.0, 1080.0, 224, 224), 4);
-        assert_eq!(dct_denominator(4000.0, 3000.0, 100, 100), 8);
+        assert_eq!(dct_eighths(500.0, 375.0, 224, 224), 8);
+        assert_eq!(dct_eighths(1000.0, 800.0, 224, 224), 4);
+        assert_eq!(dct_eighths(1920.0, 1080.0, 224, 224), 2);
+        assert_eq!(dct_eighths(4000.0, 3000.0, 100, 100), 1);
+        assert_eq!(dct_eighths(200.0, 200.0, 224, 224), 8);
     }
 
     #[test]
