@@ -67,7 +67,6 @@ import os
 import shlex
 import shutil
 import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -568,7 +567,11 @@ def main() -> int:
             if s not in seen:
                 seen.add(s)
                 pick.append(i)
-        vidx[kind] = pick[:a.verify_images]
+        # ...then evenly spread extra ones when there are fewer distinct sizes
+        k = min(a.verify_images, len(szs))
+        extra = [i for i in sorted({round(j * (len(szs) - 1) / max(k - 1, 1)) for j in range(k)})
+                 if i not in set(pick)]
+        vidx[kind] = sorted((pick + extra)[:k])
     vdir = a.image_dir / "verify"
     if a.verify_images:
         vdir.mkdir(parents=True, exist_ok=True)

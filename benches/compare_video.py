@@ -58,7 +58,7 @@ import zlib
 from pathlib import Path
 
 import bench_common
-from bench_common import (cpu_children as _cpu_children, cpu_self as _cpu_self, fmt_ms,  # noqa: F401
+from bench_common import (cpu_children as _cpu_children, cpu_self as _cpu_self,
                           run_child, run_child_rusage)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,36 @@
-//! `spdl-pipeline`: a concurrent stage scheduler (source -> stages -> sink)
-//! with bounded queues, failure budgets and per-stage statistics.
+//! `spdl-pipeline`: a concurrent stage scheduler for data loading.
 //!
-//! The scheduler itself is not built yet; this crate reserves its place in
-//! the workspace so that `spdl::pipeline` resolves.
+//! A [`PipelineBuilder`] chains a source, `pipe` stages (async on the
+//! pipeline's tokio runtime, or blocking on its CPU pool) with their own
+//! concurrency and ordering, `aggregate`/`disaggregate`, and a sink. Bounded
+//! queues between stages give backpressure; failed items are dropped,
+//! counted and reported, within failure budgets; [`Run::stats`] shows where
+//! time goes while it runs.
+//!
+//! ```
+//! use spdl_pipeline::{PipelineBuilder, StageConfig};
+//!
+//! let pipeline = PipelineBuilder::new()
+//!     .add_source(vec!["a", "bb", "ccc"])
+//!     .pipe_blocking(|s: &str| Ok::<_, String>(s.len()), StageConfig::new("len").with_ordered(true))
+//!     .add_sink(2)
+//!     .build()
+//!     .unwrap();
+//! for epoch in 0..2 {
+//!     let lens: Vec<usize> = pipeline.run(epoch).map(Result::unwrap).collect();
+//!     assert_eq!(lens, [1, 2, 3]);
+//! }
+//! ```
 #![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod pipeline;
+mod sampler;
+mod stats;
+
+pub use config::{FailureBudget, PipelineConfig, StageConfig};
+pub use error::{Error, Failure, Result};
+pub use pipeline::{Pipeline, PipelineBuilder, Run};
+pub use sampler::{DistributedSampler, Remainder};
+pub use stats::{PipelineStats, StageStats};

@@ -1,0 +1,153 @@
+//! Stage and pipeline settings.
+
+use std::time::Duration;
+
+/// How many failures a stage (or the whole pipeline) may drop before the
+/// pipeline stops. The default is unlimited: failures are still counted and
+/// reported.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct FailureBudget {
+    /// Stop after more than this many failures.
+    pub max_count: Option<u64>,
+    /// Stop when failures / items seen exceeds this rate (checked once at
+    /// least `min_items` items were seen).
+    pub max_rate: Option<f64>,
+    /// Items to see before the rate is checked (default 0).
+    pub min_items: u64,
+}
+
+impl FailureBudget {
+    /// At most `n` failures.
+    pub fn count(n: u64) -> Self {
+        FailureBudget {
+            max_count: Some(n),
+            ..Default::default()
+        }
+    }
+
+    /// At most `rate` (0..=1) of the items, checked after `min_items` items.
+    pub fn rate(rate: f64, min_items: u64) -> Self {
+        FailureBudget {
+            max_rate: Some(rate),
+            min_items,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn exceeded(&self, failures: u64, seen: u64) -> bool {
+        self.max_count.is_some_and(|m| failures > m)
+            || self
+                .max_rate
+                .is_some_and(|r| seen >= self.min_items.max(1) && failures as f64 / seen as f64 > r)
+    }
+}
+
+impl std::fmt::Display for FailureBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.max_count, self.max_rate) {
+            (Some(c), Some(r)) => write!(f, "at most {c} failures and a rate of {r}"),
+            (Some(c), None) => write!(f, "at most {c} failures"),
+            (None, Some(r)) => write!(f, "a failure rate of at most {r} after {} items", self.min_items),
+            (None, None) => write!(f, "unlimited"),
+        }
+    }
+}
+
+/// Settings of one `pipe` stage.
+///
+/// ```
+/// use spdl_pipeline::{FailureBudget, StageConfig};
+/// let decode = StageConfig::new("decode").with_concurrency(8).with_ordered(true).with_budget(FailureBudget::count(10));
+/// assert_eq!(decode.concurrency, 8);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StageConfig {
+    /// Name in stats and failure reports.
+    pub name: String,
+    /// Items processed at once (default 1).
+    pub concurrency: usize,
+    /// Emit in input order instead of completion order (default false).
+    pub ordered: bool,
+    /// Fail an item that takes longer than this. A blocking item's work is
+    /// not interrupted; its result is dropped when it arrives.
+    pub timeout: Option<Duration>,
+    /// The stage's failure budget (default unlimited).
+    pub budget: FailureBudget,
+    /// Capacity of the stage's output queue (default `2 * concurrency`).
+    pub queue: Option<usize>,
+}
+
+impl StageConfig {
+    /// A stage named `name` with default settings.
+    pub fn new(name: impl Into<String>) -> Self {
+        StageConfig {
+            name: name.into(),
+            concurrency: 1,
+            ordered: false,
+            timeout: None,
+            budget: FailureBudget::default(),
+            queue: None,
+        }
+    }
+    /// Sets [`StageConfig::concurrency`] (at least 1).
+    #[must_use]
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+    /// Sets [`StageConfig::ordered`].
+    #[must_use]
+    pub fn with_ordered(mut self, ordered: bool) -> Self {
+        self.ordered = ordered;
+        self
+    }
+    /// Sets [`StageConfig::timeout`].
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+    /// Sets [`StageConfig::budget`].
+    #[must_use]
+    pub fn with_budget(mut self, budget: FailureBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+    /// Sets [`StageConfig::queue`].
+    #[must_use]
+    pub fn with_queue(mut self, capacity: usize) -> Self {
+        self.queue = Some(capacity.max(1));
+        self
+    }
+
+    pub(crate) fn queue_capacity(&self) -> usize {
+        self.queue.unwrap_or(2 * self.concurrency).max(1)
+    }
+}
+
+/// Settings of the whole pipeline.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PipelineConfig {
+    /// Threads of the tokio runtime that runs async stages (default 2).
+    pub runtime_threads: usize,
+    /// Threads of the CPU pool that runs blocking stages (default: one per core).
+    pub cpu_threads: usize,
+    /// Failure budget over all stages (default unlimited).
+    pub budget: FailureBudget,
+    /// Log a stats table through `tracing` at this interval (default off).
+    pub report_interval: Option<Duration>,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            runtime_threads: 2,
+            cpu_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            budget: FailureBudget::default(),
+            report_interval: None,
+        }
+    }
+}

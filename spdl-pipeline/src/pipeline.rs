@@ -1,0 +1,654 @@
+//! The builder, the running pipeline and its blocking iterator.
+//!
+//! Each stage is a tokio task between two bounded queues, so a slow
+//! consumer stalls the stages upstream with bounded memory. Async stages
+//! run on the pipeline's own runtime; blocking stages run on its rayon CPU
+//! pool and are awaited, so no runtime thread ever blocks. A built pipeline
+//! serves many epochs: each [`Pipeline::run`] spawns fresh stage tasks on
+//! the same threads.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, Stream, StreamExt};
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::config::{FailureBudget, PipelineConfig, StageConfig};
+use crate::stats::{PipelineStats, StageCounters};
+use crate::{DistributedSampler, Error, Failure, Result};
+
+/// An item with its position in the source.
+struct Env<T> {
+    seq: u64,
+    value: T,
+}
+
+/// What a running epoch shares between its stages.
+struct Ctx {
+    handle: Handle,
+    pool: Arc<rayon::ThreadPool>,
+    counters: Mutex<Vec<Arc<StageCounters>>>,
+    failures: Mutex<Vec<Failure>>,
+    abort: Mutex<Option<Error>>,
+    budget: FailureBudget,
+    source_items: AtomicU64,
+    done: AtomicBool,
+}
+
+type CtxRef = Arc<Ctx>;
+
+impl Ctx {
+    fn register(&self, name: &str, capacity: usize) -> Arc<StageCounters> {
+        let c = Arc::new(StageCounters::new(name, capacity));
+        self.counters.lock().expect("counters lock").push(c.clone());
+        c
+    }
+
+    fn stats(&self) -> PipelineStats {
+        let stages = self
+            .counters
+            .lock()
+            .expect("counters lock")
+            .iter()
+            .map(|c| c.snapshot())
+            .collect();
+        PipelineStats { stages }
+    }
+
+    /// Records a failure; returns false when a budget is exceeded (the
+    /// pipeline is then aborted with the list of failures).
+    fn fail(&self, counters: &StageCounters, budget: &FailureBudget, failure: Failure) -> bool {
+        tracing::warn!(target: "spdl_pipeline", "dropped {failure}");
+        let stage_failures = counters.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut failures = self.failures.lock().expect("failures lock");
+        failures.push(failure);
+        let seen = counters.items_in.load(Ordering::Relaxed);
+        let scope = if budget.exceeded(stage_failures, seen) {
+            Some((counters.name.clone(), budget.to_string()))
+        } else if self
+            .budget
+            .exceeded(failures.len() as u64, self.source_items.load(Ordering::Relaxed))
+        {
+            Some(("pipeline".to_string(), self.budget.to_string()))
+        } else {
+            None
+        };
+        let Some((scope, budget)) = scope else { return true };
+        self.abort
+            .lock()
+            .expect("abort lock")
+            .get_or_insert(Error::FailureBudget {
+                scope,
+                budget,
+                failures: failures.clone(),
+            });
+        false
+    }
+
+    fn aborted(&self) -> bool {
+        self.abort.lock().expect("abort lock").is_some()
+    }
+}
+
+/// Sends `env`, recording the wait; false when the receiver is gone.
+async fn put<T>(tx: &mpsc::Sender<Env<T>>, env: Env<T>, c: &StageCounters) -> bool {
+    let t0 = Instant::now();
+    let ok = tx.send(env).await.is_ok();
+    StageCounters::add(&c.put_wait_ns, t0.elapsed());
+    c.items_out.fetch_add(1, Ordering::Relaxed);
+    c.queue_len
+        .store((tx.max_capacity() - tx.capacity()) as u64, Ordering::Relaxed);
+    ok
+}
+
+/// The input of a stage as a stream, recording waits and arrivals.
+fn input<T: Send + 'static>(rx: mpsc::Receiver<Env<T>>, c: Arc<StageCounters>) -> impl Stream<Item = Env<T>> {
+    futures::stream::unfold((rx, c), |(mut rx, c)| async move {
+        let t0 = Instant::now();
+        let env = rx.recv().await?;
+        StageCounters::add(&c.get_wait_ns, t0.elapsed());
+        c.items_in.fetch_add(1, Ordering::Relaxed);
+        Some((env, (rx, c)))
+    })
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("panicked: {msg}")
+}
+
+/// Spawns the sequence of stages from a source receiver to an output one.
+type Chain<S, T> = Arc<dyn Fn(&CtxRef, mpsc::Receiver<Env<S>>) -> mpsc::Receiver<Env<T>> + Send + Sync>;
+/// Makes the source iterator of an epoch.
+type SourceFn<S> = Arc<dyn Fn(u64) -> Box<dyn Iterator<Item = S> + Send> + Send + Sync>;
+/// The work of a stage: one item in, a future of its result out.
+type Task<T, U> =
+    Arc<dyn Fn(&CtxRef, T) -> futures::future::BoxFuture<'static, std::result::Result<U, String>> + Send + Sync>;
+
+/// Builds a pipeline: a source, stages that each change the item type, and
+/// a sink; checked at compile time.
+///
+/// ```
+/// use spdl_pipeline::{PipelineBuilder, StageConfig};
+///
+/// let pipeline = PipelineBuilder::new()
+///     .add_source(0..100u32)
+///     .pipe(|x: u32| async move { Ok::<_, String>(x * 2) }, StageConfig::new("double").with_concurrency(4))
+///     .pipe_blocking(|x: u32| if x % 10 == 0 { Err(format!("{x} is round")) } else { Ok(x) }, StageConfig::new("check"))
+///     .aggregate(8)
+///     .add_sink(4)
+///     .build()
+///     .unwrap();
+/// let mut run = pipeline.run(0);
+/// let total: usize = run.by_ref().map(|batch| batch.unwrap().len()).sum();
+/// assert_eq!(total, 80); // 20 of 100 doubled values are multiples of 10
+/// assert_eq!(run.failures().len(), 20);
+/// ```
+pub struct PipelineBuilder<S, T> {
+    source: Option<SourceFn<S>>,
+    chain: Chain<S, T>,
+    config: PipelineConfig,
+    sink: usize,
+    names: Vec<String>,
+}
+
+impl PipelineBuilder<(), ()> {
+    /// An empty builder; start with [`PipelineBuilder::add_source`].
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> PipelineBuilder<(), ()> {
+        PipelineBuilder {
+            source: None,
+            chain: Arc::new(|_, rx| rx),
+            config: PipelineConfig::default(),
+            sink: 1,
+            names: Vec::new(),
+        }
+    }
+
+    /// A source re-iterated for every epoch (any `IntoIterator` that can be
+    /// cloned: a range, a `Vec` of paths, ...).
+    pub fn add_source<I>(self, source: I) -> PipelineBuilder<I::Item, I::Item>
+    where
+        I: IntoIterator + Clone + Send + Sync + 'static,
+        I::Item: Send + 'static,
+        I::IntoIter: Send + 'static,
+    {
+        self.add_source_fn(move |_| source.clone().into_iter())
+    }
+
+    /// A source made per epoch by `f(epoch)` (for example a sampler's
+    /// shuffled indices).
+    pub fn add_source_fn<F, It>(self, f: F) -> PipelineBuilder<It::Item, It::Item>
+    where
+        F: Fn(u64) -> It + Send + Sync + 'static,
+        It: Iterator + Send + 'static,
+        It::Item: Send + 'static,
+    {
+        PipelineBuilder {
+            source: Some(Arc::new(move |epoch| Box::new(f(epoch)))),
+            chain: Arc::new(|_, rx| rx),
+            config: self.config,
+            sink: self.sink,
+            names: vec!["source".into()],
+        }
+    }
+
+    /// A source of this rank's dataset indices, reshuffled every epoch.
+    pub fn add_sampler(self, sampler: DistributedSampler) -> PipelineBuilder<usize, usize> {
+        self.add_source_fn(move |epoch| sampler.indices(epoch).into_iter())
+    }
+}
+
+impl Default for PipelineBuilder<(), ()> {
+    fn default() -> Self {
+        PipelineBuilder::new()
+    }
+}
+
+impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
+    /// Sets the pipeline-wide settings (threads, budget, reports).
+    #[must_use]
+    pub fn with_config(mut self, config: PipelineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    fn then<U: Send + 'static>(
+        self,
+        name: &str,
+        stage: impl Fn(&CtxRef, mpsc::Receiver<Env<T>>) -> mpsc::Receiver<Env<U>> + Send + Sync + 'static,
+    ) -> PipelineBuilder<S, U> {
+        let prev = self.chain;
+        let mut names = self.names;
+        names.push(name.into());
+        PipelineBuilder {
+            source: self.source,
+            chain: Arc::new(move |ctx, rx| stage(ctx, prev(ctx, rx))),
+            config: self.config,
+            sink: self.sink,
+            names,
+        }
+    }
+
+    fn task_stage<U: Send + 'static>(self, task: Task<T, U>, cfg: StageConfig) -> PipelineBuilder<S, U> {
+        let name = cfg.name.clone();
+        self.then(&name, move |ctx, rx| {
+            spawn_task_stage(ctx, rx, task.clone(), cfg.clone())
+        })
+    }
+
+    /// An async stage: `f` runs on the pipeline's runtime, up to
+    /// `concurrency` items at once. An `Err`, a panic or a timeout drops the
+    /// item and is reported.
+    pub fn pipe<U, E, F, Fut>(self, f: F, cfg: StageConfig) -> PipelineBuilder<S, U>
+    where
+        U: Send + 'static,
+        E: std::fmt::Display,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<U, E>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let task: Task<T, U> = Arc::new(move |_, item| {
+            let f = f.clone();
+            async move { f(item).await.map_err(|e| e.to_string()) }.boxed()
+        });
+        self.task_stage(task, cfg)
+    }
+
+    /// A blocking (CPU) stage: `f` runs on the pipeline's rayon pool, never
+    /// on a runtime thread; up to `concurrency` items at once.
+    pub fn pipe_blocking<U, E, F>(self, f: F, cfg: StageConfig) -> PipelineBuilder<S, U>
+    where
+        U: Send + 'static,
+        E: std::fmt::Display,
+        F: Fn(T) -> std::result::Result<U, E> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let task: Task<T, U> = Arc::new(move |ctx, item| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let f = f.clone();
+            ctx.pool.spawn(move || {
+                let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(item).map_err(|e| e.to_string())));
+                let _ = tx.send(r.unwrap_or_else(|p| Err(panic_message(p))));
+            });
+            async move { rx.await.unwrap_or_else(|_| Err("the CPU pool dropped the task".into())) }.boxed()
+        });
+        self.task_stage(task, cfg)
+    }
+
+    /// Groups items into `Vec`s of `n` (the last may be shorter).
+    pub fn aggregate(self, n: usize) -> PipelineBuilder<S, Vec<T>> {
+        self.aggregate_with(n, false)
+    }
+
+    /// Groups items into `Vec`s of `n`; with `drop_last`, a shorter last
+    /// group is dropped (and counted as the stage's output shortfall).
+    pub fn aggregate_with(self, n: usize, drop_last: bool) -> PipelineBuilder<S, Vec<T>> {
+        let n = n.max(1);
+        self.then("aggregate", move |ctx, rx| {
+            let (tx, out) = mpsc::channel(2);
+            let c = ctx.register("aggregate", 2);
+            ctx.handle.spawn(async move {
+                let mut items = Box::pin(input(rx, c.clone()));
+                let mut group = Vec::with_capacity(n);
+                let mut first = 0;
+                while let Some(env) = items.next().await {
+                    if group.is_empty() {
+                        first = env.seq;
+                    }
+                    group.push(env.value);
+                    if group.len() == n
+                        && !put(
+                            &tx,
+                            Env {
+                                seq: first,
+                                value: std::mem::take(&mut group),
+                            },
+                            &c,
+                        )
+                        .await
+                    {
+                        return;
+                    }
+                }
+                if !group.is_empty() && !drop_last {
+                    put(
+                        &tx,
+                        Env {
+                            seq: first,
+                            value: group,
+                        },
+                        &c,
+                    )
+                    .await;
+                }
+            });
+            out
+        })
+    }
+
+    /// Buffers up to `capacity` finished items for the consumer.
+    pub fn add_sink(mut self, capacity: usize) -> Self {
+        self.sink = capacity.max(1);
+        self
+    }
+
+    /// Creates the runtime and CPU pool (threads start now, not before).
+    ///
+    /// # Errors
+    /// [`Error::Build`] without a source or when threads cannot start.
+    pub fn build(self) -> Result<Pipeline<T>> {
+        let source = self
+            .source
+            .ok_or_else(|| Error::Build("no source: call add_source first".into()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.config.runtime_threads.max(1))
+            .thread_name("spdl-pipeline")
+            .enable_time()
+            .build()
+            .map_err(|e| Error::Build(e.to_string()))?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.config.cpu_threads.max(1))
+            .thread_name(|i| format!("spdl-cpu-{i}"))
+            .build()
+            .map_err(|e| Error::Build(e.to_string()))?;
+        let chain = self.chain;
+        let sink = self.sink;
+        let start: Start<T> = Arc::new(move |ctx: &CtxRef, epoch| {
+            let (tx, rx) = mpsc::channel(2);
+            spawn_source(ctx, source(epoch), tx);
+            let out = chain(ctx, rx);
+            pass_through(ctx, out, "sink", sink)
+        });
+        Ok(Pipeline {
+            runtime: Some(runtime),
+            pool: Arc::new(pool),
+            start,
+            config: self.config,
+        })
+    }
+}
+
+impl<S: Send + 'static, T: IntoIterator + Send + 'static> PipelineBuilder<S, T>
+where
+    T::Item: Send + 'static,
+    T::IntoIter: Send,
+{
+    /// Emits each element of every item (a `Vec` from `aggregate` or a
+    /// fan-out stage, an `Option` from a filtering stage).
+    pub fn disaggregate(self) -> PipelineBuilder<S, T::Item> {
+        self.then("disaggregate", |ctx, rx| {
+            let (tx, out) = mpsc::channel(2);
+            let c = ctx.register("disaggregate", 2);
+            ctx.handle.spawn(async move {
+                let mut items = Box::pin(input(rx, c.clone()));
+                while let Some(env) = items.next().await {
+                    for value in env.value {
+                        if !put(&tx, Env { seq: env.seq, value }, &c).await {
+                            return;
+                        }
+                    }
+                }
+            });
+            out
+        })
+    }
+}
+
+type Start<T> = Arc<dyn Fn(&CtxRef, u64) -> mpsc::Receiver<Env<T>> + Send + Sync>;
+
+/// Iterates the epoch's source on a blocking thread into the first queue.
+fn spawn_source<S: Send + 'static>(ctx: &CtxRef, source: Box<dyn Iterator<Item = S> + Send>, tx: mpsc::Sender<Env<S>>) {
+    let c = ctx.register("source", tx.max_capacity());
+    let ctx = ctx.clone();
+    ctx.handle.clone().spawn_blocking(move || {
+        let mut source = source;
+        for seq in 0.. {
+            let next = std::panic::catch_unwind(AssertUnwindSafe(|| source.next()));
+            let value = match next {
+                Ok(Some(v)) => v,
+                Ok(None) => break,
+                Err(p) => {
+                    let failure = Failure {
+                        stage: "source".into(),
+                        item: seq,
+                        reason: panic_message(p),
+                    };
+                    ctx.fail(&c, &FailureBudget::count(0), failure);
+                    break;
+                }
+            };
+            ctx.source_items.fetch_add(1, Ordering::Relaxed);
+            c.items_in.fetch_add(1, Ordering::Relaxed);
+            let t0 = Instant::now();
+            if tx.blocking_send(Env { seq, value }).is_err() || ctx.aborted() {
+                break;
+            }
+            StageCounters::add(&c.put_wait_ns, t0.elapsed());
+            c.items_out.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+}
+
+/// A stage that only buffers (the sink).
+fn pass_through<T: Send + 'static>(
+    ctx: &CtxRef,
+    rx: mpsc::Receiver<Env<T>>,
+    name: &str,
+    capacity: usize,
+) -> mpsc::Receiver<Env<T>> {
+    let (tx, out) = mpsc::channel(capacity);
+    let c = ctx.register(name, capacity);
+    ctx.handle.spawn(async move {
+        let mut items = Box::pin(input(rx, c.clone()));
+        while let Some(env) = items.next().await {
+            if !put(&tx, env, &c).await {
+                return;
+            }
+        }
+    });
+    out
+}
+
+fn spawn_task_stage<T: Send + 'static, U: Send + 'static>(
+    ctx: &CtxRef,
+    rx: mpsc::Receiver<Env<T>>,
+    task: Task<T, U>,
+    cfg: StageConfig,
+) -> mpsc::Receiver<Env<U>> {
+    let (tx, out) = mpsc::channel(cfg.queue_capacity());
+    let c = ctx.register(&cfg.name, cfg.queue_capacity());
+    let ctx = ctx.clone();
+    ctx.handle.clone().spawn(async move {
+        let timeout = cfg.timeout;
+        let runs = input(rx, c.clone()).map(|env| {
+            let work = AssertUnwindSafe(task(&ctx, env.value)).catch_unwind();
+            let c = c.clone();
+            async move {
+                let t0 = Instant::now();
+                let result = match timeout {
+                    Some(t) => tokio::time::timeout(t, work)
+                        .await
+                        .unwrap_or_else(|_| Ok(Err(format!("timed out after {t:?}")))),
+                    None => work.await,
+                };
+                let elapsed = t0.elapsed();
+                StageCounters::add(&c.task_ns, elapsed);
+                c.task_time.record(elapsed);
+                (env.seq, result.unwrap_or_else(|p| Err(panic_message(p))))
+            }
+        });
+        let mut results = if cfg.ordered {
+            runs.buffered(cfg.concurrency).boxed()
+        } else {
+            runs.buffer_unordered(cfg.concurrency).boxed()
+        };
+        while let Some((seq, result)) = results.next().await {
+            let keep_going = match result {
+                Ok(value) => put(&tx, Env { seq, value }, &c).await,
+                Err(reason) => {
+                    let failure = Failure {
+                        stage: cfg.name.clone(),
+                        item: seq,
+                        reason,
+                    };
+                    ctx.fail(&c, &cfg.budget, failure)
+                }
+            };
+            if !keep_going {
+                return;
+            }
+        }
+    });
+    out
+}
+
+/// A built pipeline: its threads, and the recipe for each epoch.
+pub struct Pipeline<T> {
+    runtime: Option<Runtime>,
+    pool: Arc<rayon::ThreadPool>,
+    start: Start<T>,
+    config: PipelineConfig,
+}
+
+impl<T: Send + 'static> Pipeline<T> {
+    /// Starts epoch `epoch` and returns its output. Dropping the [`Run`]
+    /// before the end stops the epoch's stages (blocking work already on
+    /// the CPU pool finishes, its result is dropped).
+    pub fn run(&self, epoch: u64) -> Run<'_, T> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("the runtime lives as long as the pipeline");
+        let ctx = Arc::new(Ctx {
+            handle: runtime.handle().clone(),
+            pool: self.pool.clone(),
+            counters: Mutex::new(Vec::new()),
+            failures: Mutex::new(Vec::new()),
+            abort: Mutex::new(None),
+            budget: self.config.budget,
+            source_items: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+        });
+        let rx = {
+            let _guard = runtime.enter();
+            (self.start)(&ctx, epoch)
+        };
+        if let Some(every) = self.config.report_interval {
+            spawn_reporter(&ctx, every);
+        }
+        Run {
+            rx: Some(rx),
+            ctx,
+            _pipeline: std::marker::PhantomData,
+        }
+    }
+}
+
+fn spawn_reporter(ctx: &CtxRef, every: Duration) {
+    let weak = Arc::downgrade(ctx);
+    ctx.handle.spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(ctx) = weak.upgrade() else { return };
+            if ctx.done.load(Ordering::Relaxed) {
+                return;
+            }
+            tracing::info!(target: "spdl_pipeline", "\n{}", ctx.stats());
+        }
+    });
+}
+
+impl<T> Drop for Pipeline<T> {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // A source blocked in a slow iterator must not hang the process.
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// One epoch's output: a blocking iterator of items (or the error that
+/// stopped the pipeline), plus live stats and the failure report.
+pub struct Run<'p, T> {
+    rx: Option<mpsc::Receiver<Env<T>>>,
+    ctx: CtxRef,
+    _pipeline: std::marker::PhantomData<&'p ()>,
+}
+
+impl<T> Run<'_, T> {
+    /// Stats of every stage, now.
+    pub fn stats(&self) -> PipelineStats {
+        self.ctx.stats()
+    }
+
+    /// Every item dropped so far: stage, source position and reason.
+    pub fn failures(&self) -> Vec<Failure> {
+        self.ctx.failures.lock().expect("failures lock").clone()
+    }
+
+    fn finish(&mut self) -> Option<Result<T>> {
+        self.rx = None;
+        self.ctx.done.store(true, Ordering::Relaxed);
+        self.ctx.abort.lock().expect("abort lock").take().map(Err)
+    }
+
+    /// The next item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when nothing arrives in time (the run goes on);
+    /// [`Error::FailureBudget`] when a budget stopped the pipeline.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<T>> {
+        let rx = self.rx.as_mut()?;
+        // The timer is created inside `block_on`, where the runtime is current.
+        let got = self
+            .ctx
+            .handle
+            .block_on(async { tokio::time::timeout(timeout, rx.recv()).await });
+        match got {
+            Err(_) => Some(Err(Error::Timeout(timeout))),
+            Ok(Some(env)) => Some(Ok(env.value)),
+            Ok(None) => self.finish(),
+        }
+    }
+
+    /// The rest of the epoch as an async `Stream`, for tokio users.
+    pub fn into_stream(mut self) -> impl Stream<Item = Result<T>>
+    where
+        T: Send + 'static,
+    {
+        let rx = self.rx.take();
+        let ctx = self.ctx.clone();
+        let items = futures::stream::iter(rx.map(ReceiverStream::new))
+            .flatten()
+            .map(|env| Ok(env.value));
+        let end = futures::stream::once(async move {
+            ctx.done.store(true, Ordering::Relaxed);
+            ctx.abort.lock().expect("abort lock").take().map(Err)
+        })
+        .filter_map(futures::future::ready);
+        items.chain(end)
+    }
+}
+
+impl<T> Iterator for Run<'_, T> {
+    type Item = Result<T>;
+
+    /// Blocks the calling thread (never call it from inside an async task).
+    fn next(&mut self) -> Option<Result<T>> {
+        let rx = self.rx.as_mut()?;
+        match rx.blocking_recv() {
+            Some(env) => Some(Ok(env.value)),
+            None => self.finish(),
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The scheduler's contract: types flow stage to stage, concurrency and
+//! ordering are honoured, blocking work stays off the runtime, failures are
+//! dropped, counted and reported within budgets, queues are bounded, and a
+//! pipeline serves many epochs on the same threads.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use spdl_pipeline::{DistributedSampler, Error, FailureBudget, PipelineBuilder, PipelineConfig, StageConfig};
+
+fn small() -> PipelineConfig {
+    let mut c = PipelineConfig::default();
+    c.runtime_threads = 2;
+    c.cpu_threads = 2;
+    c
+}
+
+#[test]
+fn ordered_stage_keeps_input_order_despite_uneven_work() {
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..50u64)
+        .pipe(
+            |x: u64| async move {
+                tokio::time::sleep(Duration::from_millis((x * 7) % 5)).await;
+                Ok::<_, String>(x)
+            },
+            StageConfig::new("jitter").with_concurrency(8).with_ordered(true),
+        )
+        .build()
+        .unwrap();
+    let out: Vec<u64> = pipeline.run(0).map(Result::unwrap).collect();
+    assert_eq!(out, (0..50).collect::<Vec<_>>());
+}
+
+#[test]
+fn unordered_stage_delivers_every_item_and_respects_concurrency() {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (f, p) = (in_flight.clone(), peak.clone());
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..40u32)
+        .pipe(
+            move |x: u32| {
+                let (f, p) = (f.clone(), p.clone());
+                async move {
+                    let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+                    p.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    f.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, String>(x)
+                }
+            },
+            StageConfig::new("sleep").with_concurrency(4),
+        )
+        .build()
+        .unwrap();
+    let mut out: Vec<u32> = pipeline.run(0).map(Result::unwrap).collect();
+    out.sort_unstable();
+    assert_eq!(out, (0..40).collect::<Vec<_>>());
+    assert_eq!(peak.load(Ordering::SeqCst), 4, "exactly `concurrency` items at once");
+}
+
+#[test]
+fn blocking_stages_run_on_the_cpu_pool_not_the_runtime() {
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..8u8)
+        .pipe_blocking(
+            |_: u8| Ok::<_, String>(std::thread::current().name().unwrap_or("").to_string()),
+            StageConfig::new("where").with_concurrency(2),
+        )
+        .with_config(small())
+        .build()
+        .unwrap();
+    for name in pipeline.run(0) {
+        assert!(name.unwrap().starts_with("spdl-cpu-"));
+    }
+}
+
+#[test]
+fn errors_panics_and_timeouts_are_dropped_counted_and_reported() {
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..30u32)
+        .pipe_blocking(
+            |x: u32| match x % 10 {
+                3 => Err(format!("bad item {x}")),
+                7 => panic!("boom on {x}"),
+                _ => Ok(x),
+            },
+            StageConfig::new("decode").with_concurrency(3),
+        )
+        .pipe(
+            |x: u32| async move {
+                if x == 25 {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Ok::<_, String>(x)
+            },
+            StageConfig::new("fetch")
+                .with_timeout(Duration::from_millis(200))
+                .with_concurrency(4),
+        )
+        .with_config(small())
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    let out: Vec<u32> = run.by_ref().map(Result::unwrap).collect();
+    let failures = run.failures();
+    assert_eq!(out.len() + failures.len(), 30, "nothing is lost silently");
+    let mut failed: Vec<(String, u64)> = failures.iter().map(|f| (f.stage.clone(), f.item)).collect();
+    failed.sort();
+    let expected: Vec<(String, u64)> = [
+        ("decode", 3),
+        ("decode", 7),
+        ("decode", 13),
+        ("decode", 17),
+        ("decode", 23),
+        ("decode", 27),
+        ("fetch", 25),
+    ]
+    .iter()
+    .map(|(s, i)| (s.to_string(), *i))
+    .collect();
+    assert_eq!(failed, expected);
+    assert!(failures.iter().any(|f| f.reason.contains("panicked: boom on 7")));
+    assert!(failures.iter().any(|f| f.reason.contains("timed out")));
+    let stats = run.stats();
+    let decode = stats.stages.iter().find(|s| s.name == "decode").unwrap();
+    assert_eq!((decode.items_in, decode.items_out, decode.failures), (30, 24, 6));
+}
+
+#[test]
+fn stage_budget_stops_the_pipeline_with_the_failure_list() {
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..1000u32)
+        .pipe_blocking(
+            |x: u32| if x.is_multiple_of(2) { Err("even") } else { Ok(x) },
+            StageConfig::new("odd")
+                .with_ordered(true)
+                .with_budget(FailureBudget::count(3)),
+        )
+        .build()
+        .unwrap();
+    let results: Vec<_> = pipeline.run(0).collect();
+    let err = results.last().unwrap().as_ref().unwrap_err();
+    match err {
+        Error::FailureBudget { scope, failures, .. } => {
+            assert_eq!(scope, "odd");
+            assert_eq!(failures.len(), 4);
+            assert_eq!(failures.iter().map(|f| f.item).collect::<Vec<_>>(), [0, 2, 4, 6]);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(results.len() < 100, "stopped early, not after all 1000 items");
+}
+
+#[test]
+fn pipeline_rate_budget_counts_all_stages() {
+    let mut config = small();
+    config.budget = FailureBudget::rate(0.2, 20);
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..200u32)
+        .pipe(
+            |x: u32| async move {
+                if x.is_multiple_of(3) {
+                    Err("a")
+                } else {
+                    Ok(x)
+                }
+            },
+            StageConfig::new("a"),
+        )
+        .with_config(config)
+        .build()
+        .unwrap();
+    let last = pipeline.run(0).last().unwrap();
+    assert!(
+        matches!(last, Err(Error::FailureBudget { ref scope, .. }) if scope == "pipeline"),
+        "{last:?}"
+    );
+}
+
+#[test]
+fn slow_consumer_bounds_how_far_the_source_runs_ahead() {
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let p = pulled.clone();
+    let pipeline = PipelineBuilder::new()
+        .add_source_fn(move |_| {
+            let p = p.clone();
+            (0..10_000u32).inspect(move |_| {
+                p.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .pipe(
+            |x: u32| async move { Ok::<_, String>(x) },
+            StageConfig::new("id").with_concurrency(2),
+        )
+        .add_sink(3)
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    for _ in 0..5 {
+        run.next().unwrap().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // Queues: source 2 + stage 4 + in flight 2 + sink 3, plus one in each hand.
+    let ahead = pulled.load(Ordering::SeqCst);
+    assert!(ahead <= 5 + 2 + 4 + 2 + 3 + 4, "the source ran {ahead} items ahead");
+}
+
+#[test]
+fn aggregate_and_disaggregate_group_filter_and_fan_out() {
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..10u32)
+        .pipe(
+            |x: u32| async move { Ok::<_, String>(x.is_multiple_of(2).then_some(x)) },
+            StageConfig::new("evens").with_ordered(true),
+        )
+        .disaggregate()
+        .aggregate_with(2, true)
+        .build()
+        .unwrap();
+    let out: Vec<Vec<u32>> = pipeline.run(0).map(Result::unwrap).collect();
+    assert_eq!(out, vec![vec![0, 2], vec![4, 6]], "the short last group [8] is dropped");
+}
+
+#[test]
+fn epochs_reshuffle_on_the_same_threads() {
+    let sampler = DistributedSampler::new(64, 0, 1).with_seed(1);
+    let pipeline = PipelineBuilder::new()
+        .add_sampler(sampler)
+        .pipe_blocking(|i: usize| Ok::<_, String>(i), StageConfig::new("id").with_ordered(true))
+        .with_config(small())
+        .build()
+        .unwrap();
+    let threads = || std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    let first: Vec<usize> = pipeline.run(0).map(Result::unwrap).collect();
+    let before = threads();
+    let mut orders = vec![first];
+    for epoch in 1..5 {
+        orders.push(pipeline.run(epoch).map(Result::unwrap).collect());
+    }
+    assert!(threads() <= before + 1, "epochs reuse the pipeline's threads");
+    assert_eq!(orders[1], sampler.indices(1));
+    assert_ne!(orders[0], orders[1]);
+}
+
+#[test]
+fn stats_name_the_bottleneck() {
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..40u32)
+        .pipe(|x: u32| async move { Ok::<_, String>(x) }, StageConfig::new("fast"))
+        .pipe_blocking(
+            |x: u32| {
+                std::thread::sleep(Duration::from_millis(3));
+                Ok::<_, String>(x)
+            },
+            StageConfig::new("slow"),
+        )
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    assert_eq!(run.by_ref().count(), 40);
+    let stats = run.stats();
+    assert_eq!(stats.bottleneck().unwrap().name, "slow", "{stats}");
+    let slow = stats.stages.iter().find(|s| s.name == "slow").unwrap();
+    assert!(slow.task_p50 >= Duration::from_millis(2), "{stats}");
+}
+
+#[test]
+fn next_timeout_reports_a_stalled_pipeline() {
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..1u32)
+        .pipe(
+            |x: u32| async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Ok::<_, String>(x)
+            },
+            StageConfig::new("slow"),
+        )
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    assert!(matches!(
+        run.next_timeout(Duration::from_millis(10)),
+        Some(Err(Error::Timeout(_)))
+    ));
+    assert_eq!(run.next_timeout(Duration::from_secs(5)).unwrap().unwrap(), 0);
+    assert!(run.next_timeout(Duration::from_secs(5)).is_none());
+}
+
+#[test]
+fn dropping_a_run_midway_then_the_pipeline_does_not_hang() {
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..u64::MAX)
+        .pipe_blocking(|x: u64| Ok::<_, String>(x), StageConfig::new("id").with_concurrency(2))
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    assert_eq!(run.next().unwrap().unwrap(), 0);
+    drop(run);
+    drop(pipeline);
+}
+
+#[test]
+fn a_run_is_also_an_async_stream() {
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..5u32)
+        .pipe(
+            |x: u32| async move { Ok::<_, String>(x + 1) },
+            StageConfig::new("inc").with_ordered(true),
+        )
+        .build()
+        .unwrap();
+    let stream = pipeline.run(0).into_stream();
+    let user_runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let out: Vec<u32> = user_runtime
+        .block_on(futures::StreamExt::collect::<Vec<_>>(stream))
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(out, [1, 2, 3, 4, 5]);
+}
