@@ -131,6 +131,10 @@ impl StageConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PipelineConfig {
+    /// Prefix of the pipeline's thread names: `{name}-rt` for the runtime
+    /// (and its blocking source threads), `{name}-cpu-{i}` for the CPU pool
+    /// (default "spdl").
+    pub name: String,
     /// Threads of the tokio runtime that runs async stages (default 2).
     pub runtime_threads: usize,
     /// Threads of the CPU pool that runs blocking stages (default: one per core).
@@ -144,6 +148,7 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
+            name: "spdl".into(),
             runtime_threads: 2,
             cpu_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             budget: FailureBudget::default(),

@@ -352,13 +352,16 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
             .ok_or_else(|| Error::Build("no source: call add_source first".into()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.config.runtime_threads.max(1))
-            .thread_name("spdl-pipeline")
+            .thread_name(format!("{}-rt", self.config.name))
             .enable_time()
             .build()
             .map_err(|e| Error::Build(e.to_string()))?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.config.cpu_threads.max(1))
-            .thread_name(|i| format!("spdl-cpu-{i}"))
+            .thread_name({
+                let name = self.config.name.clone();
+                move |i| format!("{name}-cpu-{i}")
+            })
             .build()
             .map_err(|e| Error::Build(e.to_string()))?;
         let chain = self.chain;

@@ -227,13 +227,22 @@ fn aggregate_and_disaggregate_group_filter_and_fan_out() {
 #[test]
 fn epochs_reshuffle_on_the_same_threads() {
     let sampler = DistributedSampler::new(64, 0, 1).with_seed(1);
+    let mut config = small();
+    config.name = "epochtest".into();
     let pipeline = PipelineBuilder::new()
         .add_sampler(sampler)
         .pipe_blocking(|i: usize| Ok::<_, String>(i), StageConfig::new("id").with_ordered(true))
-        .with_config(small())
+        .with_config(config)
         .build()
         .unwrap();
-    let threads = || std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    // This pipeline's threads only (other tests run in the same process).
+    let threads = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with("epochtest"))
+            .count()
+    };
     let first: Vec<usize> = pipeline.run(0).map(Result::unwrap).collect();
     let before = threads();
     let mut orders = vec![first];
