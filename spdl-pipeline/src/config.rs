@@ -75,7 +75,7 @@ pub struct StageConfig {
     pub timeout: Option<Duration>,
     /// The stage's failure budget (default unlimited).
     pub budget: FailureBudget,
-    /// Capacity of the stage's output queue (default `2 * concurrency`).
+    /// Capacity of the stage's output queue (default `max(2 * concurrency, 16)`).
     pub queue: Option<usize>,
 }
 
@@ -123,7 +123,7 @@ impl StageConfig {
     }
 
     pub(crate) fn queue_capacity(&self) -> usize {
-        self.queue.unwrap_or(2 * self.concurrency).max(1)
+        self.queue.unwrap_or((2 * self.concurrency).max(16)).max(1)
     }
 }
 

@@ -23,14 +23,18 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod aggregate;
 mod config;
 mod error;
+mod merge;
 mod pipeline;
 mod sampler;
 mod stats;
 
+pub use aggregate::Aggregator;
 pub use config::{FailureBudget, PipelineConfig, StageConfig};
 pub use error::{Error, Failure, Result};
-pub use pipeline::{Pipeline, PipelineBuilder, Run};
+pub use merge::{Merge, MergePolicy};
+pub use pipeline::{Pipeline, PipelineBuilder, Run, StageProfile};
 pub use sampler::{DistributedSampler, Remainder};
 pub use stats::{PipelineStats, StageStats};

@@ -18,9 +18,17 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::aggregate::{Aggregator, CountAggregator};
 use crate::config::{FailureBudget, PipelineConfig, StageConfig};
+use crate::merge::{Merge, MergePolicy};
 use crate::stats::{PipelineStats, StageCounters};
 use crate::{DistributedSampler, Error, Failure, Result};
+
+/// Capacity of the queues the pipeline adds itself (after the source,
+/// aggregate, disaggregate, route). Large enough that a fast stage finds
+/// items waiting instead of being woken for each one; small enough to bound
+/// memory.
+const LINK_QUEUE: usize = 16;
 
 /// An item with its position in the source.
 struct Env<T> {
@@ -38,6 +46,14 @@ struct Ctx {
     budget: FailureBudget,
     source_items: AtomicU64,
     done: AtomicBool,
+    /// Stop the source after this many items (profiling).
+    limit: Option<u64>,
+    /// Profile the task stage with this ordinal at this concurrency.
+    profile: Option<(usize, usize)>,
+    /// Task stages spawned so far (gives each its ordinal).
+    task_stages: AtomicU64,
+    /// The profiled stage's name, items handled and time.
+    profile_result: Mutex<Option<(String, u64, Duration)>>,
 }
 
 type CtxRef = Arc<Ctx>;
@@ -208,6 +224,42 @@ impl PipelineBuilder<(), ()> {
     }
 }
 
+impl<T: Send + 'static> PipelineBuilder<T, T> {
+    /// A sub-chain without a source, for [`PipelineBuilder::route`].
+    pub fn branch() -> PipelineBuilder<T, T> {
+        PipelineBuilder {
+            source: None,
+            chain: Arc::new(|_, rx| rx),
+            config: PipelineConfig::default(),
+            sink: 1,
+            names: Vec::new(),
+        }
+    }
+}
+
+impl PipelineBuilder<(), ()> {
+    /// A source that merges several sources (round-robin, or weighted with
+    /// a seed mixed with the epoch); see [`Merge`].
+    ///
+    /// ```
+    /// use spdl_pipeline::{MergePolicy, PipelineBuilder};
+    /// let pipeline = PipelineBuilder::new()
+    ///     .add_merged_sources(vec![vec!["a1", "a2"], vec!["b1"]], MergePolicy::RoundRobin)
+    ///     .build()
+    ///     .unwrap();
+    /// let out: Vec<&str> = pipeline.run(0).map(Result::unwrap).collect();
+    /// assert_eq!(out, ["a1", "b1", "a2"]);
+    /// ```
+    pub fn add_merged_sources<I>(self, sources: Vec<I>, policy: MergePolicy) -> PipelineBuilder<I::Item, I::Item>
+    where
+        I: IntoIterator + Clone + Send + Sync + 'static,
+        I::Item: Send + 'static,
+        I::IntoIter: Send + 'static,
+    {
+        self.add_source_fn(move |epoch| Merge::new(sources.clone(), policy.clone(), epoch))
+    }
+}
+
 impl Default for PipelineBuilder<(), ()> {
     fn default() -> Self {
         PipelineBuilder::new()
@@ -291,41 +343,45 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
     }
 
     /// Groups items into `Vec`s of `n`; with `drop_last`, a shorter last
-    /// group is dropped (and counted as the stage's output shortfall).
+    /// group is dropped.
     pub fn aggregate_with(self, n: usize, drop_last: bool) -> PipelineBuilder<S, Vec<T>> {
         let n = n.max(1);
-        self.then("aggregate", move |ctx, rx| {
-            let (tx, out) = mpsc::channel(2);
-            let c = ctx.register("aggregate", 2);
+        self.aggregate_by("aggregate", move || CountAggregator {
+            n,
+            drop_last,
+            group: Vec::with_capacity(n),
+        })
+    }
+
+    /// Folds items with a custom [`Aggregator`] made fresh for each epoch.
+    pub fn aggregate_by<A, F>(self, name: &str, make: F) -> PipelineBuilder<S, A::Output>
+    where
+        A: Aggregator<T>,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        let stage = name.to_string();
+        self.then(name, move |ctx, rx| {
+            let (tx, out) = mpsc::channel(LINK_QUEUE);
+            let c = ctx.register(&stage, LINK_QUEUE);
+            let mut aggregator = make();
             ctx.handle.spawn(async move {
                 let mut items = Box::pin(input(rx, c.clone()));
-                let mut group = Vec::with_capacity(n);
-                let mut first = 0;
+                let mut first = None;
                 while let Some(env) = items.next().await {
-                    if group.is_empty() {
-                        first = env.seq;
-                    }
-                    group.push(env.value);
-                    if group.len() == n
-                        && !put(
-                            &tx,
-                            Env {
-                                seq: first,
-                                value: std::mem::take(&mut group),
-                            },
-                            &c,
-                        )
-                        .await
-                    {
-                        return;
+                    let seq = *first.get_or_insert(env.seq);
+                    if let Some(value) = aggregator.push(env.value) {
+                        first = None;
+                        if !put(&tx, Env { seq, value }, &c).await {
+                            return;
+                        }
                     }
                 }
-                if !group.is_empty() && !drop_last {
+                if let Some(value) = aggregator.finish() {
                     put(
                         &tx,
                         Env {
-                            seq: first,
-                            value: group,
+                            seq: first.unwrap_or(0),
+                            value,
                         },
                         &c,
                     )
@@ -333,6 +389,64 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
                 }
             });
             out
+        })
+    }
+
+    /// Sends each item to branch `select(&item)` (taken modulo the number
+    /// of branches) and merges the branches' outputs (completion order).
+    /// Branches are built with [`PipelineBuilder::branch`].
+    ///
+    /// ```
+    /// use spdl_pipeline::{PipelineBuilder, StageConfig};
+    /// let double = PipelineBuilder::branch().pipe(|x: u32| async move { Ok::<_, String>(x * 2) }, StageConfig::new("double"));
+    /// let negate = PipelineBuilder::branch().pipe(|x: u32| async move { Ok::<_, String>(x + 1000) }, StageConfig::new("shift"));
+    /// let pipeline = PipelineBuilder::new()
+    ///     .add_source(0..6u32)
+    ///     .route(|x: &u32| (*x % 2) as usize, vec![double, negate])
+    ///     .build()
+    ///     .unwrap();
+    /// let mut out: Vec<u32> = pipeline.run(0).map(Result::unwrap).collect();
+    /// out.sort_unstable();
+    /// assert_eq!(out, [0, 4, 8, 1001, 1003, 1005]);
+    /// ```
+    pub fn route<U, F>(self, select: F, branches: Vec<PipelineBuilder<T, U>>) -> PipelineBuilder<S, U>
+    where
+        U: Send + 'static,
+        F: Fn(&T) -> usize + Send + Sync + 'static,
+    {
+        let chains: Vec<Chain<T, U>> = branches.into_iter().map(|b| b.chain).collect();
+        let select = Arc::new(select);
+        self.then("route", move |ctx, rx| {
+            let c = ctx.register("route", LINK_QUEUE);
+            let (txs, outs): (Vec<_>, Vec<_>) = chains
+                .iter()
+                .map(|chain| {
+                    let (tx, branch_rx) = mpsc::channel(LINK_QUEUE);
+                    (tx, chain(ctx, branch_rx))
+                })
+                .unzip();
+            let (merged_tx, merged) = mpsc::channel(LINK_QUEUE);
+            for mut branch_out in outs {
+                let merged_tx = merged_tx.clone();
+                ctx.handle.spawn(async move {
+                    while let Some(env) = branch_out.recv().await {
+                        if merged_tx.send(env).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            let select = select.clone();
+            ctx.handle.spawn(async move {
+                let mut items = Box::pin(input(rx, c.clone()));
+                while let Some(env) = items.next().await {
+                    let i = select(&env.value) % txs.len().max(1);
+                    if !put(&txs[i], env, &c).await {
+                        return;
+                    }
+                }
+            });
+            merged
         })
     }
 
@@ -367,7 +481,7 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
         let chain = self.chain;
         let sink = self.sink;
         let start: Start<T> = Arc::new(move |ctx: &CtxRef, epoch| {
-            let (tx, rx) = mpsc::channel(2);
+            let (tx, rx) = mpsc::channel(LINK_QUEUE);
             spawn_source(ctx, source(epoch), tx);
             let out = chain(ctx, rx);
             pass_through(ctx, out, "sink", sink)
@@ -390,8 +504,8 @@ where
     /// fan-out stage, an `Option` from a filtering stage).
     pub fn disaggregate(self) -> PipelineBuilder<S, T::Item> {
         self.then("disaggregate", |ctx, rx| {
-            let (tx, out) = mpsc::channel(2);
-            let c = ctx.register("disaggregate", 2);
+            let (tx, out) = mpsc::channel(LINK_QUEUE);
+            let c = ctx.register("disaggregate", LINK_QUEUE);
             ctx.handle.spawn(async move {
                 let mut items = Box::pin(input(rx, c.clone()));
                 while let Some(env) = items.next().await {
@@ -416,6 +530,9 @@ fn spawn_source<S: Send + 'static>(ctx: &CtxRef, source: Box<dyn Iterator<Item =
     ctx.handle.clone().spawn_blocking(move || {
         let mut source = source;
         for seq in 0.. {
+            if ctx.limit.is_some_and(|l| seq >= l) {
+                break;
+            }
             let next = std::panic::catch_unwind(AssertUnwindSafe(|| source.next()));
             let value = match next {
                 Ok(Some(v)) => v,
@@ -470,10 +587,20 @@ fn spawn_task_stage<T: Send + 'static, U: Send + 'static>(
 ) -> mpsc::Receiver<Env<U>> {
     let (tx, out) = mpsc::channel(cfg.queue_capacity());
     let c = ctx.register(&cfg.name, cfg.queue_capacity());
+    let ordinal = ctx.task_stages.fetch_add(1, Ordering::Relaxed) as usize;
+    let profiled = ctx.profile.filter(|(k, _)| *k == ordinal).map(|(_, n)| n);
+    let concurrency = profiled.unwrap_or(cfg.concurrency);
     let ctx = ctx.clone();
     ctx.handle.clone().spawn(async move {
         let timeout = cfg.timeout;
-        let runs = input(rx, c.clone()).map(|env| {
+        // A profiled stage first takes all its input, so it runs alone.
+        let items = match profiled {
+            Some(_) => futures::stream::iter(input(rx, c.clone()).collect::<Vec<_>>().await).boxed(),
+            None => input(rx, c.clone()).boxed(),
+        };
+        let started = Instant::now();
+        let mut handled = 0u64;
+        let runs = items.map(|env| {
             let work = AssertUnwindSafe(task(&ctx, env.value)).catch_unwind();
             let c = c.clone();
             async move {
@@ -491,11 +618,12 @@ fn spawn_task_stage<T: Send + 'static, U: Send + 'static>(
             }
         });
         let mut results = if cfg.ordered {
-            runs.buffered(cfg.concurrency).boxed()
+            runs.buffered(concurrency).boxed()
         } else {
-            runs.buffer_unordered(cfg.concurrency).boxed()
+            runs.buffer_unordered(concurrency).boxed()
         };
         while let Some((seq, result)) = results.next().await {
+            handled += 1;
             let keep_going = match result {
                 Ok(value) => put(&tx, Env { seq, value }, &c).await,
                 Err(reason) => {
@@ -511,8 +639,27 @@ fn spawn_task_stage<T: Send + 'static, U: Send + 'static>(
                 return;
             }
         }
+        if profiled.is_some() {
+            *ctx.profile_result.lock().expect("profile lock") = Some((cfg.name.clone(), handled, started.elapsed()));
+        }
     });
     out
+}
+
+/// One stage's throughput alone at one concurrency; see [`Pipeline::profile`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StageProfile {
+    /// The stage's name.
+    pub stage: String,
+    /// The concurrency it ran at.
+    pub concurrency: usize,
+    /// Items it handled (outputs and failures).
+    pub items: u64,
+    /// Wall time from its first to its last item.
+    pub elapsed: Duration,
+    /// `items / elapsed`.
+    pub items_per_sec: f64,
 }
 
 /// A built pipeline: its threads, and the recipe for each epoch.
@@ -528,6 +675,10 @@ impl<T: Send + 'static> Pipeline<T> {
     /// before the end stops the epoch's stages (blocking work already on
     /// the CPU pool finishes, its result is dropped).
     pub fn run(&self, epoch: u64) -> Run<'_, T> {
+        self.start_run(epoch, None, None)
+    }
+
+    fn start_run(&self, epoch: u64, limit: Option<u64>, profile: Option<(usize, usize)>) -> Run<'_, T> {
         let runtime = self
             .runtime
             .as_ref()
@@ -541,6 +692,10 @@ impl<T: Send + 'static> Pipeline<T> {
             budget: self.config.budget,
             source_items: AtomicU64::new(0),
             done: AtomicBool::new(false),
+            limit,
+            profile,
+            task_stages: AtomicU64::new(0),
+            profile_result: Mutex::new(None),
         });
         let rx = {
             let _guard = runtime.enter();
@@ -554,6 +709,49 @@ impl<T: Send + 'static> Pipeline<T> {
             ctx,
             _pipeline: std::marker::PhantomData,
         }
+    }
+}
+
+impl<T: Send + 'static> Pipeline<T> {
+    /// Runs each `pipe` stage alone at each of `concurrencies` on the first
+    /// `items` source items of epoch 0 (the stages before it run as
+    /// configured and their output is buffered first), and reports items/s,
+    /// so concurrencies can be picked from data.
+    ///
+    /// ```
+    /// use spdl_pipeline::{PipelineBuilder, StageConfig};
+    /// let pipeline = PipelineBuilder::new()
+    ///     .add_source(0..64u32)
+    ///     .pipe_blocking(|x: u32| Ok::<_, String>(x + 1), StageConfig::new("inc"))
+    ///     .build()
+    ///     .unwrap();
+    /// let report = pipeline.profile(&[1, 4], 32);
+    /// assert_eq!(report.len(), 2);
+    /// assert!(report.iter().all(|p| p.stage == "inc" && p.items == 32));
+    /// ```
+    pub fn profile(&self, concurrencies: &[usize], items: u64) -> Vec<StageProfile> {
+        let mut report = Vec::new();
+        for stage in 0.. {
+            let before = report.len();
+            for &concurrency in concurrencies {
+                let mut run = self.start_run(0, Some(items), Some((stage, concurrency.max(1))));
+                run.by_ref().for_each(drop);
+                let result = run.ctx.profile_result.lock().expect("profile lock").take();
+                if let Some((name, n, elapsed)) = result {
+                    report.push(StageProfile {
+                        stage: name,
+                        concurrency,
+                        items: n,
+                        elapsed,
+                        items_per_sec: n as f64 / elapsed.as_secs_f64().max(1e-9),
+                    });
+                }
+            }
+            if report.len() == before {
+                return report;
+            }
+        }
+        report
     }
 }
 

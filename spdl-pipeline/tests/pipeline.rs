@@ -330,3 +330,64 @@ fn a_run_is_also_an_async_stream() {
         .collect();
     assert_eq!(out, [1, 2, 3, 4, 5]);
 }
+
+#[test]
+fn profile_runs_each_stage_alone_at_each_concurrency() {
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..1000u32)
+        .pipe(
+            |x: u32| async move { Ok::<_, String>(x) },
+            StageConfig::new("fetch").with_concurrency(4),
+        )
+        .aggregate(4)
+        .pipe_blocking(|v: Vec<u32>| Ok::<_, String>(v.len()), StageConfig::new("decode"))
+        .with_config(small())
+        .build()
+        .unwrap();
+    let report = pipeline.profile(&[1, 4, 16], 64);
+    let cells: Vec<(String, usize, u64)> = report
+        .iter()
+        .map(|p| (p.stage.clone(), p.concurrency, p.items))
+        .collect();
+    let expected: Vec<(String, usize, u64)> = [
+        ("fetch", 1, 64),
+        ("fetch", 4, 64),
+        ("fetch", 16, 64),
+        ("decode", 1, 16),
+        ("decode", 4, 16),
+        ("decode", 16, 16),
+    ]
+    .iter()
+    .map(|(s, c, n)| (s.to_string(), *c, *n))
+    .collect();
+    assert_eq!(cells, expected);
+    assert!(report.iter().all(|p| p.items_per_sec > 0.0));
+}
+
+#[test]
+fn custom_aggregator_groups_by_its_own_rule() {
+    struct ByTotal(Vec<u32>);
+    impl spdl_pipeline::Aggregator<u32> for ByTotal {
+        type Output = Vec<u32>;
+        fn push(&mut self, item: u32) -> Option<Vec<u32>> {
+            self.0.push(item);
+            (self.0.iter().sum::<u32>() >= 10).then(|| std::mem::take(&mut self.0))
+        }
+        fn finish(&mut self) -> Option<Vec<u32>> {
+            (!self.0.is_empty()).then(|| std::mem::take(&mut self.0))
+        }
+    }
+    let pipeline = PipelineBuilder::new()
+        .add_source(1..=7u32)
+        .aggregate_by("by-total", || ByTotal(Vec::new()))
+        .build()
+        .unwrap();
+    for epoch in 0..2 {
+        let out: Vec<Vec<u32>> = pipeline.run(epoch).map(Result::unwrap).collect();
+        assert_eq!(
+            out,
+            vec![vec![1, 2, 3, 4], vec![5, 6], vec![7]],
+            "a fresh aggregator every epoch"
+        );
+    }
+}
