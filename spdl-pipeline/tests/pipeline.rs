@@ -193,7 +193,7 @@ fn slow_consumer_bounds_how_far_the_source_runs_ahead() {
         })
         .pipe(
             |x: u32| async move { Ok::<_, String>(x) },
-            StageConfig::new("id").with_concurrency(2),
+            StageConfig::new("id").with_concurrency(2).with_queue(4),
         )
         .add_sink(3)
         .build()
@@ -203,9 +203,10 @@ fn slow_consumer_bounds_how_far_the_source_runs_ahead() {
         run.next().unwrap().unwrap();
     }
     std::thread::sleep(Duration::from_millis(200));
-    // Queues: source 2 + stage 4 + in flight 2 + sink 3, plus one in each hand.
+    // Queues: source link 16 + stage 4 + in flight 2 + sink 3, plus one in
+    // each hand.
     let ahead = pulled.load(Ordering::SeqCst);
-    assert!(ahead <= 5 + 2 + 4 + 2 + 3 + 4, "the source ran {ahead} items ahead");
+    assert!(ahead <= 5 + 16 + 4 + 2 + 3 + 4, "the source ran {ahead} items ahead");
 }
 
 #[test]
