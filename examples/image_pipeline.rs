@@ -15,7 +15,9 @@ use spdl::io::{load_image, Fit, ImageConfig, Source};
 use spdl::pipeline::{PipelineBuilder, StageConfig};
 
 fn main() -> Result<()> {
-    let dir = std::env::args().nth(1).map_or_else(|| PathBuf::from("fixtures/images"), PathBuf::from);
+    let dir = std::env::args()
+        .nth(1)
+        .map_or_else(|| PathBuf::from("fixtures/images"), PathBuf::from);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| !matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "md" | "py")))
@@ -27,7 +29,9 @@ fn main() -> Result<()> {
         .add_source(files)
         .pipe(
             |path: PathBuf| async move {
-                let bytes = tokio::fs::read(&path).await.map_err(|e| format!("{}: {e}", path.display()))?;
+                let bytes = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
                 Ok::<_, String>((path, bytes))
             },
             StageConfig::new("read").with_concurrency(8),

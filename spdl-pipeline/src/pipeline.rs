@@ -145,7 +145,7 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 /// Spawns the sequence of stages from a source receiver to an output one.
 type Chain<S, T> = Arc<dyn Fn(&CtxRef, mpsc::Receiver<Env<S>>) -> mpsc::Receiver<Env<T>> + Send + Sync>;
 /// Makes the source iterator of an epoch.
-type SourceFn<S> = Arc<dyn Fn(u64) -> Box<dyn Iterator<Item = S> + Send> + Send + Sync>;
+type SourceFn<S> = Arc<dyn Fn(u64) -> SourceItems<S> + Send + Sync>;
 /// The work of a stage: one item in, a future of its result out.
 type Task<T, U> =
     Arc<dyn Fn(&CtxRef, T) -> futures::future::BoxFuture<'static, std::result::Result<U, String>> + Send + Sync>;
@@ -210,7 +210,35 @@ impl PipelineBuilder<(), ()> {
         It::Item: Send + 'static,
     {
         PipelineBuilder {
-            source: Some(Arc::new(move |epoch| Box::new(f(epoch)))),
+            source: Some(Arc::new(move |epoch| SourceItems::Iter(Box::new(f(epoch))))),
+            chain: Arc::new(|_, rx| rx),
+            config: self.config,
+            sink: self.sink,
+            names: vec!["source".into()],
+        }
+    }
+
+    /// An async source made per epoch by `f(epoch)`: a `Stream` polled on
+    /// the pipeline's runtime (for sources that are themselves async, such
+    /// as object-store listings).
+    ///
+    /// ```
+    /// use spdl_pipeline::PipelineBuilder;
+    /// let pipeline = PipelineBuilder::new()
+    ///     .add_stream_source_fn(|epoch| futures::stream::iter(vec![epoch, epoch + 1]))
+    ///     .build()
+    ///     .unwrap();
+    /// let out: Vec<u64> = pipeline.run(7).map(Result::unwrap).collect();
+    /// assert_eq!(out, [7, 8]);
+    /// ```
+    pub fn add_stream_source_fn<F, St>(self, f: F) -> PipelineBuilder<St::Item, St::Item>
+    where
+        F: Fn(u64) -> St + Send + Sync + 'static,
+        St: Stream + Send + 'static,
+        St::Item: Send + 'static,
+    {
+        PipelineBuilder {
+            source: Some(Arc::new(move |epoch| SourceItems::Stream(f(epoch).boxed()))),
             chain: Arc::new(|_, rx| rx),
             config: self.config,
             sink: self.sink,
@@ -523,40 +551,79 @@ where
 
 type Start<T> = Arc<dyn Fn(&CtxRef, u64) -> mpsc::Receiver<Env<T>> + Send + Sync>;
 
-/// Iterates the epoch's source on a blocking thread into the first queue.
-fn spawn_source<S: Send + 'static>(ctx: &CtxRef, source: Box<dyn Iterator<Item = S> + Send>, tx: mpsc::Sender<Env<S>>) {
+/// The items of one epoch: a blocking iterator or an async stream.
+enum SourceItems<S> {
+    Iter(Box<dyn Iterator<Item = S> + Send>),
+    Stream(futures::stream::BoxStream<'static, S>),
+}
+
+/// Feeds the epoch's source into the first queue: an iterator on a
+/// blocking thread (it may block), a stream as a task on the runtime.
+fn spawn_source<S: Send + 'static>(ctx: &CtxRef, source: SourceItems<S>, tx: mpsc::Sender<Env<S>>) {
     let c = ctx.register("source", tx.max_capacity());
     let ctx = ctx.clone();
-    ctx.handle.clone().spawn_blocking(move || {
-        let mut source = source;
-        for seq in 0.. {
-            if ctx.limit.is_some_and(|l| seq >= l) {
-                break;
-            }
-            let next = std::panic::catch_unwind(AssertUnwindSafe(|| source.next()));
-            let value = match next {
-                Ok(Some(v)) => v,
-                Ok(None) => break,
-                Err(p) => {
-                    let failure = Failure {
-                        stage: "source".into(),
-                        item: seq,
-                        reason: panic_message(p),
+    match source {
+        SourceItems::Iter(mut items) => {
+            ctx.handle.clone().spawn_blocking(move || {
+                for seq in 0.. {
+                    let next = std::panic::catch_unwind(AssertUnwindSafe(|| items.next()));
+                    let Some(value) = source_item(&ctx, &c, seq, next) else {
+                        break;
                     };
-                    ctx.fail(&c, &FailureBudget::count(0), failure);
-                    break;
+                    let t0 = Instant::now();
+                    if tx.blocking_send(Env { seq, value }).is_err() || ctx.aborted() {
+                        break;
+                    }
+                    source_sent(&c, t0);
                 }
-            };
+            });
+        }
+        SourceItems::Stream(mut items) => {
+            ctx.handle.clone().spawn(async move {
+                for seq in 0.. {
+                    let next = AssertUnwindSafe(items.next()).catch_unwind().await;
+                    let Some(value) = source_item(&ctx, &c, seq, next) else {
+                        break;
+                    };
+                    let t0 = Instant::now();
+                    if tx.send(Env { seq, value }).await.is_err() || ctx.aborted() {
+                        break;
+                    }
+                    source_sent(&c, t0);
+                }
+            });
+        }
+    }
+}
+
+/// The source's `seq`-th item, or `None` at its end, at the profiling
+/// limit, or after a panic (a fatal failure of the epoch).
+fn source_item<S>(ctx: &Ctx, c: &StageCounters, seq: u64, next: std::thread::Result<Option<S>>) -> Option<S> {
+    if ctx.limit.is_some_and(|l| seq >= l) {
+        return None;
+    }
+    match next {
+        Ok(value) => {
+            let value = value?;
             ctx.source_items.fetch_add(1, Ordering::Relaxed);
             c.items_in.fetch_add(1, Ordering::Relaxed);
-            let t0 = Instant::now();
-            if tx.blocking_send(Env { seq, value }).is_err() || ctx.aborted() {
-                break;
-            }
-            StageCounters::add(&c.put_wait_ns, t0.elapsed());
-            c.items_out.fetch_add(1, Ordering::Relaxed);
+            Some(value)
         }
-    });
+        Err(p) => {
+            let failure = Failure {
+                stage: "source".into(),
+                item: seq,
+                reason: panic_message(p),
+            };
+            ctx.fail(c, &FailureBudget::count(0), failure);
+            None
+        }
+    }
+}
+
+fn source_sent(c: &StageCounters, t0: Instant) {
+    StageCounters::add(&c.put_wait_ns, t0.elapsed());
+    c.items_out.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A stage that only buffers (the sink).
@@ -663,6 +730,14 @@ pub struct StageProfile {
 }
 
 /// A built pipeline: its threads, and the recipe for each epoch.
+///
+/// Dropping it cancels every epoch's pending work: async stages stop at
+/// their next await, the runtime's threads are joined (waiting at most 5 s
+/// for a source iterator blocked inside `next`), and the CPU pool is shut
+/// down. A blocking call already running on the CPU pool cannot be
+/// interrupted: it completes on its thread, its result is dropped, and the
+/// thread then exits. A panic in any stage is caught and reported as that
+/// item's failure; it never poisons the pipeline.
 pub struct Pipeline<T> {
     runtime: Option<Runtime>,
     pool: Arc<rayon::ThreadPool>,

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use spdl_pipeline::{DistributedSampler, Error, FailureBudget, PipelineBuilder, PipelineConfig, StageConfig};
 
 fn small() -> PipelineConfig {
@@ -391,4 +392,61 @@ fn custom_aggregator_groups_by_its_own_rule() {
             "a fresh aggregator every epoch"
         );
     }
+}
+
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+/// Dropping the pipeline while items are in flight (an infinite source,
+/// busy CPU stages, a parked consumer) ends every thread it started within
+/// a bounded time.
+#[test]
+fn drop_with_work_in_flight_joins_every_thread() {
+    let mut config = small();
+    config.name = "shutdowntest".into();
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..u64::MAX)
+        .pipe_blocking(
+            |x: u64| {
+                std::thread::sleep(Duration::from_millis(20));
+                Ok::<_, String>(x)
+            },
+            StageConfig::new("busy").with_concurrency(4),
+        )
+        .with_config(config)
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    run.next().unwrap().unwrap();
+    assert!(threads_named("shutdowntest") > 0);
+    let t0 = std::time::Instant::now();
+    drop(run);
+    drop(pipeline);
+    while threads_named("shutdowntest") > 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "threads left after {:?}",
+            t0.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn stream_sources_feed_the_pipeline_like_iterators() {
+    let pipeline = PipelineBuilder::new()
+        .add_stream_source_fn(|epoch| futures::stream::iter(0..10u64).map(move |x| x + epoch * 100))
+        .pipe(
+            |x: u64| async move { Ok::<_, String>(x) },
+            StageConfig::new("id").with_ordered(true),
+        )
+        .build()
+        .unwrap();
+    let out: Vec<u64> = pipeline.run(2).map(Result::unwrap).collect();
+    assert_eq!(out, (200..210).collect::<Vec<_>>());
 }
