@@ -307,15 +307,32 @@ impl Demuxer {
     /// # Errors
     /// [`Error::Stream`] when there is no video stream.
     pub fn best_video_stream(&self) -> Result<usize> {
+        self.best_stream(ff::media::Type::Video, "video")
+    }
+
+    /// The index of the "best" audio stream, as FFmpeg ranks them.
+    ///
+    /// # Errors
+    /// [`Error::Stream`] when there is no audio stream.
+    pub fn best_audio_stream(&self) -> Result<usize> {
+        self.best_stream(ff::media::Type::Audio, "audio")
+    }
+
+    fn best_stream(&self, kind: ff::media::Type, name: &str) -> Result<usize> {
         self.ctx
             .input
             .streams()
-            .best(ff::media::Type::Video)
+            .best(kind)
             .map(|s| s.index())
             .ok_or_else(|| Error::Stream {
                 src: self.src.clone(),
-                reason: "no video stream".into(),
+                reason: format!("no {name} stream"),
             })
+    }
+
+    /// The FFmpeg stream `index` (for building decoders).
+    pub(crate) fn stream(&self, index: usize) -> Result<ff::format::stream::Stream<'_>> {
+        self.ctx.input.stream(index).ok_or_else(|| self.no_stream(index))
     }
 
     pub(crate) fn time_base(&self, stream: usize) -> Result<Ratio> {

@@ -605,3 +605,123 @@ pub(crate) fn set_skip_nonref(decoder: &mut ff::decoder::Video, skip: bool) {
         };
     }
 }
+
+/// FFmpeg's name of its default layout for `channels` (e.g. `5.1`).
+pub(crate) fn default_layout_name(channels: u32) -> String {
+    let mut name = [0 as c_char; 64];
+    // SAFETY: AVChannelLayout is a plain C struct for which all-zero bytes
+    // are a valid (unspecified) layout; av_channel_layout_default fills it in
+    // native order without allocating; `name` is a writable buffer of the
+    // size given, NUL-terminated by av_channel_layout_describe on success.
+    unsafe {
+        let mut layout: ffi::AVChannelLayout = std::mem::zeroed();
+        ffi::av_channel_layout_default(&mut layout, channels as c_int);
+        if ffi::av_channel_layout_describe(&layout, name.as_mut_ptr(), name.len()) < 0 {
+            return format!("{channels} channels");
+        }
+    }
+    c_name(name.as_ptr()).unwrap_or_default()
+}
+
+/// A swresample context converting decoded frames to packed f32 at a
+/// target rate and channel count (FFmpeg's default layout for that count).
+pub(crate) struct AudioResampler {
+    ctx: *mut ffi::SwrContext,
+    /// (sample format, channels, rate) of the input this context expects.
+    pub(crate) input: (c_int, u32, u32),
+    out_channels: u32,
+}
+
+// SAFETY: the SwrContext is owned exclusively by this value, which is not
+// `Sync`, so it is used from one thread at a time.
+unsafe impl Send for AudioResampler {}
+
+impl Drop for AudioResampler {
+    fn drop(&mut self) {
+        // SAFETY: `ctx` was allocated by swr_alloc_set_opts2 and is freed once.
+        unsafe { ffi::swr_free(&mut self.ctx) };
+    }
+}
+
+/// The key of `frame` for [`AudioResampler::input`].
+pub(crate) fn audio_input(frame: &ff::frame::Audio) -> (c_int, u32, u32) {
+    // SAFETY: reading plain fields of a decoded frame.
+    unsafe {
+        let f = &*frame.as_ptr();
+        (f.format, f.ch_layout.nb_channels.max(0) as u32, f.sample_rate.max(0) as u32)
+    }
+}
+
+impl AudioResampler {
+    /// A context for frames like `frame`: its own channel layout when it
+    /// declares a valid one, else FFmpeg's default for its channel count.
+    pub(crate) fn new(frame: &ff::frame::Audio, out_channels: u32, out_rate: u32) -> std::result::Result<Self, String> {
+        let input = audio_input(frame);
+        let mut ctx: *mut ffi::SwrContext = ptr::null_mut();
+        // SAFETY: the layouts are plain structs initialised by FFmpeg
+        // (copy or default) and uninitialised after use; the sample format
+        // is range-checked before becoming an enum; swr_alloc_set_opts2
+        // allocates `ctx`, freed by Drop (or here on failure).
+        let rc = unsafe {
+            let f = &*frame.as_ptr();
+            if !(0..ffi::AVSampleFormat::AV_SAMPLE_FMT_NB as c_int).contains(&f.format) {
+                return Err(format!("unknown sample format {}", f.format));
+            }
+            let mut in_layout: ffi::AVChannelLayout = std::mem::zeroed();
+            if ffi::av_channel_layout_check(&f.ch_layout) == 0
+                || ffi::av_channel_layout_copy(&mut in_layout, &f.ch_layout) < 0
+            {
+                ffi::av_channel_layout_default(&mut in_layout, input.1 as c_int);
+            }
+            let mut out_layout: ffi::AVChannelLayout = std::mem::zeroed();
+            ffi::av_channel_layout_default(&mut out_layout, out_channels as c_int);
+            let rc = ffi::swr_alloc_set_opts2(
+                &mut ctx,
+                &mut out_layout,
+                ffi::AVSampleFormat::AV_SAMPLE_FMT_FLT,
+                out_rate as c_int,
+                &mut in_layout,
+                std::mem::transmute::<c_int, ffi::AVSampleFormat>(f.format),
+                f.sample_rate,
+                0,
+                ptr::null_mut(),
+            );
+            ffi::av_channel_layout_uninit(&mut in_layout);
+            ffi::av_channel_layout_uninit(&mut out_layout);
+            if rc >= 0 { ffi::swr_init(ctx) } else { rc }
+        };
+        let resampler = AudioResampler {
+            ctx,
+            input,
+            out_channels,
+        };
+        if rc < 0 {
+            return Err(format!("cannot set up resampling: {}", ff::Error::from(rc)));
+        }
+        Ok(resampler)
+    }
+
+    /// Converts `frame` (or flushes buffered samples with `None`) and
+    /// appends interleaved f32 samples to `out`; returns samples per channel.
+    pub(crate) fn convert(&mut self, frame: Option<&ff::frame::Audio>, out: &mut Vec<f32>) -> std::result::Result<usize, String> {
+        let in_count = frame.map_or(0, |f| f.samples()) as c_int;
+        // SAFETY: `ctx` is initialised; swr_get_out_samples bounds the output
+        // of this call, for which `out` reserves room; the input pointers are
+        // the frame's own planes (`extended_data`), valid for `in_count`
+        // samples; a null input flushes.
+        unsafe {
+            let room = ffi::swr_get_out_samples(self.ctx, in_count).max(0) as usize;
+            let ch = self.out_channels as usize;
+            out.reserve(room * ch);
+            let start = out.len();
+            let mut dst = out.as_mut_ptr().add(start) as *mut u8;
+            let src = frame.map_or(ptr::null_mut(), |f| (*f.as_ptr()).extended_data as *mut *const u8);
+            let n = ffi::swr_convert(self.ctx, &mut dst, room as c_int, src, in_count);
+            if n < 0 {
+                return Err(format!("resampling failed: {}", ff::Error::from(n)));
+            }
+            out.set_len(start + n as usize * ch);
+            Ok(n as usize)
+        }
+    }
+}

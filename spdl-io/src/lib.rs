@@ -21,6 +21,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+mod audio;
 mod batch;
 mod convert;
 mod decode;
@@ -40,6 +41,7 @@ mod resize;
 mod source;
 mod video;
 
+pub use audio::{load_audio, load_audio_i16, stream_audio, AudioBuffer, AudioChunks, AudioConfig, AudioSample, ChannelOrder};
 pub use batch::{load_image_batch, BatchConfig, FailurePolicy, ImageBatch};
 pub use convert::{ConvertConfig, Crop, Interpolation, PixelFormat};
 pub use decode::{DecodeStatus, DecoderConfig, Frame, SendStatus, VideoDecoder};

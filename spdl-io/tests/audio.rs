@@ -1,0 +1,200 @@
+//! Audio decoding against the `ffmpeg` CLI on every fixture in
+//! fixtures/audio: the same decoder and the same swresample conversion, so
+//! the same sample count and bit-exact samples; resampling and downmixing
+//! against the CLI's `-ar`/`-ac` (its `aresample` filter, same defaults).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use ndarray::s;
+use serde_json::Value;
+use spdl_io::{load_audio, load_audio_i16, stream_audio, AudioConfig, ChannelOrder, Error, Limits, Source};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/audio")
+}
+
+fn manifest() -> Vec<Value> {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("manifest.json")).unwrap()).unwrap();
+    v.as_array().unwrap().clone()
+}
+
+/// Interleaved f32 samples from the CLI, with extra output options.
+fn ffmpeg_f32(file: &str, extra: &[&str]) -> Vec<f32> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(dir().join(file))
+        .args(["-map", "0:a:0"])
+        .args(extra)
+        .args(["-f", "f32le", "-acodec", "pcm_f32le", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn every_fixture_matches_ffmpeg_sample_for_sample() {
+    let mut failures = Vec::new();
+    for e in manifest().iter().filter(|e| e["expect"] == "ok") {
+        let file = e["file"].as_str().unwrap();
+        let config = AudioConfig::default().with_order(ChannelOrder::Interleaved);
+        let audio = match load_audio(dir().join(file), &config) {
+            Ok(a) => a,
+            Err(err) => {
+                failures.push(format!("{file}: {err}"));
+                continue;
+            }
+        };
+        let expected = ffmpeg_f32(file, &[]);
+        let got = audio.samples.as_slice().unwrap();
+        let channels = e["channels"].as_u64().unwrap() as usize;
+        if audio.samples.shape()[1] != channels || got.len() != expected.len() {
+            failures.push(format!("{file}: shape {:?}, ffmpeg {} samples", audio.samples.shape(), expected.len()));
+            continue;
+        }
+        let d = max_abs_diff(got, &expected);
+        if d > 1e-6 {
+            failures.push(format!("{file}: max abs diff {d}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The CLI's `-ar` / `-ac` insert `aresample` with swresample's defaults,
+/// as spdl-io uses: the same samples up to float rounding (1e-5).
+#[test]
+fn resampling_and_downmixing_match_ffmpeg() {
+    for (file, rate, ch) in [
+        ("flac_s16_44100_stereo.flac", 16000, 1),
+        ("pcm_s16le_16000_mono.wav", 48000, 2),
+        ("flac_s16_48000_5.1.flac", 22050, 2),
+        ("mp3_cbr_128k_44100_stereo.mp3", 8000, 1),
+    ] {
+        let config = AudioConfig::default().with_sample_rate(rate).with_channels(ch).with_order(ChannelOrder::Interleaved);
+        let audio = load_audio(dir().join(file), &config).unwrap();
+        let expected = ffmpeg_f32(file, &["-ar", &rate.to_string(), "-ac", &ch.to_string()]);
+        let got = audio.samples.as_slice().unwrap();
+        assert_eq!(got.len(), expected.len(), "{file} -> {rate} Hz x{ch}");
+        let d = max_abs_diff(got, &expected);
+        assert!(d <= 1e-5, "{file}: max abs diff {d}");
+        assert_eq!(audio.sample_rate, rate);
+    }
+}
+
+#[test]
+fn channels_first_is_the_transpose_of_interleaved() {
+    let file = dir().join("flac_s16_48000_5.1.flac");
+    let a = load_audio(&file, &AudioConfig::default()).unwrap();
+    let b = load_audio(&file, &AudioConfig::default().with_order(ChannelOrder::Interleaved)).unwrap();
+    assert_eq!(a.samples.shape()[0], 6);
+    assert_eq!(a.samples, b.samples.t());
+    assert_eq!(a.channel_layout, "5.1");
+}
+
+#[test]
+fn window_is_sample_accurate() {
+    let file = dir().join("pcm_s16le_44100_stereo.wav");
+    let full = load_audio(&file, &AudioConfig::default()).unwrap();
+    let part = load_audio(&file, &AudioConfig::default().with_window(0.25, 0.5)).unwrap();
+    let (a, b) = (11025, 22050);
+    assert_eq!(part.samples.shape(), [2, b - a]);
+    assert_eq!(part.samples, full.samples.slice(s![.., a..b]));
+    assert!((part.start - 0.25).abs() < 1e-9);
+}
+
+#[test]
+fn window_counts_from_a_non_zero_start_time() {
+    let file = dir().join("pcm_s16le_start_0.5s.mkv");
+    let full = load_audio(&file, &AudioConfig::default()).unwrap();
+    assert!((full.start - 0.5).abs() < 1e-3, "{}", full.start);
+    let part = load_audio(&file, &AudioConfig::default().with_window(0.75, 1.0)).unwrap();
+    let rate = f64::from(full.sample_rate);
+    let a = ((0.75 - full.start) * rate).round() as usize;
+    let n = (0.25 * rate).round() as usize;
+    assert_eq!(part.samples, full.samples.slice(s![.., a..a + n]));
+}
+
+#[test]
+fn chunks_concatenate_to_the_full_decode() {
+    let file = dir().join("mp3_vbr_q4_48000_stereo.mp3");
+    let full = load_audio(&file, &AudioConfig::default()).unwrap();
+    let mut offset = 0;
+    for chunk in stream_audio(&file, &AudioConfig::default(), 4000).unwrap() {
+        let chunk = chunk.unwrap();
+        let n = chunk.samples.shape()[1];
+        assert!(n <= 4000);
+        assert_eq!(chunk.samples, full.samples.slice(s![.., offset..offset + n]));
+        offset += n;
+    }
+    assert_eq!(offset, full.samples.shape()[1]);
+}
+
+#[test]
+fn i16_output_matches_ffmpeg_s16() {
+    let file = "flac_s16_44100_stereo.flac";
+    let audio = load_audio_i16(dir().join(file), &AudioConfig::default().with_order(ChannelOrder::Interleaved)).unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(dir().join(file))
+        .args(["-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    let expected: Vec<i16> = out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    assert_eq!(audio.samples.as_slice().unwrap(), &expected[..]);
+}
+
+#[test]
+fn broken_files_fail_cleanly_or_decode_partially() {
+    for e in manifest().iter().filter(|e| e["expect"] != "ok") {
+        let file = e["file"].as_str().unwrap();
+        match load_audio(dir().join(file), &AudioConfig::default()) {
+            Ok(_) => assert_eq!(e["expect"], "partial", "{file} decoded but should fail"),
+            Err(err) => assert!(err.to_string().contains(file), "{file}: {err}"),
+        }
+    }
+}
+
+#[test]
+fn sample_limit_is_enforced() {
+    let limits = Limits::default().with_max_frames(1000);
+    let err = load_audio(dir().join("pcm_s16le_44100_stereo.wav"), &AudioConfig::default().with_limits(limits)).unwrap_err();
+    assert!(matches!(err, Error::Limit { .. }), "{err}");
+}
+
+#[test]
+fn truncated_and_bit_flipped_audio_never_crashes() {
+    let mut state = 0x2545_F491u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for e in manifest().iter().filter(|e| e["expect"] == "ok") {
+        let file = e["file"].as_str().unwrap();
+        let data = std::fs::read(dir().join(file)).unwrap();
+        for k in 0..12 {
+            let name = format!("{file}[..{k}/12]");
+            if let Err(err) = load_audio(Source::from_bytes(data[..data.len() * k / 12].to_vec(), name.clone()), &AudioConfig::default()) {
+                assert!(err.to_string().contains(&name), "{err}");
+            }
+        }
+        for round in 0..8 {
+            let mut bad = data.clone();
+            for _ in 0..1 + next() % 8 {
+                let i = (next() % bad.len() as u64) as usize;
+                bad[i] ^= 1 << (next() % 8);
+            }
+            let name = format!("{file}#flip{round}");
+            let config = AudioConfig::default().with_limits(Limits::default().with_max_frames(10_000_000));
+            if let Err(err) = load_audio(Source::from_bytes(bad, name.clone()), &config) {
+                assert!(err.to_string().contains(&name), "{err}");
+            }
+        }
+    }
+}
