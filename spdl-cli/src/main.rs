@@ -29,7 +29,7 @@ enum Command {
         json: bool,
     },
     /// Decode video frames into a NumPy .npy file, shape (N,H,W,C) uint8,
-    /// or an image into (H,W,C) uint8.
+    /// an image into (H,W,C) uint8, or audio into (channels, samples) float32.
     Decode(DecodeArgs),
     /// Decode every media file under a folder (or the files given) and print
     /// a table of frames and frames/s; failures are listed, not fatal.
@@ -80,6 +80,12 @@ struct DecodeArgs {
     /// Resample to this many frames per second (as FFmpeg's fps filter).
     #[arg(long)]
     fps: Option<u32>,
+    /// Audio: resample to this rate (Hz).
+    #[arg(long)]
+    sample_rate: Option<u32>,
+    /// Audio: down/upmix to this many channels.
+    #[arg(long)]
+    channels: Option<u32>,
     /// Keep the frames as coded, ignoring rotation metadata (EXIF
     /// orientation for images).
     #[arg(long)]
@@ -207,8 +213,7 @@ fn image_config(args: &DecodeArgs) -> Result<sio::ImageConfig> {
 fn decode(args: &DecodeArgs) -> Result<()> {
     if sio::probe_image(&args.src).is_ok() {
         let image = sio::load_image(&args.src, &image_config(args)?)?;
-        npy::write_u8(&args.output, image.view())
-            .with_context(|| format!("{}: cannot write", args.output.display()))?;
+        npy::write(&args.output, image.view()).with_context(|| format!("{}: cannot write", args.output.display()))?;
         eprintln!(
             "{}: image {:?} -> {}",
             args.src.display(),
@@ -217,18 +222,44 @@ fn decode(args: &DecodeArgs) -> Result<()> {
         );
         return Ok(());
     }
+    let info = sio::probe(&args.src)?;
+    let has_video = info.streams.iter().any(|s| s.kind == sio::StreamKind::Video);
+    if !has_video && info.streams.iter().any(|s| s.kind == sio::StreamKind::Audio) {
+        return decode_audio(args);
+    }
     let config = video_config(args)?;
     let video = match &args.frames {
         Some(frames) => sio::sample_frames(&args.src, frames, &config)?,
         None => sio::load_video(&args.src, &config)?,
     };
-    npy::write_u8(&args.output, video.frames.view())
+    npy::write(&args.output, video.frames.view())
         .with_context(|| format!("{}: cannot write", args.output.display()))?;
     eprintln!(
         "{}: {} frames {:?} -> {}",
         args.src.display(),
         video.len(),
         video.frames.shape(),
+        args.output.display()
+    );
+    Ok(())
+}
+
+/// Writes audio as a (channels, samples) float32 `.npy`.
+fn decode_audio(args: &DecodeArgs) -> Result<()> {
+    let mut config = sio::AudioConfig::default();
+    config.sample_rate = args.sample_rate;
+    config.channels = args.channels;
+    config.start = args.start;
+    config.end = args.end;
+    let audio = sio::load_audio(&args.src, &config)?;
+    npy::write(&args.output, audio.samples.view())
+        .with_context(|| format!("{}: cannot write", args.output.display()))?;
+    eprintln!(
+        "{}: audio {:?} at {} Hz ({}) -> {}",
+        args.src.display(),
+        audio.samples.shape(),
+        audio.sample_rate,
+        audio.channel_layout,
         args.output.display()
     );
     Ok(())

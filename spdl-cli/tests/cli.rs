@@ -100,3 +100,36 @@ fn images_decode_and_describe_too() {
     assert_eq!(v["format"], "jpeg");
     assert_eq!(v["orientation"], 6);
 }
+
+#[test]
+fn audio_decodes_to_float32_channels_first() {
+    let src = fixture("audio/flac_s16_44100_stereo.flac");
+    let out = std::env::temp_dir().join(format!("spdl-cli-audio-{}.npy", std::process::id()));
+    let status = spdl()
+        .arg("decode")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args(["--sample-rate", "16000", "--channels", "1"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&out).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    let config = spdl::io::AudioConfig::default()
+        .with_sample_rate(16000)
+        .with_channels(1);
+    let expected = spdl::io::load_audio(&src, &config).unwrap();
+    assert!(
+        header.contains(&format!("'shape': (1, {})", expected.samples.shape()[1])),
+        "{header}"
+    );
+    let data: Vec<f32> = bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(data, expected.samples.as_slice().unwrap());
+    std::fs::remove_file(out).ok();
+}

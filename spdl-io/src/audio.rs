@@ -187,7 +187,9 @@ impl AudioReader {
         if rate == 0 || rate > i32::MAX as u32 || channels == 0 || channels > 64 {
             return Err(fail(format!("the header declares {channels} channels at {rate} Hz")));
         }
-        if config.sample_rate.is_some_and(|r| !(1..=768_000).contains(&r)) || config.channels.is_some_and(|c| !(1..=64).contains(&c)) {
+        if config.sample_rate.is_some_and(|r| !(1..=768_000).contains(&r))
+            || config.channels.is_some_and(|c| !(1..=64).contains(&c))
+        {
             return Err(Error::InvalidConfig(format!(
                 "cannot output {:?} channels at {:?} Hz (1..=64 channels, 1..=768000 Hz)",
                 config.channels, config.sample_rate
@@ -259,9 +261,13 @@ impl AudioReader {
                 self.resampler = Some(r);
             }
         }
-        let Some(resampler) = self.resampler.as_mut() else { return Ok(0) };
+        let Some(resampler) = self.resampler.as_mut() else {
+            return Ok(0);
+        };
         let mut samples = Vec::new();
-        let n = resampler.convert(frame, &mut samples).map_err(|e| self.convert_error(e))?;
+        let n = resampler
+            .convert(frame, &mut samples)
+            .map_err(|e| self.convert_error(e))?;
         self.push(&samples);
         Ok(n)
     }
@@ -330,7 +336,12 @@ impl AudioReader {
 }
 
 /// Shapes interleaved samples as the config asks and converts the type.
-fn to_buffer<T: AudioSample>(reader: &AudioReader, interleaved: Vec<f32>, start: f64, order: ChannelOrder) -> Result<AudioBuffer<T>> {
+fn to_buffer<T: AudioSample>(
+    reader: &AudioReader,
+    interleaved: Vec<f32>,
+    start: f64,
+    order: ChannelOrder,
+) -> Result<AudioBuffer<T>> {
     let ch = reader.out_channels as usize;
     let n = interleaved.len() / ch;
     let data: Vec<T> = interleaved.into_iter().map(T::from_f32).collect();
@@ -356,7 +367,12 @@ fn load<T: AudioSample>(src: Source, config: &AudioConfig) -> Result<AudioBuffer
     let limit = config.limits.max_frames.min(usize::MAX as u64) as usize;
     let samples = reader.take(limit.saturating_add(1))?;
     let per_channel = samples.len() / reader.out_channels as usize;
-    Limits::check(reader.src(), "samples per channel", per_channel as u64, config.limits.max_frames)?;
+    Limits::check(
+        reader.src(),
+        "samples per channel",
+        per_channel as u64,
+        config.limits.max_frames,
+    )?;
     if samples.is_empty() {
         return Err(Error::Decode {
             src: reader.src().into(),

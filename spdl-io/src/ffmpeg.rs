@@ -648,7 +648,11 @@ pub(crate) fn audio_input(frame: &ff::frame::Audio) -> (c_int, u32, u32) {
     // SAFETY: reading plain fields of a decoded frame.
     unsafe {
         let f = &*frame.as_ptr();
-        (f.format, f.ch_layout.nb_channels.max(0) as u32, f.sample_rate.max(0) as u32)
+        (
+            f.format,
+            f.ch_layout.nb_channels.max(0) as u32,
+            f.sample_rate.max(0) as u32,
+        )
     }
 }
 
@@ -688,7 +692,11 @@ impl AudioResampler {
             );
             ffi::av_channel_layout_uninit(&mut in_layout);
             ffi::av_channel_layout_uninit(&mut out_layout);
-            if rc >= 0 { ffi::swr_init(ctx) } else { rc }
+            if rc >= 0 {
+                ffi::swr_init(ctx)
+            } else {
+                rc
+            }
         };
         let resampler = AudioResampler {
             ctx,
@@ -703,7 +711,11 @@ impl AudioResampler {
 
     /// Converts `frame` (or flushes buffered samples with `None`) and
     /// appends interleaved f32 samples to `out`; returns samples per channel.
-    pub(crate) fn convert(&mut self, frame: Option<&ff::frame::Audio>, out: &mut Vec<f32>) -> std::result::Result<usize, String> {
+    pub(crate) fn convert(
+        &mut self,
+        frame: Option<&ff::frame::Audio>,
+        out: &mut Vec<f32>,
+    ) -> std::result::Result<usize, String> {
         let in_count = frame.map_or(0, |f| f.samples()) as c_int;
         // SAFETY: `ctx` is initialised; swr_get_out_samples bounds the output
         // of this call, for which `out` reserves room; the input pointers are

@@ -41,7 +41,9 @@ mod resize;
 mod source;
 mod video;
 
-pub use audio::{load_audio, load_audio_i16, stream_audio, AudioBuffer, AudioChunks, AudioConfig, AudioSample, ChannelOrder};
+pub use audio::{
+    load_audio, load_audio_i16, stream_audio, AudioBuffer, AudioChunks, AudioConfig, AudioSample, ChannelOrder,
+};
 pub use batch::{load_image_batch, BatchConfig, FailurePolicy, ImageBatch};
 pub use convert::{ConvertConfig, Crop, Interpolation, PixelFormat};
 pub use decode::{DecodeStatus, DecoderConfig, Frame, SendStatus, VideoDecoder};

@@ -30,7 +30,10 @@ fn ffmpeg_f32(file: &str, extra: &[&str]) -> Vec<f32> {
         .output()
         .unwrap();
     assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    out.stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -54,7 +57,11 @@ fn every_fixture_matches_ffmpeg_sample_for_sample() {
         let got = audio.samples.as_slice().unwrap();
         let channels = e["channels"].as_u64().unwrap() as usize;
         if audio.samples.shape()[1] != channels || got.len() != expected.len() {
-            failures.push(format!("{file}: shape {:?}, ffmpeg {} samples", audio.samples.shape(), expected.len()));
+            failures.push(format!(
+                "{file}: shape {:?}, ffmpeg {} samples",
+                audio.samples.shape(),
+                expected.len()
+            ));
             continue;
         }
         let d = max_abs_diff(got, &expected);
@@ -75,7 +82,10 @@ fn resampling_and_downmixing_match_ffmpeg() {
         ("flac_s16_48000_5.1.flac", 22050, 2),
         ("mp3_cbr_128k_44100_stereo.mp3", 8000, 1),
     ] {
-        let config = AudioConfig::default().with_sample_rate(rate).with_channels(ch).with_order(ChannelOrder::Interleaved);
+        let config = AudioConfig::default()
+            .with_sample_rate(rate)
+            .with_channels(ch)
+            .with_order(ChannelOrder::Interleaved);
         let audio = load_audio(dir().join(file), &config).unwrap();
         let expected = ffmpeg_f32(file, &["-ar", &rate.to_string(), "-ac", &ch.to_string()]);
         let got = audio.samples.as_slice().unwrap();
@@ -137,14 +147,22 @@ fn chunks_concatenate_to_the_full_decode() {
 #[test]
 fn i16_output_matches_ffmpeg_s16() {
     let file = "flac_s16_44100_stereo.flac";
-    let audio = load_audio_i16(dir().join(file), &AudioConfig::default().with_order(ChannelOrder::Interleaved)).unwrap();
+    let audio = load_audio_i16(
+        dir().join(file),
+        &AudioConfig::default().with_order(ChannelOrder::Interleaved),
+    )
+    .unwrap();
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(dir().join(file))
         .args(["-f", "s16le", "-"])
         .output()
         .unwrap();
-    let expected: Vec<i16> = out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    let expected: Vec<i16> = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
     assert_eq!(audio.samples.as_slice().unwrap(), &expected[..]);
 }
 
@@ -162,7 +180,11 @@ fn broken_files_fail_cleanly_or_decode_partially() {
 #[test]
 fn sample_limit_is_enforced() {
     let limits = Limits::default().with_max_frames(1000);
-    let err = load_audio(dir().join("pcm_s16le_44100_stereo.wav"), &AudioConfig::default().with_limits(limits)).unwrap_err();
+    let err = load_audio(
+        dir().join("pcm_s16le_44100_stereo.wav"),
+        &AudioConfig::default().with_limits(limits),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Limit { .. }), "{err}");
 }
 
@@ -180,7 +202,10 @@ fn truncated_and_bit_flipped_audio_never_crashes() {
         let data = std::fs::read(dir().join(file)).unwrap();
         for k in 0..12 {
             let name = format!("{file}[..{k}/12]");
-            if let Err(err) = load_audio(Source::from_bytes(data[..data.len() * k / 12].to_vec(), name.clone()), &AudioConfig::default()) {
+            if let Err(err) = load_audio(
+                Source::from_bytes(data[..data.len() * k / 12].to_vec(), name.clone()),
+                &AudioConfig::default(),
+            ) {
                 assert!(err.to_string().contains(&name), "{err}");
             }
         }
