@@ -13,6 +13,8 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use spdl::io::{load_image, load_image_batch, BatchConfig, ImageConfig};
 
+mod common;
+
 struct Args {
     list: String,
     workload: String,
@@ -21,24 +23,14 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        list: String::new(),
-        workload: "native".into(),
-        threads: 1,
-        repeat: 5,
+    let f = common::flags(&["list", "workload", "threads", "repeat"])?;
+    let get = |k: &str, default: &str| f.get(k).cloned().unwrap_or_else(|| default.to_string());
+    let args = Args {
+        list: get("list", ""),
+        workload: get("workload", "native"),
+        threads: get("threads", "1").parse()?,
+        repeat: get("repeat", "5").parse()?,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--list" => args.list = value()?,
-            "--workload" => args.workload = value()?,
-            "--threads" => args.threads = value()?.parse()?,
-            "--repeat" => args.repeat = value()?.parse()?,
-            "--bench" => {} // added by `cargo bench`
-            other => bail!("unknown argument {other}"),
-        }
-    }
     if args.list.is_empty() {
         bail!("usage: image_decode --list FILES.txt [--workload native|resize224|png] [--threads N] [--repeat R]");
     }
@@ -70,16 +62,6 @@ fn run_once(files: &[String], workload: &str) -> Result<usize> {
     }
 }
 
-/// Peak resident memory of this process (VmHWM), in KiB; 0 if unknown.
-fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn main() -> Result<()> {
     let args = parse_args()?;
     let files: Vec<String> = std::fs::read_to_string(&args.list)
@@ -103,7 +85,7 @@ fn main() -> Result<()> {
             args.threads,
             images,
             times,
-            peak_rss_kb()
+            common::peak_rss_kb()
         );
         Ok(())
     })

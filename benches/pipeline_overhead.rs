@@ -5,26 +5,20 @@
 //! ```text
 //! cargo bench --bench pipeline_overhead -- --items N --kind async|blocking --repeat R
 //! ```
-//! Prints one JSON line: `{"impl":"spdl-rs","kind":..,"items":N,"times_s":[..]}`.
+//! Prints one JSON line: `{"impl":"spdl-rs","kind":..,"items":N,"times_s":[..],"peak_rss_kb":..}`.
 
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use spdl::pipeline::{PipelineBuilder, StageConfig};
 
+mod common;
+
 fn main() -> Result<()> {
-    let (mut items, mut kind, mut repeat) = (100_000u64, "async".to_string(), 5usize);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--items" => items = value()?.parse()?,
-            "--kind" => kind = value()?,
-            "--repeat" => repeat = value()?.parse()?,
-            "--bench" => {}
-            other => bail!("unknown argument {other}"),
-        }
-    }
+    let f = common::flags(&["items", "kind", "repeat"])?;
+    let items: u64 = f.get("items").map_or(Ok(100_000), |v| v.parse())?;
+    let kind = f.get("kind").cloned().unwrap_or_else(|| "async".into());
+    let repeat: usize = f.get("repeat").map_or(Ok(5), |v| v.parse())?;
     let noop = |x: u64| async move { Ok::<_, String>(x) };
     let builder = PipelineBuilder::new()
         .add_source(0..items)
@@ -47,6 +41,9 @@ fn main() -> Result<()> {
             times.push(t0.elapsed().as_secs_f64()); // epoch 0 warms up
         }
     }
-    println!("{{\"impl\":\"spdl-rs\",\"kind\":\"{kind}\",\"items\":{items},\"times_s\":{times:?}}}");
+    let rss = common::peak_rss_kb();
+    println!(
+        "{{\"impl\":\"spdl-rs\",\"kind\":\"{kind}\",\"items\":{items},\"times_s\":{times:?},\"peak_rss_kb\":{rss}}}"
+    );
     Ok(())
 }

@@ -12,6 +12,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use spdl::io::{load_video, probe, sample_frames, Interpolation, VideoConfig};
 
+mod common;
+
 struct Args {
     file: String,
     workload: String,
@@ -20,24 +22,14 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        file: String::new(),
-        workload: "native".into(),
-        threads: 1,
-        repeat: 5,
+    let f = common::flags(&["file", "workload", "threads", "repeat"])?;
+    let get = |k: &str, default: &str| f.get(k).cloned().unwrap_or_else(|| default.to_string());
+    let args = Args {
+        file: get("file", ""),
+        workload: get("workload", "native"),
+        threads: get("threads", "1").parse()?,
+        repeat: get("repeat", "5").parse()?,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--file" => args.file = value()?,
-            "--workload" => args.workload = value()?,
-            "--threads" => args.threads = value()?.parse()?,
-            "--repeat" => args.repeat = value()?.parse()?,
-            "--bench" => {} // added by `cargo bench`
-            other => bail!("unknown argument {other}"),
-        }
-    }
     if args.file.is_empty() {
         bail!("usage: video_decode --file F [--workload native|resize224|sample8] [--threads N] [--repeat R]");
     }
@@ -68,16 +60,6 @@ fn run_once(args: &Args) -> Result<usize> {
     Ok(frames)
 }
 
-/// Peak resident memory of this process (VmHWM), in KiB; 0 if unknown.
-fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn main() -> Result<()> {
     let args = parse_args()?;
     let mut frames = run_once(&args)?; // warm-up: page cache, lazy init
@@ -93,7 +75,7 @@ fn main() -> Result<()> {
         args.threads,
         frames,
         times,
-        peak_rss_kb()
+        common::peak_rss_kb()
     );
     Ok(())
 }
