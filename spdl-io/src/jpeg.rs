@@ -143,7 +143,7 @@ pub(crate) fn decode_into(
                 height: h,
                 format,
             };
-            d.decompress(data, image).map_err(|e| e.to_string())
+            d.decompress(data, image).or_else(tolerate_corrupt_data)
         })
     };
     if !header.is_cmyk() {
@@ -155,6 +155,22 @@ pub(crate) fn decode_into(
     cmyk_to_rgb(&cmyk, header.adobe, &mut rgb);
     crate::pixels::convert_u8(&rgb, 3, fmt, out);
     Ok(())
+}
+
+/// libjpeg's "Corrupt JPEG data: ..." warnings (extraneous bytes before a
+/// marker, a bad Huffman code) come after the whole image was decoded, with
+/// the damaged blocks filled in; Pillow and OpenCV accept such images, and
+/// so do we (the warning goes to `tracing`). Every other failure, including
+/// "Premature end of JPEG file" (truncation, which Pillow also refuses), is
+/// an error.
+fn tolerate_corrupt_data(e: turbojpeg::Error) -> Result<(), String> {
+    match e {
+        turbojpeg::Error::TurboJpegError(msg) if msg.starts_with("Corrupt JPEG data") => {
+            tracing::warn!(target: "spdl_io::jpeg", "{msg}");
+            Ok(())
+        }
+        e => Err(e.to_string()),
+    }
 }
 
 /// Pillow's `(a * b + 128) * 257 >> 16` rounding of `a * b / 255`.

@@ -393,3 +393,17 @@ fn truncated_and_bit_flipped_images_never_crash() {
         }
     }
 }
+
+/// A JPEG whose entropy-coded data is damaged decodes with libjpeg's
+/// "Corrupt JPEG data" warning, as in Pillow and OpenCV (real datasets
+/// contain such files); a truncated JPEG stays an error, as in Pillow.
+#[test]
+fn corrupt_jpeg_data_decodes_like_pillow_but_truncation_fails() {
+    let img = load_image(dir().join("corrupt_entropy.jpg"), &ImageConfig::default()).unwrap();
+    let (expected, shape) = pillow("corrupt_entropy.jpg", "RGB", true, None, "-");
+    assert_eq!(img.shape(), &shape[..]);
+    let p = psnr(img.as_slice().unwrap(), &expected);
+    assert!(p >= 40.0, "PSNR {p:.1}");
+    let err = load_image(dir().join("truncated.jpg"), &ImageConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("Premature end"), "{err}");
+}
