@@ -1,16 +1,23 @@
-"""Pipeline overhead side by side: items/s through three no-op stages in
-spdl-rs (Rust) and SPDL 0.8's Python pipeline, in one run.
+"""Pipeline overhead side by side, spdl-rs (Rust) and SPDL 0.8's Python
+pipeline, in one run, on the shapes of the pipeline issue:
+(1) 3 no-op blocking stages, (2) 3 no-op async stages, (3) an async stage
+sleeping 10 ms per item at concurrency 32 over 2000 items (ideal 3200
+items/s), (4) aggregate(32) then disaggregate(); plus an empty pipeline's
+start-to-first-item and shutdown times.
 
-    .venv-bench/bin/python benches/compare_pipeline.py --spdl-rs-cmd EXE [--items 20000] [--repeat 5]
+    .venv-bench/bin/python benches/compare_pipeline.py --spdl-rs-cmd EXE [--items 100000] [--repeat 3]
+
+SPDL moves about a thousand items/s, so it runs min(items, --spdl-items).
 """
 import argparse
+import asyncio
 import json
 import statistics
 import subprocess
 import time
 
 
-def spdl_python(items: int, kind: str, repeat: int) -> list[float]:
+def spdl_pipeline(kind: str, items: int):
     from spdl.pipeline import PipelineBuilder
 
     async def anoop(x):
@@ -19,46 +26,80 @@ def spdl_python(items: int, kind: str, repeat: int) -> list[float]:
     def noop(x):
         return x
 
-    last = noop if kind == "blocking" else anoop
+    async def sleep(x):
+        await asyncio.sleep(0.01)
+        return x
+
+    b = PipelineBuilder().add_source(range(items))
+    if kind == "blocking":
+        b = b.pipe(noop).pipe(noop).pipe(noop)
+    elif kind == "async":
+        b = b.pipe(anoop).pipe(anoop).pipe(anoop)
+    elif kind == "sleep":
+        b = b.pipe(sleep, concurrency=32)
+    elif kind == "regroup":
+        b = b.aggregate(32).disaggregate()
+    return b.add_sink(3).build(num_threads=1)
+
+
+def spdl_times(kind: str, items: int, repeat: int) -> list[float]:
     times = []
-    for r in range(repeat + 1):
-        pipeline = (
-            PipelineBuilder()
-            .add_source(range(items))
-            .pipe(anoop)
-            .pipe(anoop)
-            .pipe(last)
-            .add_sink(3)
-            .build(num_threads=1)
-        )
+    for _ in range(repeat):
+        pipeline = spdl_pipeline(kind, items)
         t0 = time.perf_counter()
         with pipeline.auto_stop():
             n = sum(1 for _ in pipeline)
-        elapsed = time.perf_counter() - t0
-        assert n == items, (n, items)
-        if r > 0:
-            times.append(elapsed)
+        times.append(time.perf_counter() - t0)
+        assert n == items, (kind, n, items)
     return times
+
+
+def spdl_startup(repeat: int) -> tuple[float, float]:
+    firsts, stops = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        pipeline = spdl_pipeline("async", 1)
+        pipeline.start()
+        next(iter(pipeline))
+        firsts.append(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        pipeline.stop()
+        stops.append(time.perf_counter() - t1)
+    return statistics.median(firsts), statistics.median(stops)
+
+
+def rs(cmd: str, kind: str, items: int, repeat: int) -> list[float]:
+    out = subprocess.run(
+        [cmd, "--kind", kind, "--items", str(items), "--repeat", str(repeat)],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip().splitlines()[-1]
+    return json.loads(out)["times_s"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--spdl-rs-cmd", required=True)
-    ap.add_argument("--items", type=int, default=20000)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--spdl-items", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
-    print("| stages | impl | items | median s | items/s | spdl-rs speed-up |")
-    print("|---|---|---|---|---|---|")
-    for kind in ["async", "blocking"]:
-        out = subprocess.run(
-            [a.spdl_rs_cmd, "--items", str(a.items), "--kind", kind, "--repeat", str(a.repeat)],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
-        rs = statistics.median(json.loads(out)["times_s"])
-        py = statistics.median(spdl_python(a.items, kind, a.repeat))
-        label = "3 async no-ops" if kind == "async" else "2 async + 1 blocking no-op"
-        print(f"| {label} | spdl-rs | {a.items} | {rs:.4f} | {a.items / rs:,.0f} | (ref) |")
-        print(f"| {label} | SPDL 0.8 | {a.items} | {py:.4f} | {a.items / py:,.0f} | {py / rs:.1f}x |")
+    print("| workload | spdl-rs items/s | SPDL 0.8 items/s | speed-up |")
+    print("|---|---|---|---|")
+    for kind, label, n in [
+        ("blocking", "(1) 3 blocking no-ops", a.items),
+        ("async", "(2) 3 async no-ops", a.items),
+        ("sleep", "(3) sleep 10 ms x 2000 at concurrency 32 (ideal 3200)", 2000),
+        ("regroup", "(4) aggregate(32) + disaggregate()", a.items),
+    ]:
+        rate_rs = n / statistics.median(rs(a.spdl_rs_cmd, kind, n, a.repeat))
+        m = min(n, a.spdl_items)
+        rate_py = m / statistics.median(spdl_times(kind, m, a.repeat))
+        print(f"| {label} | {rate_rs:,.0f} | {rate_py:,.0f} | {rate_rs / rate_py:.1f}x |")
+    t = rs(a.spdl_rs_cmd, "startup", 1, 5)
+    first_rs, stop_rs = statistics.median(t[0::2]), statistics.median(t[1::2])
+    first_py, stop_py = spdl_startup(5)
+    print(f"| empty pipeline: build to first item | {first_rs * 1e3:.2f} ms | {first_py * 1e3:.2f} ms | |")
+    print(f"| empty pipeline: shutdown | {stop_rs * 1e3:.2f} ms | {stop_py * 1e3:.2f} ms | |")
 
 
 if __name__ == "__main__":

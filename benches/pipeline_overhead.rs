@@ -1,44 +1,93 @@
-//! Pipeline overhead: items/s through three no-op stages (async, async,
-//! blocking on the CPU pool), for `benches/compare_pipeline.py`, which runs
-//! SPDL's Python pipeline on the same shape in the same run.
+//! Pipeline overhead, for `benches/compare_pipeline.py`, which runs SPDL's
+//! Python pipeline on the same shapes in the same run.
 //!
 //! ```text
-//! cargo bench --bench pipeline_overhead -- --items N --kind async|blocking --repeat R
+//! cargo bench --bench pipeline_overhead -- --kind async|blocking|sleep|regroup|startup --items N --repeat R
 //! ```
+//! Kinds: `async`/`blocking`: 3 no-op stages of that kind; `sleep`: one
+//! async stage sleeping 10 ms per item at concurrency 32; `regroup`:
+//! `aggregate(32)` then `disaggregate()`; `startup`: an empty pipeline's
+//! build-to-first-item and drop times (`times_s` holds pairs).
 //! Prints one JSON line: `{"impl":"spdl-rs","kind":..,"items":N,"times_s":[..],"peak_rss_kb":..}`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use spdl::pipeline::{PipelineBuilder, StageConfig};
+use spdl::pipeline::{Pipeline, PipelineBuilder, StageConfig};
 
 mod common;
+
+async fn noop(x: u64) -> Result<u64, String> {
+    Ok(x)
+}
+
+fn build(kind: &str, items: u64) -> Result<Pipeline<u64>> {
+    let source = PipelineBuilder::new().add_source(0..items);
+    let pipeline = match kind {
+        "async" => source
+            .pipe(noop, StageConfig::new("a"))
+            .pipe(noop, StageConfig::new("b"))
+            .pipe(noop, StageConfig::new("c"))
+            .add_sink(3)
+            .build()?,
+        "blocking" => source
+            .pipe_blocking(Ok::<u64, String>, StageConfig::new("a"))
+            .pipe_blocking(Ok::<u64, String>, StageConfig::new("b"))
+            .pipe_blocking(Ok::<u64, String>, StageConfig::new("c"))
+            .add_sink(3)
+            .build()?,
+        "sleep" => source
+            .pipe(
+                |x: u64| async move {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    Ok::<_, String>(x)
+                },
+                StageConfig::new("sleep").with_concurrency(32),
+            )
+            .add_sink(3)
+            .build()?,
+        "regroup" => source.aggregate(32).disaggregate().add_sink(3).build()?,
+        other => bail!("unknown kind {other}"),
+    };
+    Ok(pipeline)
+}
+
+/// Build-to-first-item and drop times of a one-item pipeline.
+fn startup() -> Result<(f64, f64)> {
+    let t0 = Instant::now();
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..1u64)
+        .pipe(noop, StageConfig::new("a"))
+        .build()?;
+    let mut run = pipeline.run(0);
+    run.next().transpose()?;
+    let first = t0.elapsed().as_secs_f64();
+    drop(run);
+    let t1 = Instant::now();
+    drop(pipeline);
+    Ok((first, t1.elapsed().as_secs_f64()))
+}
 
 fn main() -> Result<()> {
     let f = common::flags(&["items", "kind", "repeat"])?;
     let items: u64 = f.get("items").map_or(Ok(100_000), |v| v.parse())?;
     let kind = f.get("kind").cloned().unwrap_or_else(|| "async".into());
     let repeat: usize = f.get("repeat").map_or(Ok(5), |v| v.parse())?;
-    let noop = |x: u64| async move { Ok::<_, String>(x) };
-    let builder = PipelineBuilder::new()
-        .add_source(0..items)
-        .pipe(noop, StageConfig::new("a"))
-        .pipe(noop, StageConfig::new("b"));
-    let pipeline = match kind.as_str() {
-        "async" => builder.pipe(noop, StageConfig::new("c")).add_sink(3).build()?,
-        "blocking" => builder
-            .pipe_blocking(Ok::<u64, String>, StageConfig::new("c"))
-            .add_sink(3)
-            .build()?,
-        other => bail!("unknown kind {other}"),
-    };
     let mut times = Vec::new();
-    for epoch in 0..=repeat as u64 {
-        let t0 = Instant::now();
-        let n = pipeline.run(epoch).count() as u64;
-        anyhow::ensure!(n == items, "{n} of {items} items came out");
-        if epoch > 0 {
-            times.push(t0.elapsed().as_secs_f64()); // epoch 0 warms up
+    if kind == "startup" {
+        for _ in 0..repeat {
+            let (first, shutdown) = startup()?;
+            times.extend([first, shutdown]);
+        }
+    } else {
+        let pipeline = build(&kind, items)?;
+        for epoch in 0..=repeat as u64 {
+            let t0 = Instant::now();
+            let n = pipeline.run(epoch).count() as u64;
+            anyhow::ensure!(n == items, "{n} of {items} items came out");
+            if epoch > 0 {
+                times.push(t0.elapsed().as_secs_f64()); // epoch 0 warms up
+            }
         }
     }
     let rss = common::peak_rss_kb();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pipeline overhead side by side: spdl-rs vs SPDL 0.8's Python pipeline.
-# Extra arguments go to compare_pipeline.py (e.g. --items 20000 --repeat 5).
+# Extra arguments go to compare_pipeline.py (e.g. --items 100000 --repeat 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
