@@ -8,12 +8,13 @@
 //! async stage sleeping 10 ms per item at concurrency 32; `regroup`:
 //! `aggregate(32)` then `disaggregate()`; `startup`: an empty pipeline's
 //! build-to-first-item and drop times (`times_s` holds pairs).
+//! `--runtime-threads N` sets the tokio worker threads (default 2).
 //! Prints one JSON line: `{"impl":"spdl-rs","kind":..,"items":N,"times_s":[..],"peak_rss_kb":..}`.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use spdl::pipeline::{Pipeline, PipelineBuilder, StageConfig};
+use spdl::pipeline::{Pipeline, PipelineBuilder, PipelineConfig, StageConfig};
 
 mod common;
 
@@ -21,8 +22,8 @@ async fn noop(x: u64) -> Result<u64, String> {
     Ok(x)
 }
 
-fn build(kind: &str, items: u64) -> Result<Pipeline<u64>> {
-    let source = PipelineBuilder::new().add_source(0..items);
+fn build(kind: &str, items: u64, config: PipelineConfig) -> Result<Pipeline<u64>> {
+    let source = PipelineBuilder::new().add_source(0..items).with_config(config);
     let pipeline = match kind {
         "async" => source
             .pipe(noop, StageConfig::new("a"))
@@ -69,7 +70,11 @@ fn startup() -> Result<(f64, f64)> {
 }
 
 fn main() -> Result<()> {
-    let f = common::flags(&["items", "kind", "repeat"])?;
+    let f = common::flags(&["items", "kind", "repeat", "runtime-threads"])?;
+    let mut config = PipelineConfig::default();
+    if let Some(n) = f.get("runtime-threads") {
+        config.runtime_threads = n.parse()?;
+    }
     let items: u64 = f.get("items").map_or(Ok(100_000), |v| v.parse())?;
     let kind = f.get("kind").cloned().unwrap_or_else(|| "async".into());
     let repeat: usize = f.get("repeat").map_or(Ok(5), |v| v.parse())?;
@@ -80,7 +85,7 @@ fn main() -> Result<()> {
             times.extend([first, shutdown]);
         }
     } else {
-        let pipeline = build(&kind, items)?;
+        let pipeline = build(&kind, items, config)?;
         for epoch in 0..=repeat as u64 {
             let t0 = Instant::now();
             let n = pipeline.run(epoch).count() as u64;
