@@ -39,7 +39,7 @@ pub enum ChannelOrder {
 /// let config = spdl_io::AudioConfig::default().with_sample_rate(16_000).with_channels(1).with_window(1.0, 3.5);
 /// assert_eq!(config.sample_rate, Some(16_000));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct AudioConfig {
     /// The stream to decode; `None` picks FFmpeg's best audio stream.
@@ -54,8 +54,26 @@ pub struct AudioConfig {
     pub end: Option<f64>,
     /// Output layout (default channels-first).
     pub order: ChannelOrder,
-    /// Safety limits (`max_frames` bounds the samples per channel here).
+    /// Safety limits; `max_frames` bounds the samples per channel (default
+    /// [`AUDIO_MAX_SAMPLES`]).
     pub limits: Limits,
+}
+
+/// Default limit of samples per channel: two hours at 48 kHz.
+pub const AUDIO_MAX_SAMPLES: u64 = 48_000 * 60 * 60 * 2;
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            stream: None,
+            sample_rate: None,
+            channels: None,
+            start: None,
+            end: None,
+            order: ChannelOrder::ChannelsFirst,
+            limits: Limits::default().with_max_frames(AUDIO_MAX_SAMPLES),
+        }
+    }
 }
 
 impl AudioConfig {
@@ -330,8 +348,11 @@ impl AudioReader {
     fn take(&mut self, max: usize) -> Result<Vec<f32>> {
         let want = max.saturating_mul(self.out_channels as usize);
         self.fill(want)?;
-        let n = want.min(self.pending.len());
-        Ok(self.pending.drain(..n).collect())
+        if want >= self.pending.len() {
+            // Everything pending: hand over the buffer itself (no copy).
+            return Ok(Vec::from(std::mem::take(&mut self.pending)));
+        }
+        Ok(self.pending.drain(..want).collect())
     }
 }
 
@@ -462,4 +483,25 @@ pub fn stream_audio(src: impl Into<Source>, config: &AudioConfig, chunk_samples:
         done: false,
         position: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_limit_allows_hours_of_audio() {
+        let limit = AudioConfig::default().limits.max_frames;
+        assert_eq!(limit, AUDIO_MAX_SAMPLES);
+        assert!(limit >= 48_000 * 3600);
+    }
+
+    #[test]
+    fn i16_conversion_rounds_and_clips_like_swresample() {
+        assert_eq!(i16::from_f32(0.5), 16384);
+        assert_eq!(i16::from_f32(1.0), 32767);
+        assert_eq!(i16::from_f32(-1.0), -32768);
+        assert_eq!(i16::from_f32(-2.0), -32768);
+        assert_eq!(i16::from_f32(1.5 / 32768.0), 2); // ties to even
+    }
 }

@@ -223,3 +223,30 @@ fn truncated_and_bit_flipped_audio_never_crashes() {
         }
     }
 }
+
+/// Regression: the default limits must not refuse ordinary lengths (they
+/// once capped audio at 100 000 samples, about 2 s). A 30 s file made by
+/// the `ffmpeg` CLI decodes to exactly 30 s of samples.
+#[test]
+fn default_limits_accept_minutes_of_audio() {
+    let path = std::env::temp_dir().join(format!("spdl-audio-30s-{}.flac", std::process::id()));
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=30:sample_rate=48000",
+            "-ac",
+            "2",
+        ])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let audio = load_audio(&path, &AudioConfig::default()).unwrap();
+    assert_eq!(audio.samples.shape(), [2, 30 * 48_000]);
+    std::fs::remove_file(path).ok();
+}
