@@ -442,6 +442,9 @@ pub fn stream_video(src: impl Into<Source>, config: &VideoConfig, chunk_frames: 
     })
 }
 
+/// Most frames [`sample_frames`] indexes (a week at 30 fps; 160 MB of index).
+const MAX_INDEXED_FRAMES: u64 = 20_000_000;
+
 /// Presentation timestamps of every frame of a stream, from the packets
 /// themselves (not from headers), plus the keyframes among them.
 struct FrameIndex {
@@ -456,7 +459,10 @@ struct FrameIndex {
 }
 
 impl FrameIndex {
-    fn scan(demuxer: &mut Demuxer, stream: usize, limits: &Limits) -> Result<Self> {
+    /// Reads every packet's timestamp. The index costs 8 bytes a frame, so
+    /// it is bounded by [`MAX_INDEXED_FRAMES`] (days of video), not by
+    /// [`Limits::max_frames`], which bounds decoded output.
+    fn scan(demuxer: &mut Demuxer, stream: usize) -> Result<Self> {
         let (mut pts, mut keyframes, mut exact) = (Vec::new(), Vec::new(), true);
         while let Some(p) = demuxer.read_packet(stream)? {
             exact &= p.pts().is_some();
@@ -466,9 +472,9 @@ impl FrameIndex {
             }
             Limits::check(
                 demuxer.source_name(),
-                "frame count",
+                "indexed frame count",
                 pts.len() as u64 + 1,
-                limits.max_frames,
+                MAX_INDEXED_FRAMES,
             )?;
             pts.push(t);
             if p.is_key() {
@@ -511,7 +517,13 @@ pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoCo
     let src = src.into();
     let mut source = VideoSource::open(src.clone(), &config)?;
     let stream = source.reader.stream;
-    let index = FrameIndex::scan(&mut source.reader.demuxer, stream, &config.limits)?;
+    Limits::check(
+        source.src(),
+        "frame count",
+        indices.len() as u64,
+        config.limits.max_frames,
+    )?;
+    let index = FrameIndex::scan(&mut source.reader.demuxer, stream)?;
     if let Some(&bad) = indices.iter().find(|&&i| i >= index.pts.len()) {
         return Err(Error::FrameIndex {
             src: source.src().into(),

@@ -119,3 +119,26 @@ fn bytes_source_decodes_like_the_path() {
     assert_eq!(from_path.frames, from_bytes.frames);
     assert_eq!(from_path.pts, from_bytes.pts);
 }
+
+/// Regression: `Limits::max_frames` bounds the frames returned, not the
+/// length of the video being sampled (it once refused to index videos
+/// longer than the output limit).
+#[test]
+fn sampling_a_long_video_is_bounded_by_output_not_length() {
+    let limits = spdl_io::Limits::default().with_max_frames(10);
+    let config = VideoConfig::default().with_size(32, 32).with_limits(limits);
+    let path = fixture("long_h264.mp4"); // 250 frames
+    assert_eq!(sample_frames(&path, &[0, 249, 100], &config).unwrap().len(), 3);
+    let many: Vec<usize> = (0..11).collect();
+    let err = sample_frames(&path, &many, &config).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                what: "frame count",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
