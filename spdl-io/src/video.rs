@@ -130,6 +130,10 @@ pub struct Video {
     /// Packets skipped as corrupt (only with a non-zero
     /// [`DecoderConfig::max_corrupt_packets`]).
     pub corrupt_packets: usize,
+    /// The frame count the container declares, if any. Headers can lie,
+    /// but a whole-stream load that returns far fewer frames than this
+    /// usually means a truncated or damaged file.
+    pub header_frames: Option<u64>,
 }
 
 impl Video {
@@ -150,6 +154,7 @@ struct VideoSource {
     time_base: Ratio,
     /// Rough number of frames the load will produce (for preallocation).
     frames_hint: usize,
+    header_frames: Option<u64>,
     config: VideoConfig,
     rate: Option<FrameRateConverter>,
     /// A converted frame that frame-rate conversion still has to repeat.
@@ -272,6 +277,7 @@ impl VideoSource {
             converter,
             time_base: tb,
             frames_hint,
+            header_frames: info.header_frames,
             config: config.clone(),
             rate,
             repeat: None,
@@ -353,6 +359,7 @@ impl VideoSource {
             stream: self.reader.stream,
             pix_fmt: self.config.convert.pix_fmt,
             corrupt_packets: self.reader.decoder.corrupt_packets(),
+            header_frames: self.header_frames,
         }))
     }
 
@@ -585,6 +592,7 @@ pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoCo
         stream,
         pix_fmt: config.convert.pix_fmt,
         corrupt_packets: source.reader.decoder.corrupt_packets(),
+        header_frames: source.header_frames,
     })
 }
 

@@ -194,3 +194,14 @@ fn frame_rate_matches_ffmpeg_fps_filter() {
         }
     }
 }
+
+/// Header and content counts are reported separately, so a short decode
+/// of a damaged file is visible.
+#[test]
+fn header_frame_count_is_reported_beside_the_content() {
+    let video = load_video(fixture("h264_yuv420p.mp4"), &VideoConfig::default()).unwrap();
+    assert_eq!(video.header_frames, Some(video.len() as u64));
+    let window = load_video(fixture("long_h264.mp4"), &VideoConfig::default().with_window(1.0, 2.0)).unwrap();
+    assert_eq!(window.header_frames, Some(250));
+    assert_eq!(window.len(), 25);
+}
