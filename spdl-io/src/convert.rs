@@ -308,7 +308,7 @@ impl FrameConverter {
             let (w, h) = (sp.stride / px, sp.rows);
             let src = &self.scratch[sp.offset..sp.offset + sp.stride * sp.rows];
             let dst = &mut out[dp.offset..dp.offset + dp.stride * dp.rows];
-            orient(src, w, h, px, self.orientation, dst);
+            orient(src, sp.stride, w, h, px, self.orientation, dst, dp.stride);
         }
         Ok(())
     }

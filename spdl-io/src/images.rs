@@ -528,7 +528,8 @@ fn decode_into<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig, out: &m
     if plan.orientation == Orientation::Normal {
         dst.copy_from_slice(src);
     } else {
-        orient(src, sw, sh, px, plan.orientation, dst);
+        let dst_stride = plan.displayed.0 * px;
+        orient(src, sw * px, sw, sh, px, plan.orientation, dst, dst_stride);
     }
     Ok(())
 }

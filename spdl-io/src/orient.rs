@@ -74,15 +74,25 @@ impl Orientation {
 }
 
 /// Writes the displayed form of a stored `w` x `h` image of `px`-byte
-/// pixels into `dst` (same size; width and height swapped when
-/// [`Orientation::swaps_axes`]).
-pub(crate) fn orient(src: &[u8], w: usize, h: usize, px: usize, o: Orientation, dst: &mut [u8]) {
-    let dw = if o.swaps_axes() { h } else { w };
+/// pixels into `dst` (width and height swapped when
+/// [`Orientation::swaps_axes`]). Rows start every `src_stride` and
+/// `dst_stride` bytes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn orient(
+    src: &[u8],
+    src_stride: usize,
+    w: usize,
+    h: usize,
+    px: usize,
+    o: Orientation,
+    dst: &mut [u8],
+    dst_stride: usize,
+) {
     for r in 0..h {
-        let row = &src[r * w * px..(r + 1) * w * px];
+        let row = &src[r * src_stride..r * src_stride + w * px];
         for (c, pixel) in row.chunks_exact(px).enumerate() {
             let (dr, dc) = o.map(r, c, w, h);
-            let d = (dr * dw + dc) * px;
+            let d = dr * dst_stride + dc * px;
             dst[d..d + px].copy_from_slice(pixel);
         }
     }
@@ -99,7 +109,8 @@ mod tests {
 
     fn run(o: Orientation) -> [u8; 6] {
         let mut out = [0u8; 6];
-        orient(&IMG, 3, 2, 1, o, &mut out);
+        let dst_stride = if o.swaps_axes() { 2 } else { 3 };
+        orient(&IMG, 3, 3, 2, 1, o, &mut out, dst_stride);
         out
     }
 
@@ -120,7 +131,7 @@ mod tests {
     fn multibyte_pixels_move_together() {
         let src = [1, 10, 2, 20]; // w=2, h=1, 2 bytes per pixel
         let mut out = [0u8; 4];
-        orient(&src, 2, 1, 2, Orientation::Rotate90, &mut out);
+        orient(&src, 4, 2, 1, 2, Orientation::Rotate90, &mut out, 2);
         assert_eq!(out, [1, 10, 2, 20]);
     }
 
