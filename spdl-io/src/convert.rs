@@ -190,6 +190,8 @@ pub(crate) struct FrameLayout {
     scaled_planes: Vec<PlaneLayout>,
     /// Planes of the final slot (after rotation).
     planes: Vec<PlaneLayout>,
+    /// Whether the output size differs from the (cropped, displayed) source.
+    resize: bool,
 }
 
 /// Converts frames of one stream into slots of the output array.
@@ -260,6 +262,7 @@ impl FrameConverter {
         let (scaled_planes, _) = fmt.layout(scaled_w as usize, scaled_h as usize);
         let (planes, shape) = fmt.layout(out_w as usize, out_h as usize);
         Ok(FrameLayout {
+            resize: (out_w, out_h) != (dw, dh),
             bytes: shape.iter().product(),
             shape,
             scaled_w,
@@ -281,39 +284,73 @@ impl FrameConverter {
                 ))
             })?;
         }
-        let key = self.scaler_key(&frame.inner, &layout);
+        if self.orientation == Orientation::Normal {
+            return self.scale(&frame.inner, out, &layout, false);
+        }
+        if layout.resize {
+            // Rotate first, then scale, as the `ffmpeg` CLI does, so the
+            // resampling grid (and every output pixel) matches it.
+            if let Some(rotated) = rotate_frame(&frame.inner, self.orientation) {
+                return self.scale(&rotated, out, &layout, false);
+            }
+        }
+        // Same size: scaling is a pure conversion, so converting and then
+        // rotating the result gives identical pixels with a smaller copy.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(layout.bytes, 0);
+        self.scale(&frame.inner, &mut scratch, &layout, true)?;
+        self.orient_planes(&scratch, out, &layout);
+        self.scratch = scratch;
+        Ok(())
+    }
+
+    /// Converts `frame` into `out`: into the pre-rotation planes when
+    /// `unrotated`, else straight into the final planes.
+    fn scale(&mut self, frame: &ff::frame::Video, out: &mut [u8], layout: &FrameLayout, unrotated: bool) -> Result<()> {
+        let (w, h) = if unrotated {
+            (layout.scaled_w, layout.scaled_h)
+        } else {
+            self.final_size(layout)
+        };
+        let key = self.scaler_key(frame, w, h);
         if self.scaler.as_ref().map(|s| *s.key()) != Some(key) {
             self.scaler = Some(Scaler::new(key).map_err(|e| self.fail(e))?);
         }
+        let planes = if unrotated {
+            &layout.scaled_planes
+        } else {
+            &layout.planes
+        };
         let scaler = self.scaler.as_mut().expect("set above");
-        if self.orientation == Orientation::Normal {
-            return scaler
-                .run(&frame.inner, out, &layout.planes)
-                .map_err(|e| Error::Convert {
-                    src: self.src.clone(),
-                    reason: e,
-                });
+        scaler.run(frame, out, planes).map_err(|e| Error::Convert {
+            src: self.src.clone(),
+            reason: e,
+        })
+    }
+
+    /// The output size (width, height) as displayed.
+    fn final_size(&self, layout: &FrameLayout) -> (u32, u32) {
+        if self.orientation.swaps_axes() {
+            (layout.scaled_h, layout.scaled_w)
+        } else {
+            (layout.scaled_w, layout.scaled_h)
         }
-        self.scratch.resize(layout.bytes, 0);
-        scaler
-            .run(&frame.inner, &mut self.scratch, &layout.scaled_planes)
-            .map_err(|e| Error::Convert {
-                src: self.src.clone(),
-                reason: e,
-            })?;
+    }
+
+    /// Rotates converted planes from `scratch` into the final `out`.
+    fn orient_planes(&self, scratch: &[u8], out: &mut [u8], layout: &FrameLayout) {
         let channels = layout.shape[2];
         let packed = layout.planes.len() == 1;
         for (sp, dp) in layout.scaled_planes.iter().zip(&layout.planes) {
             let px = if packed { channels } else { 1 };
             let (w, h) = (sp.stride / px, sp.rows);
-            let src = &self.scratch[sp.offset..sp.offset + sp.stride * sp.rows];
+            let src = &scratch[sp.offset..sp.offset + sp.stride * sp.rows];
             let dst = &mut out[dp.offset..dp.offset + dp.stride * dp.rows];
             orient(src, sp.stride, w, h, px, self.orientation, dst, dp.stride);
         }
-        Ok(())
     }
 
-    fn scaler_key(&self, f: &ff::frame::Video, layout: &FrameLayout) -> ScalerKey {
+    fn scaler_key(&self, f: &ff::frame::Video, dst_w: u32, dst_h: u32) -> ScalerKey {
         let is_jpeg_fmt = matches!(
             f.format(),
             ff::format::Pixel::YUVJ420P
@@ -332,12 +369,51 @@ impl FrameConverter {
             src_fmt: f.format(),
             colorspace: f.color_space(),
             full_range,
-            dst_w: layout.scaled_w,
-            dst_h: layout.scaled_h,
+            dst_w,
+            dst_h,
             dst_fmt: self.config.pix_fmt.av(),
             flags: self.config.interpolation.sws_flags(),
         }
     }
+}
+
+/// A copy of `frame` with every plane turned to its displayed
+/// orientation, colour tags kept; `None` for pixel formats whose planes are
+/// not whole bytes per pixel (the caller then rotates after converting).
+fn rotate_frame(frame: &ff::frame::Video, o: Orientation) -> Option<ff::frame::Video> {
+    let (w, h) = (frame.width(), frame.height());
+    let (rw, rh) = if o.swaps_axes() { (h, w) } else { (w, h) };
+    let mut rotated = ff::frame::Video::new(frame.format(), rw, rh);
+    rotated.set_color_space(frame.color_space());
+    rotated.set_color_range(frame.color_range());
+    for plane in 0..frame.planes() {
+        let pw = frame.plane_width(plane);
+        let row = ffmpeg::plane_row_bytes(frame.format(), w, plane)?;
+        if pw == 0 || row % pw as usize != 0 {
+            return None;
+        }
+        let px = row / pw as usize;
+        let ph = frame.plane_height(plane);
+        // Chroma subsampled differently across and down (4:2:2, 4:4:0)
+        // cannot be turned a quarter without resampling.
+        let expected = if o.swaps_axes() { (ph, pw) } else { (pw, ph) };
+        if (rotated.plane_width(plane), rotated.plane_height(plane)) != expected {
+            return None;
+        }
+        let (src_stride, dst_stride) = (frame.stride(plane), rotated.stride(plane));
+        let ph = ph as usize;
+        orient(
+            frame.data(plane),
+            src_stride,
+            pw as usize,
+            ph,
+            px,
+            o,
+            rotated.data_mut(plane),
+            dst_stride,
+        );
+    }
+    Some(rotated)
 }
 
 /// `side * num / den`, rounded to the nearest integer, at least 1.

@@ -737,3 +737,11 @@ impl AudioResampler {
         }
     }
 }
+
+/// Bytes in one row of plane `plane` of a `width`-pixel image in `fmt`,
+/// without padding; `None` for formats FFmpeg cannot describe that way.
+pub(crate) fn plane_row_bytes(fmt: ff::format::Pixel, width: u32, plane: usize) -> Option<usize> {
+    // SAFETY: av_image_get_linesize only reads the format descriptor table.
+    let n = unsafe { ffi::av_image_get_linesize(fmt.into(), width as c_int, plane as c_int) };
+    (n > 0).then_some(n as usize)
+}
