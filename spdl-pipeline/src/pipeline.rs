@@ -392,28 +392,38 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
             let (tx, out) = mpsc::channel(LINK_QUEUE);
             let c = ctx.register(&stage, LINK_QUEUE);
             let mut aggregator = make();
-            ctx.handle.spawn(async move {
+            let ctx = ctx.clone();
+            let budget = FailureBudget::default();
+            ctx.handle.clone().spawn(async move {
                 let mut items = Box::pin(input(rx, c.clone()));
                 let mut first = None;
+                // A panicking aggregator loses the items it held: report it
+                // as a failure of this stage and go on (or stop, at end).
+                let mut guarded = |seq: u64, step: &mut dyn FnMut(&mut A) -> Option<A::Output>| {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| step(&mut aggregator))).unwrap_or_else(|p| {
+                        let failure = Failure {
+                            stage: c.name.clone(),
+                            item: seq,
+                            reason: panic_message(p),
+                        };
+                        ctx.fail(&c, &budget, failure);
+                        None
+                    })
+                };
                 while let Some(env) = items.next().await {
                     let seq = *first.get_or_insert(env.seq);
-                    if let Some(value) = aggregator.push(env.value) {
+                    let mut value = Some(env.value);
+                    let out = guarded(env.seq, &mut |a: &mut A| a.push(value.take().expect("pushed once")));
+                    if let Some(value) = out {
                         first = None;
                         if !put(&tx, Env { seq, value }, &c).await {
                             return;
                         }
                     }
                 }
-                if let Some(value) = aggregator.finish() {
-                    put(
-                        &tx,
-                        Env {
-                            seq: first.unwrap_or(0),
-                            value,
-                        },
-                        &c,
-                    )
-                    .await;
+                let seq = first.unwrap_or(0);
+                if let Some(value) = guarded(seq, &mut |a: &mut A| a.finish()) {
+                    put(&tx, Env { seq, value }, &c).await;
                 }
             });
             out
@@ -465,10 +475,24 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
                 });
             }
             let select = select.clone();
-            ctx.handle.spawn(async move {
+            let ctx = ctx.clone();
+            ctx.handle.clone().spawn(async move {
                 let mut items = Box::pin(input(rx, c.clone()));
                 while let Some(env) = items.next().await {
-                    let i = select(&env.value) % txs.len().max(1);
+                    let i = match std::panic::catch_unwind(AssertUnwindSafe(|| select(&env.value))) {
+                        Ok(i) => i % txs.len().max(1),
+                        Err(p) => {
+                            let failure = Failure {
+                                stage: c.name.clone(),
+                                item: env.seq,
+                                reason: panic_message(p),
+                            };
+                            if ctx.fail(&c, &FailureBudget::default(), failure) {
+                                continue;
+                            }
+                            return;
+                        }
+                    };
                     if !put(&txs[i], env, &c).await {
                         return;
                     }

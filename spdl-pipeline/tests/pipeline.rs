@@ -450,3 +450,33 @@ fn stream_sources_feed_the_pipeline_like_iterators() {
     let out: Vec<u64> = pipeline.run(2).map(Result::unwrap).collect();
     assert_eq!(out, (200..210).collect::<Vec<_>>());
 }
+
+/// A panicking custom aggregator is reported as a failure of its stage;
+/// the pipeline goes on.
+#[test]
+fn a_panicking_aggregator_is_reported_not_fatal() {
+    struct Fragile(Vec<u32>);
+    impl spdl_pipeline::Aggregator<u32> for Fragile {
+        type Output = Vec<u32>;
+        fn push(&mut self, item: u32) -> Option<Vec<u32>> {
+            assert!(item != 5, "cannot take 5");
+            self.0.push(item);
+            (self.0.len() == 2).then(|| std::mem::take(&mut self.0))
+        }
+        fn finish(&mut self) -> Option<Vec<u32>> {
+            (!self.0.is_empty()).then(|| std::mem::take(&mut self.0))
+        }
+    }
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..8u32)
+        .aggregate_by("fragile", || Fragile(Vec::new()))
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    let out: Vec<Vec<u32>> = run.by_ref().map(Result::unwrap).collect();
+    assert_eq!(out, vec![vec![0, 1], vec![2, 3], vec![4, 6], vec![7]]);
+    let failures = run.failures();
+    assert_eq!(failures.len(), 1);
+    assert_eq!((failures[0].stage.as_str(), failures[0].item), ("fragile", 5));
+    assert!(failures[0].reason.contains("cannot take 5"));
+}
