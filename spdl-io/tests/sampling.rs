@@ -142,3 +142,26 @@ fn sampling_a_long_video_is_bounded_by_output_not_length() {
         "{err}"
     );
 }
+
+/// `Demuxer::window` starts at the keyframe at or before `start` and stops
+/// before the first packet decoded at or past `end`: every frame shown in
+/// the window can be decoded from its packets.
+#[test]
+fn demuxer_window_covers_the_frames_of_the_window() {
+    let path = fixture("long_h264.mp4");
+    let mut demuxer = spdl_io::Demuxer::open(&path).unwrap();
+    let stream = demuxer.best_video_stream().unwrap();
+    let packets: Vec<_> = demuxer.window(stream, 4.0, 6.0).unwrap().map(Result::unwrap).collect();
+    assert!(packets[0].is_key(), "starts on a keyframe");
+    assert!(packets[0].pts_seconds().unwrap() <= 4.0);
+    let shown: Vec<f64> = packets
+        .iter()
+        .filter_map(|p| p.pts_seconds())
+        .filter(|t| (4.0..6.0).contains(t))
+        .collect();
+    assert_eq!(shown.len(), 50, "all 50 frames of [4 s, 6 s) at 25 fps");
+    assert!(
+        packets.iter().all(|p| p.pts_seconds().unwrap() < 6.0 + 0.2),
+        "stops near the end"
+    );
+}
