@@ -174,20 +174,13 @@ pub struct PipelineBuilder<S, T> {
     chain: Chain<S, T>,
     config: PipelineConfig,
     sink: usize,
-    names: Vec<String>,
 }
 
 impl PipelineBuilder<(), ()> {
     /// An empty builder; start with [`PipelineBuilder::add_source`].
     #[allow(clippy::new_ret_no_self)]
     pub fn new() -> PipelineBuilder<(), ()> {
-        PipelineBuilder {
-            source: None,
-            chain: Arc::new(|_, rx| rx),
-            config: PipelineConfig::default(),
-            sink: 1,
-            names: Vec::new(),
-        }
+        PipelineBuilder::branch()
     }
 
     /// A source re-iterated for every epoch (any `IntoIterator` that can be
@@ -209,13 +202,7 @@ impl PipelineBuilder<(), ()> {
         It: Iterator + Send + 'static,
         It::Item: Send + 'static,
     {
-        PipelineBuilder {
-            source: Some(Arc::new(move |epoch| SourceItems::Iter(Box::new(f(epoch))))),
-            chain: Arc::new(|_, rx| rx),
-            config: self.config,
-            sink: self.sink,
-            names: vec!["source".into()],
-        }
+        self.with_source(Arc::new(move |epoch| SourceItems::Iter(Box::new(f(epoch)))))
     }
 
     /// An async source made per epoch by `f(epoch)`: a `Stream` polled on
@@ -237,12 +224,16 @@ impl PipelineBuilder<(), ()> {
         St: Stream + Send + 'static,
         St::Item: Send + 'static,
     {
+        self.with_source(Arc::new(move |epoch| SourceItems::Stream(f(epoch).boxed())))
+    }
+
+    /// A builder whose chain starts at `source`, keeping this one's settings.
+    fn with_source<S: Send + 'static>(self, source: SourceFn<S>) -> PipelineBuilder<S, S> {
         PipelineBuilder {
-            source: Some(Arc::new(move |epoch| SourceItems::Stream(f(epoch).boxed()))),
+            source: Some(source),
             chain: Arc::new(|_, rx| rx),
             config: self.config,
             sink: self.sink,
-            names: vec!["source".into()],
         }
     }
 
@@ -260,7 +251,6 @@ impl<T: Send + 'static> PipelineBuilder<T, T> {
             chain: Arc::new(|_, rx| rx),
             config: PipelineConfig::default(),
             sink: 1,
-            names: Vec::new(),
         }
     }
 }
@@ -302,28 +292,22 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
         self
     }
 
+    /// Appends a stage that spawns its task(s) for each run.
     fn then<U: Send + 'static>(
         self,
-        name: &str,
         stage: impl Fn(&CtxRef, mpsc::Receiver<Env<T>>) -> mpsc::Receiver<Env<U>> + Send + Sync + 'static,
     ) -> PipelineBuilder<S, U> {
         let prev = self.chain;
-        let mut names = self.names;
-        names.push(name.into());
         PipelineBuilder {
             source: self.source,
             chain: Arc::new(move |ctx, rx| stage(ctx, prev(ctx, rx))),
             config: self.config,
             sink: self.sink,
-            names,
         }
     }
 
     fn task_stage<U: Send + 'static>(self, task: Task<T, U>, cfg: StageConfig) -> PipelineBuilder<S, U> {
-        let name = cfg.name.clone();
-        self.then(&name, move |ctx, rx| {
-            spawn_task_stage(ctx, rx, task.clone(), cfg.clone())
-        })
+        self.then(move |ctx, rx| spawn_task_stage(ctx, rx, task.clone(), cfg.clone()))
     }
 
     /// An async stage: `f` runs on the pipeline's runtime, up to
@@ -388,7 +372,7 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
         F: Fn() -> A + Send + Sync + 'static,
     {
         let stage = name.to_string();
-        self.then(name, move |ctx, rx| {
+        self.then(move |ctx, rx| {
             let (tx, out) = mpsc::channel(LINK_QUEUE);
             let c = ctx.register(&stage, LINK_QUEUE);
             let mut aggregator = make();
@@ -454,7 +438,7 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
     {
         let chains: Vec<Chain<T, U>> = branches.into_iter().map(|b| b.chain).collect();
         let select = Arc::new(select);
-        self.then("route", move |ctx, rx| {
+        self.then(move |ctx, rx| {
             let c = ctx.register("route", LINK_QUEUE);
             let (txs, outs): (Vec<_>, Vec<_>) = chains
                 .iter()
@@ -555,7 +539,7 @@ where
     /// Emits each element of every item (a `Vec` from `aggregate` or a
     /// fan-out stage, an `Option` from a filtering stage).
     pub fn disaggregate(self) -> PipelineBuilder<S, T::Item> {
-        self.then("disaggregate", |ctx, rx| {
+        self.then(|ctx, rx| {
             let (tx, out) = mpsc::channel(LINK_QUEUE);
             let c = ctx.register("disaggregate", LINK_QUEUE);
             ctx.handle.spawn(async move {
