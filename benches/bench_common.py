@@ -26,6 +26,32 @@ def cpu_self() -> tuple[float, float]:
     return ru.ru_utime + ru.ru_stime, ru.ru_stime
 
 
+def timed_runs(run_once: Callable[[], object], repeat: int):
+    """Runs ``run_once`` ``repeat`` times in this process; returns the last
+    result and per-run wall, CPU (user+sys) and sys seconds. The previous
+    result is freed before each run, outside the timed region."""
+    times, cpus, syss, result = [], [], [], None
+    for _ in range(repeat):
+        result = None
+        c0, s0 = cpu_self()
+        t0 = time.perf_counter()
+        result = run_once()
+        times.append(time.perf_counter() - t0)
+        c1, s1 = cpu_self()
+        cpus.append(c1 - c0)
+        syss.append(s1 - s0)
+    return result, times, cpus, syss
+
+
+def attach_speedups(cell: list[dict]) -> None:
+    """Sets ``speedup`` = peer median / spdl-rs median on every row of a
+    table cell that has a spdl-rs reference."""
+    ref = next((r for r in cell if r["impl"] == "spdl-rs" and not r.get("error")), None)
+    for r in cell:
+        if ref and not r.get("error"):
+            r["speedup"] = r["summary"]["median_s"] / ref["summary"]["median_s"]
+
+
 def cpu_children() -> tuple[float, float]:
     """(user+sys, sys) CPU seconds of the reaped children of this process."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -72,7 +72,7 @@ import time
 from pathlib import Path
 
 import bench_common
-from bench_common import cpu_self, peak_rss_kb, run_child, run_child_rusage
+from bench_common import peak_rss_kb, run_child, run_child_rusage
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = ROOT / "bench-out" / "images"
@@ -360,17 +360,7 @@ def worker(impl: str, a) -> dict:
             return out
 
     res = run_once(paths[:min(len(paths), 2 * B)])  # warm-up (untimed)
-    times, cpus, syss = [], [], []
-    for _ in range(a.repeat):
-        res = None  # free the previous pass outside the timed region
-        c0, s0 = cpu_self()
-        t0 = time.perf_counter()
-        res = run_once(paths)
-        t1 = time.perf_counter()
-        times.append(t1 - t0)
-        c1, s1 = cpu_self()
-        cpus.append(c1 - c0)
-        syss.append(s1 - s0)
+    res, times, cpus, syss = bench_common.timed_runs(lambda: run_once(paths), a.repeat)
     if pool is not None:
         pool.shutdown()
     arrs = [np.asarray(x) for x in res]
@@ -653,10 +643,7 @@ def main() -> int:
                 print(f"  -> median {row['summary']['median_s'] * 1e3:.0f} ms, "
                       f"{row['summary']['fps']:.0f} images/s", file=sys.stderr)
                 cell.append(row)
-            ref = next((r for r in cell if r["impl"] == "spdl-rs" and not r.get("error")), None)
-            for r in cell:
-                if ref and not r.get("error"):
-                    r["speedup"] = r["summary"]["median_s"] / ref["summary"]["median_s"]
+            bench_common.attach_speedups(cell)
             rows.append(cell)
     flat = [r for cell in rows for r in cell]
     meta["loadavg_end"] = os.getloadavg()

@@ -58,7 +58,7 @@ import zlib
 from pathlib import Path
 
 import bench_common
-from bench_common import (cpu_children as _cpu_children, cpu_self as _cpu_self,
+from bench_common import (cpu_children as _cpu_children,
                           run_child, run_child_rusage)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,17 +155,7 @@ def worker_spdl(a) -> dict:
         buf = spdl.io.load_video(a.file, decode_config=dc, filter_desc=fdesc)
         return spdl.io.to_numpy(buf)
 
-    times, cpus, syss, arr = [], [], [], None
-    for _ in range(a.repeat):
-        arr = None  # free the previous result outside the timed region
-        c0, s0 = _cpu_self()
-        t0 = time.perf_counter()
-        arr = run_once()
-        t1 = time.perf_counter()
-        times.append(t1 - t0)
-        c1, s1 = _cpu_self()
-        cpus.append(c1 - c0)
-        syss.append(s1 - s0)
+    arr, times, cpus, syss = bench_common.timed_runs(run_once, a.repeat)
     assert isinstance(arr, np.ndarray) and arr.ndim == 4 and arr.dtype == np.uint8, arr
     out = {"impl": "spdl", "workload": a.workload, "threads": a.threads,
            "frames": int(arr.shape[0]), "times_s": times, "cpu_times_s": cpus, "sys_times_s": syss,
@@ -225,17 +215,7 @@ def worker_pyav(a) -> dict:
         return np.stack(out)
 
     run_once = run_sample if a.workload == "sample8" else run_all
-    times, cpus, syss, arr = [], [], [], None
-    for _ in range(a.repeat):
-        arr = None  # free the previous result outside the timed region
-        c0, s0 = _cpu_self()
-        t0 = time.perf_counter()
-        arr = run_once()
-        t1 = time.perf_counter()
-        times.append(t1 - t0)
-        c1, s1 = _cpu_self()
-        cpus.append(c1 - c0)
-        syss.append(s1 - s0)
+    arr, times, cpus, syss = bench_common.timed_runs(run_once, a.repeat)
     out = {"impl": "pyav", "workload": a.workload, "threads": a.threads,
            "frames": int(arr.shape[0]), "times_s": times, "cpu_times_s": cpus, "sys_times_s": syss,
            "shape": list(arr.shape[1:]),
@@ -453,10 +433,7 @@ def main() -> int:
                     print(f"  -> median {row['summary']['median_s'] * 1e3:.0f} ms, frames={row.get('frames')}",
                           file=sys.stderr)
                     cell.append(row)
-                ref = next((r for r in cell if r["impl"] == "spdl-rs" and not r.get("error")), None)
-                for r in cell:
-                    if ref and not r.get("error"):
-                        r["speedup"] = r["summary"]["median_s"] / ref["summary"]["median_s"]
+                bench_common.attach_speedups(cell)
                 rows.append(cell)
     flat = [r for cell in rows for r in cell]
     meta["loadavg_end"] = os.getloadavg()
