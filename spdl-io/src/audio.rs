@@ -172,6 +172,8 @@ struct AudioReader {
     remaining: Option<usize>,
     /// Converted interleaved samples not handed out yet.
     pending: VecDeque<f32>,
+    /// Resampler output of one frame, reused across frames.
+    scratch: Vec<f32>,
     draining: bool,
     done: bool,
 }
@@ -229,6 +231,7 @@ impl AudioReader {
             skip: 0,
             remaining: None,
             pending: VecDeque::new(),
+            scratch: Vec::new(),
             draining: false,
             done: false,
         })
@@ -282,12 +285,16 @@ impl AudioReader {
         let Some(resampler) = self.resampler.as_mut() else {
             return Ok(0);
         };
-        let mut samples = Vec::new();
+        let mut samples = std::mem::take(&mut self.scratch);
+        samples.clear();
         let n = resampler
             .convert(frame, &mut samples)
-            .map_err(|e| self.convert_error(e))?;
-        self.push(&samples);
-        Ok(n)
+            .map_err(|e| self.convert_error(e));
+        if n.is_ok() {
+            self.push(&samples);
+        }
+        self.scratch = samples;
+        n
     }
 
     fn convert_error(&self, reason: String) -> Error {
