@@ -390,8 +390,10 @@ fn to_buffer<T: AudioSample>(
     })
 }
 
+/// Decodes a whole source; a remote object is fetched in one request
+/// (streaming readers use ranged reads instead).
 fn load<T: AudioSample>(src: Source, config: &AudioConfig) -> Result<AudioBuffer<T>> {
-    let mut reader = AudioReader::open(src, config)?;
+    let mut reader = AudioReader::open(src.fetched(&config.limits)?, config)?;
     let limit = config.limits.max_frames.min(usize::MAX as u64) as usize;
     let samples = reader.take(limit.saturating_add(1))?;
     let per_channel = samples.len() / reader.out_channels as usize;

@@ -118,6 +118,25 @@ pub enum Error {
         /// The number of frames found in the stream's content.
         frames: usize,
     },
+    /// A tar shard could not be read; the samples before this one were
+    /// delivered.
+    #[error("{src}: shard member {member}: {reason}")]
+    Shard {
+        /// The shard path or URL.
+        src: String,
+        /// The member (or the last member read) where it failed.
+        member: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Fetching from object storage failed after the configured retries.
+    #[error("{src}: fetch failed: {reason}")]
+    Remote {
+        /// The URL.
+        src: String,
+        /// What the store reported (HTTP status, timeout, connection error).
+        reason: String,
+    },
     /// A configuration value is invalid (independent of any source).
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

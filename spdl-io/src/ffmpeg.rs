@@ -15,6 +15,8 @@ use bytes::Bytes;
 use ff::ffi;
 use ffmpeg_next as ff;
 
+use crate::ranged::RangedReader;
+use crate::source::io_error;
 use crate::{Error, Limits, Result, Source};
 
 /// Initialises FFmpeg once per process and routes its log to `tracing`.
@@ -80,29 +82,17 @@ impl InputContext {
     pub(crate) fn open(source: &Source, limits: &Limits) -> Result<Self> {
         init();
         let name = source.name();
-        match source {
+        let input: Box<dyn RandomRead> = match source {
             Source::Path(path) => {
                 let len = std::fs::metadata(path).map_err(|e| io_error(&name, e))?.len();
                 Limits::check(&name, "input size in bytes", len, limits.max_input_bytes)?;
-                open_path(path, &name)
+                return open_path(path, &name);
             }
-            Source::Bytes { data, .. } => {
-                let len = data.len() as u64;
-                Limits::check(&name, "input size in bytes", len, limits.max_input_bytes)?;
-                open_memory(data.clone(), &name)
-            }
-        }
-    }
-}
-
-fn io_error(name: &str, e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Error::NotFound { src: name.into() }
-    } else {
-        Error::Open {
-            src: name.into(),
-            reason: e.to_string(),
-        }
+            Source::Bytes { data, .. } => Box::new(MemoryReader(data.clone())),
+            Source::Remote { url, store } => Box::new(RangedReader::open(Source::remote(url, store.as_ref())?, url)?),
+        };
+        Limits::check(&name, "input size in bytes", input.size(), limits.max_input_bytes)?;
+        open_custom(input, &name)
     }
 }
 
@@ -151,16 +141,41 @@ unsafe fn find_stream_info(mut ctx: *mut ffi::AVFormatContext, name: &str) -> Re
     Ok(unsafe { ff::format::context::Input::wrap(ctx) })
 }
 
-/// The state behind a custom AVIO context reading from memory.
-struct MemoryReader {
-    data: Bytes,
-    pos: usize,
+/// Random-access input served to FFmpeg through a custom AVIO context.
+pub(crate) trait RandomRead: Send {
+    /// Total size in bytes.
+    fn size(&self) -> u64;
+    /// Reads up to `buf.len()` bytes at `pos`; 0 only at the end.
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::result::Result<usize, String>;
 }
 
-/// A custom AVIO context over a [`MemoryReader`]; frees both on drop.
+/// Bytes already in memory.
+struct MemoryReader(Bytes);
+
+impl RandomRead for MemoryReader {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::result::Result<usize, String> {
+        let rest = self.0.get(pos as usize..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+}
+
+/// The state behind a custom AVIO context: the input and the position.
+struct IoState {
+    input: Box<dyn RandomRead>,
+    pos: u64,
+    name: String,
+}
+
+/// A custom AVIO context over an [`IoState`]; frees both on drop.
 struct MemoryIo {
     avio: *mut ffi::AVIOContext,
-    reader: *mut MemoryReader,
+    reader: *mut IoState,
 }
 
 // SAFETY: the AVIO context and reader are owned exclusively by one
@@ -185,12 +200,16 @@ impl Drop for MemoryIo {
 
 const AVIO_BUFFER_SIZE: usize = 64 * 1024;
 
-fn open_memory(data: Bytes, name: &str) -> Result<InputContext> {
+fn open_custom(input: Box<dyn RandomRead>, name: &str) -> Result<InputContext> {
     let oom = || Error::Open {
         src: name.into(),
         reason: "out of memory allocating the I/O context".into(),
     };
-    let reader = Box::into_raw(Box::new(MemoryReader { data, pos: 0 }));
+    let reader = Box::into_raw(Box::new(IoState {
+        input,
+        pos: 0,
+        name: name.into(),
+    }));
     // SAFETY: av_malloc returns memory FFmpeg may later free or replace.
     let buffer = unsafe { ffi::av_malloc(AVIO_BUFFER_SIZE) } as *mut u8;
     if buffer.is_null() {
@@ -206,9 +225,9 @@ fn open_memory(data: Bytes, name: &str) -> Result<InputContext> {
             AVIO_BUFFER_SIZE as c_int,
             0,
             reader as *mut c_void,
-            Some(read_memory),
+            Some(read_input),
             None,
-            Some(seek_memory),
+            Some(seek_input),
         )
     };
     if avio.is_null() {
@@ -241,35 +260,42 @@ fn open_memory(data: Bytes, name: &str) -> Result<InputContext> {
     Ok(InputContext { input, _io: Some(io) })
 }
 
-unsafe extern "C" fn read_memory(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {
-    // SAFETY: `opaque` is the `MemoryReader` registered with this context,
-    // alive until the context is freed; FFmpeg calls us from one thread.
-    let reader = unsafe { &mut *(opaque as *mut MemoryReader) };
-    let rest = &reader.data[reader.pos.min(reader.data.len())..];
-    if rest.is_empty() {
-        return ffi::AVERROR_EOF;
+unsafe extern "C" fn read_input(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {
+    // SAFETY: `opaque` is the `IoState` registered with this context, alive
+    // until the context is freed; FFmpeg calls us from one thread.
+    let state = unsafe { &mut *(opaque as *mut IoState) };
+    if size <= 0 {
+        return 0;
     }
-    let n = rest.len().min(size.max(0) as usize);
     // SAFETY: FFmpeg gives a writable buffer of at least `size` bytes.
-    unsafe { ptr::copy_nonoverlapping(rest.as_ptr(), buf, n) };
-    reader.pos += n;
-    n as c_int
+    let buf = unsafe { std::slice::from_raw_parts_mut(buf, size as usize) };
+    match state.input.read_at(state.pos, buf) {
+        Ok(0) => ffi::AVERROR_EOF,
+        Ok(n) => {
+            state.pos += n as u64;
+            n as c_int
+        }
+        Err(reason) => {
+            tracing::warn!(target: "spdl_io", source = %state.name, "read at byte {} failed: {reason}", state.pos);
+            ff::error::EIO.into()
+        }
+    }
 }
 
-unsafe extern "C" fn seek_memory(opaque: *mut c_void, offset: i64, whence: c_int) -> i64 {
-    // SAFETY: as in `read_memory`.
-    let reader = unsafe { &mut *(opaque as *mut MemoryReader) };
-    let len = reader.data.len() as i64;
+unsafe extern "C" fn seek_input(opaque: *mut c_void, offset: i64, whence: c_int) -> i64 {
+    // SAFETY: as in `read_input`.
+    let state = unsafe { &mut *(opaque as *mut IoState) };
+    let len = state.input.size() as i64;
     let target = match whence & !ffi::AVSEEK_FORCE {
         ffi::AVSEEK_SIZE => return len,
-        0 => Some(offset),                            // SEEK_SET
-        1 => (reader.pos as i64).checked_add(offset), // SEEK_CUR
-        2 => len.checked_add(offset),                 // SEEK_END
+        0 => Some(offset),
+        1 => (state.pos as i64).checked_add(offset),
+        2 => len.checked_add(offset),
         _ => None,
     };
     match target {
         Some(t) if (0..=len).contains(&t) => {
-            reader.pos = t as usize;
+            state.pos = t as u64;
             t
         }
         _ => ff::error::EINVAL.into(),

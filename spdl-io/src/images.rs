@@ -164,25 +164,7 @@ struct Encoded {
 }
 
 fn read_source(src: Source, limits: &Limits) -> Result<(Bytes, String)> {
-    let name = src.name();
-    match src {
-        Source::Path(path) => {
-            let io = |e: std::io::Error| match e.kind() {
-                std::io::ErrorKind::NotFound => Error::NotFound { src: name.clone() },
-                _ => Error::Open {
-                    src: name.clone(),
-                    reason: e.to_string(),
-                },
-            };
-            let len = std::fs::metadata(&path).map_err(io)?.len();
-            Limits::check(&name, "input size in bytes", len, limits.max_input_bytes)?;
-            Ok((Bytes::from(std::fs::read(&path).map_err(io)?), name))
-        }
-        Source::Bytes { data, .. } => {
-            Limits::check(&name, "input size in bytes", data.len() as u64, limits.max_input_bytes)?;
-            Ok((data, name))
-        }
-    }
+    Ok((src.read_all(limits)?, src.name()))
 }
 
 fn image_error(name: &str, format: &str, reason: impl ToString) -> Error {

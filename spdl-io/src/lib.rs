@@ -36,8 +36,11 @@ mod limits;
 mod memory;
 mod orient;
 mod pixels;
+mod ranged;
 mod rate;
+mod remote;
 mod resize;
+mod shard;
 mod source;
 mod video;
 
@@ -53,7 +56,9 @@ pub use images::{load_image, load_image_u16, probe_image, ImageConfig, ImageInfo
 pub use limits::Limits;
 pub use orient::Orientation;
 pub use pixels::Sample;
+pub use remote::{FetchStats, ObjectEntry, Store, StoreConfig};
 pub use resize::Fit;
+pub use shard::{ShardReader, ShardSample};
 pub use source::Source;
 pub use video::{load_video, sample_frames, stream_video, Video, VideoChunks, VideoConfig};
 

@@ -1,0 +1,82 @@
+//! Random access to a remote object over ranged GETs, with a read-ahead
+//! window that grows while reads are sequential and shrinks back on a seek.
+//!
+//! This is what FFmpeg's demuxer reads through for remote video: opening a
+//! file fetches its header, and each seek of `sample_frames` fetches only
+//! the GOPs it decodes.
+
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::ffmpeg::RandomRead;
+use crate::remote::Store;
+
+/// How many times the smallest window a sequential run may grow to.
+const MAX_GROWTH: usize = 16;
+
+/// A remote object read through blocking ranged requests.
+pub(crate) struct RangedReader {
+    store: Store,
+    url: String,
+    size: u64,
+    /// The last range fetched, starting at `cached_at`.
+    cached: Bytes,
+    cached_at: u64,
+    window: usize,
+}
+
+impl RangedReader {
+    /// Asks the store for the object's size.
+    pub(crate) fn open(store: Store, url: &str) -> Result<Self> {
+        let size = store.size_blocking(url)?;
+        Ok(RangedReader {
+            window: store.read_ahead(),
+            store,
+            url: url.into(),
+            size,
+            cached: Bytes::new(),
+            cached_at: 0,
+        })
+    }
+
+    /// Fetches the window starting at `pos`, growing it if `pos` continues
+    /// the previous one.
+    fn fill(&mut self, pos: u64, wanted: usize) -> std::result::Result<(), String> {
+        let min = self.store.read_ahead();
+        self.window = if pos == self.cached_at + self.cached.len() as u64 {
+            (self.window * 2).min(min * MAX_GROWTH)
+        } else {
+            min
+        };
+        let end = (pos + self.window.max(wanted) as u64).min(self.size);
+        self.cached = self
+            .store
+            .get_range_blocking(&self.url, pos..end)
+            .map_err(|e| e.to_string())?;
+        self.cached_at = pos;
+        Ok(())
+    }
+}
+
+impl RandomRead for RangedReader {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::result::Result<usize, String> {
+        if pos >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let cached_end = self.cached_at + self.cached.len() as u64;
+        if !(self.cached_at..cached_end).contains(&pos) {
+            self.fill(pos, buf.len())?;
+        }
+        let from = (pos - self.cached_at) as usize;
+        let n = (self.cached.len() - from).min(buf.len());
+        if n == 0 {
+            return Err(format!("{}: the server returned no bytes at {pos}", self.url));
+        }
+        buf[..n].copy_from_slice(&self.cached[from..from + n]);
+        Ok(n)
+    }
+}
