@@ -330,6 +330,12 @@ impl Demuxer {
             })
     }
 
+    /// The container's index of `stream` and its reorder delay (see
+    /// [`crate::ffmpeg::container_index`]); empty for demuxers without one.
+    pub(crate) fn container_index(&self, stream: usize) -> (Vec<(i64, bool)>, i32) {
+        crate::ffmpeg::container_index(&self.ctx.input, stream)
+    }
+
     /// The FFmpeg stream `index` (for building decoders).
     pub(crate) fn stream(&self, index: usize) -> Result<ff::format::stream::Stream<'_>> {
         self.ctx.input.stream(index).ok_or_else(|| self.no_stream(index))

@@ -771,3 +771,31 @@ pub(crate) fn plane_row_bytes(fmt: ff::format::Pixel, width: u32, plane: usize) 
     let n = unsafe { ffi::av_image_get_linesize(fmt.into(), width as c_int, plane as c_int) };
     (n > 0).then_some(n as usize)
 }
+
+/// The container's own index of a stream (for MP4/MOV: the sample table
+/// read from the `moov` box, so no packet has to be read): each entry's
+/// timestamp and keyframe flag, in the index's order, leaving out entries
+/// marked discarded (edit lists). Also returns the stream's reorder delay
+/// (`video_delay`, 0 when frames are never reordered, so pts == dts).
+pub(crate) fn container_index(input: &ff::format::context::Input, stream: usize) -> (Vec<(i64, bool)>, i32) {
+    let Some(st) = input.stream(stream) else {
+        return (Vec::new(), 0);
+    };
+    // SAFETY: `st` is a stream of the open context `input`, which outlives
+    // this call; the entries returned are read before anything else touches
+    // the context, as the API requires.
+    unsafe {
+        let st = st.as_ptr() as *mut ffi::AVStream;
+        let delay = (*(*st).codecpar).video_delay;
+        let count = ffi::avformat_index_get_entries_count(st);
+        let mut entries = Vec::with_capacity(count.max(0) as usize);
+        for i in 0..count {
+            let e = ffi::avformat_index_get_entry(st, i);
+            if e.is_null() || (*e).flags() & ffi::AVINDEX_DISCARD_FRAME != 0 {
+                continue;
+            }
+            entries.push(((*e).timestamp, (*e).flags() & ffi::AVINDEX_KEYFRAME != 0));
+        }
+        (entries, delay)
+    }
+}

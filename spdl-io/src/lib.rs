@@ -24,6 +24,7 @@
 mod audio;
 mod batch;
 mod convert;
+mod dataset;
 mod decode;
 mod demux;
 mod error;
@@ -49,6 +50,7 @@ pub use audio::{
 };
 pub use batch::{load_image_batch, BatchConfig, FailurePolicy, ImageBatch};
 pub use convert::{ConvertConfig, Crop, Interpolation, PixelFormat};
+pub use dataset::{class_folders, list_dataset, list_store, ClassFolders, DatasetItem};
 pub use decode::{DecodeStatus, DecoderConfig, Frame, SendStatus, VideoDecoder};
 pub use demux::{Demuxer, MediaInfo, Packet, PacketWindow, Ratio, StreamInfo, StreamKind};
 pub use error::{Error, Position, Result};
@@ -56,6 +58,7 @@ pub use images::{load_image, load_image_u16, probe_image, ImageConfig, ImageInfo
 pub use limits::Limits;
 pub use orient::Orientation;
 pub use pixels::Sample;
+pub use ranged::ObjectReader;
 pub use remote::{FetchStats, ObjectEntry, Store, StoreConfig};
 pub use resize::Fit;
 pub use shard::{ShardReader, ShardSample};

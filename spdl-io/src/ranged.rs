@@ -80,3 +80,45 @@ impl RandomRead for RangedReader {
         Ok(n)
     }
 }
+
+/// A remote object as a sequential [`std::io::Read`] (and [`std::io::Seek`]),
+/// fetched in growing ranged reads: a tar shard streams through it without
+/// being downloaded first. Made by [`Store::reader`].
+pub struct ObjectReader {
+    inner: RangedReader,
+    pos: u64,
+}
+
+impl ObjectReader {
+    pub(crate) fn open(store: Store, url: &str) -> Result<Self> {
+        Ok(ObjectReader {
+            inner: RangedReader::open(store, url)?,
+            pos: 0,
+        })
+    }
+
+    /// The object's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.inner.size
+    }
+}
+
+impl std::io::Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read_at(self.pos, buf).map_err(std::io::Error::other)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for ObjectReader {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            std::io::SeekFrom::End(d) => self.inner.size.checked_add_signed(d),
+        };
+        self.pos = target.ok_or_else(|| std::io::Error::other("seek before the start of the object"))?;
+        Ok(self.pos)
+    }
+}

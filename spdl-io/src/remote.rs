@@ -173,7 +173,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -235,6 +237,16 @@ impl Store {
             url: self.url_of(key),
             store: Some(self.clone()),
         }
+    }
+
+    /// A sequential reader over the object at `url` (for example a tar
+    /// shard for [`ShardReader`](crate::ShardReader)), fetched in ranged
+    /// reads as it is consumed.
+    ///
+    /// # Errors
+    /// As [`Store::get`] (the object's size is asked for first).
+    pub fn reader(&self, url: &str) -> Result<crate::ObjectReader> {
+        crate::ranged::ObjectReader::open(self.clone(), &self.url_of(url))
     }
 
     /// Requests and bytes fetched by this store and its clones so far.
@@ -333,7 +345,7 @@ impl Store {
     /// # Errors
     /// As [`Store::get`].
     pub async fn list(&self, prefix: &str, extensions: &[&str]) -> Result<Vec<ObjectEntry>> {
-        let dir = format!("{}/", prefix.trim_end_matches('/'));
+        let dir = format!("{}/", self.url_of(prefix).trim_end_matches('/'));
         let metas = self
             .request(&dir, |store, path| async move {
                 let prefix = (!path.as_ref().is_empty()).then_some(path);

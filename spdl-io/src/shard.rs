@@ -241,7 +241,9 @@ fn parse_header(block: &[u8; BLOCK]) -> std::result::Result<Header, String> {
         .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) })
         .sum();
     if sum != stored {
-        return Err(format!("bad header checksum (stored {stored}, computed {sum}): not a tar file or corrupt"));
+        return Err(format!(
+            "bad header checksum (stored {stored}, computed {sum}): not a tar file or corrupt"
+        ));
     }
     let name = c_string(&block[0..100]);
     let path = if &block[257..262] == b"ustar" && block[345] != 0 {
@@ -289,7 +291,10 @@ fn parse_pax(data: &[u8]) -> Pax {
     let mut pax = Pax::default();
     let mut rest = data;
     while let Some(space) = rest.iter().position(|&b| b == b' ') {
-        let Some(len) = std::str::from_utf8(&rest[..space]).ok().and_then(|s| s.parse::<usize>().ok()) else {
+        let Some(len) = std::str::from_utf8(&rest[..space])
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        else {
             break;
         };
         if len <= space || len > rest.len() {
@@ -336,8 +341,15 @@ mod tests {
 
     #[test]
     fn groups_members_by_key() {
-        let data = tar(&[("a/1.jpg", b"J1"), ("a/1.cls", b"3"), ("a/2.jpg", b"J2"), ("README", b"x")]);
-        let samples: Vec<_> = ShardReader::new(&data[..], "t.tar", 1 << 20).collect::<Result<_>>().unwrap();
+        let data = tar(&[
+            ("a/1.jpg", b"J1"),
+            ("a/1.cls", b"3"),
+            ("a/2.jpg", b"J2"),
+            ("README", b"x"),
+        ]);
+        let samples: Vec<_> = ShardReader::new(&data[..], "t.tar", 1 << 20)
+            .collect::<Result<_>>()
+            .unwrap();
         assert_eq!(samples.len(), 2);
         assert_eq!(samples[0].key, "a/1");
         assert_eq!(samples[0].fields["cls"], Bytes::from_static(b"3"));
@@ -352,13 +364,19 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].as_ref().unwrap().key, "a/1");
         let err = items[1].as_ref().unwrap_err().to_string();
-        assert!(err.contains("t.tar") && err.contains("a/2.jpg") && err.contains("truncated"), "{err}");
+        assert!(
+            err.contains("t.tar") && err.contains("a/2.jpg") && err.contains("truncated"),
+            "{err}"
+        );
     }
 
     #[test]
     fn garbage_and_forged_sizes_are_errors() {
         let garbage = vec![0x5au8; 4096];
-        let err = ShardReader::new(&garbage[..], "g.tar", 1 << 20).next().unwrap().unwrap_err();
+        let err = ShardReader::new(&garbage[..], "g.tar", 1 << 20)
+            .next()
+            .unwrap()
+            .unwrap_err();
         assert!(err.to_string().contains("checksum"), "{err}");
         let big = tar(&[("a/1.jpg", &[1u8; 2048])]);
         let err = ShardReader::new(&big[..], "b.tar", 1024).next().unwrap().unwrap_err();

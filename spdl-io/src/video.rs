@@ -493,6 +493,37 @@ impl FrameIndex {
         Ok(FrameIndex { pts, keyframes, exact })
     }
 
+    /// The index from the container's sample table, when it is known to be
+    /// the exact frame index without reading any packet: MP4/MOV (whose
+    /// table lists every sample) with no frame reordering (so each entry's
+    /// timestamp is its pts) and a first entry at the stream's start time.
+    /// Remote videos then seek straight to the GOPs needed.
+    fn from_container(demuxer: &Demuxer, stream: usize) -> Option<Self> {
+        let info = demuxer.info();
+        if !info.format.contains("mp4") {
+            return None;
+        }
+        let (entries, delay) = demuxer.container_index(stream);
+        let start = demuxer.stream(stream).ok()?.start_time();
+        if delay != 0 || entries.is_empty() || entries[0].0 != start || !entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            return None;
+        }
+        Limits::check(
+            demuxer.source_name(),
+            "indexed frame count",
+            entries.len() as u64,
+            MAX_INDEXED_FRAMES,
+        )
+        .ok()?;
+        let keyframes = entries.iter().filter(|e| e.1).map(|e| e.0).collect();
+        let pts = entries.into_iter().map(|e| e.0).collect();
+        Some(FrameIndex {
+            pts,
+            keyframes,
+            exact: true,
+        })
+    }
+
     /// The keyframe at or before `t` (the first keyframe if none is).
     fn keyframe_before(&self, t: i64) -> i64 {
         let i = self.keyframes.partition_point(|&k| k <= t);
@@ -530,7 +561,10 @@ pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoCo
         indices.len() as u64,
         config.limits.max_frames,
     )?;
-    let index = FrameIndex::scan(&mut source.reader.demuxer, stream)?;
+    let index = match FrameIndex::from_container(&source.reader.demuxer, stream) {
+        Some(index) => index,
+        None => FrameIndex::scan(&mut source.reader.demuxer, stream)?,
+    };
     if let Some(&bad) = indices.iter().find(|&&i| i >= index.pts.len()) {
         return Err(Error::FrameIndex {
             src: source.src().into(),

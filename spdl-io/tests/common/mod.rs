@@ -107,3 +107,4 @@ pub fn diff(a: &[u8], b: &[u8]) -> (u8, f64) {
     }
     (max, sum as f64 / a.len().max(1) as f64)
 }
+pub mod servers;

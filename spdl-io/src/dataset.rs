@@ -1,0 +1,172 @@
+//! Dataset listings: the media files under a local folder or a URL prefix,
+//! and ImageNet-style class folders as (source, label) pairs.
+//!
+//! Both kinds of root give the same result shape, sorted by path, so the
+//! order (and therefore a seeded shuffle over it) is the same wherever the
+//! data lives.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::remote::{has_extension, Store};
+use crate::source::{io_error, Source};
+
+/// One listed file: its source and its path relative to the root.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DatasetItem {
+    /// Where to read it from.
+    pub source: Source,
+    /// The path under the root, with `/` separators (`n01440764/1.jpg`).
+    pub relative: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A labelled dataset in class folders (`root/<class>/<file>`), as
+/// torchvision's `ImageFolder`: classes sorted by name, labels their index.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClassFolders {
+    /// Class names; a label is an index into this list.
+    pub classes: Vec<String>,
+    /// Every file and its label, sorted by path.
+    pub items: Vec<(DatasetItem, usize)>,
+}
+
+/// Whether `root` names object storage rather than a local path.
+fn is_url(root: &str) -> bool {
+    matches!(Source::from(root), Source::Remote { .. })
+}
+
+/// Lists the files under `root` (a folder or a URL prefix such as
+/// `s3://bucket/train/`), recursively, keeping names that end with one of
+/// `extensions` (case-insensitive; empty keeps all), sorted by path.
+///
+/// ```no_run
+/// let items = spdl_io::list_dataset("fixtures/images", &["jpg", "png"])?;
+/// for item in items.iter().take(3) {
+///     println!("{} ({} bytes)", item.relative, item.size);
+/// }
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::NotFound`] if a local root does not exist; listing errors from
+/// the store as [`Store::list`].
+pub fn list_dataset(root: &str, extensions: &[&str]) -> Result<Vec<DatasetItem>> {
+    if is_url(root) {
+        let store = Store::for_url(root)?;
+        return list_store(&store, root, extensions);
+    }
+    let root_path = Path::new(root.strip_prefix("file://").unwrap_or(root));
+    let mut files = Vec::new();
+    walk(root_path, &mut files)?;
+    let mut items: Vec<DatasetItem> = files
+        .into_iter()
+        .filter(|(p, _)| has_extension(&p.to_string_lossy(), extensions))
+        .map(|(path, size)| DatasetItem {
+            relative: relative_path(root_path, &path),
+            source: Source::Path(path),
+            size,
+        })
+        .collect();
+    items.sort_by(|a, b| a.relative.cmp(&b.relative));
+    Ok(items)
+}
+
+/// [`list_dataset`] through a given store.
+///
+/// # Errors
+/// As [`Store::list`].
+pub fn list_store(store: &Store, prefix: &str, extensions: &[&str]) -> Result<Vec<DatasetItem>> {
+    Ok(store
+        .list_blocking(prefix, extensions)?
+        .into_iter()
+        .map(|e| DatasetItem {
+            source: store.source(&e.url),
+            relative: e.relative,
+            size: e.size,
+        })
+        .collect())
+}
+
+/// Lists `root/<class>/...` (local or remote) as labelled items.
+///
+/// ```no_run
+/// let data = spdl_io::class_folders("imagenet/train", &["jpeg", "jpg"])?;
+/// println!("{} images in {} classes", data.items.len(), data.classes.len());
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`list_dataset`]; a root with files but no class folders is
+/// [`Error::InvalidConfig`].
+pub fn class_folders(root: &str, extensions: &[&str]) -> Result<ClassFolders> {
+    let items = list_dataset(root, extensions)?;
+    let class_of = |item: &DatasetItem| item.relative.split_once('/').map(|(c, _)| c.to_string());
+    let mut classes: Vec<String> = items.iter().filter_map(class_of).collect();
+    classes.sort();
+    classes.dedup();
+    if classes.is_empty() && !items.is_empty() {
+        return Err(Error::InvalidConfig(format!(
+            "{root}: no class folders (expected root/<class>/<file>)"
+        )));
+    }
+    let items = items
+        .into_iter()
+        .filter_map(|item| {
+            let label = classes.binary_search(&class_of(&item)?).ok()?;
+            Some((item, label))
+        })
+        .collect();
+    Ok(ClassFolders { classes, items })
+}
+
+fn relative_path(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Every regular file under `dir` with its size (symlinks followed).
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<()> {
+    let name = dir.display().to_string();
+    for entry in std::fs::read_dir(dir).map_err(|e| io_error(&name, e))? {
+        let path = entry.map_err(|e| io_error(&name, e))?.path();
+        let meta = std::fs::metadata(&path).map_err(|e| io_error(&path.display().to_string(), e))?;
+        if meta.is_dir() {
+            walk(&path, out)?;
+        } else if meta.is_file() {
+            out.push((path, meta.len()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_folders_label_sorted_classes() {
+        let root = std::env::temp_dir().join(format!("spdl-classes-{}", std::process::id()));
+        for (class, file) in [("b", "2.jpg"), ("a", "1.JPG"), ("a", "x.txt"), ("c", "3.png")] {
+            std::fs::create_dir_all(root.join(class)).unwrap();
+            std::fs::write(root.join(class).join(file), b"x").unwrap();
+        }
+        let data = class_folders(root.to_str().unwrap(), &["jpg"]).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(data.classes, ["a", "b"]);
+        let labelled: Vec<_> = data.items.iter().map(|(i, l)| (i.relative.as_str(), *l)).collect();
+        assert_eq!(labelled, [("a/1.JPG", 0), ("b/2.jpg", 1)]);
+    }
+
+    #[test]
+    fn a_missing_root_is_not_found() {
+        let err = list_dataset("/no/such/dir", &[]).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    }
+}
