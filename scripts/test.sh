@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# Second command of the README: every gate and every test.
+# Second command of the README: every gate and every test, Rust and Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+bash scripts/python-env.sh
 export CARGO_TERM_COLOR=never
+# One interpreter for every pyo3 build (clippy and maturin), so switching
+# between them does not rebuild pyo3.
+export PYO3_PYTHON="$PWD/.venv-test/bin/python"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+# The extension is tested from Python below (it links to the interpreter).
+cargo test --workspace --exclude spdl-python
+# Build the extension into the venv and run the Python tests.
+(
+    source .venv-test/bin/activate
+    maturin develop --release -q -m spdl-python/Cargo.toml
+    python -m pytest -q spdl-python/tests
+)

@@ -1,11 +1,11 @@
 //! The `spdl` command: inspect media, decode it to `.npy`, and benchmark
 //! decoding over a folder of files.
 
+mod bench;
 mod npy;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -31,19 +31,38 @@ enum Command {
     /// Decode video frames into a NumPy .npy file, shape (N,H,W,C) uint8,
     /// an image into (H,W,C) uint8, or audio into (channels, samples) float32.
     Decode(DecodeArgs),
-    /// Decode every media file under a folder (or the files given) and print
-    /// a table of frames and frames/s; failures are listed, not fatal.
-    Bench {
-        /// Files or folders.
-        #[arg(required = true)]
-        srcs: Vec<PathBuf>,
-        /// Decoder threads per file.
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
-        /// Resize to WIDTHxHEIGHT (e.g. 224x224).
-        #[arg(long)]
-        size: Option<String>,
-    },
+    /// The main job: run the loading pipeline (list -> fetch -> decode ->
+    /// resize -> collate) over a folder, a URL prefix (s3://, gs://, az://,
+    /// http(s)://) or tar shards, with progress, per-stage stats and the
+    /// list of failed items.
+    Bench(BenchCli),
+}
+
+#[derive(clap::Args)]
+struct BenchCli {
+    /// A folder, a URL prefix, or a .tar shard (or a folder/prefix of them).
+    src: String,
+    /// Only this kind of media (default: every kind, by file extension).
+    #[arg(long, value_enum)]
+    kind: Option<bench::Kind>,
+    /// Items per collated batch.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Resize images and video frames to WIDTHxHEIGHT.
+    #[arg(long, default_value = "224x224")]
+    size: String,
+    /// Decode threads.
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    threads: usize,
+    /// Concurrent fetches from object storage.
+    #[arg(long, default_value_t = 64)]
+    fetch_concurrency: usize,
+    /// Only the first K items.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -118,7 +137,16 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info { src, json } => info(&src, json),
         Command::Decode(args) => decode(&args),
-        Command::Bench { srcs, threads, size } => bench(&srcs, threads, size.as_deref()),
+        Command::Bench(args) => bench::run(&bench::BenchArgs {
+            kind: args.kind,
+            batch: args.batch,
+            size: parse_size(&args.size)?,
+            threads: args.threads.max(1),
+            fetch_concurrency: args.fetch_concurrency.max(1),
+            limit: args.limit,
+            json: args.json,
+            src: args.src,
+        }),
     }
 }
 
@@ -270,81 +298,4 @@ fn parse_size(size: &str) -> Result<(u32, u32)> {
         bail!("--size must look like 224x224, not {size:?}");
     };
     Ok((w.parse()?, h.parse()?))
-}
-
-/// Files under `srcs` (folders are walked, sorted by path).
-fn media_files(srcs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for src in srcs {
-        if src.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(src)
-                .with_context(|| format!("{}: cannot list", src.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .filter(|p| !matches!(p.extension().and_then(|e| e.to_str()), Some("sh" | "md" | "json")))
-                .collect();
-            entries.sort();
-            out.extend(entries);
-        } else {
-            out.push(src.clone());
-        }
-    }
-    Ok(out)
-}
-
-fn bench(srcs: &[PathBuf], threads: usize, size: Option<&str>) -> Result<()> {
-    let mut config = VideoConfig::default().with_threads(threads);
-    if let Some(size) = size {
-        let (w, h) = parse_size(size)?;
-        config = config.with_size(w, h);
-    }
-    let files = media_files(srcs)?;
-    println!(
-        "{:<34} {:<10} {:>7} {:>10} {:>9}",
-        "file", "codec", "frames", "frames/s", "ms"
-    );
-    let (mut total_frames, mut failures) = (0usize, Vec::new());
-    let started = Instant::now();
-    for file in &files {
-        let name = file
-            .file_name()
-            .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let t0 = Instant::now();
-        let result = sio::load_video(file, &config).and_then(|v| Ok((v, sio::probe(file)?)));
-        let secs = t0.elapsed().as_secs_f64();
-        match result {
-            Ok((video, info)) => {
-                let codec = info
-                    .streams
-                    .get(video.stream)
-                    .map_or("-", |s| s.codec.as_str())
-                    .to_string();
-                total_frames += video.len();
-                println!(
-                    "{name:<34} {codec:<10} {:>7} {:>10.1} {:>9.2}",
-                    video.len(),
-                    video.len() as f64 / secs,
-                    secs * 1e3
-                );
-            }
-            Err(e) => failures.push((name, e)),
-        }
-    }
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "\n{} files, {} decoded, {} failed; {} frames in {:.2}s ({:.1} frames/s)",
-        files.len(),
-        files.len() - failures.len(),
-        failures.len(),
-        total_frames,
-        secs,
-        total_frames as f64 / secs
-    );
-    if !failures.is_empty() {
-        println!("failed:");
-        for (name, e) in &failures {
-            println!("  {name}: {e}");
-        }
-    }
-    Ok(())
 }

@@ -277,7 +277,7 @@ unsafe extern "C" fn read_input(opaque: *mut c_void, buf: *mut u8, size: c_int) 
         }
         Err(reason) => {
             tracing::warn!(target: "spdl_io", source = %state.name, "read at byte {} failed: {reason}", state.pos);
-            ff::error::EIO.into()
+            ff::error::EIO
         }
     }
 }

@@ -156,3 +156,36 @@ impl Default for PipelineConfig {
         }
     }
 }
+
+impl PipelineConfig {
+    /// Sets [`PipelineConfig::name`].
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+    /// Sets [`PipelineConfig::runtime_threads`] (at least 1).
+    #[must_use]
+    pub fn with_runtime_threads(mut self, n: usize) -> Self {
+        self.runtime_threads = n.max(1);
+        self
+    }
+    /// Sets [`PipelineConfig::cpu_threads`] (at least 1).
+    #[must_use]
+    pub fn with_cpu_threads(mut self, n: usize) -> Self {
+        self.cpu_threads = n.max(1);
+        self
+    }
+    /// Sets [`PipelineConfig::budget`].
+    #[must_use]
+    pub fn with_budget(mut self, budget: FailureBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+    /// Sets [`PipelineConfig::report_interval`].
+    #[must_use]
+    pub fn with_report_interval(mut self, every: Option<Duration>) -> Self {
+        self.report_interval = every;
+        self
+    }
+}

@@ -791,6 +791,27 @@ impl<T: Send + 'static> Pipeline<T> {
             rx: Some(rx),
             ctx,
             _pipeline: std::marker::PhantomData,
+            _owner: None,
+        }
+    }
+
+    /// [`Pipeline::run`] for a shared pipeline: the run keeps it alive, so
+    /// it can be stored without a borrow (bindings hold runs this way).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let pipeline = Arc::new(spdl_pipeline::PipelineBuilder::new().add_source(0..3).build().unwrap());
+    /// let run = pipeline.run_shared(0);
+    /// drop(pipeline);
+    /// assert_eq!(run.map(Result::unwrap).collect::<Vec<_>>(), [0, 1, 2]);
+    /// ```
+    pub fn run_shared(self: &Arc<Self>, epoch: u64) -> Run<'static, T> {
+        let mut run = self.run(epoch);
+        Run {
+            rx: run.rx.take(),
+            ctx: run.ctx.clone(),
+            _pipeline: std::marker::PhantomData,
+            _owner: Some(self.clone()),
         }
     }
 }
@@ -867,6 +888,8 @@ pub struct Run<'p, T> {
     rx: Option<mpsc::Receiver<Env<T>>>,
     ctx: CtxRef,
     _pipeline: std::marker::PhantomData<&'p ()>,
+    /// The pipeline itself, for runs that own it ([`Pipeline::run_shared`]).
+    _owner: Option<Arc<Pipeline<T>>>,
 }
 
 impl<T> Run<'_, T> {

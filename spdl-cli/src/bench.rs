@@ -1,0 +1,387 @@
+//! `spdl bench`: the main job. Runs the whole loading pipeline (list ->
+//! fetch -> decode -> resize -> collate) over a local folder, a URL prefix
+//! or tar shards, shows progress while it runs, and ends with per-stage
+//! stats (which stage is the bottleneck) and every item that failed.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use bytes::Bytes;
+use spdl::io::{self as sio, Source};
+use spdl::pipeline::{FailureBudget, PipelineBuilder, PipelineConfig, StageConfig};
+
+/// What to decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// Images, resized to --size and collated into batches.
+    Image,
+    /// Videos: every frame, resized to --size.
+    Video,
+    /// Audio: every sample, as float32.
+    Audio,
+}
+
+const IMAGE_EXT: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+const VIDEO_EXT: &[&str] = &["mp4", "mkv", "webm", "mov", "avi", "ts", "mpg"];
+const AUDIO_EXT: &[&str] = &["wav", "flac", "mp3", "m4a", "aac", "ogg", "oga", "opus"];
+
+impl Kind {
+    fn of(name: &str) -> Option<Kind> {
+        let lower = name.to_ascii_lowercase();
+        let ext = lower.rsplit_once('.').map(|(_, e)| e)?;
+        [(Kind::Image, IMAGE_EXT), (Kind::Video, VIDEO_EXT), (Kind::Audio, AUDIO_EXT)]
+            .into_iter()
+            .find(|(_, exts)| exts.contains(&ext))
+            .map(|(k, _)| k)
+    }
+}
+
+/// The bench's options.
+pub struct BenchArgs {
+    pub src: String,
+    pub kind: Option<Kind>,
+    pub batch: usize,
+    pub size: (u32, u32),
+    pub threads: usize,
+    pub fetch_concurrency: usize,
+    pub limit: Option<usize>,
+    pub json: bool,
+}
+
+/// One unit of work: where it came from and how to read it.
+#[derive(Clone)]
+struct Work {
+    name: String,
+    kind: Kind,
+    /// A source to fetch, or bytes already read from a shard, or the error
+    /// that made the shard unreadable (reported by the decode stage).
+    input: Input,
+}
+
+#[derive(Clone)]
+enum Input {
+    Source(Source),
+    Bytes(Bytes),
+    Broken(String),
+}
+
+/// What a decoded item contributes to the totals.
+struct Decoded {
+    kind: Kind,
+    image: Option<ndarray::Array3<u8>>,
+    units: u64,
+}
+
+fn list_work(args: &BenchArgs) -> Result<Vec<Work>> {
+    let shards: Vec<sio::DatasetItem> = sio::list_dataset(&args.src, &["tar"])?;
+    if !shards.is_empty() || args.src.ends_with(".tar") {
+        return Ok(shard_work(&args.src, shards, args.kind.unwrap_or(Kind::Image)));
+    }
+    let mut work: Vec<Work> = sio::list_dataset(&args.src, &[])?
+        .into_iter()
+        .filter_map(|item| {
+            let kind = Kind::of(&item.relative)?;
+            (args.kind.is_none_or(|k| k == kind)).then(|| Work {
+                name: item.source.name(),
+                kind,
+                input: Input::Source(item.source),
+            })
+        })
+        .collect();
+    work.truncate(args.limit.unwrap_or(usize::MAX));
+    Ok(work)
+}
+
+/// Samples of every shard, streamed (never extracted), as work items: the
+/// first field of the wanted kind in each sample.
+fn shard_work(src: &str, mut shards: Vec<sio::DatasetItem>, kind: Kind) -> Vec<Work> {
+    if shards.is_empty() {
+        shards = sio::list_dataset(src, &[]).unwrap_or_default();
+    }
+    let mut work = Vec::new();
+    for shard in shards {
+        let name = shard.source.name();
+        let reader: Box<dyn std::io::Read> = match &shard.source {
+            Source::Remote { url, .. } => match sio::Store::for_url(url).and_then(|s| s.reader(url)) {
+                Ok(r) => Box::new(r),
+                Err(e) => {
+                    work.push(broken(&name, kind, e.to_string()));
+                    continue;
+                }
+            },
+            other => match std::fs::File::open(other.name()) {
+                Ok(f) => Box::new(std::io::BufReader::new(f)),
+                Err(e) => {
+                    work.push(broken(&name, kind, e.to_string()));
+                    continue;
+                }
+            },
+        };
+        for sample in sio::ShardReader::new(reader, name.clone(), 1 << 30) {
+            match sample {
+                Ok(s) => {
+                    if let Some((ext, data)) = s.fields.iter().find(|(e, _)| Kind::of(&format!("x.{e}")) == Some(kind)) {
+                        work.push(Work {
+                            name: format!("{name}:{}.{ext}", s.key),
+                            kind,
+                            input: Input::Bytes(data.clone()),
+                        });
+                    }
+                }
+                Err(e) => work.push(broken(&name, kind, e.to_string())),
+            }
+        }
+    }
+    work
+}
+
+fn broken(name: &str, kind: Kind, reason: String) -> Work {
+    Work {
+        name: name.into(),
+        kind,
+        input: Input::Broken(reason),
+    }
+}
+
+/// Fetches a remote object (async, on the store's I/O runtime); local
+/// files and shard members pass through.
+async fn fetch(work: Work, fetched: Arc<AtomicU64>) -> Result<Work, String> {
+    let Input::Source(Source::Remote { url, store }) = &work.input else {
+        return Ok(work);
+    };
+    let store = match store {
+        Some(s) => s.clone(),
+        None => sio::Store::for_url(url).map_err(|e| e.to_string())?,
+    };
+    let data = store.get(url).await.map_err(|e| e.to_string())?;
+    fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
+    Ok(Work {
+        input: Input::Bytes(data),
+        ..work
+    })
+}
+
+fn decode(work: Work, size: (u32, u32), fetched: &AtomicU64) -> Result<Decoded, String> {
+    let source = match work.input {
+        Input::Source(s) => {
+            if let Source::Path(p) = &s {
+                fetched.fetch_add(std::fs::metadata(p).map_or(0, |m| m.len()), Ordering::Relaxed);
+            }
+            s
+        }
+        Input::Bytes(data) => Source::from_bytes(data, work.name.clone()),
+        Input::Broken(reason) => return Err(reason),
+    };
+    let (w, h) = size;
+    let e = |e: sio::Error| e.to_string();
+    Ok(match work.kind {
+        Kind::Image => {
+            let image = sio::load_image(source, &sio::ImageConfig::default().with_size(w, h)).map_err(e)?;
+            Decoded {
+                kind: Kind::Image,
+                image: Some(image),
+                units: 1,
+            }
+        }
+        Kind::Video => {
+            let video = sio::load_video(source, &sio::VideoConfig::default().with_size(w, h)).map_err(e)?;
+            Decoded {
+                kind: Kind::Video,
+                image: None,
+                units: video.len() as u64,
+            }
+        }
+        Kind::Audio => {
+            let audio = sio::load_audio(source, &sio::AudioConfig::default()).map_err(e)?;
+            Decoded {
+                kind: Kind::Audio,
+                image: None,
+                units: audio.samples.len() as u64,
+            }
+        }
+    })
+}
+
+/// Stacks the images of a group into one batch; returns the totals.
+fn collate(group: Vec<Decoded>) -> Result<[u64; 4], String> {
+    let mut totals = [0u64; 4]; // items, images, frames, samples
+    let images: Vec<_> = group.iter().filter_map(|d| d.image.as_ref().map(|i| i.view())).collect();
+    if !images.is_empty() {
+        let views: Vec<_> = images.iter().map(|v| v.view().insert_axis(ndarray::Axis(0))).collect();
+        let batch = ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| e.to_string())?;
+        std::hint::black_box(&batch);
+    }
+    for d in &group {
+        totals[0] += 1;
+        totals[match d.kind {
+            Kind::Image => 1,
+            Kind::Video => 2,
+            Kind::Audio => 3,
+        }] += d.units;
+    }
+    Ok(totals)
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let listed = Instant::now();
+    let work = list_work(args)?;
+    let list_secs = listed.elapsed().as_secs_f64();
+    if work.is_empty() {
+        bail!("{}: no media files found", args.src);
+    }
+    let names: Vec<String> = work.iter().map(|w| w.name.clone()).collect();
+    let fetched = Arc::new(AtomicU64::new(0));
+    let (f1, f2, size) = (fetched.clone(), fetched.clone(), args.size);
+    let pipeline = PipelineBuilder::new()
+        .add_source(work)
+        .pipe(
+            move |w| fetch(w, f1.clone()),
+            StageConfig::new("fetch").with_concurrency(args.fetch_concurrency),
+        )
+        .pipe_blocking(
+            move |w| decode(w, size, &f2),
+            StageConfig::new("decode").with_concurrency(args.threads),
+        )
+        .aggregate(args.batch)
+        .pipe_blocking(collate, StageConfig::new("collate"))
+        .with_config(
+            PipelineConfig::default()
+                .with_cpu_threads(args.threads)
+                .with_budget(FailureBudget::default()),
+        )
+        .build()?;
+    let started = Instant::now();
+    let mut run = pipeline.run(0);
+    let progress = Progress::start(names.len(), fetched.clone(), !args.json && std::io::stderr().is_terminal());
+    let mut totals = [0u64; 4];
+    for batch in &mut run {
+        let t = batch?;
+        totals.iter_mut().zip(t).for_each(|(a, b)| *a += b);
+        progress.done.fetch_add(t[0], Ordering::Relaxed);
+    }
+    progress.stop();
+    let secs = started.elapsed().as_secs_f64();
+    let failures: Vec<(String, String, String)> = run
+        .failures()
+        .into_iter()
+        .map(|f| (f.stage, names.get(f.item as usize).cloned().unwrap_or_default(), f.reason))
+        .collect();
+    let bytes = fetched.load(Ordering::Relaxed);
+    let report = Report {
+        src: &args.src,
+        items: names.len(),
+        totals,
+        secs,
+        list_secs,
+        bytes,
+        failures: &failures,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json(&run.stats()))?);
+    } else {
+        report.print(&run.stats());
+    }
+    Ok(())
+}
+
+struct Report<'a> {
+    src: &'a str,
+    items: usize,
+    totals: [u64; 4],
+    secs: f64,
+    list_secs: f64,
+    bytes: u64,
+    failures: &'a [(String, String, String)],
+}
+
+impl Report<'_> {
+    fn print(&self, stats: &spdl::pipeline::PipelineStats) {
+        let [ok, images, frames, samples] = self.totals;
+        println!(
+            "{}: {} items listed in {:.2}s; {ok} decoded, {} failed in {:.2}s",
+            self.src,
+            self.items,
+            self.list_secs,
+            self.failures.len(),
+            self.secs
+        );
+        println!(
+            "  {:.1} items/s, {:.1} MB/s; {images} images, {frames} video frames ({:.1} frames/s), {samples} audio samples",
+            ok as f64 / self.secs,
+            self.bytes as f64 / 1e6 / self.secs,
+            frames as f64 / self.secs,
+        );
+        println!("\n{stats}");
+        if !self.failures.is_empty() {
+            println!("failed:");
+            for (stage, name, reason) in self.failures {
+                println!("  [{stage}] {name}: {reason}");
+            }
+        }
+    }
+
+    fn json(&self, stats: &spdl::pipeline::PipelineStats) -> serde_json::Value {
+        let [ok, images, frames, samples] = self.totals;
+        serde_json::json!({
+            "src": self.src,
+            "listed": self.items,
+            "decoded": ok,
+            "images": images,
+            "video_frames": frames,
+            "audio_samples": samples,
+            "seconds": self.secs,
+            "items_per_second": ok as f64 / self.secs,
+            "megabytes_per_second": self.bytes as f64 / 1e6 / self.secs,
+            "bytes": self.bytes,
+            "stats": stats.to_string(),
+            "failures": self.failures.iter().map(|(stage, name, reason)| {
+                serde_json::json!({"stage": stage, "item": name, "reason": reason})
+            }).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A progress line on stderr (when it is a terminal): items done, items/s
+/// and MB/s, refreshed twice a second.
+struct Progress {
+    done: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(total: usize, bytes: Arc<AtomicU64>, show: bool) -> Progress {
+        let (done, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (d, s) = (done.clone(), stop.clone());
+        let thread = show.then(|| {
+            std::thread::spawn(move || {
+                let t0 = Instant::now();
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(500));
+                    let secs = t0.elapsed().as_secs_f64();
+                    let n = d.load(Ordering::Relaxed);
+                    eprint!(
+                        "\r  {n}/{total} items  {:.1} items/s  {:.1} MB/s   ",
+                        n as f64 / secs,
+                        bytes.load(Ordering::Relaxed) as f64 / 1e6 / secs
+                    );
+                }
+                eprintln!();
+            })
+        });
+        Progress { done, stop, thread }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,35 @@
+"""spdl_rs: GIL-free media decoding and data-loading pipelines with a Rust core.
+
+- ``spdl_rs.io``: ``info``, ``load_image``, ``load_image_batch``, ``load_video``,
+  ``sample_frames``, ``stream_video``, ``load_audio``, ``stream_audio``. Each takes a
+  path (``str`` or ``os.PathLike``), a URL (``s3://``, ``gs://``, ``az://``,
+  ``http(s)://``) or bytes (``bytes``, ``memoryview``, a uint8 NumPy array; not
+  copied) and returns NumPy arrays that own the decoded buffer (no copy).
+- ``spdl_rs.pipeline``: ``PipelineBuilder`` with Python-callable stages (GIL held only
+  while the callable runs) and native stages that never take it.
+
+Errors: ``FileNotFoundError`` for a missing file, ``ValueError`` for bad arguments, and
+``SpdlError`` subclasses (``DecodeError``, ``LimitError``, ``RemoteError``,
+``PipelineFailure``; all ``RuntimeError``) whose message names the source.
+
+No thread starts at import; CPU pools start on first use and are rebuilt in a forked
+child.
+"""
+import atexit as _atexit
+
+from . import _native
+from ._native import (
+    DecodeError,
+    LimitError,
+    PipelineFailure,
+    RemoteError,
+    SpdlError,
+    io,
+    pipeline,
+)
+
+# Before the interpreter finalizes, stop pipeline threads from calling into Python,
+# so exiting in the middle of an iteration neither hangs nor crashes.
+_atexit.register(_native.shutdown)
+
+__all__ = ["io", "pipeline", "SpdlError", "DecodeError", "LimitError", "RemoteError", "PipelineFailure"]

@@ -1,0 +1,131 @@
+"""Decode images, video and audio into NumPy arrays with the GIL released."""
+import os
+from typing import Any, Iterable, Iterator, Literal, overload
+
+import numpy as np
+import numpy.typing as npt
+
+Src = str | os.PathLike[str] | bytes | memoryview | bytearray | npt.NDArray[np.uint8]
+"""A path, a URL (s3://, gs://, az://, http(s)://) or encoded bytes (not copied)."""
+
+def info(src: Src) -> dict[str, Any]:
+    """An image's header, or a container's and its streams' metadata."""
+
+def load_image(
+    src: Src,
+    *,
+    size: tuple[int, int] | None = None,
+    pix_fmt: str = "rgb24",
+    interpolation: str = "bilinear",
+    fit: Literal["stretch", "cover"] = "stretch",
+    apply_orientation: bool = True,
+) -> npt.NDArray[np.uint8]:
+    """Decodes one image to (H, W, C) uint8; ``size`` is (width, height).
+
+    EXIF orientation is applied unless ``apply_orientation=False``; ``fit="cover"``
+    resizes to cover ``size`` and centre-crops (no distortion).
+    """
+
+@overload
+def load_image_batch(
+    srcs: Iterable[Src],
+    *,
+    size: tuple[int, int],
+    pix_fmt: str = ...,
+    interpolation: str = ...,
+    fit: Literal["stretch", "cover"] = ...,
+    apply_orientation: bool = ...,
+    num_threads: int = ...,
+    on_error: Literal["raise"] = ...,
+) -> npt.NDArray[np.uint8]: ...
+@overload
+def load_image_batch(
+    srcs: Iterable[Src],
+    *,
+    size: tuple[int, int],
+    pix_fmt: str = ...,
+    interpolation: str = ...,
+    fit: Literal["stretch", "cover"] = ...,
+    apply_orientation: bool = ...,
+    num_threads: int = ...,
+    on_error: Literal["skip"],
+) -> tuple[npt.NDArray[np.uint8], list[tuple[str, str]]]:
+    """Decodes images on ``num_threads`` threads (0: one per core) into (N, H, W, C).
+
+    With ``on_error="skip"`` failing images are left out and returned as
+    (source, reason) pairs.
+    """
+
+def load_video(
+    src: Src,
+    *,
+    size: tuple[int, int] | None = None,
+    pix_fmt: str = "rgb24",
+    interpolation: str = "bilinear",
+    start: float | None = None,
+    end: float | None = None,
+    fps: tuple[int, int] | None = None,
+    num_threads: int = 1,
+    apply_rotation: bool = True,
+    return_pts: bool = False,
+) -> Any:
+    """Decodes frames in [start, end) seconds to (N, H, W, C) uint8 (and pts in seconds
+    when ``return_pts``); ``fps=(num, den)`` resamples as FFmpeg's fps filter."""
+
+def sample_frames(
+    src: Src,
+    indices: list[int],
+    *,
+    size: tuple[int, int] | None = None,
+    pix_fmt: str = "rgb24",
+    interpolation: str = "bilinear",
+    num_threads: int = 1,
+    apply_rotation: bool = True,
+    return_pts: bool = False,
+) -> Any:
+    """Decodes only the frames at ``indices`` (presentation order, any order, repeats
+    allowed), seeking to the keyframe before each run."""
+
+class ChunkIterator(Iterator[npt.NDArray[Any]]):
+    """Chunks of a long stream; each ``next`` decodes with the GIL released."""
+    def __iter__(self) -> "ChunkIterator": ...
+    def __next__(self) -> npt.NDArray[Any]: ...
+
+def stream_video(
+    src: Src,
+    chunk_frames: int,
+    *,
+    size: tuple[int, int] | None = None,
+    pix_fmt: str = "rgb24",
+    interpolation: str = "bilinear",
+    start: float | None = None,
+    end: float | None = None,
+    fps: tuple[int, int] | None = None,
+    num_threads: int = 1,
+    apply_rotation: bool = True,
+) -> ChunkIterator:
+    """Frames in chunks of ``chunk_frames``, (n, H, W, C) uint8 each."""
+
+def load_audio(
+    src: Src,
+    *,
+    sample_rate: int | None = None,
+    channels: int | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    layout: Literal["channels_first", "interleaved"] = "channels_first",
+) -> tuple[npt.NDArray[np.float32], int]:
+    """Decodes audio to float32 (channels, samples) (or (samples, channels) when
+    interleaved) and returns it with its sample rate."""
+
+def stream_audio(
+    src: Src,
+    chunk_samples: int,
+    *,
+    sample_rate: int | None = None,
+    channels: int | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    layout: Literal["channels_first", "interleaved"] = "channels_first",
+) -> ChunkIterator:
+    """Audio in chunks of ``chunk_samples`` samples per channel."""

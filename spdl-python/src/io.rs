@@ -1,0 +1,335 @@
+//! `spdl_rs.io`: decode images, video and audio into NumPy arrays with the
+//! GIL released. Arrays own the Rust buffer (their `.base` keeps it alive),
+//! so nothing is copied on the way to Python, `torch.from_numpy` or DLPack.
+
+use std::sync::Mutex;
+
+use ndarray::{Array2, Array4};
+use numpy::IntoPyArray;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use spdl::io::{self as sio, AudioConfig, ChannelOrder, Fit, ImageConfig, Source, VideoConfig};
+
+use crate::errors::io_error;
+use crate::pools::cpu_pool;
+use crate::sources::{extract, extract_all};
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(info, m)?)?;
+    m.add_function(wrap_pyfunction!(load_image, m)?)?;
+    m.add_function(wrap_pyfunction!(load_image_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(load_video, m)?)?;
+    m.add_function(wrap_pyfunction!(sample_frames, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_video, m)?)?;
+    m.add_function(wrap_pyfunction!(load_audio, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_audio, m)?)?;
+    m.add_class::<ChunkIterator>()?;
+    Ok(())
+}
+
+fn value_error(e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// The image settings shared by `load_image`, `load_image_batch` and the
+/// pipeline's native decode stage.
+pub(crate) fn image_config(
+    size: Option<(u32, u32)>,
+    pix_fmt: &str,
+    interpolation: &str,
+    fit: &str,
+    apply_orientation: bool,
+) -> PyResult<ImageConfig> {
+    let fit = match fit {
+        "stretch" => Fit::Stretch,
+        "cover" => Fit::Cover,
+        other => return Err(value_error(format!("fit must be 'stretch' or 'cover', not {other:?}"))),
+    };
+    let mut config = ImageConfig::default()
+        .with_pix_fmt(pix_fmt.parse().map_err(value_error)?)
+        .with_interpolation(interpolation.parse().map_err(value_error)?)
+        .with_fit(fit)
+        .with_orientation(apply_orientation);
+    if let Some((w, h)) = size {
+        config = config.with_size(w, h);
+    }
+    Ok(config)
+}
+
+/// Container and stream metadata (or an image's header) as a dict.
+#[pyfunction]
+fn info(py: Python<'_>, src: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let source = extract(src)?;
+    let json = py.detach(|| -> Result<String, sio::Error> {
+        let text = match sio::probe_image(source.clone()) {
+            Ok(image) => serde_json::to_string(&image),
+            Err(_) => serde_json::to_string(&sio::probe(source)?),
+        };
+        text.map_err(|e| sio::Error::InvalidConfig(e.to_string()))
+    });
+    let json = json.map_err(io_error)?;
+    Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
+}
+
+/// Decodes one image to an (H, W, C) uint8 array.
+#[pyfunction]
+#[pyo3(signature = (src, *, size=None, pix_fmt="rgb24", interpolation="bilinear", fit="stretch", apply_orientation=true))]
+fn load_image<'py>(
+    py: Python<'py>,
+    src: &Bound<'py, PyAny>,
+    size: Option<(u32, u32)>,
+    pix_fmt: &str,
+    interpolation: &str,
+    fit: &str,
+    apply_orientation: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let config = image_config(size, pix_fmt, interpolation, fit, apply_orientation)?;
+    let source = extract(src)?;
+    let image = py.detach(|| sio::load_image(source, &config)).map_err(io_error)?;
+    Ok(image.into_pyarray(py).into_any())
+}
+
+/// Decodes images in parallel into one (N, H, W, C) uint8 array.
+#[pyfunction]
+#[pyo3(signature = (srcs, *, size, pix_fmt="rgb24", interpolation="bilinear", fit="stretch", apply_orientation=true, num_threads=0, on_error="raise"))]
+#[allow(clippy::too_many_arguments)]
+fn load_image_batch<'py>(
+    py: Python<'py>,
+    srcs: &Bound<'py, PyAny>,
+    size: (u32, u32),
+    pix_fmt: &str,
+    interpolation: &str,
+    fit: &str,
+    apply_orientation: bool,
+    num_threads: usize,
+    on_error: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let policy = match on_error {
+        "raise" => sio::FailurePolicy::Strict,
+        "skip" => sio::FailurePolicy::Skip,
+        other => return Err(value_error(format!("on_error must be 'raise' or 'skip', not {other:?}"))),
+    };
+    let config = sio::BatchConfig::new(image_config(Some(size), pix_fmt, interpolation, fit, apply_orientation)?)
+        .with_policy(policy);
+    let sources = extract_all(srcs)?;
+    let pool = cpu_pool(num_threads)?;
+    let batch = py
+        .detach(|| pool.install(|| sio::load_image_batch(sources, &config)))
+        .map_err(io_error)?;
+    let images = batch.images.into_pyarray(py).into_any();
+    if policy == sio::FailurePolicy::Strict {
+        return Ok(images);
+    }
+    let failures: Vec<(String, String)> = batch.failures.into_iter().map(|(s, e)| (s, e.to_string())).collect();
+    Ok((images, failures).into_pyobject(py)?.into_any())
+}
+
+/// The video settings of `load_video`, `sample_frames` and `stream_video`.
+#[allow(clippy::too_many_arguments)]
+fn video_config(
+    size: Option<(u32, u32)>,
+    pix_fmt: &str,
+    interpolation: &str,
+    start: Option<f64>,
+    end: Option<f64>,
+    fps: Option<(i32, i32)>,
+    num_threads: usize,
+    apply_rotation: bool,
+) -> PyResult<VideoConfig> {
+    let mut config = VideoConfig::default()
+        .with_pix_fmt(pix_fmt.parse().map_err(value_error)?)
+        .with_interpolation(interpolation.parse().map_err(value_error)?)
+        .with_threads(num_threads)
+        .with_rotation(apply_rotation);
+    if let Some((w, h)) = size {
+        config = config.with_size(w, h);
+    }
+    (config.start, config.end) = (start, end);
+    if let Some((num, den)) = fps {
+        config = config.with_frame_rate(num, den);
+    }
+    Ok(config)
+}
+
+/// Frames as (N, H, W, C) uint8, plus pts in seconds when asked.
+fn video_result<'py>(py: Python<'py>, video: sio::Video, return_pts: bool) -> PyResult<Bound<'py, PyAny>> {
+    let frames = video.frames.into_pyarray(py).into_any();
+    if !return_pts {
+        return Ok(frames);
+    }
+    let pts = video.pts.into_pyarray(py).into_any();
+    Ok((frames, pts).into_pyobject(py)?.into_any())
+}
+
+/// Decodes a video (or the window `[start, end)` seconds of it).
+#[pyfunction]
+#[pyo3(signature = (src, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true, return_pts=false))]
+#[allow(clippy::too_many_arguments)]
+fn load_video<'py>(
+    py: Python<'py>,
+    src: &Bound<'py, PyAny>,
+    size: Option<(u32, u32)>,
+    pix_fmt: &str,
+    interpolation: &str,
+    start: Option<f64>,
+    end: Option<f64>,
+    fps: Option<(i32, i32)>,
+    num_threads: usize,
+    apply_rotation: bool,
+    return_pts: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let config = video_config(size, pix_fmt, interpolation, start, end, fps, num_threads, apply_rotation)?;
+    let source = extract(src)?;
+    let video = py.detach(|| sio::load_video(source, &config)).map_err(io_error)?;
+    video_result(py, video, return_pts)
+}
+
+/// Decodes only the frames at `indices` (presentation order).
+#[pyfunction]
+#[pyo3(signature = (src, indices, *, size=None, pix_fmt="rgb24", interpolation="bilinear", num_threads=1, apply_rotation=true, return_pts=false))]
+#[allow(clippy::too_many_arguments)]
+fn sample_frames<'py>(
+    py: Python<'py>,
+    src: &Bound<'py, PyAny>,
+    indices: Vec<usize>,
+    size: Option<(u32, u32)>,
+    pix_fmt: &str,
+    interpolation: &str,
+    num_threads: usize,
+    apply_rotation: bool,
+    return_pts: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let config = video_config(size, pix_fmt, interpolation, None, None, None, num_threads, apply_rotation)?;
+    let source = extract(src)?;
+    let video = py
+        .detach(|| sio::sample_frames(source, &indices, &config))
+        .map_err(io_error)?;
+    video_result(py, video, return_pts)
+}
+
+fn audio_config(
+    sample_rate: Option<u32>,
+    channels: Option<u32>,
+    start: Option<f64>,
+    end: Option<f64>,
+    layout: &str,
+) -> PyResult<AudioConfig> {
+    let mut config = AudioConfig::default();
+    (config.sample_rate, config.channels, config.start, config.end) = (sample_rate, channels, start, end);
+    config.order = match layout {
+        "channels_first" => ChannelOrder::ChannelsFirst,
+        "interleaved" => ChannelOrder::Interleaved,
+        other => {
+            return Err(value_error(format!(
+                "layout must be 'channels_first' or 'interleaved', not {other:?}"
+            )))
+        }
+    };
+    Ok(config)
+}
+
+/// Decodes audio to float32 (channels, samples) and its sample rate.
+#[pyfunction]
+#[pyo3(signature = (src, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first"))]
+fn load_audio<'py>(
+    py: Python<'py>,
+    src: &Bound<'py, PyAny>,
+    sample_rate: Option<u32>,
+    channels: Option<u32>,
+    start: Option<f64>,
+    end: Option<f64>,
+    layout: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let config = audio_config(sample_rate, channels, start, end, layout)?;
+    let source = extract(src)?;
+    let audio = py.detach(|| sio::load_audio(source, &config)).map_err(io_error)?;
+    Ok((audio.samples.into_pyarray(py), audio.sample_rate)
+        .into_pyobject(py)?
+        .into_any())
+}
+
+/// One chunk of a streaming reader.
+enum Chunk {
+    Frames(Array4<u8>),
+    Samples(Array2<f32>),
+}
+
+type Chunks = Box<dyn Iterator<Item = Result<Chunk, sio::Error>> + Send>;
+
+/// An iterator over chunks of a long video or audio stream; each `next`
+/// decodes with the GIL released. Memory stays bounded by one chunk.
+#[pyclass(frozen, module = "spdl_rs.io")]
+pub(crate) struct ChunkIterator {
+    inner: Mutex<Chunks>,
+}
+
+#[pymethods]
+impl ChunkIterator {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let next = py.detach(|| self.inner.lock().map(|mut it| it.next()).unwrap_or(None));
+        match next {
+            None => Ok(None),
+            Some(Err(e)) => Err(io_error(e)),
+            Some(Ok(Chunk::Frames(a))) => Ok(Some(a.into_pyarray(py).into_any())),
+            Some(Ok(Chunk::Samples(a))) => Ok(Some(a.into_pyarray(py).into_any())),
+        }
+    }
+}
+
+fn chunks(py: Python<'_>, open: impl FnOnce() -> Result<Chunks, sio::Error> + Send) -> PyResult<ChunkIterator> {
+    let inner = py.detach(open).map_err(io_error)?;
+    Ok(ChunkIterator {
+        inner: Mutex::new(inner),
+    })
+}
+
+/// Streams a video in chunks of `chunk_frames` frames, (n, H, W, C) each.
+#[pyfunction]
+#[pyo3(signature = (src, chunk_frames, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true))]
+#[allow(clippy::too_many_arguments)]
+fn stream_video(
+    py: Python<'_>,
+    src: &Bound<'_, PyAny>,
+    chunk_frames: usize,
+    size: Option<(u32, u32)>,
+    pix_fmt: &str,
+    interpolation: &str,
+    start: Option<f64>,
+    end: Option<f64>,
+    fps: Option<(i32, i32)>,
+    num_threads: usize,
+    apply_rotation: bool,
+) -> PyResult<ChunkIterator> {
+    let config = video_config(size, pix_fmt, interpolation, start, end, fps, num_threads, apply_rotation)?;
+    let source: Source = extract(src)?;
+    chunks(py, move || {
+        let it = sio::stream_video(source, &config, chunk_frames)?;
+        Ok(Box::new(it.map(|r| r.map(|v| Chunk::Frames(v.frames)))) as Chunks)
+    })
+}
+
+/// Streams audio in chunks of `chunk_samples` samples per channel.
+#[pyfunction]
+#[pyo3(signature = (src, chunk_samples, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first"))]
+#[allow(clippy::too_many_arguments)]
+fn stream_audio(
+    py: Python<'_>,
+    src: &Bound<'_, PyAny>,
+    chunk_samples: usize,
+    sample_rate: Option<u32>,
+    channels: Option<u32>,
+    start: Option<f64>,
+    end: Option<f64>,
+    layout: &str,
+) -> PyResult<ChunkIterator> {
+    let config = audio_config(sample_rate, channels, start, end, layout)?;
+    let source: Source = extract(src)?;
+    chunks(py, move || {
+        let it = sio::stream_audio(source, &config, chunk_samples)?;
+        Ok(Box::new(it.map(|r| r.map(|a| Chunk::Samples(a.samples)))) as Chunks)
+    })
+}

@@ -1,0 +1,431 @@
+//! `spdl_rs.pipeline`: the Rust pipeline driven from Python.
+//!
+//! Items are Python objects or native values (sources, arrays, lists).
+//! Python-callable stages run on the pipeline's CPU threads and hold the
+//! GIL only while the callable runs; native stages (image/video/audio
+//! decode, collate) never take it; iterating releases the GIL while it
+//! waits. Stats and the failure report are readable while and after it
+//! runs.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ndarray::{Array3, Array4, Axis};
+use numpy::IntoPyArray;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString};
+use spdl::io::{self as sio, ImageConfig, Source};
+use spdl::pipeline::{self as sp, FailureBudget, PipelineConfig, StageConfig};
+
+use crate::errors::pipeline_error;
+use crate::io::image_config;
+use crate::pools::with_python;
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PipelineBuilder>()?;
+    m.add_class::<Pipeline>()?;
+    m.add_class::<PipelineRun>()?;
+    Ok(())
+}
+
+/// A value moving through the pipeline.
+enum Item {
+    /// Any Python object (GIL needed to touch it).
+    Object(Py<PyAny>),
+    /// A path, URL or bytes: what native decode stages take.
+    Source(Source),
+    /// A decoded image (H, W, C).
+    Image(Array3<u8>),
+    /// Video frames or a collated batch (N, H, W, C).
+    Frames(Array4<u8>),
+    /// A group from `aggregate`.
+    List(Vec<Item>),
+}
+
+impl Item {
+    /// Wraps a Python object, keeping strings, paths and bytes as native
+    /// sources so decode stages need no GIL.
+    fn from_py(obj: Bound<'_, PyAny>) -> Item {
+        let native = obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>();
+        match native.then(|| crate::sources::extract(&obj)) {
+            Some(Ok(source)) => Item::Source(source),
+            _ => Item::Object(obj.unbind()),
+        }
+    }
+
+    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(match self {
+            Item::Object(o) => o,
+            Item::Source(Source::Bytes { data, .. }) => PyBytes::new(py, &data).into_any().unbind(),
+            Item::Source(s) => PyString::new(py, &s.name()).into_any().unbind(),
+            Item::Image(a) => a.into_pyarray(py).into_any().unbind(),
+            Item::Frames(a) => a.into_pyarray(py).into_any().unbind(),
+            Item::List(items) => {
+                let objs = items.into_iter().map(|i| i.into_py(py)).collect::<PyResult<Vec<_>>>()?;
+                PyList::new(py, objs)?.into_any().unbind()
+            }
+        })
+    }
+
+    fn source(self) -> Result<Source, String> {
+        match self {
+            Item::Source(s) => Ok(s),
+            _ => Err("a native decode stage needs a str path/URL or bytes item".into()),
+        }
+    }
+}
+
+type Builder = sp::PipelineBuilder<Item, Item>;
+
+/// Builds a pipeline: a source, stages, and a sink.
+///
+/// Methods return the builder, so calls chain; `build()` consumes it.
+#[pyclass(frozen, module = "spdl_rs.pipeline")]
+struct PipelineBuilder {
+    inner: Mutex<Option<Builder>>,
+}
+
+fn stage(name: &str, concurrency: usize, ordered: bool, timeout: Option<f64>) -> StageConfig {
+    let mut cfg = StageConfig::new(name)
+        .with_concurrency(concurrency.max(1))
+        .with_ordered(ordered);
+    if let Some(t) = timeout {
+        cfg = cfg.with_timeout(Duration::from_secs_f64(t));
+    }
+    cfg
+}
+
+/// Calls a Python stage function on a CPU thread, with the GIL held only
+/// around the call; refuses once the interpreter is shutting down.
+fn call_python(f: &Py<PyAny>, item: Item) -> Result<Item, String> {
+    with_python(|py| {
+        let arg = item.into_py(py)?;
+        let out = f.call1(py, (arg,))?;
+        Ok::<_, PyErr>(Item::from_py(out.into_bound(py)))
+    })
+    .ok_or_else(|| "the Python interpreter is shutting down".to_string())?
+    .map_err(|e| e.to_string())
+}
+
+/// Stacks a group of same-shaped images (or frame arrays) into one batch.
+fn collate(item: Item) -> Result<Item, String> {
+    let Item::List(items) = item else {
+        return Err("collate needs the groups made by aggregate()".into());
+    };
+    let views: Vec<_> = items
+        .iter()
+        .map(|i| match i {
+            Item::Image(a) => Ok(a.view().insert_axis(Axis(0))),
+            Item::Frames(a) => Ok(a.view()),
+            _ => Err("collate takes decoded images or frames".to_string()),
+        })
+        .collect::<Result<_, _>>()?;
+    ndarray::concatenate(Axis(0), &views)
+        .map(Item::Frames)
+        .map_err(|e| format!("cannot stack items of different shapes: {e}"))
+}
+
+impl PipelineBuilder {
+    /// Applies `f` to the builder, which must still be unbuilt.
+    fn update(slf: &Bound<'_, Self>, f: impl FnOnce(Builder) -> Builder) -> PyResult<Py<Self>> {
+        let this = slf.get();
+        let mut slot = this.inner.lock().map_err(|_| PyRuntimeError::new_err("builder lock poisoned"))?;
+        let builder = slot
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("this builder was already built"))?;
+        *slot = Some(f(builder));
+        Ok(slf.clone().unbind())
+    }
+}
+
+#[pymethods]
+impl PipelineBuilder {
+    #[new]
+    fn new() -> Self {
+        PipelineBuilder {
+            inner: Mutex::new(Some(sp::PipelineBuilder::branch())),
+        }
+    }
+
+    /// Items from a Python iterable, iterated again for every epoch.
+    /// Strings and bytes stay native (for the decode stages).
+    fn add_source(slf: &Bound<'_, Self>, iterable: Py<PyAny>) -> PyResult<Py<Self>> {
+        let iterable = Arc::new(iterable);
+        Self::update(slf, move |_| {
+            sp::PipelineBuilder::new().add_source_fn(move |_| PythonItems::new(iterable.clone()))
+        })
+    }
+
+    /// A Python-callable stage: `fn(item) -> item`, run on up to
+    /// `concurrency` CPU threads, holding the GIL only while it runs. An
+    /// exception drops the item and is reported in `failures()`.
+    #[pyo3(signature = (fn_, *, concurrency=1, name=None, ordered=false, timeout=None))]
+    fn pipe(
+        slf: &Bound<'_, Self>,
+        fn_: Py<PyAny>,
+        concurrency: usize,
+        name: Option<String>,
+        ordered: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Py<Self>> {
+        let name = match name {
+            Some(n) => n,
+            None => fn_.bind(slf.py()).getattr("__name__").map_or("python".into(), |n| n.to_string()),
+        };
+        let cfg = stage(&name, concurrency, ordered, timeout);
+        Self::update(slf, move |b| b.pipe_blocking(move |item| call_python(&fn_, item), cfg))
+    }
+
+    /// A native stage decoding each item (path, URL or bytes) to an
+    /// (H, W, C) uint8 image without the GIL.
+    #[pyo3(signature = (*, size=None, pix_fmt="rgb24", interpolation="bilinear", fit="stretch", apply_orientation=true, concurrency=1, ordered=false, name="decode_image"))]
+    #[allow(clippy::too_many_arguments)]
+    fn decode_image(
+        slf: &Bound<'_, Self>,
+        size: Option<(u32, u32)>,
+        pix_fmt: &str,
+        interpolation: &str,
+        fit: &str,
+        apply_orientation: bool,
+        concurrency: usize,
+        ordered: bool,
+        name: &str,
+    ) -> PyResult<Py<Self>> {
+        let config: ImageConfig = image_config(size, pix_fmt, interpolation, fit, apply_orientation)?;
+        let cfg = stage(name, concurrency, ordered, None);
+        Self::update(slf, move |b| {
+            b.pipe_blocking(
+                move |item: Item| {
+                    let image = sio::load_image(item.source()?, &config).map_err(|e| e.to_string())?;
+                    Ok::<_, String>(Item::Image(image))
+                },
+                cfg,
+            )
+        })
+    }
+
+    /// A native stage decoding each item's video to (N, H, W, C) uint8.
+    #[pyo3(signature = (*, size=None, pix_fmt="rgb24", num_threads=1, concurrency=1, ordered=false, name="decode_video"))]
+    #[allow(clippy::too_many_arguments)]
+    fn decode_video(
+        slf: &Bound<'_, Self>,
+        size: Option<(u32, u32)>,
+        pix_fmt: &str,
+        num_threads: usize,
+        concurrency: usize,
+        ordered: bool,
+        name: &str,
+    ) -> PyResult<Py<Self>> {
+        let mut config = sio::VideoConfig::default()
+            .with_pix_fmt(pix_fmt.parse().map_err(|e: sio::Error| PyValueError::new_err(e.to_string()))?)
+            .with_threads(num_threads);
+        if let Some((w, h)) = size {
+            config = config.with_size(w, h);
+        }
+        let cfg = stage(name, concurrency, ordered, None);
+        Self::update(slf, move |b| {
+            b.pipe_blocking(
+                move |item: Item| {
+                    let video = sio::load_video(item.source()?, &config).map_err(|e| e.to_string())?;
+                    Ok::<_, String>(Item::Frames(video.frames))
+                },
+                cfg,
+            )
+        })
+    }
+
+    /// Groups items into lists of `n` (the last may be shorter unless
+    /// `drop_last`).
+    #[pyo3(signature = (n, *, drop_last=false))]
+    fn aggregate(slf: &Bound<'_, Self>, n: usize, drop_last: bool) -> PyResult<Py<Self>> {
+        Self::update(slf, move |b| {
+            b.aggregate_by("aggregate", move || ListAggregator {
+                n: n.max(1),
+                drop_last,
+                group: Vec::new(),
+            })
+        })
+    }
+
+    /// A native stage stacking each aggregated group of images into one
+    /// (N, H, W, C) array, without the GIL.
+    #[pyo3(signature = (*, concurrency=1, ordered=false, name="collate"))]
+    fn collate(slf: &Bound<'_, Self>, concurrency: usize, ordered: bool, name: &str) -> PyResult<Py<Self>> {
+        let cfg = stage(name, concurrency, ordered, None);
+        Self::update(slf, move |b| b.pipe_blocking(collate, cfg))
+    }
+
+    /// Sets the output queue's capacity (the items buffered ahead of the
+    /// consumer).
+    #[pyo3(signature = (capacity=16))]
+    fn add_sink(slf: &Bound<'_, Self>, capacity: usize) -> PyResult<Py<Self>> {
+        Self::update(slf, move |b| b.add_sink(capacity))
+    }
+
+    /// Builds the pipeline. `num_threads` sizes the CPU pool (0: one per
+    /// core); `max_failures` stops a run after that many dropped items
+    /// (default: never; every drop is still reported).
+    #[pyo3(signature = (*, num_threads=0, max_failures=None))]
+    fn build(&self, py: Python<'_>, num_threads: usize, max_failures: Option<u64>) -> PyResult<Pipeline> {
+        let builder = self
+            .inner
+            .lock()
+            .ok()
+            .and_then(|mut b| b.take())
+            .ok_or_else(|| PyRuntimeError::new_err("this builder was already built"))?;
+        let mut config = PipelineConfig::default();
+        if num_threads > 0 {
+            config.cpu_threads = num_threads;
+        }
+        if let Some(n) = max_failures {
+            config.budget = FailureBudget::count(n);
+        }
+        let pipeline = py
+            .detach(|| builder.with_config(config).build())
+            .map_err(pipeline_error)?;
+        Ok(Pipeline {
+            inner: Arc::new(pipeline),
+            pid: std::process::id(),
+        })
+    }
+}
+
+/// Groups items into `Item::List`s of `n`.
+struct ListAggregator {
+    n: usize,
+    drop_last: bool,
+    group: Vec<Item>,
+}
+
+impl sp::Aggregator<Item> for ListAggregator {
+    type Output = Item;
+
+    fn push(&mut self, item: Item) -> Option<Item> {
+        self.group.push(item);
+        (self.group.len() >= self.n).then(|| Item::List(std::mem::take(&mut self.group)))
+    }
+
+    fn finish(&mut self) -> Option<Item> {
+        (!self.group.is_empty() && !self.drop_last).then(|| Item::List(std::mem::take(&mut self.group)))
+    }
+}
+
+/// Items pulled from a Python iterator, holding the GIL only per item.
+struct PythonItems {
+    iterable: Arc<Py<PyAny>>,
+    iter: Option<Py<PyAny>>,
+}
+
+impl PythonItems {
+    fn new(iterable: Arc<Py<PyAny>>) -> Self {
+        PythonItems { iterable, iter: None }
+    }
+}
+
+impl Iterator for PythonItems {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        with_python(|py| {
+            if self.iter.is_none() {
+                self.iter = Some(self.iterable.bind(py).try_iter().ok()?.into_any().unbind());
+            }
+            let iter = self.iter.as_ref()?.bind(py);
+            match iter.call_method0("__next__") {
+                Ok(obj) => Some(Item::from_py(obj)),
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => None,
+                Err(e) => {
+                    e.print(py);
+                    None
+                }
+            }
+        })
+        .flatten()
+    }
+}
+
+/// A built pipeline. Iterate it (one epoch) or call `run(epoch)`.
+#[pyclass(frozen, module = "spdl_rs.pipeline")]
+struct Pipeline {
+    inner: Arc<sp::Pipeline<Item>>,
+    pid: u32,
+}
+
+#[pymethods]
+impl Pipeline {
+    /// Starts epoch `epoch` and returns its iterator.
+    #[pyo3(signature = (epoch=0))]
+    fn run(&self, py: Python<'_>, epoch: u64) -> PyResult<PipelineRun> {
+        if self.pid != std::process::id() {
+            return Err(PyRuntimeError::new_err(
+                "this pipeline was built in another process (before a fork); build it again in this process",
+            ));
+        }
+        let run = py.detach(|| self.inner.run_shared(epoch));
+        Ok(PipelineRun {
+            run: Mutex::new(Some(run)),
+        })
+    }
+
+    fn __iter__(&self, py: Python<'_>) -> PyResult<PipelineRun> {
+        self.run(py, 0)
+    }
+}
+
+/// One epoch's output; also a context manager that stops the run on exit.
+#[pyclass(frozen, module = "spdl_rs.pipeline")]
+struct PipelineRun {
+    run: Mutex<Option<sp::Run<'static, Item>>>,
+}
+
+impl PipelineRun {
+    fn with_run<R>(&self, f: impl FnOnce(&sp::Run<'static, Item>) -> R) -> PyResult<R> {
+        let guard = self.run.lock().map_err(|_| PyRuntimeError::new_err("run lock poisoned"))?;
+        let run = guard.as_ref().ok_or_else(|| PyRuntimeError::new_err("the run was closed"))?;
+        Ok(f(run))
+    }
+}
+
+#[pymethods]
+impl PipelineRun {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let next = py.detach(|| self.run.lock().ok().and_then(|mut r| r.as_mut()?.next()));
+        match next {
+            None => Ok(None),
+            Some(Err(e)) => Err(pipeline_error(e)),
+            Some(Ok(item)) => item.into_py(py).map(Some),
+        }
+    }
+
+    /// Per-stage stats (items, failures, time, queue waits) as text; the
+    /// bottleneck stage is named.
+    fn stats(&self) -> PyResult<String> {
+        self.with_run(|r| r.stats().to_string())
+    }
+
+    /// Every dropped item so far as (stage, item position, reason).
+    fn failures(&self) -> PyResult<Vec<(String, u64, String)>> {
+        self.with_run(|r| r.failures().into_iter().map(|f| (f.stage, f.item, f.reason)).collect())
+    }
+
+    /// Stops the run (blocking work already running finishes, its result is
+    /// dropped). Idempotent.
+    fn close(&self, py: Python<'_>) {
+        let run = self.run.lock().ok().and_then(|mut r| r.take());
+        py.detach(move || drop(run));
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __exit__(&self, py: Python<'_>, _ty: Py<PyAny>, _value: Py<PyAny>, _tb: Py<PyAny>) -> bool {
+        self.close(py);
+        false
+    }
+}

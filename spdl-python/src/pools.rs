@@ -1,0 +1,86 @@
+//! CPU pools created on first use, per process: a forked child (PyTorch
+//! DataLoader workers, `multiprocessing` with fork) gets new pools instead
+//! of the parent's, whose threads do not exist in the child. Also the
+//! interpreter-shutdown flag that stops Rust threads from calling into
+//! Python once `atexit` has run.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use pyo3::prelude::*;
+
+type Pools = (u32, HashMap<usize, Arc<rayon::ThreadPool>>);
+static POOLS: LazyLock<Mutex<Pools>> = LazyLock::new(Mutex::default);
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+/// Rust threads inside (or about to enter) Python.
+static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+/// How long `shutdown` waits for callables already running.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pool of `threads` threads (0: one per core) of this process.
+pub(crate) fn cpu_pool(threads: usize) -> PyResult<Arc<rayon::ThreadPool>> {
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if pools.0 != pid {
+        // The parent's pools have no threads here; leak them (dropping
+        // would signal threads that do not exist).
+        std::mem::forget(std::mem::take(&mut pools.1));
+        pools.0 = pid;
+    }
+    if let Some(pool) = pools.1.get(&threads) {
+        return Ok(pool.clone());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("spdl-rs-cpu-{i}"))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start CPU threads: {e}")))?;
+    pools.1.insert(threads, pool.clone());
+    Ok(pool)
+}
+
+/// Decrements [`IN_PYTHON`] when a call into Python ends.
+struct InPython;
+
+impl Drop for InPython {
+    fn drop(&mut self) {
+        IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `f` with the GIL from a Rust worker thread, unless the interpreter
+/// is shutting down (then `None`): no Rust thread enters Python once
+/// `atexit` has run, and `shutdown` waits for those already inside.
+pub(crate) fn with_python<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
+    // Count first, then check: `shutdown` sets the flag, then waits for the
+    // count, so every thread either sees the flag or is waited for.
+    IN_PYTHON.fetch_add(1, Ordering::SeqCst);
+    let _guard = InPython;
+    if SHUTDOWN.load(Ordering::SeqCst) {
+        return None;
+    }
+    Some(Python::attach(f))
+}
+
+/// Called by `atexit` (registered in `spdl_rs/__init__.py`), before the
+/// interpreter finalizes: stops Rust threads from entering Python and waits
+/// (GIL released, at most 5 s) for Python callables already running, so
+/// exiting in the middle of an iteration neither hangs nor crashes.
+#[pyfunction]
+pub(crate) fn shutdown(py: Python<'_>) {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while IN_PYTHON.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}

@@ -1,0 +1,61 @@
+//! Turning Python arguments into spdl-io [`Source`]s: `str` (a path or a
+//! URL), `os.PathLike`, `bytes`, and any contiguous byte buffer
+//! (`memoryview`, `bytearray`, a uint8 NumPy array), all without copying
+//! the data.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyString};
+use spdl::io::Source;
+
+/// A Python buffer kept exported while Rust reads it.
+struct ExportedBuffer(PyBuffer<u8>);
+
+impl AsRef<[u8]> for ExportedBuffer {
+    fn as_ref(&self) -> &[u8] {
+        let Some(ptr) = self.0.as_slice_ptr() else {
+            return &[];
+        };
+        // SAFETY: contiguity was checked when the buffer was taken
+        // (`as_slice_ptr` is `Some` only for C-contiguous buffers); the
+        // export, and so the memory, lives as long as `self`. A Python
+        // thread writing into the buffer during a decode changes what is
+        // decoded (documented), as with any buffer shared across threads.
+        unsafe { ptr.as_ref() }
+    }
+}
+
+/// The Rust source for a Python object.
+pub(crate) fn extract(obj: &Bound<'_, PyAny>) -> PyResult<Source> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Source::from(s.to_str()?));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Source::from_bytes(Bytes::from_owner(PyBackedBytes::from(b.clone())), "<bytes>"));
+    }
+    if obj.hasattr("__fspath__")? {
+        return Ok(Source::Path(obj.extract::<PathBuf>()?));
+    }
+    let buffer = PyBuffer::<u8>::get(obj).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "expected str, os.PathLike, bytes or a uint8 buffer, not {}",
+            obj.get_type().name().map_or("?".into(), |n| n.to_string())
+        ))
+    })?;
+    let data = if buffer.as_slice_ptr().is_some() {
+        Bytes::from_owner(ExportedBuffer(buffer))
+    } else {
+        Bytes::from(buffer.to_vec(obj.py())?)
+    };
+    Ok(Source::from_bytes(data, "<buffer>"))
+}
+
+/// Sources for every item of a Python iterable.
+pub(crate) fn extract_all(objs: &Bound<'_, PyAny>) -> PyResult<Vec<Source>> {
+    objs.try_iter()?.map(|o| extract(&o?)).collect()
+}

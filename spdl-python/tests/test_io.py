@@ -1,0 +1,153 @@
+"""spdl_rs.io against oracles: Pillow for images, the ffmpeg CLI for video, exact
+sample counts for audio; plus zero-copy, argument types and exception classes."""
+import gc
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+import spdl_rs
+from spdl_rs import io as sio
+
+from conftest import FIXTURES
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def pillow_rgb(path):
+    with Image.open(path) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+
+
+def lossless(entry):
+    return entry["format"] not in ("jpeg", "webp") or "lossless" in entry["file"]
+
+
+def test_images_match_pillow(image_manifest):
+    """Same tolerances as the Rust tests: bit-exact for lossless formats, PSNR >= 40 dB
+    for JPEG (libjpeg versions round the IDCT differently)."""
+    checked = 0
+    for e in image_manifest:
+        if e["expect"] != "ok" or e["bit_depth"] == 16 and e["mode"].startswith("I"):
+            continue
+        got = sio.load_image(str(FIXTURES / "images" / e["file"]))
+        want = pillow_rgb(FIXTURES / "images" / e["file"])
+        assert got.shape == want.shape, e["file"]
+        if lossless(e):
+            assert np.array_equal(got, want), e["file"]
+        else:
+            assert psnr(got, want) >= 40.0, e["file"]
+        checked += 1
+    assert checked > 30
+
+
+def test_every_source_kind_decodes_the_same():
+    path = FIXTURES / "images" / "jpeg_baseline_420.jpg"
+    data = path.read_bytes()
+    want = sio.load_image(str(path))
+    for src in (path, str(path), data, memoryview(data), bytearray(data), np.frombuffer(data, np.uint8)):
+        assert np.array_equal(sio.load_image(src), want), type(src)
+
+
+def test_resized_batch_equals_single_loads():
+    files = [str(FIXTURES / "images" / f) for f in ("jpeg_baseline_420.jpg", "png_rgb8.png", "jpeg_gray.jpg")]
+    batch = sio.load_image_batch(files, size=(64, 48), num_threads=2)
+    assert batch.shape == (3, 48, 64, 3) and batch.dtype == np.uint8
+    for i, f in enumerate(files):
+        assert np.array_equal(batch[i], sio.load_image(f, size=(64, 48)))
+    bad = str(FIXTURES / "images" / "truncated.png")
+    images, failures = sio.load_image_batch(files + [bad], size=(64, 48), on_error="skip")
+    assert images.shape[0] == 3
+    assert len(failures) == 1 and failures[0][0] == bad
+
+
+def ffmpeg_rgb(path, width, height):
+    out = subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(out, np.uint8).reshape(-1, height, width, 3)
+
+
+def test_video_matches_ffmpeg_and_sampling_matches_full_decode():
+    path = FIXTURES / "h264_yuv420p.mp4"
+    frames, pts = sio.load_video(path, return_pts=True)
+    want = ffmpeg_rgb(path, frames.shape[2], frames.shape[1])
+    assert np.array_equal(frames, want)
+    assert len(pts) == len(frames) and np.all(np.diff(pts) > 0)
+    picked = sio.sample_frames(path, [5, 0, 5, 12])
+    assert np.array_equal(picked, frames[[5, 0, 5, 12]])
+    chunks = list(sio.stream_video(path, 7))
+    assert np.array_equal(np.concatenate(chunks), frames)
+
+
+def test_audio_sample_counts_are_exact():
+    path = FIXTURES / "audio" / "flac_s16_44100_stereo.flac"
+    samples, rate = sio.load_audio(path)
+    assert rate == 44100 and samples.dtype == np.float32 and samples.shape[0] == 2
+    probed = sio.info(path)
+    declared = probed["streams"][0]["duration"]
+    assert abs(samples.shape[1] - round(declared * rate)) <= 1
+    resampled, rate16 = sio.load_audio(path, sample_rate=16000, channels=1)
+    assert rate16 == 16000 and resampled.shape[0] == 1
+    chunks = list(sio.stream_audio(path, 4096))
+    assert np.array_equal(np.concatenate(chunks, axis=1), samples)
+
+
+def test_arrays_own_the_rust_buffer_without_a_copy():
+    image = sio.load_image(FIXTURES / "images" / "png_rgb8.png")
+    assert image.flags.c_contiguous and image.flags.owndata is False
+    base = image.base
+    assert type(base).__name__ == "PySliceContainer"
+    view = image[10:20]
+    del image
+    gc.collect()
+    assert view.base is not None and view.sum() >= 0  # the buffer outlives the first array
+    assert np.shares_memory(view, np.asarray(view))
+
+
+def test_exception_classes():
+    with pytest.raises(FileNotFoundError, match="no_such.jpg"):
+        sio.load_image("/definitely/no_such.jpg")
+    with pytest.raises(ValueError):
+        sio.load_image(FIXTURES / "images" / "png_rgb8.png", pix_fmt="nonsense")
+    with pytest.raises(spdl_rs.DecodeError, match="not_image.png") as info:
+        sio.load_image(FIXTURES / "images" / "not_image.png")
+    assert isinstance(info.value, RuntimeError)
+    with pytest.raises(spdl_rs.LimitError, match="bomb"):
+        sio.load_image(FIXTURES / "images" / "bomb_100000x100000.png")
+    with pytest.raises(ValueError, match="frame index"):
+        sio.sample_frames(FIXTURES / "h264_yuv420p.mp4", [10**6])
+    with pytest.raises(TypeError):
+        sio.load_image(12345)
+
+
+def test_no_threads_at_import():
+    def threads_after(imports):
+        code = f"import os, {imports}; print(len(os.listdir('/proc/self/task')))"
+        return int(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+
+    # NumPy's BLAS may start its own threads; spdl_rs must add none.
+    assert threads_after("numpy, spdl_rs, spdl_rs.io, spdl_rs.pipeline") == threads_after("numpy")
+
+
+def test_fork_after_use_decodes_in_the_child():
+    files = [str(FIXTURES / "images" / "jpeg_baseline_420.jpg")] * 4
+    want = sio.load_image_batch(files, size=(32, 32), num_threads=2)  # starts the pool
+    pid = os.fork()
+    if pid == 0:  # child: the parent's pool has no threads here
+        try:
+            got = sio.load_image_batch(files, size=(32, 32), num_threads=2)
+            os._exit(0 if np.array_equal(got, want) else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -1,0 +1,118 @@
+"""spdl_rs.pipeline: Python and native stages, failure reports, fork and exit."""
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import spdl_rs
+from spdl_rs import io as sio
+from spdl_rs.pipeline import PipelineBuilder
+
+from conftest import FIXTURES
+
+IMAGES = [str(FIXTURES / "images" / f) for f in ("jpeg_baseline_420.jpg", "png_rgb8.png", "jpeg_gray.jpg")]
+
+
+def test_python_stages_transform_every_item():
+    pipeline = (
+        PipelineBuilder()
+        .add_source(range(100))
+        .pipe(lambda x: x + 1, concurrency=2)
+        .pipe(lambda x: x * 2)
+        .pipe(lambda x: x, name="identity")
+        .add_sink(8)
+        .build(num_threads=2)
+    )
+    out = list(pipeline)
+    assert sorted(out) == [(i + 1) * 2 for i in range(100)]
+    # Each epoch iterates the source again.
+    assert sorted(pipeline.run(1)) == sorted(out)
+
+
+def test_native_decode_and_collate_equal_the_batch_loader():
+    pipeline = (
+        PipelineBuilder()
+        .add_source(IMAGES * 4)
+        .decode_image(size=(64, 48), concurrency=2, ordered=True)
+        .aggregate(4)
+        .collate()
+        .build(num_threads=2)
+    )
+    batches = list(pipeline)
+    assert [b.shape for b in batches] == [(4, 48, 64, 3)] * 3
+    want = sio.load_image_batch(IMAGES * 4, size=(64, 48))
+    got = np.concatenate(batches)
+    # With ordered=True the output follows the source order.
+    assert np.array_equal(got, want)
+
+
+def test_failures_report_exactly_the_dropped_items():
+    srcs = [IMAGES[0], "/no/such/file.jpg", IMAGES[1], str(FIXTURES / "images" / "not_image.png"), IMAGES[2]]
+
+    def reject_small(image):
+        if image.shape[0] < 100:
+            raise ValueError("too small")
+        return image
+
+    with PipelineBuilder().add_source(srcs).decode_image().pipe(reject_small).build().run() as run:
+        out = list(run)
+        failures = run.failures()
+        stats = run.stats()
+    assert len(out) == 3
+    assert sorted((stage, item) for stage, item, _ in failures) == [("decode_image", 1), ("decode_image", 3)]
+    assert "no/such/file.jpg" in failures[0][2] or "no/such/file.jpg" in failures[1][2]
+    assert "decode_image" in stats
+
+
+def test_a_failure_budget_stops_the_run():
+    def boom(x):
+        raise RuntimeError("boom")
+
+    run = PipelineBuilder().add_source(range(50)).pipe(boom).build(max_failures=3).run()
+    with pytest.raises(spdl_rs.PipelineFailure):
+        list(run)
+
+
+def test_a_pipeline_is_rebuilt_after_fork():
+    parent = PipelineBuilder().add_source(range(10)).pipe(lambda x: x).build(num_threads=2)
+    assert sorted(parent) == list(range(10))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            try:
+                list(parent)
+                os._exit(3)  # must refuse: its threads are in the parent
+            except RuntimeError:
+                pass
+            child = PipelineBuilder().add_source(range(10)).pipe(lambda x: x * 3).build(num_threads=2)
+            os._exit(0 if sorted(child) == [x * 3 for x in range(10)] else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+EXIT_MID_ITERATION = """
+import time, spdl_rs
+from spdl_rs.pipeline import PipelineBuilder
+def slow(x):
+    time.sleep(0.05)
+    return x
+run = PipelineBuilder().add_source(range(10**6)).pipe(slow, concurrency=4).build(num_threads=4).run()
+for i, item in enumerate(run):
+    if i == 5:
+        break
+print("leaving", flush=True)
+"""
+
+
+def test_exit_in_the_middle_of_iteration_returns_promptly():
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", EXIT_MID_ITERATION], capture_output=True, text=True, timeout=30)
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert "leaving" in proc.stdout
+    assert elapsed < 10, f"exit took {elapsed:.1f}s"
