@@ -17,7 +17,10 @@ use spdl::pipeline::{PipelineBuilder, StageConfig};
 fn demo_root() -> Result<String> {
     let root = std::env::temp_dir().join("spdl-imagenet-demo");
     for (class, files) in [
-        ("n01440764", ["jpeg_baseline_420.jpg", "png_rgb8.png", "jpeg_progressive.jpg"]),
+        (
+            "n01440764",
+            ["jpeg_baseline_420.jpg", "png_rgb8.png", "jpeg_progressive.jpg"],
+        ),
         ("n01443537", ["jpeg_baseline_444.jpg", "jpeg_gray.jpg", "truncated.jpg"]),
     ] {
         std::fs::create_dir_all(root.join(class))?;
@@ -34,8 +37,17 @@ fn main() -> Result<()> {
         None => demo_root()?,
     };
     let data = class_folders(&root, &["jpg", "jpeg", "png"])?;
-    println!("{}: {} images in {} classes", root, data.items.len(), data.classes.len());
-    let items: Vec<_> = data.items.into_iter().map(|(item, label)| (item.source, label)).collect();
+    println!(
+        "{}: {} images in {} classes",
+        root,
+        data.items.len(),
+        data.classes.len()
+    );
+    let items: Vec<_> = data
+        .items
+        .into_iter()
+        .map(|(item, label)| (item.source, label))
+        .collect();
     let config = ImageConfig::default().with_size(224, 224).with_fit(Fit::Cover);
     let pipeline = PipelineBuilder::new()
         .add_source(items)

@@ -12,7 +12,9 @@ use spdl::io::{list_dataset, load_image, ImageConfig, Source, Store};
 use spdl::pipeline::{PipelineBuilder, StageConfig};
 
 fn main() -> Result<()> {
-    let prefix = std::env::args().nth(1).context("usage: remote_dataset s3://bucket/prefix/")?;
+    let prefix = std::env::args()
+        .nth(1)
+        .context("usage: remote_dataset s3://bucket/prefix/")?;
     let store = Store::for_url(&prefix)?;
     let urls: Vec<String> = list_dataset(&prefix, &["jpg", "jpeg", "png"])?
         .into_iter()
@@ -30,7 +32,10 @@ fn main() -> Result<()> {
             },
             StageConfig::new("fetch").with_concurrency(32),
         )
-        .pipe_blocking(move |src| load_image(src, &config), StageConfig::new("decode").with_concurrency(4))
+        .pipe_blocking(
+            move |src| load_image(src, &config),
+            StageConfig::new("decode").with_concurrency(4),
+        )
         .build()?;
     let mut run = pipeline.run(0);
     let decoded = run.by_ref().filter(|r| r.is_ok()).count();

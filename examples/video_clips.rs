@@ -25,7 +25,11 @@ fn main() -> Result<()> {
                 // Evenly spaced indices over the frames the header declares
                 // (sample_frames reports an index past the real end).
                 let info = probe(src.clone())?;
-                let total = info.streams.iter().find_map(|s| s.header_frames).unwrap_or(FRAMES as u64) as usize;
+                let total = info
+                    .streams
+                    .iter()
+                    .find_map(|s| s.header_frames)
+                    .unwrap_or(FRAMES as u64) as usize;
                 let indices: Vec<usize> = (0..FRAMES).map(|k| k * total.max(1) / FRAMES).collect();
                 sample_frames(src.clone(), &indices, &config).map(|v| (src.name(), v))
             },

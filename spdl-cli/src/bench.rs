@@ -32,10 +32,14 @@ impl Kind {
     fn of(name: &str) -> Option<Kind> {
         let lower = name.to_ascii_lowercase();
         let ext = lower.rsplit_once('.').map(|(_, e)| e)?;
-        [(Kind::Image, IMAGE_EXT), (Kind::Video, VIDEO_EXT), (Kind::Audio, AUDIO_EXT)]
-            .into_iter()
-            .find(|(_, exts)| exts.contains(&ext))
-            .map(|(k, _)| k)
+        [
+            (Kind::Image, IMAGE_EXT),
+            (Kind::Video, VIDEO_EXT),
+            (Kind::Audio, AUDIO_EXT),
+        ]
+        .into_iter()
+        .find(|(_, exts)| exts.contains(&ext))
+        .map(|(k, _)| k)
     }
 }
 
@@ -75,12 +79,20 @@ struct Decoded {
     units: u64,
 }
 
+/// Media files under the source, or the samples of its tar shards when it
+/// is a shard or holds shards and no other media.
 fn list_work(args: &BenchArgs) -> Result<Vec<Work>> {
-    let shards: Vec<sio::DatasetItem> = sio::list_dataset(&args.src, &["tar"])?;
-    if !shards.is_empty() || args.src.ends_with(".tar") {
-        return Ok(shard_work(&args.src, shards, args.kind.unwrap_or(Kind::Image)));
+    if args.src.ends_with(".tar") {
+        let shard = sio::DatasetItem::from(sio::Source::from(args.src.as_str()));
+        return Ok(shard_work(vec![shard], args.kind.unwrap_or(Kind::Image)));
     }
-    let mut work: Vec<Work> = sio::list_dataset(&args.src, &[])?
+    let listed = sio::list_dataset(&args.src, &[])?;
+    let is_media = |item: &sio::DatasetItem| Kind::of(&item.relative).is_some();
+    if !listed.iter().any(is_media) && listed.iter().any(|i| i.relative.ends_with(".tar")) {
+        let shards = listed.into_iter().filter(|i| i.relative.ends_with(".tar")).collect();
+        return Ok(shard_work(shards, args.kind.unwrap_or(Kind::Image)));
+    }
+    let mut work: Vec<Work> = listed
         .into_iter()
         .filter_map(|item| {
             let kind = Kind::of(&item.relative)?;
@@ -97,10 +109,7 @@ fn list_work(args: &BenchArgs) -> Result<Vec<Work>> {
 
 /// Samples of every shard, streamed (never extracted), as work items: the
 /// first field of the wanted kind in each sample.
-fn shard_work(src: &str, mut shards: Vec<sio::DatasetItem>, kind: Kind) -> Vec<Work> {
-    if shards.is_empty() {
-        shards = sio::list_dataset(src, &[]).unwrap_or_default();
-    }
+fn shard_work(shards: Vec<sio::DatasetItem>, kind: Kind) -> Vec<Work> {
     let mut work = Vec::new();
     for shard in shards {
         let name = shard.source.name();
@@ -123,7 +132,8 @@ fn shard_work(src: &str, mut shards: Vec<sio::DatasetItem>, kind: Kind) -> Vec<W
         for sample in sio::ShardReader::new(reader, name.clone(), 1 << 30) {
             match sample {
                 Ok(s) => {
-                    if let Some((ext, data)) = s.fields.iter().find(|(e, _)| Kind::of(&format!("x.{e}")) == Some(kind)) {
+                    if let Some((ext, data)) = s.fields.iter().find(|(e, _)| Kind::of(&format!("x.{e}")) == Some(kind))
+                    {
                         work.push(Work {
                             name: format!("{name}:{}.{ext}", s.key),
                             kind,
@@ -148,7 +158,7 @@ fn broken(name: &str, kind: Kind, reason: String) -> Work {
 
 /// Fetches a remote object (async, on the store's I/O runtime); local
 /// files and shard members pass through.
-async fn fetch(work: Work, fetched: Arc<AtomicU64>) -> Result<Work, String> {
+async fn fetch(work: Work) -> Result<Work, String> {
     let Input::Source(Source::Remote { url, store }) = &work.input else {
         return Ok(work);
     };
@@ -157,22 +167,25 @@ async fn fetch(work: Work, fetched: Arc<AtomicU64>) -> Result<Work, String> {
         None => sio::Store::for_url(url).map_err(|e| e.to_string())?,
     };
     let data = store.get(url).await.map_err(|e| e.to_string())?;
-    fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
     Ok(Work {
         input: Input::Bytes(data),
         ..work
     })
 }
 
-fn decode(work: Work, size: (u32, u32), fetched: &AtomicU64) -> Result<Decoded, String> {
+/// Decodes one item, counting its encoded bytes in `read`.
+fn decode(work: Work, size: (u32, u32), read: &AtomicU64) -> Result<Decoded, String> {
     let source = match work.input {
         Input::Source(s) => {
             if let Source::Path(p) = &s {
-                fetched.fetch_add(std::fs::metadata(p).map_or(0, |m| m.len()), Ordering::Relaxed);
+                read.fetch_add(std::fs::metadata(p).map_or(0, |m| m.len()), Ordering::Relaxed);
             }
             s
         }
-        Input::Bytes(data) => Source::from_bytes(data, work.name.clone()),
+        Input::Bytes(data) => {
+            read.fetch_add(data.len() as u64, Ordering::Relaxed);
+            Source::from_bytes(data, work.name.clone())
+        }
         Input::Broken(reason) => return Err(reason),
     };
     let (w, h) = size;
@@ -208,7 +221,10 @@ fn decode(work: Work, size: (u32, u32), fetched: &AtomicU64) -> Result<Decoded, 
 /// Stacks the images of a group into one batch; returns the totals.
 fn collate(group: Vec<Decoded>) -> Result<[u64; 4], String> {
     let mut totals = [0u64; 4]; // items, images, frames, samples
-    let images: Vec<_> = group.iter().filter_map(|d| d.image.as_ref().map(|i| i.view())).collect();
+    let images: Vec<_> = group
+        .iter()
+        .filter_map(|d| d.image.as_ref().map(|i| i.view()))
+        .collect();
     if !images.is_empty() {
         let views: Vec<_> = images.iter().map(|v| v.view().insert_axis(ndarray::Axis(0))).collect();
         let batch = ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| e.to_string())?;
@@ -237,15 +253,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let names: Vec<String> = work.iter().map(|w| w.name.clone()).collect();
     let fetched = Arc::new(AtomicU64::new(0));
-    let (f1, f2, size) = (fetched.clone(), fetched.clone(), args.size);
+    let (read, size) = (fetched.clone(), args.size);
     let pipeline = PipelineBuilder::new()
         .add_source(work)
         .pipe(
-            move |w| fetch(w, f1.clone()),
+            fetch,
             StageConfig::new("fetch").with_concurrency(args.fetch_concurrency),
         )
         .pipe_blocking(
-            move |w| decode(w, size, &f2),
+            move |w| decode(w, size, &read),
             StageConfig::new("decode").with_concurrency(args.threads),
         )
         .aggregate(args.batch)
@@ -258,7 +274,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .build()?;
     let started = Instant::now();
     let mut run = pipeline.run(0);
-    let progress = Progress::start(names.len(), fetched.clone(), !args.json && std::io::stderr().is_terminal());
+    let progress = Progress::start(
+        names.len(),
+        fetched.clone(),
+        !args.json && std::io::stderr().is_terminal(),
+    );
     let mut totals = [0u64; 4];
     for batch in &mut run {
         let t = batch?;
@@ -270,7 +290,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let failures: Vec<(String, String, String)> = run
         .failures()
         .into_iter()
-        .map(|f| (f.stage, names.get(f.item as usize).cloned().unwrap_or_default(), f.reason))
+        .map(|f| {
+            (
+                f.stage,
+                names.get(f.item as usize).cloned().unwrap_or_default(),
+                f.reason,
+            )
+        })
         .collect();
     let bytes = fetched.load(Ordering::Relaxed);
     let report = Report {

@@ -133,3 +133,74 @@ fn audio_decodes_to_float32_channels_first() {
     assert_eq!(data, expected.samples.as_slice().unwrap());
     std::fs::remove_file(out).ok();
 }
+
+/// `bench` over the tar shards: every sample of the reference listing is
+/// decoded, and the truncated shard's broken sample is the one failure.
+#[test]
+fn bench_over_shards_reports_decoded_items_and_the_broken_sample() {
+    let out = spdl()
+        .args(["bench", "--json", "--batch", "4", "--threads", "2"])
+        .arg(fixture("shards"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("shards/manifest.json")).unwrap()).unwrap();
+    let samples: usize = manifest
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_array().unwrap().len())
+        .sum();
+    assert_eq!(report["decoded"], samples as u64);
+    assert_eq!(report["images"], samples as u64);
+    let failures = report["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let reason = failures[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("broken_truncated.tar") && reason.contains("shard1/000002"),
+        "{reason}"
+    );
+    assert!(report["stats"].as_str().unwrap().contains("bottleneck"));
+}
+
+/// `bench` over a folder decodes every kind and lists the broken files.
+#[test]
+fn bench_over_a_folder_lists_every_failure() {
+    let out = spdl()
+        .args(["bench", "--json", "--kind", "image"])
+        .arg(fixture("images"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("images/manifest.json")).unwrap()).unwrap();
+    let expect_error: Vec<&str> = manifest
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["expect"] == "error")
+        .map(|e| e["file"].as_str().unwrap())
+        .collect();
+    let failed: Vec<String> = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["item"].as_str().unwrap().rsplit('/').next().unwrap().to_string())
+        .collect();
+    for file in &expect_error {
+        if file
+            .rsplit('.')
+            .next()
+            .is_some_and(|e| ["jpg", "png", "gif", "bmp", "tif", "webp"].contains(&e))
+        {
+            assert!(failed.iter().any(|f| f == file), "{file} not reported: {failed:?}");
+        }
+    }
+    assert_eq!(
+        report["decoded"].as_u64().unwrap() as usize + failed.len(),
+        report["listed"].as_u64().unwrap() as usize
+    );
+}

@@ -23,6 +23,17 @@ pub struct DatasetItem {
     pub size: u64,
 }
 
+impl From<Source> for DatasetItem {
+    /// A single source as a dataset item (size unknown: 0).
+    fn from(source: Source) -> Self {
+        DatasetItem {
+            relative: source.name(),
+            source,
+            size: 0,
+        }
+    }
+}
+
 /// A labelled dataset in class folders (`root/<class>/<file>`), as
 /// torchvision's `ImageFolder`: classes sorted by name, labels their index.
 #[derive(Debug, Clone)]

@@ -11,10 +11,30 @@ use spdl::io::Error as IoError;
 use spdl::pipeline::Error as PipelineError;
 
 create_exception!(spdl_rs, SpdlError, PyRuntimeError, "Base class of spdl_rs errors.");
-create_exception!(spdl_rs, DecodeError, SpdlError, "Media could not be demuxed, decoded or converted.");
-create_exception!(spdl_rs, LimitError, SpdlError, "An input is over a configured safety limit.");
-create_exception!(spdl_rs, RemoteError, SpdlError, "Fetching from object storage failed after retries.");
-create_exception!(spdl_rs, PipelineFailure, SpdlError, "A pipeline stopped (failure budget, timeout).");
+create_exception!(
+    spdl_rs,
+    DecodeError,
+    SpdlError,
+    "Media could not be demuxed, decoded or converted."
+);
+create_exception!(
+    spdl_rs,
+    LimitError,
+    SpdlError,
+    "An input is over a configured safety limit."
+);
+create_exception!(
+    spdl_rs,
+    RemoteError,
+    SpdlError,
+    "Fetching from object storage failed after retries."
+);
+create_exception!(
+    spdl_rs,
+    PipelineFailure,
+    SpdlError,
+    "A pipeline stopped (failure budget, timeout)."
+);
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();

@@ -107,10 +107,20 @@ fn load_image_batch<'py>(
     let policy = match on_error {
         "raise" => sio::FailurePolicy::Strict,
         "skip" => sio::FailurePolicy::Skip,
-        other => return Err(value_error(format!("on_error must be 'raise' or 'skip', not {other:?}"))),
+        other => {
+            return Err(value_error(format!(
+                "on_error must be 'raise' or 'skip', not {other:?}"
+            )))
+        }
     };
-    let config = sio::BatchConfig::new(image_config(Some(size), pix_fmt, interpolation, fit, apply_orientation)?)
-        .with_policy(policy);
+    let config = sio::BatchConfig::new(image_config(
+        Some(size),
+        pix_fmt,
+        interpolation,
+        fit,
+        apply_orientation,
+    )?)
+    .with_policy(policy);
     let sources = extract_all(srcs)?;
     let pool = cpu_pool(num_threads)?;
     let batch = py
@@ -178,7 +188,16 @@ fn load_video<'py>(
     apply_rotation: bool,
     return_pts: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let config = video_config(size, pix_fmt, interpolation, start, end, fps, num_threads, apply_rotation)?;
+    let config = video_config(
+        size,
+        pix_fmt,
+        interpolation,
+        start,
+        end,
+        fps,
+        num_threads,
+        apply_rotation,
+    )?;
     let source = extract(src)?;
     let video = py.detach(|| sio::load_video(source, &config)).map_err(io_error)?;
     video_result(py, video, return_pts)
@@ -199,7 +218,16 @@ fn sample_frames<'py>(
     apply_rotation: bool,
     return_pts: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let config = video_config(size, pix_fmt, interpolation, None, None, None, num_threads, apply_rotation)?;
+    let config = video_config(
+        size,
+        pix_fmt,
+        interpolation,
+        None,
+        None,
+        None,
+        num_threads,
+        apply_rotation,
+    )?;
     let source = extract(src)?;
     let video = py
         .detach(|| sio::sample_frames(source, &indices, &config))
@@ -304,7 +332,16 @@ fn stream_video(
     num_threads: usize,
     apply_rotation: bool,
 ) -> PyResult<ChunkIterator> {
-    let config = video_config(size, pix_fmt, interpolation, start, end, fps, num_threads, apply_rotation)?;
+    let config = video_config(
+        size,
+        pix_fmt,
+        interpolation,
+        start,
+        end,
+        fps,
+        num_threads,
+        apply_rotation,
+    )?;
     let source: Source = extract(src)?;
     chunks(py, move || {
         let it = sio::stream_video(source, &config, chunk_frames)?;

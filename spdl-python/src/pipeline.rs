@@ -130,7 +130,10 @@ impl PipelineBuilder {
     /// Applies `f` to the builder, which must still be unbuilt.
     fn update(slf: &Bound<'_, Self>, f: impl FnOnce(Builder) -> Builder) -> PyResult<Py<Self>> {
         let this = slf.get();
-        let mut slot = this.inner.lock().map_err(|_| PyRuntimeError::new_err("builder lock poisoned"))?;
+        let mut slot = this
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("builder lock poisoned"))?;
         let builder = slot
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("this builder was already built"))?;
@@ -171,7 +174,10 @@ impl PipelineBuilder {
     ) -> PyResult<Py<Self>> {
         let name = match name {
             Some(n) => n,
-            None => fn_.bind(slf.py()).getattr("__name__").map_or("python".into(), |n| n.to_string()),
+            None => fn_
+                .bind(slf.py())
+                .getattr("__name__")
+                .map_or("python".into(), |n| n.to_string()),
         };
         let cfg = stage(&name, concurrency, ordered, timeout);
         Self::update(slf, move |b| b.pipe_blocking(move |item| call_python(&fn_, item), cfg))
@@ -218,7 +224,11 @@ impl PipelineBuilder {
         name: &str,
     ) -> PyResult<Py<Self>> {
         let mut config = sio::VideoConfig::default()
-            .with_pix_fmt(pix_fmt.parse().map_err(|e: sio::Error| PyValueError::new_err(e.to_string()))?)
+            .with_pix_fmt(
+                pix_fmt
+                    .parse()
+                    .map_err(|e: sio::Error| PyValueError::new_err(e.to_string()))?,
+            )
             .with_threads(num_threads);
         if let Some((w, h)) = size {
             config = config.with_size(w, h);
@@ -381,8 +391,13 @@ struct PipelineRun {
 
 impl PipelineRun {
     fn with_run<R>(&self, f: impl FnOnce(&sp::Run<'static, Item>) -> R) -> PyResult<R> {
-        let guard = self.run.lock().map_err(|_| PyRuntimeError::new_err("run lock poisoned"))?;
-        let run = guard.as_ref().ok_or_else(|| PyRuntimeError::new_err("the run was closed"))?;
+        let guard = self
+            .run
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("run lock poisoned"))?;
+        let run = guard
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("the run was closed"))?;
         Ok(f(run))
     }
 }

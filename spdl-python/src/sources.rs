@@ -36,7 +36,10 @@ pub(crate) fn extract(obj: &Bound<'_, PyAny>) -> PyResult<Source> {
         return Ok(Source::from(s.to_str()?));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(Source::from_bytes(Bytes::from_owner(PyBackedBytes::from(b.clone())), "<bytes>"));
+        return Ok(Source::from_bytes(
+            Bytes::from_owner(PyBackedBytes::from(b.clone())),
+            "<bytes>",
+        ));
     }
     if obj.hasattr("__fspath__")? {
         return Ok(Source::Path(obj.extract::<PathBuf>()?));
