@@ -158,6 +158,10 @@ def audio_contenders(path):
 
     return {
         "spdl_rs": lambda: rio.load_audio(path)[0],
+        # (samples, channels) viewed as (channels, samples), as soundfile below.
+        "spdl_rs interleaved": lambda: rio.load_audio(path, layout="interleaved")[0].T,
+        "spdl_rs ffmpeg": lambda: rio.load_audio(path, backend="ffmpeg")[0],
+        "spdl_rs symphonia": lambda: rio.load_audio(path, backend="symphonia")[0],
         "spdl 0.8": spdl_audio,
         "soundfile": lambda: soundfile.read(str(path), dtype="float32", always_2d=True)[0].T,
         "PyAV": pyav,

@@ -5,13 +5,13 @@
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
 use spdl::io::{self as sio, Source};
-use spdl::pipeline::{FailureBudget, PipelineBuilder, PipelineConfig, StageConfig};
+use spdl::pipeline::{DistributedSampler, FailureBudget, PipelineBuilder, PipelineConfig, StageConfig};
 
 /// What to decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -52,6 +52,8 @@ pub struct BenchArgs {
     pub threads: usize,
     pub fetch_concurrency: usize,
     pub limit: Option<usize>,
+    pub rank: usize,
+    pub world_size: usize,
     pub json: bool,
 }
 
@@ -79,73 +81,124 @@ struct Decoded {
     units: u64,
 }
 
-/// Media files under the source, or the samples of its tar shards when it
-/// is a shard or holds shards and no other media.
-fn list_work(args: &BenchArgs) -> Result<Vec<Work>> {
-    if args.src.ends_with(".tar") {
-        let shard = sio::DatasetItem::from(sio::Source::from(args.src.as_str()));
-        return Ok(shard_work(vec![shard], args.kind.unwrap_or(Kind::Image)));
-    }
-    let listed = sio::list_dataset(&args.src, &[])?;
-    let is_media = |item: &sio::DatasetItem| Kind::of(&item.relative).is_some();
-    if !listed.iter().any(is_media) && listed.iter().any(|i| i.relative.ends_with(".tar")) {
-        let shards = listed.into_iter().filter(|i| i.relative.ends_with(".tar")).collect();
-        return Ok(shard_work(shards, args.kind.unwrap_or(Kind::Image)));
-    }
-    let mut work: Vec<Work> = listed
-        .into_iter()
-        .filter_map(|item| {
-            let kind = Kind::of(&item.relative)?;
-            (args.kind.is_none_or(|k| k == kind)).then(|| Work {
-                name: item.source.name(),
-                kind,
-                input: Input::Source(item.source),
-            })
-        })
-        .collect();
-    work.truncate(args.limit.unwrap_or(usize::MAX));
-    Ok(work)
+/// What to run over: media files, or tar shards streamed sample by sample.
+enum Listing {
+    Files(Vec<Work>),
+    Shards(Vec<sio::DatasetItem>, Kind),
 }
 
-/// Samples of every shard, streamed (never extracted), as work items: the
-/// first field of the wanted kind in each sample.
-fn shard_work(shards: Vec<sio::DatasetItem>, kind: Kind) -> Vec<Work> {
-    let mut work = Vec::new();
-    for shard in shards {
-        let name = shard.source.name();
-        let reader: Box<dyn std::io::Read> = match &shard.source {
-            Source::Remote { url, .. } => match sio::Store::for_url(url).and_then(|s| s.reader(url)) {
-                Ok(r) => Box::new(r),
-                Err(e) => {
-                    work.push(broken(&name, kind, e.to_string()));
-                    continue;
-                }
-            },
-            other => match std::fs::File::open(other.name()) {
-                Ok(f) => Box::new(std::io::BufReader::new(f)),
-                Err(e) => {
-                    work.push(broken(&name, kind, e.to_string()));
-                    continue;
-                }
-            },
+impl Listing {
+    /// Media files under the source, or its tar shards when it is a shard
+    /// or holds shards and no other media; this rank's part of them.
+    fn new(args: &BenchArgs) -> Result<Listing> {
+        let kind = args.kind.unwrap_or(Kind::Image);
+        let listed = if args.src.ends_with(".tar") {
+            vec![sio::DatasetItem::from(Source::from(args.src.as_str()))]
+        } else {
+            sio::list_dataset(&args.src, &[])?
         };
-        for sample in sio::ShardReader::new(reader, name.clone(), 1 << 30) {
-            match sample {
-                Ok(s) => {
-                    if let Some((ext, data)) = s.fields.iter().find(|(e, _)| Kind::of(&format!("x.{e}")) == Some(kind))
-                    {
-                        work.push(Work {
-                            name: format!("{name}:{}.{ext}", s.key),
-                            kind,
-                            input: Input::Bytes(data.clone()),
-                        });
-                    }
-                }
-                Err(e) => work.push(broken(&name, kind, e.to_string())),
+        let is_media = |item: &sio::DatasetItem| Kind::of(&item.relative).is_some();
+        let listing = if !listed.iter().any(is_media) && listed.iter().any(|i| i.relative.ends_with(".tar")) {
+            let shards: Vec<_> = listed.into_iter().filter(|i| i.relative.ends_with(".tar")).collect();
+            Listing::Shards(args.rank_part(shards), kind)
+        } else {
+            let work: Vec<Work> = listed
+                .into_iter()
+                .filter_map(|item| {
+                    let kind = Kind::of(&item.relative)?;
+                    (args.kind.is_none_or(|k| k == kind)).then(|| Work {
+                        name: item.source.name(),
+                        kind,
+                        input: Input::Source(item.source),
+                    })
+                })
+                .take(args.limit.unwrap_or(usize::MAX))
+                .collect();
+            Listing::Files(args.rank_part(work))
+        };
+        Ok(listing)
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Listing::Files(w) => format!("{} files", w.len()),
+            Listing::Shards(s, _) => format!("{} shards", s.len()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Listing::Files(w) => w.is_empty(),
+            Listing::Shards(s, _) => s.is_empty(),
+        }
+    }
+
+    /// The items of one epoch, produced lazily (a shard is read only when
+    /// the pipeline pulls its samples); each item's name is recorded in
+    /// `names` at its source position, for the failure report.
+    fn items(&self, names: Arc<Mutex<Vec<String>>>, limit: Option<usize>) -> Box<dyn Iterator<Item = Work> + Send> {
+        let record = move |w: Work| {
+            names.lock().expect("names lock").push(w.name.clone());
+            w
+        };
+        match self {
+            Listing::Files(work) => Box::new(work.clone().into_iter().map(record)),
+            Listing::Shards(shards, kind) => {
+                let kind = *kind;
+                let samples = shards
+                    .clone()
+                    .into_iter()
+                    .flat_map(move |shard| shard_samples(shard, kind));
+                Box::new(samples.take(limit.unwrap_or(usize::MAX)).map(record))
             }
         }
     }
-    work
+}
+
+impl BenchArgs {
+    /// This rank's share of `items` (the pipeline's `DistributedSampler`,
+    /// in listing order, remainder padded so every rank gets as many).
+    fn rank_part<T: Clone>(&self, items: Vec<T>) -> Vec<T> {
+        if self.world_size <= 1 || items.is_empty() {
+            return items;
+        }
+        let sampler = DistributedSampler::new(items.len(), self.rank, self.world_size).with_shuffle(false);
+        sampler.indices(0).into_iter().map(|i| items[i].clone()).collect()
+    }
+}
+
+/// The samples of one shard as work items (the first field of the wanted
+/// kind in each), read as the iterator is pulled.
+fn shard_samples(shard: sio::DatasetItem, kind: Kind) -> Box<dyn Iterator<Item = Work> + Send> {
+    let name = shard.source.name();
+    let reader: Box<dyn std::io::Read + Send> = match &shard.source {
+        Source::Remote { url, store } => {
+            let store = store.clone().map_or_else(|| sio::Store::for_url(url), Ok);
+            match store.and_then(|s| s.reader(url)) {
+                Ok(r) => Box::new(std::io::BufReader::new(r)),
+                Err(e) => return Box::new(std::iter::once(broken(&name, kind, e.to_string()))),
+            }
+        }
+        other => match std::fs::File::open(other.name()) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => return Box::new(std::iter::once(broken(&name, kind, format!("{name}: {e}")))),
+        },
+    };
+    let samples = sio::ShardReader::new(reader, name.clone(), 1 << 30);
+    Box::new(samples.filter_map(move |sample| match sample {
+        Ok(s) => {
+            let (ext, data) = s
+                .fields
+                .iter()
+                .find(|(e, _)| Kind::of(&format!("x.{e}")) == Some(kind))?;
+            Some(Work {
+                name: format!("{name}:{}.{ext}", s.key),
+                kind,
+                input: Input::Bytes(data.clone()),
+            })
+        }
+        Err(e) => Some(broken(&name, kind, e.to_string())),
+    }))
 }
 
 fn broken(name: &str, kind: Kind, reason: String) -> Work {
@@ -245,17 +298,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    if args.rank >= args.world_size {
+        bail!("--rank {} must be below --world-size {}", args.rank, args.world_size);
+    }
     let listed = Instant::now();
-    let work = list_work(args)?;
+    let listing = Arc::new(Listing::new(args)?);
     let list_secs = listed.elapsed().as_secs_f64();
-    if work.is_empty() {
+    let listing_text = listing.describe();
+    if listing.is_empty() {
         bail!("{}: no media files found", args.src);
     }
-    let names: Vec<String> = work.iter().map(|w| w.name.clone()).collect();
+    let names = Arc::new(Mutex::new(Vec::new()));
     let fetched = Arc::new(AtomicU64::new(0));
     let (read, size) = (fetched.clone(), args.size);
+    let (source_names, limit) = (names.clone(), args.limit);
     let pipeline = PipelineBuilder::new()
-        .add_source(work)
+        .add_source_fn(move |_| listing.items(source_names.clone(), limit))
         .pipe(
             fetch,
             StageConfig::new("fetch").with_concurrency(args.fetch_concurrency),
@@ -274,11 +332,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .build()?;
     let started = Instant::now();
     let mut run = pipeline.run(0);
-    let progress = Progress::start(
-        names.len(),
-        fetched.clone(),
-        !args.json && std::io::stderr().is_terminal(),
-    );
+    let progress = Progress::start(fetched.clone(), !args.json && std::io::stderr().is_terminal());
     let mut totals = [0u64; 4];
     for batch in &mut run {
         let t = batch?;
@@ -287,6 +341,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     progress.stop();
     let secs = started.elapsed().as_secs_f64();
+    let names = names.lock().expect("names lock");
     let failures: Vec<(String, String, String)> = run
         .failures()
         .into_iter()
@@ -301,6 +356,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let bytes = fetched.load(Ordering::Relaxed);
     let report = Report {
         src: &args.src,
+        listing: listing_text,
         items: names.len(),
         totals,
         secs,
@@ -318,6 +374,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
 struct Report<'a> {
     src: &'a str,
+    listing: String,
     items: usize,
     totals: [u64; 4],
     secs: f64,
@@ -330,10 +387,11 @@ impl Report<'_> {
     fn print(&self, stats: &spdl::pipeline::PipelineStats) {
         let [ok, images, frames, samples] = self.totals;
         println!(
-            "{}: {} items listed in {:.2}s; {ok} decoded, {} failed in {:.2}s",
+            "{}: {} listed in {:.2}s, {} items; {ok} decoded, {} failed in {:.2}s",
             self.src,
-            self.items,
+            self.listing,
             self.list_secs,
+            self.items,
             self.failures.len(),
             self.secs
         );
@@ -382,7 +440,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn start(total: usize, bytes: Arc<AtomicU64>, show: bool) -> Progress {
+    fn start(bytes: Arc<AtomicU64>, show: bool) -> Progress {
         let (done, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
         let (d, s) = (done.clone(), stop.clone());
         let thread = show.then(|| {
@@ -393,7 +451,7 @@ impl Progress {
                     let secs = t0.elapsed().as_secs_f64();
                     let n = d.load(Ordering::Relaxed);
                     eprint!(
-                        "\r  {n}/{total} items  {:.1} items/s  {:.1} MB/s   ",
+                        "\r  {n} items  {:.1} items/s  {:.1} MB/s   ",
                         n as f64 / secs,
                         bytes.load(Ordering::Relaxed) as f64 / 1e6 / secs
                     );

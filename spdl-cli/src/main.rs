@@ -60,6 +60,12 @@ struct BenchCli {
     /// Only the first K items.
     #[arg(long)]
     limit: Option<usize>,
+    /// This process's rank, for splitting files (or shards) between ranks.
+    #[arg(long, default_value_t = 0)]
+    rank: usize,
+    /// How many ranks share the data.
+    #[arg(long, default_value_t = 1)]
+    world_size: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -144,6 +150,8 @@ fn run(cli: Cli) -> Result<()> {
             threads: args.threads.max(1),
             fetch_concurrency: args.fetch_concurrency.max(1),
             limit: args.limit,
+            rank: args.rank,
+            world_size: args.world_size,
             json: args.json,
             src: args.src,
         }),
@@ -163,17 +171,27 @@ fn info(src: &Path, json: bool) -> Result<()> {
         return Ok(());
     }
     let info = sio::probe(src)?;
+    let backend = info
+        .streams
+        .iter()
+        .any(|s| s.kind == sio::StreamKind::Audio)
+        .then(|| sio::audio_backend(src, &sio::AudioConfig::default()).ok())
+        .flatten()
+        .map(|b| format!("{b:?}").to_lowercase());
     if json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        let mut value = serde_json::to_value(&info)?;
+        value["audio_backend"] = serde_json::json!(backend);
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.6}"));
     println!(
-        "{}: {} duration={}s bit_rate={}",
+        "{}: {} duration={}s bit_rate={}{}",
         info.source,
         info.format,
         opt(info.duration),
-        info.bit_rate
+        info.bit_rate,
+        backend.map_or(String::new(), |b| format!(" audio_backend={b}"))
     );
     for s in &info.streams {
         let head = format!("  stream {} {:?} {}", s.index, s.kind, s.codec);
@@ -283,11 +301,12 @@ fn decode_audio(args: &DecodeArgs) -> Result<()> {
     npy::write(&args.output, audio.samples.view())
         .with_context(|| format!("{}: cannot write", args.output.display()))?;
     eprintln!(
-        "{}: audio {:?} at {} Hz ({}) -> {}",
+        "{}: audio {:?} at {} Hz ({}, {} backend) -> {}",
         args.src.display(),
         audio.samples.shape(),
         audio.sample_rate,
         audio.channel_layout,
+        audio.backend,
         args.output.display()
     );
     Ok(())

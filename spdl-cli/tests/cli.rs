@@ -204,3 +204,40 @@ fn bench_over_a_folder_lists_every_failure() {
         report["listed"].as_u64().unwrap() as usize
     );
 }
+
+/// Ranks split the files: together they cover every file, each an equal
+/// share (the last one padded).
+#[test]
+fn bench_ranks_split_the_files() {
+    let decoded = |rank: usize| {
+        let out = spdl()
+            .args([
+                "bench",
+                "--json",
+                "--kind",
+                "image",
+                "--world-size",
+                "3",
+                "--rank",
+                &rank.to_string(),
+            ])
+            .arg(fixture("images"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["listed"].as_u64().unwrap()
+    };
+    let all = {
+        let out = spdl()
+            .args(["bench", "--json", "--kind", "image"])
+            .arg(fixture("images"))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["listed"]
+            .as_u64()
+            .unwrap()
+    };
+    let parts: Vec<u64> = (0..3).map(decoded).collect();
+    assert!(parts.iter().all(|&p| p == all.div_ceil(3)), "{parts:?} of {all}");
+}

@@ -20,6 +20,7 @@ use ndarray::Array2;
 use crate::demux::{Demuxer, Ratio};
 use crate::error::Position;
 use crate::ffmpeg::AudioResampler;
+use crate::symphonia_audio::{prefers_symphonia, SymphoniaInput};
 use crate::{Error, Limits, Result, Source};
 
 /// How samples are laid out in the output array.
@@ -31,6 +32,22 @@ pub enum ChannelOrder {
     ChannelsFirst,
     /// (samples, channels): interleaved.
     Interleaved,
+}
+
+/// Which decoder reads audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AudioBackend {
+    /// symphonia for PCM (WAV) and FLAC, where it decodes the same samples
+    /// as FFmpeg faster, when no resampling, remixing or stream choice is
+    /// asked for; FFmpeg for everything else (default).
+    #[default]
+    Auto,
+    /// Always FFmpeg.
+    Ffmpeg,
+    /// Always symphonia (WAV, FLAC, MP3, AAC, Vorbis, ALAC); an error for
+    /// what it cannot read and for resampling or remixing.
+    Symphonia,
 }
 
 /// How to load audio. Every field has a default; setters chain.
@@ -57,6 +74,8 @@ pub struct AudioConfig {
     /// Safety limits; `max_frames` bounds the samples per channel (default
     /// [`AUDIO_MAX_SAMPLES`]).
     pub limits: Limits,
+    /// The decoder for whole-file loads (streaming always uses FFmpeg).
+    pub backend: AudioBackend,
 }
 
 /// Default limit of samples per channel: two hours at 48 kHz.
@@ -72,6 +91,7 @@ impl Default for AudioConfig {
             end: None,
             order: ChannelOrder::ChannelsFirst,
             limits: Limits::default().with_max_frames(AUDIO_MAX_SAMPLES),
+            backend: AudioBackend::Auto,
         }
     }
 }
@@ -114,6 +134,12 @@ impl AudioConfig {
         self.limits = limits;
         self
     }
+    /// Picks the decoder.
+    #[must_use]
+    pub fn with_backend(mut self, backend: AudioBackend) -> Self {
+        self.backend = backend;
+        self
+    }
 }
 
 /// Decoded audio.
@@ -137,10 +163,19 @@ pub struct AudioBuffer<T = f32> {
 pub trait AudioSample: Copy + Default + Send + 'static {
     /// From a float sample, as FFmpeg converts `flt` to this format.
     fn from_f32(v: f32) -> Self;
+
+    /// A whole buffer converted (f32 keeps the buffer itself: no copy).
+    fn from_f32_vec(v: Vec<f32>) -> Vec<Self> {
+        v.into_iter().map(Self::from_f32).collect()
+    }
 }
 
 impl AudioSample for f32 {
     fn from_f32(v: f32) -> Self {
+        v
+    }
+
+    fn from_f32_vec(v: Vec<f32>) -> Vec<f32> {
         v
     }
 }
@@ -149,6 +184,63 @@ impl AudioSample for i16 {
     /// `av_clip_int16(lrintf(v * 32768))`, as swresample does.
     fn from_f32(v: f32) -> Self {
         (v * 32768.0).round_ties_even().clamp(-32768.0, 32767.0) as i16
+    }
+}
+
+/// The `[start, end)` window in samples, counted from the first decoded
+/// sample (no seeking, so windows are sample-accurate for every codec).
+pub(crate) struct SampleWindow {
+    start: Option<f64>,
+    end: Option<f64>,
+    /// Time of the first sample kept (known after the first frame).
+    first_time: Option<f64>,
+    /// Samples per channel still to drop (window start).
+    skip: usize,
+    /// Samples per channel still to keep (window end).
+    remaining: Option<usize>,
+}
+
+impl SampleWindow {
+    pub(crate) fn new(start: Option<f64>, end: Option<f64>) -> Self {
+        SampleWindow {
+            start,
+            end,
+            first_time: None,
+            skip: 0,
+            remaining: None,
+        }
+    }
+
+    /// Sets the counters from the time of the first decoded sample.
+    pub(crate) fn begin(&mut self, frame_time: f64, rate: u32) {
+        let rate = f64::from(rate);
+        let start = self.start.unwrap_or(frame_time).max(frame_time);
+        self.skip = ((start - frame_time) * rate).round() as usize;
+        self.remaining = self.end.map(|e| ((e - start).max(0.0) * rate).round() as usize);
+        self.first_time = Some(start);
+    }
+
+    pub(crate) fn first_time(&self) -> Option<f64> {
+        self.first_time
+    }
+
+    /// Whether the window's end was reached.
+    pub(crate) fn is_full(&self) -> bool {
+        self.remaining == Some(0)
+    }
+
+    /// Appends the part of `samples` (interleaved, `ch` channels) inside
+    /// the window to `out`.
+    pub(crate) fn push(&mut self, mut samples: &[f32], ch: usize, out: &mut impl Extend<f32>) {
+        let skip = self.skip.min(samples.len() / ch);
+        self.skip -= skip;
+        samples = &samples[skip * ch..];
+        let mut n = samples.len() / ch;
+        if let Some(r) = self.remaining.as_mut() {
+            n = n.min(*r);
+            *r -= n;
+        }
+        out.extend(samples[..n * ch].iter().copied());
     }
 }
 
@@ -162,14 +254,9 @@ struct AudioReader {
     out_rate: u32,
     out_channels: u32,
     resampler: Option<AudioResampler>,
-    start: Option<f64>,
+    /// The end of the window, for stopping demuxing early.
     end: Option<f64>,
-    /// Time of the first sample kept (known after the first frame).
-    first_time: Option<f64>,
-    /// Output samples per channel still to drop (window start).
-    skip: usize,
-    /// Output samples per channel still to keep (window end).
-    remaining: Option<usize>,
+    window: SampleWindow,
     /// Converted interleaved samples not handed out yet.
     pending: VecDeque<f32>,
     /// Resampler output of one frame, reused across frames.
@@ -225,11 +312,8 @@ impl AudioReader {
             out_rate,
             out_channels,
             resampler: None,
-            start: config.start,
             end: config.end,
-            first_time: None,
-            skip: 0,
-            remaining: None,
+            window: SampleWindow::new(config.start, config.end),
             pending: VecDeque::new(),
             scratch: Vec::new(),
             draining: false,
@@ -250,29 +334,6 @@ impl AudioReader {
         }
     }
 
-    /// Sets the window counters from the time of the first decoded frame.
-    fn start_window(&mut self, frame_time: f64) {
-        let rate = f64::from(self.out_rate);
-        let start = self.start.unwrap_or(frame_time).max(frame_time);
-        self.skip = ((start - frame_time) * rate).round() as usize;
-        self.remaining = self.end.map(|e| ((e - start).max(0.0) * rate).round() as usize);
-        self.first_time = Some(start);
-    }
-
-    /// Appends converted samples, applying the window.
-    fn push(&mut self, mut samples: &[f32]) {
-        let ch = self.out_channels as usize;
-        let skip = self.skip.min(samples.len() / ch);
-        self.skip -= skip;
-        samples = &samples[skip * ch..];
-        let mut n = samples.len() / ch;
-        if let Some(r) = self.remaining.as_mut() {
-            n = n.min(*r);
-            *r -= n;
-        }
-        self.pending.extend(&samples[..n * ch]);
-    }
-
     /// Runs the resampler on `frame` (or flushes it with `None`) and keeps
     /// the output; returns the samples per channel produced.
     fn convert(&mut self, frame: Option<&ff::frame::Audio>) -> Result<usize> {
@@ -291,7 +352,8 @@ impl AudioReader {
             .convert(frame, &mut samples)
             .map_err(|e| self.convert_error(e));
         if n.is_ok() {
-            self.push(&samples);
+            self.window
+                .push(&samples, self.out_channels as usize, &mut self.pending);
         }
         self.scratch = samples;
         n
@@ -307,13 +369,13 @@ impl AudioReader {
     /// Decodes until at least `want` interleaved samples are pending or the
     /// stream ends.
     fn fill(&mut self, want: usize) -> Result<()> {
-        while self.pending.len() < want && !self.done && self.remaining != Some(0) {
+        while self.pending.len() < want && !self.done && !self.window.is_full() {
             let mut frame = ff::frame::Audio::empty();
             match self.decoder.receive_frame(&mut frame) {
                 Ok(()) => {
-                    if self.first_time.is_none() {
+                    if self.window.first_time().is_none() {
                         let t = frame.timestamp().map_or(0.0, |ts| self.time_base.seconds(ts));
-                        self.start_window(t);
+                        self.window.begin(t, self.out_rate);
                     }
                     self.convert(Some(&frame))?;
                 }
@@ -363,18 +425,23 @@ impl AudioReader {
     }
 }
 
-/// Shapes interleaved samples as the config asks and converts the type.
-fn to_buffer<T: AudioSample>(
-    reader: &AudioReader,
+/// Interleaved samples and what they are.
+struct Decoded {
     interleaved: Vec<f32>,
+    rate: u32,
+    channels: u32,
+    /// Time of the first sample, in seconds.
     start: f64,
-    order: ChannelOrder,
-) -> Result<AudioBuffer<T>> {
-    let ch = reader.out_channels as usize;
-    let n = interleaved.len() / ch;
-    let data: Vec<T> = interleaved.into_iter().map(T::from_f32).collect();
+    backend: &'static str,
+}
+
+/// Shapes decoded samples as the config asks and converts the type.
+fn to_buffer<T: AudioSample>(src: &str, d: Decoded, order: ChannelOrder) -> Result<AudioBuffer<T>> {
+    let ch = d.channels as usize;
+    let n = d.interleaved.len() / ch;
+    let data: Vec<T> = T::from_f32_vec(d.interleaved);
     let frames = Array2::from_shape_vec((n, ch), data).map_err(|e| Error::Convert {
-        src: reader.src().into(),
+        src: src.into(),
         reason: e.to_string(),
     })?;
     let samples = match order {
@@ -383,36 +450,123 @@ fn to_buffer<T: AudioSample>(
     };
     Ok(AudioBuffer {
         samples,
-        sample_rate: reader.out_rate,
-        channel_layout: crate::ffmpeg::default_layout_name(reader.out_channels),
-        start,
-        backend: "ffmpeg",
+        sample_rate: d.rate,
+        channel_layout: crate::ffmpeg::default_layout_name(d.channels),
+        start: d.start,
+        backend: d.backend,
     })
 }
 
-/// Decodes a whole source; a remote object is fetched in one request
-/// (streaming readers use ranged reads instead).
+/// Decodes a whole source with the backend the config picks; a remote
+/// object is fetched in one request (streaming readers use ranged reads).
 fn load<T: AudioSample>(src: Source, config: &AudioConfig) -> Result<AudioBuffer<T>> {
-    let mut reader = AudioReader::open(src.fetched(&config.limits)?, config)?;
-    let limit = config.limits.max_frames.min(usize::MAX as u64) as usize;
-    let samples = reader.take(limit.saturating_add(1))?;
-    let per_channel = samples.len() / reader.out_channels as usize;
-    Limits::check(
-        reader.src(),
-        "samples per channel",
-        per_channel as u64,
-        config.limits.max_frames,
-    )?;
-    if samples.is_empty() {
+    let src = src.fetched(&config.limits)?;
+    let name = src.name();
+    let decoded = match load_symphonia(&src, config)? {
+        Some(d) => d,
+        None => load_ffmpeg(src, config)?,
+    };
+    if decoded.interleaved.is_empty() {
         return Err(Error::Decode {
-            src: reader.src().into(),
-            stream: reader.stream,
+            src: name,
+            stream: config.stream.unwrap_or(0),
             at: Position::EndOfStream,
             reason: "no audio samples could be decoded".into(),
         });
     }
-    let start = reader.first_time.unwrap_or(0.0);
-    to_buffer(&reader, samples, start, config.order)
+    let per_channel = decoded.interleaved.len() / decoded.channels as usize;
+    Limits::check(
+        &name,
+        "samples per channel",
+        per_channel as u64,
+        config.limits.max_frames,
+    )?;
+    to_buffer(&name, decoded, config.order)
+}
+
+fn load_ffmpeg(src: Source, config: &AudioConfig) -> Result<Decoded> {
+    let mut reader = AudioReader::open(src, config)?;
+    let limit = config.limits.max_frames.min(usize::MAX as u64) as usize;
+    let interleaved = reader.take(limit.saturating_add(1))?;
+    Ok(Decoded {
+        interleaved,
+        rate: reader.out_rate,
+        channels: reader.out_channels,
+        start: reader.window.first_time().unwrap_or(0.0),
+        backend: "ffmpeg",
+    })
+}
+
+/// File extensions auto selection probes with symphonia (the containers of
+/// the codecs it is preferred for); in-memory sources are always probed.
+const SYMPHONIA_EXTENSIONS: &[&str] = &["wav", "wave", "flac"];
+
+/// The symphonia input to decode when the config allows it and (for
+/// [`AudioBackend::Auto`]) prefers it; `None` hands over to FFmpeg.
+fn symphonia_input(src: &Source, config: &AudioConfig) -> Result<Option<SymphoniaInput>> {
+    let forced = match config.backend {
+        AudioBackend::Ffmpeg => return Ok(None),
+        AudioBackend::Symphonia => true,
+        AudioBackend::Auto => false,
+    };
+    let name = src.name();
+    let converting = config.sample_rate.is_some() || config.channels.is_some() || config.stream.is_some();
+    if converting {
+        return match forced {
+            true => Err(Error::InvalidConfig(format!(
+                "{name}: the symphonia backend does not resample, remix or pick streams; use Auto or Ffmpeg"
+            ))),
+            false => Ok(None),
+        };
+    }
+    let probe_worthy = matches!(src, Source::Bytes { .. }) || crate::remote::has_extension(&name, SYMPHONIA_EXTENSIONS);
+    if !forced && !probe_worthy {
+        return Ok(None);
+    }
+    match SymphoniaInput::open(src, src.read_all(&config.limits)?) {
+        Some(input) if forced || prefers_symphonia(input.codec) => Ok(Some(input)),
+        Some(_) => Ok(None),
+        None if forced => Err(Error::Open {
+            src: name,
+            reason: "symphonia cannot read this container or codec".into(),
+        }),
+        None => Ok(None),
+    }
+}
+
+fn load_symphonia(src: &Source, config: &AudioConfig) -> Result<Option<Decoded>> {
+    let Some(input) = symphonia_input(src, config)? else {
+        return Ok(None);
+    };
+    let mut window = SampleWindow::new(config.start, config.end);
+    let (interleaved, rate, channels) = input.decode(&mut window, config.limits.max_frames)?;
+    Ok(Some(Decoded {
+        interleaved,
+        rate,
+        channels,
+        start: window.first_time().unwrap_or(0.0),
+        backend: "symphonia",
+    }))
+}
+
+/// The backend [`load_audio`] would use for `src` with `config` (probes
+/// the source; decodes nothing).
+///
+/// ```no_run
+/// use spdl_io::{audio_backend, AudioBackend, AudioConfig};
+/// assert_eq!(audio_backend("speech.flac", &AudioConfig::default())?, AudioBackend::Symphonia);
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`load_audio`] for reading the source, or a forced backend that
+/// cannot read it.
+pub fn audio_backend(src: impl Into<Source>, config: &AudioConfig) -> Result<AudioBackend> {
+    let src = src.into().fetched(&config.limits)?;
+    Ok(match symphonia_input(&src, config)? {
+        Some(_) => AudioBackend::Symphonia,
+        None => AudioBackend::Ffmpeg,
+    })
 }
 
 /// Decodes audio into f32 samples.
@@ -456,11 +610,18 @@ impl Iterator for AudioChunks {
         if self.done {
             return None;
         }
-        let result = self.reader.take(self.chunk).and_then(|samples| {
-            let n = samples.len() / self.reader.out_channels as usize;
-            let start = self.reader.first_time.unwrap_or(0.0) + self.position as f64 / f64::from(self.reader.out_rate);
-            self.position += n;
-            to_buffer(&self.reader, samples, start, self.order)
+        let result = self.reader.take(self.chunk).and_then(|interleaved| {
+            let (rate, channels) = (self.reader.out_rate, self.reader.out_channels);
+            let start = self.reader.window.first_time().unwrap_or(0.0) + self.position as f64 / f64::from(rate);
+            self.position += interleaved.len() / channels as usize;
+            let decoded = Decoded {
+                interleaved,
+                rate,
+                channels,
+                start,
+                backend: "ffmpeg",
+            };
+            to_buffer(self.reader.src(), decoded, self.order)
         });
         match result {
             Ok(b) if b.samples.is_empty() => {

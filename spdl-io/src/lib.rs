@@ -43,10 +43,12 @@ mod remote;
 mod resize;
 mod shard;
 mod source;
+mod symphonia_audio;
 mod video;
 
 pub use audio::{
-    load_audio, load_audio_i16, stream_audio, AudioBuffer, AudioChunks, AudioConfig, AudioSample, ChannelOrder,
+    audio_backend, load_audio, load_audio_i16, stream_audio, AudioBackend, AudioBuffer, AudioChunks, AudioConfig,
+    AudioSample, ChannelOrder,
 };
 pub use batch::{load_image_batch, BatchConfig, FailurePolicy, ImageBatch};
 pub use convert::{ConvertConfig, Crop, Interpolation, PixelFormat};

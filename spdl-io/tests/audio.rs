@@ -8,7 +8,10 @@ use std::process::Command;
 
 use ndarray::s;
 use serde_json::Value;
-use spdl_io::{load_audio, load_audio_i16, stream_audio, AudioConfig, ChannelOrder, Error, Limits, Source};
+use spdl_io::{
+    audio_backend, load_audio, load_audio_i16, stream_audio, AudioBackend, AudioConfig, ChannelOrder, Error, Limits,
+    Source,
+};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/audio")
@@ -249,4 +252,92 @@ fn default_limits_accept_minutes_of_audio() {
     let audio = load_audio(&path, &AudioConfig::default()).unwrap();
     assert_eq!(audio.samples.shape(), [2, 30 * 48_000]);
     std::fs::remove_file(path).ok();
+}
+
+/// The symphonia backend, forced on every fixture it reads, against the
+/// CLI: lossless codecs (PCM, FLAC, ALAC) bit-exact within 1e-6 and the
+/// same sample count; lossy ones (different decoders) are compared in
+/// `auto_selection_picks_symphonia_only_where_it_is_exact` instead.
+#[test]
+fn symphonia_backend_is_exact_on_lossless_fixtures() {
+    let config = AudioConfig::default()
+        .with_order(ChannelOrder::Interleaved)
+        .with_backend(AudioBackend::Symphonia);
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for e in manifest()
+        .iter()
+        .filter(|e| e["expect"] == "ok" && e["lossless"] == true)
+    {
+        let file = e["file"].as_str().unwrap();
+        let Ok(audio) = load_audio(dir().join(file), &config) else {
+            continue; // a container symphonia does not read (AIFF, MKV, ...)
+        };
+        assert_eq!(audio.backend, "symphonia");
+        let expected = ffmpeg_f32(file, &[]);
+        let got = audio.samples.as_slice().unwrap();
+        if got.len() != expected.len() || max_abs_diff(got, &expected) > 1e-6 {
+            failures.push(format!("{file}: {} vs {} samples", got.len(), expected.len()));
+        }
+        checked += 1;
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(checked >= 10, "only {checked} lossless fixtures read by symphonia");
+}
+
+/// Auto picks symphonia for WAV/FLAC (exact, per the test above) and
+/// FFmpeg for everything else; the choice is reported.
+#[test]
+fn auto_selection_picks_symphonia_only_where_it_is_exact() {
+    for (file, want) in [
+        ("pcm_s16le_44100_stereo.wav", AudioBackend::Symphonia),
+        ("flac_s24_96000_stereo.flac", AudioBackend::Symphonia),
+        ("mp3_cbr_128k_44100_stereo.mp3", AudioBackend::Ffmpeg),
+        ("aac_lc_44100_stereo.m4a", AudioBackend::Ffmpeg),
+        ("pcm_s16le_48000_stereo.mkv", AudioBackend::Ffmpeg),
+    ] {
+        assert_eq!(
+            audio_backend(dir().join(file), &AudioConfig::default()).unwrap(),
+            want,
+            "{file}"
+        );
+        let audio = load_audio(dir().join(file), &AudioConfig::default()).unwrap();
+        let name = if want == AudioBackend::Symphonia {
+            "symphonia"
+        } else {
+            "ffmpeg"
+        };
+        assert_eq!(audio.backend, name, "{file}");
+    }
+    // Resampling always goes through FFmpeg; forcing symphonia to do it is a
+    // configuration error naming the file.
+    let wav = dir().join("pcm_s16le_44100_stereo.wav");
+    let config = AudioConfig::default().with_sample_rate(16_000);
+    assert_eq!(audio_backend(&wav, &config).unwrap(), AudioBackend::Ffmpeg);
+    let err = load_audio(&wav, &config.with_backend(AudioBackend::Symphonia)).unwrap_err();
+    assert!(err.to_string().contains("pcm_s16le_44100_stereo.wav"), "{err}");
+}
+
+/// Forced symphonia on truncated and bit-flipped input: errors naming the
+/// source, never a panic reaching the caller.
+#[test]
+fn symphonia_backend_survives_hostile_input() {
+    let config = AudioConfig::default().with_backend(AudioBackend::Symphonia);
+    for file in [
+        "flac_s16_44100_stereo.flac",
+        "mp3_cbr_128k_44100_stereo.mp3",
+        "pcm_s24le_48000_stereo.wav",
+    ] {
+        let data = std::fs::read(dir().join(file)).unwrap();
+        for k in 1..24 {
+            let mut bad = data[..data.len() * k / 24].to_vec();
+            if let Some(b) = bad.get_mut(data.len() * k / 48) {
+                *b ^= 0x5a;
+            }
+            let name = format!("{file}#{k}");
+            if let Err(err) = load_audio(Source::from_bytes(bad, name.clone()), &config) {
+                assert!(err.to_string().contains(&name), "{err}");
+            }
+        }
+    }
 }

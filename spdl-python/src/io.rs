@@ -241,8 +241,19 @@ fn audio_config(
     start: Option<f64>,
     end: Option<f64>,
     layout: &str,
+    backend: &str,
 ) -> PyResult<AudioConfig> {
-    let mut config = AudioConfig::default();
+    let backend = match backend {
+        "auto" => sio::AudioBackend::Auto,
+        "ffmpeg" => sio::AudioBackend::Ffmpeg,
+        "symphonia" => sio::AudioBackend::Symphonia,
+        other => {
+            return Err(value_error(format!(
+                "backend must be 'auto', 'ffmpeg' or 'symphonia', not {other:?}"
+            )))
+        }
+    };
+    let mut config = AudioConfig::default().with_backend(backend);
     (config.sample_rate, config.channels, config.start, config.end) = (sample_rate, channels, start, end);
     config.order = match layout {
         "channels_first" => ChannelOrder::ChannelsFirst,
@@ -258,7 +269,8 @@ fn audio_config(
 
 /// Decodes audio to float32 (channels, samples) and its sample rate.
 #[pyfunction]
-#[pyo3(signature = (src, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first"))]
+#[pyo3(signature = (src, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first", backend="auto"))]
+#[allow(clippy::too_many_arguments)]
 fn load_audio<'py>(
     py: Python<'py>,
     src: &Bound<'py, PyAny>,
@@ -267,8 +279,9 @@ fn load_audio<'py>(
     start: Option<f64>,
     end: Option<f64>,
     layout: &str,
+    backend: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let config = audio_config(sample_rate, channels, start, end, layout)?;
+    let config = audio_config(sample_rate, channels, start, end, layout, backend)?;
     let source = extract(src)?;
     let audio = py.detach(|| sio::load_audio(source, &config)).map_err(io_error)?;
     Ok((audio.samples.into_pyarray(py), audio.sample_rate)
@@ -363,7 +376,7 @@ fn stream_audio(
     end: Option<f64>,
     layout: &str,
 ) -> PyResult<ChunkIterator> {
-    let config = audio_config(sample_rate, channels, start, end, layout)?;
+    let config = audio_config(sample_rate, channels, start, end, layout, "ffmpeg")?;
     let source: Source = extract(src)?;
     chunks(py, move || {
         let it = sio::stream_audio(source, &config, chunk_samples)?;
