@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # `spdl bench` on a 1000-image ImageNet-like set (10 class folders) read from
-# local disk, from moto's S3 server, and from the same server behind a proxy
-# adding 20 ms per request; interleaved rounds, items/s medians and ratios.
+# local disk, from an S3 server on this machine, and from the same server
+# behind a proxy adding 20 ms per request; interleaved rounds, items/s.
 #
-#   bash benches/s3/run.sh [ROUNDS] [THREADS]
+#   bash benches/s3/run.sh [ROUNDS] [THREADS]              # moto's server (Python)
+#   SERVER=s3s-fs bash benches/s3/run.sh [ROUNDS] [THREADS] # s3s-fs (Rust; cargo-installed into bench-out/tools)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}
 THREADS=${2:-2}
+SERVER=${SERVER:-moto}
 bash scripts/python-env.sh
 [[ -d bench-out/images/jpeg ]] || .venv-bench/bin/python benches/make_images.py
 SET=bench-out/imagenet1k
@@ -21,16 +23,30 @@ if [[ ! -d $SET ]]; then
 fi
 cargo build --release -q -p spdl-cli
 PY=.venv-test/bin/python
-exec 3< <(sleep infinity)  # the servers' stdin: closed when this script exits
-$PY scripts/s3_server.py --port 9000 --bucket bench "$SET" <&3 > /tmp/s3bench.ready &
-S3=$!
-$PY benches/s3/latency_proxy.py --listen 9100 --target 9000 --delay-ms 20 > /tmp/proxy.ready &
+case $SERVER in
+moto)
+    $PY scripts/s3_server.py --port 9000 --bucket bench "$SET" < <(sleep infinity) > /tmp/s3bench.ready &
+    S3=$!
+    until grep -q ready /tmp/s3bench.ready 2>/dev/null; do sleep 0.5; done
+    ;;
+s3s-fs)
+    [[ -x bench-out/tools/bin/s3s-fs ]] ||
+        cargo install -q s3s-fs --version 0.14.1 --features binary --root bench-out/tools
+    rm -rf bench-out/s3root && mkdir -p bench-out/s3root/bench/bench-out
+    cp -al "$SET" bench-out/s3root/bench/bench-out/  # hard links: no copy
+    bench-out/tools/bin/s3s-fs --host 127.0.0.1 --port 9000 --access-key test --secret-key test bench-out/s3root &
+    S3=$!
+    sleep 1
+    ;;
+*) echo "SERVER must be moto or s3s-fs" >&2; exit 2 ;;
+esac
+$PY benches/s3/latency_proxy.py --listen 9100 --target 9000 --delay-ms 20 > /dev/null &
 PROXY=$!
 trap 'kill $S3 $PROXY 2>/dev/null' EXIT
-until grep -q ready /tmp/s3bench.ready 2>/dev/null; do sleep 0.5; done
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 bench() { ./target/release/spdl bench "$@" --kind image --threads "$THREADS" --json; }
-rate() { python3 -c 'import json,sys; print(json.load(sys.stdin)["items_per_second"])'; }
+rate() { python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.1f (%d decoded)" % (r["items_per_second"], r["decoded"]))'; }
+echo "server $SERVER, $THREADS decode threads"
 for round in $(seq "$ROUNDS"); do
     local_rate=$(bench "$SET" | rate)
     s3_rate=$(AWS_ENDPOINT_URL=http://127.0.0.1:9000 bench s3://bench/bench-out/imagenet1k/ | rate)

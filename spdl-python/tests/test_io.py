@@ -100,6 +100,11 @@ def test_audio_sample_counts_are_exact():
     assert rate16 == 16000 and resampled.shape[0] == 1
     chunks = list(sio.stream_audio(path, 4096))
     assert np.array_equal(np.concatenate(chunks, axis=1), samples)
+    # Both backends decode FLAC to the same samples.
+    for backend in ("ffmpeg", "symphonia"):
+        assert np.array_equal(sio.load_audio(path, backend=backend)[0], samples), backend
+    with pytest.raises(ValueError, match="backend"):
+        sio.load_audio(path, backend="nope")
 
 
 def test_arrays_own_the_rust_buffer_without_a_copy():
