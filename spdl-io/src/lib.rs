@@ -5,6 +5,12 @@
 //! which are converted (pixel format, colour matrix and range, crop,
 //! resize, rotation) straight into the output array of a [`Video`].
 //!
+//! Images ([`load_image`], [`load_image_batch`]) and audio ([`load_audio`],
+//! FFmpeg or symphonia) follow the same pattern. Sources can be local
+//! paths, bytes, or object-storage URLs read through a [`Store`] (ranged
+//! reads for video); [`list_dataset`], [`class_folders`] and
+//! [`ShardReader`] (webdataset tar shards) turn a dataset into sources.
+//!
 //! All functions are plain blocking calls; run them on a CPU pool (the
 //! pipeline does), never on an async runtime's worker threads.
 //!
