@@ -162,6 +162,7 @@ def audio_contenders(path):
         "spdl_rs interleaved": lambda: rio.load_audio(path, layout="interleaved")[0].T,
         "spdl_rs ffmpeg": lambda: rio.load_audio(path, backend="ffmpeg")[0],
         "spdl_rs symphonia": lambda: rio.load_audio(path, backend="symphonia")[0],
+        **({"spdl_rs pcm": lambda: rio.load_audio(path, backend="pcm")[0]} if path.suffix == ".wav" else {}),
         "spdl 0.8": spdl_audio,
         "soundfile": lambda: soundfile.read(str(path), dtype="float32", always_2d=True)[0].T,
         "PyAV": pyav,

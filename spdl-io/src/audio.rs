@@ -21,6 +21,7 @@ use crate::demux::{Demuxer, Ratio};
 use crate::error::Position;
 use crate::ffmpeg::AudioResampler;
 use crate::symphonia_audio::{prefers_symphonia, SymphoniaInput};
+use crate::wav::PcmWav;
 use crate::{Error, Limits, Result, Source};
 
 /// How samples are laid out in the output array.
@@ -38,9 +39,10 @@ pub enum ChannelOrder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum AudioBackend {
-    /// symphonia for PCM (WAV) and FLAC, where it decodes the same samples
-    /// as FFmpeg faster, when no resampling, remixing or stream choice is
-    /// asked for; FFmpeg for everything else (default).
+    /// The direct PCM reader for PCM WAV and symphonia for FLAC, which
+    /// decode the same samples as FFmpeg faster, when no resampling,
+    /// remixing or stream choice is asked for; FFmpeg for everything else
+    /// (default).
     #[default]
     Auto,
     /// Always FFmpeg.
@@ -48,6 +50,9 @@ pub enum AudioBackend {
     /// Always symphonia (WAV, FLAC, MP3, AAC, Vorbis, ALAC); an error for
     /// what it cannot read and for resampling or remixing.
     Symphonia,
+    /// The direct PCM WAV reader (u8, s16, s24, s32, f32, f64): one pass
+    /// from the file into the output layout. Auto picks it for PCM WAV.
+    Pcm,
 }
 
 /// How to load audio. Every field has a default; setters chain.
@@ -222,6 +227,19 @@ impl SampleWindow {
 
     pub(crate) fn first_time(&self) -> Option<f64> {
         self.first_time
+    }
+
+    /// Starts the window at `frame_time` over `frames` samples per channel
+    /// that are all available at once; returns how many to skip and keep.
+    pub(crate) fn claim(&mut self, frame_time: f64, rate: u32, frames: usize) -> (usize, usize) {
+        self.begin(frame_time, rate);
+        let skip = self.skip.min(frames);
+        let keep = self.remaining.map_or(frames - skip, |r| r.min(frames - skip));
+        self.skip -= skip;
+        if let Some(r) = self.remaining.as_mut() {
+            *r -= keep;
+        }
+        (skip, keep)
     }
 
     /// Whether the window's end was reached.
@@ -432,6 +450,8 @@ struct Decoded {
     channels: u32,
     /// Time of the first sample, in seconds.
     start: f64,
+    /// Whether the samples are channels-first already (else interleaved).
+    planar: bool,
     backend: &'static str,
 }
 
@@ -440,13 +460,14 @@ fn to_buffer<T: AudioSample>(src: &str, d: Decoded, order: ChannelOrder) -> Resu
     let ch = d.channels as usize;
     let n = d.interleaved.len() / ch;
     let data: Vec<T> = T::from_f32_vec(d.interleaved);
-    let frames = Array2::from_shape_vec((n, ch), data).map_err(|e| Error::Convert {
+    let shape = if d.planar { (ch, n) } else { (n, ch) };
+    let array = Array2::from_shape_vec(shape, data).map_err(|e| Error::Convert {
         src: src.into(),
         reason: e.to_string(),
     })?;
-    let samples = match order {
-        ChannelOrder::Interleaved => frames,
-        ChannelOrder::ChannelsFirst => frames.reversed_axes().as_standard_layout().into_owned(),
+    let samples = match (order == ChannelOrder::ChannelsFirst) == d.planar {
+        true => array,
+        false => array.reversed_axes().as_standard_layout().into_owned(),
     };
     Ok(AudioBuffer {
         samples,
@@ -462,7 +483,7 @@ fn to_buffer<T: AudioSample>(src: &str, d: Decoded, order: ChannelOrder) -> Resu
 fn load<T: AudioSample>(src: Source, config: &AudioConfig) -> Result<AudioBuffer<T>> {
     let src = src.fetched(&config.limits)?;
     let name = src.name();
-    let decoded = match load_symphonia(&src, config)? {
+    let decoded = match load_native(&src, config)? {
         Some(d) => d,
         None => load_ffmpeg(src, config)?,
     };
@@ -493,59 +514,94 @@ fn load_ffmpeg(src: Source, config: &AudioConfig) -> Result<Decoded> {
         rate: reader.out_rate,
         channels: reader.out_channels,
         start: reader.window.first_time().unwrap_or(0.0),
+        planar: false,
         backend: "ffmpeg",
     })
 }
 
-/// File extensions auto selection probes with symphonia (the containers of
-/// the codecs it is preferred for); in-memory sources are always probed.
-const SYMPHONIA_EXTENSIONS: &[&str] = &["wav", "wave", "flac"];
+/// File extensions auto selection probes for the PCM and symphonia paths
+/// (the containers of the codecs they are preferred for); in-memory
+/// sources are always probed.
+const PROBED_EXTENSIONS: &[&str] = &["wav", "wave", "flac"];
 
-/// The symphonia input to decode when the config allows it and (for
-/// [`AudioBackend::Auto`]) prefers it; `None` hands over to FFmpeg.
-fn symphonia_input(src: &Source, config: &AudioConfig) -> Result<Option<SymphoniaInput>> {
-    let forced = match config.backend {
-        AudioBackend::Ffmpeg => return Ok(None),
-        AudioBackend::Symphonia => true,
-        AudioBackend::Auto => false,
-    };
+/// The decoder chosen for one source.
+enum Chosen {
+    Pcm(PcmWav, bytes::Bytes),
+    Symphonia(SymphoniaInput),
+    Ffmpeg,
+}
+
+/// Picks the backend: the config's, or (for [`AudioBackend::Auto`]) the
+/// direct PCM reader for PCM WAV, symphonia for FLAC, FFmpeg for the rest
+/// and for every resample, remix or stream choice.
+fn choose(src: &Source, config: &AudioConfig) -> Result<Chosen> {
     let name = src.name();
     let converting = config.sample_rate.is_some() || config.channels.is_some() || config.stream.is_some();
-    if converting {
-        return match forced {
-            true => Err(Error::InvalidConfig(format!(
-                "{name}: the symphonia backend does not resample, remix or pick streams; use Auto or Ffmpeg"
-            ))),
-            false => Ok(None),
-        };
+    let forced = match config.backend {
+        AudioBackend::Ffmpeg => return Ok(Chosen::Ffmpeg),
+        AudioBackend::Auto if converting => return Ok(Chosen::Ffmpeg),
+        AudioBackend::Auto => None,
+        other if converting => {
+            return Err(Error::InvalidConfig(format!(
+                "{name}: the {other:?} backend does not resample, remix or pick streams; use Auto or Ffmpeg"
+            )))
+        }
+        other => Some(other),
+    };
+    let probed = matches!(src, Source::Bytes { .. }) || crate::remote::has_extension(&name, PROBED_EXTENSIONS);
+    if forced.is_none() && !probed {
+        return Ok(Chosen::Ffmpeg);
     }
-    let probe_worthy = matches!(src, Source::Bytes { .. }) || crate::remote::has_extension(&name, SYMPHONIA_EXTENSIONS);
-    if !forced && !probe_worthy {
-        return Ok(None);
+    let data = src.read_all(&config.limits)?;
+    if matches!(forced, None | Some(AudioBackend::Pcm)) {
+        if let Some(wav) = PcmWav::parse(&data) {
+            return Ok(Chosen::Pcm(wav, data));
+        }
     }
-    match SymphoniaInput::open(src, src.read_all(&config.limits)?) {
-        Some(input) if forced || prefers_symphonia(input.codec) => Ok(Some(input)),
-        Some(_) => Ok(None),
-        None if forced => Err(Error::Open {
-            src: name,
-            reason: "symphonia cannot read this container or codec".into(),
-        }),
-        None => Ok(None),
+    let cannot = |what: &str| Error::Open {
+        src: name.clone(),
+        reason: format!("the {what} backend cannot read this container or codec"),
+    };
+    match (forced, SymphoniaInput::open(src, data)) {
+        (Some(AudioBackend::Pcm), _) => Err(cannot("PCM")),
+        (Some(_), Some(input)) => Ok(Chosen::Symphonia(input)),
+        (Some(_), None) => Err(cannot("symphonia")),
+        (None, Some(input)) if prefers_symphonia(input.codec) => Ok(Chosen::Symphonia(input)),
+        (None, _) => Ok(Chosen::Ffmpeg),
     }
 }
 
-fn load_symphonia(src: &Source, config: &AudioConfig) -> Result<Option<Decoded>> {
-    let Some(input) = symphonia_input(src, config)? else {
-        return Ok(None);
-    };
+/// Decodes with the PCM reader or symphonia; `None` hands over to FFmpeg.
+fn load_native(src: &Source, config: &AudioConfig) -> Result<Option<Decoded>> {
     let mut window = SampleWindow::new(config.start, config.end);
-    let (interleaved, rate, channels) = input.decode(&mut window, config.limits.max_frames)?;
+    let decoded = match choose(src, config)? {
+        Chosen::Ffmpeg => return Ok(None),
+        Chosen::Pcm(wav, data) => {
+            let planar = config.order == ChannelOrder::ChannelsFirst;
+            Decoded {
+                interleaved: wav.decode(&data, &mut window, planar),
+                rate: wav.rate,
+                channels: wav.channels,
+                start: 0.0,
+                planar,
+                backend: "pcm",
+            }
+        }
+        Chosen::Symphonia(input) => {
+            let (interleaved, rate, channels) = input.decode(&mut window, config.limits.max_frames)?;
+            Decoded {
+                interleaved,
+                rate,
+                channels,
+                start: 0.0,
+                planar: false,
+                backend: "symphonia",
+            }
+        }
+    };
     Ok(Some(Decoded {
-        interleaved,
-        rate,
-        channels,
         start: window.first_time().unwrap_or(0.0),
-        backend: "symphonia",
+        ..decoded
     }))
 }
 
@@ -563,9 +619,10 @@ fn load_symphonia(src: &Source, config: &AudioConfig) -> Result<Option<Decoded>>
 /// cannot read it.
 pub fn audio_backend(src: impl Into<Source>, config: &AudioConfig) -> Result<AudioBackend> {
     let src = src.into().fetched(&config.limits)?;
-    Ok(match symphonia_input(&src, config)? {
-        Some(_) => AudioBackend::Symphonia,
-        None => AudioBackend::Ffmpeg,
+    Ok(match choose(&src, config)? {
+        Chosen::Pcm(..) => AudioBackend::Pcm,
+        Chosen::Symphonia(_) => AudioBackend::Symphonia,
+        Chosen::Ffmpeg => AudioBackend::Ffmpeg,
     })
 }
 
@@ -619,6 +676,7 @@ impl Iterator for AudioChunks {
                 rate,
                 channels,
                 start,
+                planar: false,
                 backend: "ffmpeg",
             };
             to_buffer(self.reader.src(), decoded, self.order)

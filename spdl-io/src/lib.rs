@@ -51,6 +51,7 @@ mod shard;
 mod source;
 mod symphonia_audio;
 mod video;
+mod wav;
 
 pub use audio::{
     audio_backend, load_audio, load_audio_i16, stream_audio, AudioBackend, AudioBuffer, AudioChunks, AudioConfig,

@@ -22,8 +22,9 @@ use crate::audio::SampleWindow;
 use crate::error::{Error, Position, Result};
 use crate::Source;
 
-/// Whether auto selection uses symphonia for `codec`: PCM and FLAC, where
-/// it decodes the same samples as FFmpeg faster (BENCHMARKS.md, audio).
+/// Whether auto selection uses symphonia for `codec`: FLAC, and PCM the
+/// direct reader leaves over (big-endian, in other containers), where it
+/// decodes the same samples as FFmpeg faster (BENCHMARKS.md, audio).
 pub(crate) fn prefers_symphonia(codec: CodecType) -> bool {
     codec == CODEC_TYPE_FLAC || is_pcm(codec)
 }

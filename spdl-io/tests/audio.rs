@@ -285,12 +285,14 @@ fn symphonia_backend_is_exact_on_lossless_fixtures() {
     assert!(checked >= 10, "only {checked} lossless fixtures read by symphonia");
 }
 
-/// Auto picks symphonia for WAV/FLAC (exact, per the test above) and
-/// FFmpeg for everything else; the choice is reported.
+/// Auto picks the PCM reader for PCM WAV and symphonia for FLAC (exact, per
+/// the tests above) and FFmpeg for everything else; the choice is reported.
 #[test]
-fn auto_selection_picks_symphonia_only_where_it_is_exact() {
+fn auto_selection_picks_native_decoders_only_where_they_are_exact() {
     for (file, want) in [
-        ("pcm_s16le_44100_stereo.wav", AudioBackend::Symphonia),
+        ("pcm_s16le_44100_stereo.wav", AudioBackend::Pcm),
+        ("pcm_f64le_22050_mono.wav", AudioBackend::Pcm),
+        ("adpcm_ima_wav_22050_stereo.wav", AudioBackend::Ffmpeg),
         ("flac_s24_96000_stereo.flac", AudioBackend::Symphonia),
         ("mp3_cbr_128k_44100_stereo.mp3", AudioBackend::Ffmpeg),
         ("aac_lc_44100_stereo.m4a", AudioBackend::Ffmpeg),
@@ -302,11 +304,7 @@ fn auto_selection_picks_symphonia_only_where_it_is_exact() {
             "{file}"
         );
         let audio = load_audio(dir().join(file), &AudioConfig::default()).unwrap();
-        let name = if want == AudioBackend::Symphonia {
-            "symphonia"
-        } else {
-            "ffmpeg"
-        };
+        let name = format!("{want:?}").to_lowercase();
         assert_eq!(audio.backend, name, "{file}");
     }
     // Resampling always goes through FFmpeg; forcing symphonia to do it is a
@@ -316,6 +314,30 @@ fn auto_selection_picks_symphonia_only_where_it_is_exact() {
     assert_eq!(audio_backend(&wav, &config).unwrap(), AudioBackend::Ffmpeg);
     let err = load_audio(&wav, &config.with_backend(AudioBackend::Symphonia)).unwrap_err();
     assert!(err.to_string().contains("pcm_s16le_44100_stereo.wav"), "{err}");
+}
+
+/// The PCM reader, forced on every PCM WAV fixture, equals the CLI exactly
+/// in both layouts; it refuses what it does not read.
+#[test]
+fn pcm_backend_is_exact_on_every_pcm_wav() {
+    let mut checked = 0;
+    for e in manifest()
+        .iter()
+        .filter(|e| e["expect"] == "ok" && e["container"] == "wav")
+    {
+        let file = e["file"].as_str().unwrap();
+        let config = AudioConfig::default().with_backend(AudioBackend::Pcm);
+        let Ok(planar) = load_audio(dir().join(file), &config) else {
+            assert!(!e["codec"].as_str().unwrap().starts_with("pcm_"), "{file} refused");
+            continue;
+        };
+        let interleaved = load_audio(dir().join(file), &config.with_order(ChannelOrder::Interleaved)).unwrap();
+        let expected = ffmpeg_f32(file, &[]);
+        assert_eq!(interleaved.samples.as_slice().unwrap(), &expected[..], "{file}");
+        assert_eq!(planar.samples.t(), interleaved.samples, "{file}");
+        checked += 1;
+    }
+    assert!(checked >= 7, "{checked} PCM WAV fixtures");
 }
 
 /// Forced symphonia on truncated and bit-flipped input: errors naming the

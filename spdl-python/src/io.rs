@@ -247,9 +247,10 @@ fn audio_config(
         "auto" => sio::AudioBackend::Auto,
         "ffmpeg" => sio::AudioBackend::Ffmpeg,
         "symphonia" => sio::AudioBackend::Symphonia,
+        "pcm" => sio::AudioBackend::Pcm,
         other => {
             return Err(value_error(format!(
-                "backend must be 'auto', 'ffmpeg' or 'symphonia', not {other:?}"
+                "backend must be 'auto', 'ffmpeg', 'symphonia' or 'pcm', not {other:?}"
             )))
         }
     };

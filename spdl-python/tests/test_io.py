@@ -105,6 +105,8 @@ def test_audio_sample_counts_are_exact():
         assert np.array_equal(sio.load_audio(path, backend=backend)[0], samples), backend
     with pytest.raises(ValueError, match="backend"):
         sio.load_audio(path, backend="nope")
+    wav = FIXTURES / "audio" / "pcm_s24le_48000_stereo.wav"
+    assert np.array_equal(sio.load_audio(wav, backend="pcm")[0], sio.load_audio(wav, backend="ffmpeg")[0])
 
 
 def test_arrays_own_the_rust_buffer_without_a_copy():

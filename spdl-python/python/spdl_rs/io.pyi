@@ -114,11 +114,12 @@ def load_audio(
     start: float | None = None,
     end: float | None = None,
     layout: Literal["channels_first", "interleaved"] = "channels_first",
-    backend: Literal["auto", "ffmpeg", "symphonia"] = "auto",
+    backend: Literal["auto", "ffmpeg", "symphonia", "pcm"] = "auto",
 ) -> tuple[npt.NDArray[np.float32], int]:
     """Decodes audio to float32 (channels, samples) (or (samples, channels) when
-    interleaved) and returns it with its sample rate. ``backend="auto"`` uses symphonia
-    for WAV and FLAC (same samples as FFmpeg, faster) and FFmpeg otherwise."""
+    interleaved) and returns it with its sample rate. ``backend="auto"`` uses the direct
+    PCM reader for PCM WAV and symphonia for FLAC (same samples as FFmpeg, faster) and
+    FFmpeg otherwise."""
 
 def stream_audio(
     src: Src,
