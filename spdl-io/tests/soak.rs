@@ -30,7 +30,11 @@ fn rss_is_flat_over_thousands_of_decodes() {
         assert!(!v.is_empty());
         sample_frames(fixture("h264_yuv420p.mp4"), &[3, 1], &small).unwrap();
         let _ = load_video(Source::from_bytes(broken.clone(), "broken"), &small);
-        load_image(fixture("images/jpeg_baseline_420.jpg"), &ImageConfig::default().with_size(64, 64)).unwrap();
+        load_image(
+            fixture("images/jpeg_baseline_420.jpg"),
+            &ImageConfig::default().with_size(64, 64),
+        )
+        .unwrap();
         load_image(fixture("images/png_rgba8.png"), &ImageConfig::default()).unwrap();
         let _ = load_image(fixture("images/truncated.jpg"), &ImageConfig::default());
         for (file, backend) in [
@@ -54,5 +58,8 @@ fn rss_is_flat_over_thousands_of_decodes() {
     eprintln!("RSS {warm} -> {end} KiB over {rounds} rounds");
     // A leak of one small frame or context per decode would add megabytes
     // over 3,000 decodes; allow 8 MiB of allocator noise.
-    assert!(growth < 8 * 1024, "RSS grew {growth} KiB over {rounds} rounds ({warm} -> {end} KiB)");
+    assert!(
+        growth < 8 * 1024,
+        "RSS grew {growth} KiB over {rounds} rounds ({warm} -> {end} KiB)"
+    );
 }
