@@ -26,15 +26,24 @@ pub(crate) struct RangedReader {
 }
 
 impl RangedReader {
-    /// Asks the store for the object's size.
+    /// Fetches the first window, which also tells the object's size (one
+    /// request, no HEAD). An empty object, which has no first byte to ask
+    /// for, is recognised by a HEAD after the ranged GET fails.
     pub(crate) fn open(store: Store, url: &str) -> Result<Self> {
-        let size = store.size_blocking(url)?;
+        let window = store.read_ahead();
+        let (cached, size) = match store.get_sized_blocking(url, Some(0..window as u64), u64::MAX) {
+            Ok(first) => first,
+            Err(e) => match store.size_blocking(url) {
+                Ok(0) => (Bytes::new(), 0),
+                _ => return Err(e),
+            },
+        };
         Ok(RangedReader {
-            window: store.read_ahead(),
+            window,
             store,
             url: url.into(),
             size,
-            cached: Bytes::new(),
+            cached,
             cached_at: 0,
         })
     }

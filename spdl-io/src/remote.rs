@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, ObjectStoreScheme, RetryConfig};
+use object_store::{ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, ObjectStoreScheme, RetryConfig};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -308,11 +308,46 @@ impl Store {
     /// [`Error::NotFound`] if it does not exist, [`Error::Remote`] when the
     /// request failed after retries (naming the URL and the cause).
     pub async fn get(&self, url: &str) -> Result<Bytes> {
-        let data = self
-            .request(url, |store, path| async move { store.get(&path).await?.bytes().await })
+        Ok(self.get_sized(url, None, u64::MAX).await?.0)
+    }
+
+    /// One GET (whole, or `range`) returning the body and the object's
+    /// total size, so no separate HEAD request is needed. An object larger
+    /// than `max_size` is refused from the response headers, before its
+    /// body is read.
+    pub(crate) async fn get_sized(&self, url: &str, range: Option<Range<u64>>, max_size: u64) -> Result<(Bytes, u64)> {
+        let (data, size) = self
+            .request(url, move |store, path| async move {
+                let options = GetOptions {
+                    range: range.map(Into::into),
+                    ..Default::default()
+                };
+                let result = store.get_opts(&path, options).await?;
+                let size = result.meta.size;
+                if size > max_size {
+                    return Ok((None, size));
+                }
+                Ok((Some(result.bytes().await?), size))
+            })
             .await?;
+        let data = data.ok_or_else(|| Error::Limit {
+            src: url.into(),
+            what: "input size in bytes",
+            value: size,
+            limit: max_size,
+        })?;
         self.count(&data);
-        Ok(data)
+        Ok((data, size))
+    }
+
+    /// [`Store::get_sized`] for blocking callers.
+    pub(crate) fn get_sized_blocking(
+        &self,
+        url: &str,
+        range: Option<Range<u64>>,
+        max_size: u64,
+    ) -> Result<(Bytes, u64)> {
+        block_on(self.get_sized(url, range, max_size))
     }
 
     /// Fetches `range` (bytes) of an object.

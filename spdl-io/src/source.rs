@@ -88,9 +88,9 @@ impl Source {
                 Ok(data.clone())
             }
             Source::Remote { url, store } => {
+                // One GET; the size limit is checked from its headers.
                 let store = Self::remote(url, store.as_ref())?;
-                check(store.size_blocking(url)?)?;
-                store.get_blocking(url)
+                Ok(store.get_sized_blocking(url, None, limits.max_input_bytes)?.0)
             }
         }
     }

@@ -186,7 +186,9 @@ fn transient_503s_are_retried() {
     let rel = IMAGES[0];
     let got = load_image(store.source(rel), &ImageConfig::default()).unwrap();
     assert_eq!(got, load_image(workspace().join(rel), &ImageConfig::default()).unwrap());
-    assert!(server.requests.load(Ordering::SeqCst) >= 4, "HEAD + GET after two 503s");
+    // Two 503s, then one GET: the size limit is checked from the GET's
+    // headers, so an image costs one request (no HEAD).
+    assert_eq!(server.requests.load(Ordering::SeqCst), 3);
 }
 
 #[test]
@@ -305,4 +307,15 @@ fn sampling_a_remote_video_fetches_only_the_gops_it_needs() {
         fetched < bound.min(file_size / 2),
         "fetched {fetched} bytes of {file_size} (bound {bound}, max GOP {max_gop})"
     );
+}
+
+#[test]
+fn a_remote_object_over_the_size_limit_is_refused_before_its_body() {
+    let server = FileServer::start(&workspace());
+    let store = server.store(&StoreConfig::default());
+    let limits = spdl_io::Limits::default().with_max_input_bytes(1000);
+    let err = load_image(store.source(IMAGES[0]), &ImageConfig::default().with_limits(limits)).unwrap_err();
+    assert!(matches!(err, Error::Limit { .. }), "{err}");
+    assert!(err.to_string().contains("jpeg_baseline_420.jpg"), "{err}");
+    assert_eq!(store.stats().bytes, 0, "no body was read");
 }
