@@ -28,25 +28,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import sys
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench-out" / "python"
-SIZE = 224
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def dct_factor(w: int, h: int) -> int:
-    """Largest power-of-two reduction that keeps both sides >= SIZE (as libjpeg's
-    scaled decode, used by every JPEG contender that can)."""
-    f = 1
-    while f < 8 and w // (f * 2) >= SIZE and h // (f * 2) >= SIZE:
-        f *= 2
-    return f
+sys.path.insert(0, str(ROOT / "benches"))
+# The JPEG reduction rule (Pillow's draft rule) shared with compare_image.py.
+from compare_image import RESIZE as SIZE, _read as read, dct_factor  # noqa: E402
 
 
 def pooled(threads, fn, items):

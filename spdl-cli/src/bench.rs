@@ -29,16 +29,21 @@ const VIDEO_EXT: &[&str] = &["mp4", "mkv", "webm", "mov", "avi", "ts", "mpg"];
 const AUDIO_EXT: &[&str] = &["wav", "flac", "mp3", "m4a", "aac", "ogg", "oga", "opus"];
 
 impl Kind {
+    /// The kind of a file name, by extension.
     fn of(name: &str) -> Option<Kind> {
-        let lower = name.to_ascii_lowercase();
-        let ext = lower.rsplit_once('.').map(|(_, e)| e)?;
+        Kind::of_extension(name.rsplit_once('.')?.1)
+    }
+
+    /// The kind of a file extension (`"JPG"`, `"flac"`).
+    fn of_extension(ext: &str) -> Option<Kind> {
+        let ext = ext.to_ascii_lowercase();
         [
             (Kind::Image, IMAGE_EXT),
             (Kind::Video, VIDEO_EXT),
             (Kind::Audio, AUDIO_EXT),
         ]
         .into_iter()
-        .find(|(_, exts)| exts.contains(&ext))
+        .find(|(_, exts)| exts.contains(&ext.as_str()))
         .map(|(k, _)| k)
     }
 }
@@ -69,7 +74,8 @@ struct Work {
 
 #[derive(Clone)]
 enum Input {
-    Source(Source),
+    /// A file or object and its listed size.
+    Source(Source, u64),
     Bytes(Bytes),
     Broken(String),
 }
@@ -109,7 +115,7 @@ impl Listing {
                     (args.kind.is_none_or(|k| k == kind)).then(|| Work {
                         name: item.source.name(),
                         kind,
-                        input: Input::Source(item.source),
+                        input: Input::Source(item.source, item.size),
                     })
                 })
                 .take(args.limit.unwrap_or(usize::MAX))
@@ -187,10 +193,7 @@ fn shard_samples(shard: sio::DatasetItem, kind: Kind) -> Box<dyn Iterator<Item =
     let samples = sio::ShardReader::new(reader, name.clone(), 1 << 30);
     Box::new(samples.filter_map(move |sample| match sample {
         Ok(s) => {
-            let (ext, data) = s
-                .fields
-                .iter()
-                .find(|(e, _)| Kind::of(&format!("x.{e}")) == Some(kind))?;
+            let (ext, data) = s.fields.iter().find(|(e, _)| Kind::of_extension(e) == Some(kind))?;
             Some(Work {
                 name: format!("{name}:{}.{ext}", s.key),
                 kind,
@@ -212,7 +215,7 @@ fn broken(name: &str, kind: Kind, reason: String) -> Work {
 /// Fetches a remote object (async, on the store's I/O runtime); local
 /// files and shard members pass through.
 async fn fetch(work: Work) -> Result<Work, String> {
-    let Input::Source(Source::Remote { url, store }) = &work.input else {
+    let Input::Source(Source::Remote { url, store }, _) = &work.input else {
         return Ok(work);
     };
     let store = match store {
@@ -229,10 +232,8 @@ async fn fetch(work: Work) -> Result<Work, String> {
 /// Decodes one item, counting its encoded bytes in `read`.
 fn decode(work: Work, size: (u32, u32), read: &AtomicU64) -> Result<Decoded, String> {
     let source = match work.input {
-        Input::Source(s) => {
-            if let Source::Path(p) = &s {
-                read.fetch_add(std::fs::metadata(p).map_or(0, |m| m.len()), Ordering::Relaxed);
-            }
+        Input::Source(s, size) => {
+            read.fetch_add(size, Ordering::Relaxed);
             s
         }
         Input::Bytes(data) => {

@@ -355,11 +355,7 @@ impl Store {
     /// # Errors
     /// As [`Store::get`].
     pub async fn get_range(&self, url: &str, range: Range<u64>) -> Result<Bytes> {
-        let data = self
-            .request(url, |store, path| async move { store.get_range(&path, range).await })
-            .await?;
-        self.count(&data);
-        Ok(data)
+        Ok(self.get_sized(url, Some(range), u64::MAX).await?.0)
     }
 
     /// The size of an object in bytes.

@@ -136,7 +136,7 @@ fn load_image_batch<'py>(
 
 /// The video settings of `load_video`, `sample_frames` and `stream_video`.
 #[allow(clippy::too_many_arguments)]
-fn video_config(
+pub(crate) fn video_config(
     size: Option<(u32, u32)>,
     pix_fmt: &str,
     interpolation: &str,

@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use ndarray::{Array3, Array4, Axis};
 use numpy::IntoPyArray;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use spdl::io::{self as sio, ImageConfig, Source};
 use spdl::pipeline::{self as sp, FailureBudget, PipelineConfig, StageConfig};
 
 use crate::errors::pipeline_error;
-use crate::io::image_config;
+use crate::io::{image_config, video_config};
 use crate::pools::with_python;
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -127,6 +127,18 @@ fn collate(item: Item) -> Result<Item, String> {
 }
 
 impl PipelineBuilder {
+    /// Adds a native stage: `decode` runs on the CPU pool on each item's
+    /// source, never taking the GIL.
+    fn native(
+        slf: &Bound<'_, Self>,
+        cfg: StageConfig,
+        decode: impl Fn(Source) -> Result<Item, sio::Error> + Send + Sync + 'static,
+    ) -> PyResult<Py<Self>> {
+        Self::update(slf, move |b| {
+            b.pipe_blocking(move |item: Item| decode(item.source()?).map_err(|e| e.to_string()), cfg)
+        })
+    }
+
     /// Applies `f` to the builder, which must still be unbuilt.
     fn update(slf: &Bound<'_, Self>, f: impl FnOnce(Builder) -> Builder) -> PyResult<Py<Self>> {
         let this = slf.get();
@@ -200,15 +212,7 @@ impl PipelineBuilder {
     ) -> PyResult<Py<Self>> {
         let config: ImageConfig = image_config(size, pix_fmt, interpolation, fit, apply_orientation)?;
         let cfg = stage(name, concurrency, ordered, None);
-        Self::update(slf, move |b| {
-            b.pipe_blocking(
-                move |item: Item| {
-                    let image = sio::load_image(item.source()?, &config).map_err(|e| e.to_string())?;
-                    Ok::<_, String>(Item::Image(image))
-                },
-                cfg,
-            )
-        })
+        Self::native(slf, cfg, move |src| sio::load_image(src, &config).map(Item::Image))
     }
 
     /// A native stage decoding each item's video to (N, H, W, C) uint8.
@@ -223,25 +227,10 @@ impl PipelineBuilder {
         ordered: bool,
         name: &str,
     ) -> PyResult<Py<Self>> {
-        let mut config = sio::VideoConfig::default()
-            .with_pix_fmt(
-                pix_fmt
-                    .parse()
-                    .map_err(|e: sio::Error| PyValueError::new_err(e.to_string()))?,
-            )
-            .with_threads(num_threads);
-        if let Some((w, h)) = size {
-            config = config.with_size(w, h);
-        }
+        let config = video_config(size, pix_fmt, "bilinear", None, None, None, num_threads, true)?;
         let cfg = stage(name, concurrency, ordered, None);
-        Self::update(slf, move |b| {
-            b.pipe_blocking(
-                move |item: Item| {
-                    let video = sio::load_video(item.source()?, &config).map_err(|e| e.to_string())?;
-                    Ok::<_, String>(Item::Frames(video.frames))
-                },
-                cfg,
-            )
+        Self::native(slf, cfg, move |src| {
+            sio::load_video(src, &config).map(|v| Item::Frames(v.frames))
         })
     }
 
