@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench-out" / "python"
 sys.path.insert(0, str(ROOT / "benches"))
 # The JPEG reduction rule (Pillow's draft rule) shared with compare_image.py.
-from compare_image import RESIZE as SIZE, _read as read, dct_factor  # noqa: E402
+from compare_image import RESIZE as SIZE, _read as read, dct_factor, jpeg_size  # noqa: E402
 
 
 def pooled(threads, fn, items):
@@ -67,9 +67,12 @@ def image_contenders(paths, threads):
         im.draft("RGB", (SIZE, SIZE))
         return np.asarray(im.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR))
 
+    reduced = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+               8: cv2.IMREAD_REDUCED_COLOR_8}
+
     def opencv(p):
         buf = np.frombuffer(blobs[p], np.uint8)
-        img = cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_2)
+        img = cv2.imdecode(buf, reduced[dct_factor(*jpeg_size(blobs[p]))])  # same rule as the others
         return resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
     def simple(p):
