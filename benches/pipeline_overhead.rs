@@ -7,7 +7,10 @@
 //! Kinds: `async`/`blocking`: 3 no-op stages of that kind; `sleep`: one
 //! async stage sleeping 10 ms per item at concurrency 32; `regroup`:
 //! `aggregate(32)` then `disaggregate()`; `startup`: an empty pipeline's
-//! build-to-first-item and drop times (`times_s` holds pairs).
+//! build-to-first-item and drop times (`times_s` holds pairs);
+//! `sleep-tokio`: the same sleeps through `buffer_unordered(32)` on a plain
+//! 2-thread tokio runtime, no pipeline (the ceiling tokio's 1 ms timer
+//! allows).
 //! `--runtime-threads N` sets the tokio worker threads (default 2).
 //! Prints one JSON line: `{"impl":"spdl-rs","kind":..,"items":N,"times_s":[..],"peak_rss_kb":..}`.
 
@@ -20,6 +23,29 @@ mod common;
 
 async fn noop(x: u64) -> Result<u64, String> {
     Ok(x)
+}
+
+async fn sleep_10ms(x: u64) -> Result<u64, String> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    Ok(x)
+}
+
+/// Seconds for `items` 10 ms sleeps at concurrency 32 on plain tokio.
+fn tokio_sleeps(items: u64) -> Result<f64> {
+    use futures::StreamExt;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()?;
+    let t0 = Instant::now();
+    let n = rt.block_on(
+        futures::stream::iter(0..items)
+            .map(sleep_10ms)
+            .buffer_unordered(32)
+            .count(),
+    );
+    anyhow::ensure!(n as u64 == items, "{n} of {items} sleeps finished");
+    Ok(t0.elapsed().as_secs_f64())
 }
 
 fn build(kind: &str, items: u64, config: PipelineConfig) -> Result<Pipeline<u64>> {
@@ -38,13 +64,7 @@ fn build(kind: &str, items: u64, config: PipelineConfig) -> Result<Pipeline<u64>
             .add_sink(3)
             .build()?,
         "sleep" => source
-            .pipe(
-                |x: u64| async move {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    Ok::<_, String>(x)
-                },
-                StageConfig::new("sleep").with_concurrency(32),
-            )
+            .pipe(sleep_10ms, StageConfig::new("sleep").with_concurrency(32))
             .add_sink(3)
             .build()?,
         "regroup" => source.aggregate(32).disaggregate().add_sink(3).build()?,
@@ -83,6 +103,10 @@ fn main() -> Result<()> {
         for _ in 0..repeat {
             let (first, shutdown) = startup()?;
             times.extend([first, shutdown]);
+        }
+    } else if kind == "sleep-tokio" {
+        for _ in 0..repeat {
+            times.push(tokio_sleeps(items)?);
         }
     } else {
         let pipeline = build(&kind, items, config)?;

@@ -66,7 +66,8 @@ impl std::fmt::Display for FailureBudget {
 pub struct StageConfig {
     /// Name in stats and failure reports.
     pub name: String,
-    /// Items processed at once (default 1).
+    /// Calls running at once (default 1). A blocking stage whose calls are
+    /// short runs several items one after another in one CPU-pool task.
     pub concurrency: usize,
     /// Emit in input order instead of completion order (default false).
     pub ordered: bool,
@@ -75,7 +76,8 @@ pub struct StageConfig {
     pub timeout: Option<Duration>,
     /// The stage's failure budget (default unlimited).
     pub budget: FailureBudget,
-    /// Capacity of the stage's output queue (default `max(2 * concurrency, 16)`).
+    /// Capacity of the stage's output queue in items (default
+    /// `max(2 * concurrency, 16)`; see [`PipelineConfig::max_chunk`]).
     pub queue: Option<usize>,
 }
 
@@ -143,6 +145,14 @@ pub struct PipelineConfig {
     pub budget: FailureBudget,
     /// Log a stats table through `tracing` at this interval (default off).
     pub report_interval: Option<Duration>,
+    /// The most items one stage hands to the next at once (default 256).
+    /// A stage hands over everything it has ready in one go, so a fast
+    /// stage pays one wake-up per chunk instead of one per item; items that
+    /// finish one at a time (decodes) still travel alone. A queue of
+    /// capacity `n` takes a chunk while it holds fewer than `n` items, so
+    /// it holds at most `n - 1 + max_chunk`: set 1 for strictly per-item
+    /// queues when a fast source yields large items.
+    pub max_chunk: usize,
 }
 
 impl Default for PipelineConfig {
@@ -153,6 +163,7 @@ impl Default for PipelineConfig {
             cpu_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             budget: FailureBudget::default(),
             report_interval: None,
+            max_chunk: 256,
         }
     }
 }
@@ -186,6 +197,12 @@ impl PipelineConfig {
     #[must_use]
     pub fn with_report_interval(mut self, every: Option<Duration>) -> Self {
         self.report_interval = every;
+        self
+    }
+    /// Sets [`PipelineConfig::max_chunk`] (at least 1).
+    #[must_use]
+    pub fn with_max_chunk(mut self, n: usize) -> Self {
+        self.max_chunk = n.max(1);
         self
     }
 }

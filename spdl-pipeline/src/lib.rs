@@ -28,6 +28,7 @@ mod config;
 mod error;
 mod merge;
 mod pipeline;
+mod queue;
 mod sampler;
 mod stats;
 

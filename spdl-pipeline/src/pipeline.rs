@@ -1,7 +1,10 @@
 //! The builder, the running pipeline and its blocking iterator.
 //!
 //! Each stage is a tokio task between two bounded queues, so a slow
-//! consumer stalls the stages upstream with bounded memory. Async stages
+//! consumer stalls the stages upstream with bounded memory. Items move
+//! between stages in chunks of whatever is ready at once (see
+//! [`crate::queue`]), so a fast stage costs a wake-up per chunk, not per
+//! item. Async stages
 //! run on the pipeline's own runtime; blocking stages run on its rayon CPU
 //! pool and are awaited, so no runtime thread ever blocks. A built pipeline
 //! serves many epochs: each [`Pipeline::run`] spawns fresh stage tasks on
@@ -11,30 +14,41 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::runtime::{Handle, Runtime};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::aggregate::{Aggregator, CountAggregator};
 use crate::config::{FailureBudget, PipelineConfig, StageConfig};
 use crate::merge::{Merge, MergePolicy};
+use crate::queue::{queue, Receiver, Sender};
 use crate::stats::{PipelineStats, StageCounters};
 use crate::{DistributedSampler, Error, Failure, Result};
 
-/// Capacity of the queues the pipeline adds itself (after the source,
-/// aggregate, disaggregate, route). Large enough that a fast stage finds
-/// items waiting instead of being woken for each one; small enough to bound
-/// memory.
+/// Capacity (items) of the queues the pipeline adds itself (after the
+/// source, aggregate, disaggregate, route).
 const LINK_QUEUE: usize = 16;
+
+/// A source iterator's items are handed over at most this long after they
+/// were produced, even when the chunk is not full (tokio's timer ticks
+/// every millisecond).
+const SOURCE_FLUSH: Duration = Duration::from_millis(1);
+
+/// A blocking stage gives one CPU-pool task about this much work (from the
+/// stage's mean task time so far), so short calls share one hand-off.
+const UNIT_TIME: Duration = Duration::from_micros(50);
 
 /// An item with its position in the source.
 struct Env<T> {
     seq: u64,
     value: T,
 }
+
+type Tx<T> = Sender<Env<T>>;
+type Rx<T> = Receiver<Env<T>>;
 
 /// What a running epoch shares between its stages.
 struct Ctx {
@@ -46,6 +60,8 @@ struct Ctx {
     budget: FailureBudget,
     source_items: AtomicU64,
     done: AtomicBool,
+    /// The most items handed from one stage to the next at once.
+    max_chunk: usize,
     /// Stop the source after this many items (profiling).
     limit: Option<u64>,
     /// Profile the task stage with this ordinal at this concurrency.
@@ -111,26 +127,87 @@ impl Ctx {
     }
 }
 
-/// Sends `env`, recording the wait; false when the receiver is gone.
-async fn put<T>(tx: &mpsc::Sender<Env<T>>, env: Env<T>, c: &StageCounters) -> bool {
-    let t0 = Instant::now();
-    let ok = tx.send(env).await.is_ok();
-    StageCounters::add(&c.put_wait_ns, t0.elapsed());
-    c.items_out.fetch_add(1, Ordering::Relaxed);
-    c.queue_len
-        .store((tx.max_capacity() - tx.capacity()) as u64, Ordering::Relaxed);
-    ok
+/// The input of a stage: chunks from the queue before it, recording the
+/// wait and the arrivals.
+struct Input<T> {
+    rx: Rx<T>,
+    c: Arc<StageCounters>,
 }
 
-/// The input of a stage as a stream, recording waits and arrivals.
-fn input<T: Send + 'static>(rx: mpsc::Receiver<Env<T>>, c: Arc<StageCounters>) -> impl Stream<Item = Env<T>> {
-    futures::stream::unfold((rx, c), |(mut rx, c)| async move {
+impl<T> Input<T> {
+    fn new(rx: Rx<T>, c: Arc<StageCounters>) -> Self {
+        Input { rx, c }
+    }
+
+    async fn next_chunk(&mut self) -> Option<Vec<Env<T>>> {
         let t0 = Instant::now();
-        let env = rx.recv().await?;
-        StageCounters::add(&c.get_wait_ns, t0.elapsed());
-        c.items_in.fetch_add(1, Ordering::Relaxed);
-        Some((env, (rx, c)))
-    })
+        let chunk = self.rx.recv().await?;
+        StageCounters::add(&self.c.get_wait_ns, t0.elapsed());
+        Some(self.arrived(chunk))
+    }
+
+    /// [`Input::next_chunk`] if it needs no waiting.
+    fn ready_chunk(&mut self) -> Option<Option<Vec<Env<T>>>> {
+        Some(self.rx.try_recv()?.map(|chunk| self.arrived(chunk)))
+    }
+
+    fn arrived(&self, chunk: Vec<Env<T>>) -> Vec<Env<T>> {
+        self.c.items_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        chunk
+    }
+}
+
+/// The output of a stage: items gathered into a chunk that is handed over
+/// when full or when the stage flushes at the end of a round of work. Every
+/// send returns false once the consumer is gone.
+struct Output<T> {
+    tx: Tx<T>,
+    c: Arc<StageCounters>,
+    chunk: Vec<Env<T>>,
+    max_chunk: usize,
+}
+
+impl<T> Output<T> {
+    fn new(ctx: &Ctx, tx: Tx<T>, c: Arc<StageCounters>) -> Self {
+        Output {
+            tx,
+            c,
+            chunk: Vec::new(),
+            max_chunk: ctx.max_chunk,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.chunk.len() >= self.max_chunk
+    }
+
+    /// Adds an item without handing anything over.
+    fn add(&mut self, env: Env<T>) {
+        self.chunk.push(env);
+    }
+
+    /// Adds an item, handing the chunk over when it is full.
+    async fn push(&mut self, env: Env<T>) -> bool {
+        self.add(env);
+        !self.is_full() || self.flush().await
+    }
+
+    /// Hands over the items gathered so far.
+    async fn flush(&mut self) -> bool {
+        let chunk = std::mem::take(&mut self.chunk);
+        self.send(chunk).await
+    }
+
+    /// Hands over `chunk` as it is, recording the wait.
+    async fn send(&mut self, chunk: Vec<Env<T>>) -> bool {
+        let n = chunk.len() as u64;
+        let t0 = Instant::now();
+        let ok = self.tx.send(chunk).await;
+        StageCounters::add(&self.c.put_wait_ns, t0.elapsed());
+        self.c.items_out.fetch_add(n, Ordering::Relaxed);
+        self.c.queue_len.store(self.tx.len() as u64, Ordering::Relaxed);
+        ok
+    }
 }
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
@@ -143,12 +220,109 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Spawns the sequence of stages from a source receiver to an output one.
-type Chain<S, T> = Arc<dyn Fn(&CtxRef, mpsc::Receiver<Env<S>>) -> mpsc::Receiver<Env<T>> + Send + Sync>;
+type Chain<S, T> = Arc<dyn Fn(&CtxRef, Rx<S>) -> Rx<T> + Send + Sync>;
 /// Makes the source iterator of an epoch.
 type SourceFn<S> = Arc<dyn Fn(u64) -> SourceItems<S> + Send + Sync>;
-/// The work of a stage: one item in, a future of its result out.
-type Task<T, U> =
-    Arc<dyn Fn(&CtxRef, T) -> futures::future::BoxFuture<'static, std::result::Result<U, String>> + Send + Sync>;
+/// Results of a unit of work, by source position.
+type Done<U> = Vec<(u64, std::result::Result<U, String>)>;
+
+/// What a `pipe` stage does with one item.
+enum Work<T, U> {
+    /// A future on the runtime.
+    Async(Arc<dyn Fn(T) -> BoxFuture<'static, std::result::Result<U, String>> + Send + Sync>),
+    /// A call on the CPU pool.
+    Blocking(Arc<dyn Fn(T) -> std::result::Result<U, String> + Send + Sync>),
+}
+
+impl<T, U> Clone for Work<T, U> {
+    fn clone(&self) -> Self {
+        match self {
+            Work::Async(f) => Work::Async(f.clone()),
+            Work::Blocking(f) => Work::Blocking(f.clone()),
+        }
+    }
+}
+
+fn record_task_time(c: &StageCounters, elapsed: Duration) {
+    StageCounters::add(&c.task_ns, elapsed);
+    c.task_time.record(elapsed);
+}
+
+impl<T: Send + 'static, U: Send + 'static> Work<T, U> {
+    /// How many of `waiting` items one task takes when `free` slots are
+    /// open: one future per item; for the CPU pool, about [`UNIT_TIME`] of
+    /// work (one item until a mean is known, or with a timeout), spread
+    /// over the free slots.
+    fn unit_size(&self, ctx: &Ctx, c: &StageCounters, timeout: Option<Duration>, waiting: usize, free: usize) -> usize {
+        let Work::Blocking(_) = self else { return 1 };
+        let done = c.items_out.load(Ordering::Relaxed) + c.failures.load(Ordering::Relaxed);
+        let mean_ns = c.task_ns.load(Ordering::Relaxed).checked_div(done);
+        let per_task = match (timeout, mean_ns) {
+            (None, Some(mean)) => (UNIT_TIME.as_nanos() as u64 / mean.max(1)).clamp(1, ctx.max_chunk as u64) as usize,
+            _ => 1,
+        };
+        per_task.min(waiting.div_ceil(free.max(1))).max(1)
+    }
+
+    /// Starts one task over `items` (run one after another); its future
+    /// gives each item's result. Panics and timeouts become `Err`.
+    fn start(
+        &self,
+        ctx: &Ctx,
+        c: &Arc<StageCounters>,
+        items: Vec<Env<T>>,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'static, Done<U>> {
+        let timed_out = move |t: Duration| format!("timed out after {t:?}");
+        match self {
+            Work::Async(f) => {
+                let (f, c) = (f.clone(), c.clone());
+                async move {
+                    let mut done = Vec::with_capacity(items.len());
+                    for env in items {
+                        let t0 = Instant::now();
+                        let work = AssertUnwindSafe(f(env.value)).catch_unwind();
+                        let result = match timeout {
+                            Some(t) => tokio::time::timeout(t, work)
+                                .await
+                                .unwrap_or_else(|_| Ok(Err(timed_out(t)))),
+                            None => work.await,
+                        };
+                        record_task_time(&c, t0.elapsed());
+                        done.push((env.seq, result.unwrap_or_else(|p| Err(panic_message(p)))));
+                    }
+                    done
+                }
+                .boxed()
+            }
+            Work::Blocking(f) => {
+                let (f, c) = (f.clone(), c.clone());
+                let seqs: Vec<u64> = items.iter().map(|env| env.seq).collect();
+                let (tx, rx) = tokio::sync::oneshot::channel::<Done<U>>();
+                ctx.pool.spawn(move || {
+                    let done = items.into_iter().map(|env| {
+                        let t0 = Instant::now();
+                        let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(env.value)));
+                        record_task_time(&c, t0.elapsed());
+                        (env.seq, result.unwrap_or_else(|p| Err(panic_message(p))))
+                    });
+                    let _ = tx.send(done.collect());
+                });
+                async move {
+                    let failed = |reason: String| seqs.iter().map(|&seq| (seq, Err(reason.clone()))).collect();
+                    let result = match timeout {
+                        Some(t) => tokio::time::timeout(t, rx)
+                            .await
+                            .unwrap_or_else(|_| Ok(failed(timed_out(t)))),
+                        None => rx.await,
+                    };
+                    result.unwrap_or_else(|_| failed("the CPU pool dropped the task".into()))
+                }
+                .boxed()
+            }
+        }
+    }
+}
 
 /// Builds a pipeline: a source, stages that each change the item type, and
 /// a sink; checked at compile time.
@@ -295,7 +469,7 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
     /// Appends a stage that spawns its task(s) for each run.
     fn then<U: Send + 'static>(
         self,
-        stage: impl Fn(&CtxRef, mpsc::Receiver<Env<T>>) -> mpsc::Receiver<Env<U>> + Send + Sync + 'static,
+        stage: impl Fn(&CtxRef, Rx<T>) -> Rx<U> + Send + Sync + 'static,
     ) -> PipelineBuilder<S, U> {
         let prev = self.chain;
         PipelineBuilder {
@@ -306,8 +480,8 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
         }
     }
 
-    fn task_stage<U: Send + 'static>(self, task: Task<T, U>, cfg: StageConfig) -> PipelineBuilder<S, U> {
-        self.then(move |ctx, rx| spawn_task_stage(ctx, rx, task.clone(), cfg.clone()))
+    fn task_stage<U: Send + 'static>(self, work: Work<T, U>, cfg: StageConfig) -> PipelineBuilder<S, U> {
+        self.then(move |ctx, rx| spawn_task_stage(ctx, rx, work.clone(), cfg.clone()))
     }
 
     /// An async stage: `f` runs on the pipeline's runtime, up to
@@ -321,32 +495,25 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
         Fut: Future<Output = std::result::Result<U, E>> + Send + 'static,
     {
         let f = Arc::new(f);
-        let task: Task<T, U> = Arc::new(move |_, item| {
+        let work = Work::Async(Arc::new(move |item| {
             let f = f.clone();
             async move { f(item).await.map_err(|e| e.to_string()) }.boxed()
-        });
-        self.task_stage(task, cfg)
+        }));
+        self.task_stage(work, cfg)
     }
 
     /// A blocking (CPU) stage: `f` runs on the pipeline's rayon pool, never
-    /// on a runtime thread; up to `concurrency` items at once.
+    /// on a runtime thread; up to `concurrency` calls at once. When calls
+    /// are short (well under 50 us), one pool task runs several items one
+    /// after another, so the hand-off to the pool is shared.
     pub fn pipe_blocking<U, E, F>(self, f: F, cfg: StageConfig) -> PipelineBuilder<S, U>
     where
         U: Send + 'static,
         E: std::fmt::Display,
         F: Fn(T) -> std::result::Result<U, E> + Send + Sync + 'static,
     {
-        let f = Arc::new(f);
-        let task: Task<T, U> = Arc::new(move |ctx, item| {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let f = f.clone();
-            ctx.pool.spawn(move || {
-                let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(item).map_err(|e| e.to_string())));
-                let _ = tx.send(r.unwrap_or_else(|p| Err(panic_message(p))));
-            });
-            async move { rx.await.unwrap_or_else(|_| Err("the CPU pool dropped the task".into())) }.boxed()
-        });
-        self.task_stage(task, cfg)
+        let work = Work::Blocking(Arc::new(move |item| f(item).map_err(|e| e.to_string())));
+        self.task_stage(work, cfg)
     }
 
     /// Groups items into `Vec`s of `n` (the last may be shorter).
@@ -373,13 +540,14 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
     {
         let stage = name.to_string();
         self.then(move |ctx, rx| {
-            let (tx, out) = mpsc::channel(LINK_QUEUE);
+            let (tx, out) = queue(LINK_QUEUE);
             let c = ctx.register(&stage, LINK_QUEUE);
             let mut aggregator = make();
             let ctx = ctx.clone();
             let budget = FailureBudget::default();
             ctx.handle.clone().spawn(async move {
-                let mut items = Box::pin(input(rx, c.clone()));
+                let mut input = Input::new(rx, c.clone());
+                let mut output = Output::new(&ctx, tx, c.clone());
                 let mut first = None;
                 // A panicking aggregator loses the items it held: report it
                 // as a failure of this stage and go on (or stop, at end).
@@ -394,20 +562,26 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
                         None
                     })
                 };
-                while let Some(env) = items.next().await {
-                    let seq = *first.get_or_insert(env.seq);
-                    let mut value = Some(env.value);
-                    let out = guarded(env.seq, &mut |a: &mut A| a.push(value.take().expect("pushed once")));
-                    if let Some(value) = out {
-                        first = None;
-                        if !put(&tx, Env { seq, value }, &c).await {
-                            return;
+                while let Some(chunk) = input.next_chunk().await {
+                    for env in chunk {
+                        let seq = *first.get_or_insert(env.seq);
+                        let mut value = Some(env.value);
+                        let out = guarded(env.seq, &mut |a: &mut A| a.push(value.take().expect("pushed once")));
+                        if let Some(value) = out {
+                            first = None;
+                            if !output.push(Env { seq, value }).await {
+                                return;
+                            }
                         }
+                    }
+                    if !output.flush().await {
+                        return;
                     }
                 }
                 let seq = first.unwrap_or(0);
                 if let Some(value) = guarded(seq, &mut |a: &mut A| a.finish()) {
-                    put(&tx, Env { seq, value }, &c).await;
+                    output.push(Env { seq, value }).await;
+                    output.flush().await;
                 }
             });
             out
@@ -440,19 +614,19 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
         let select = Arc::new(select);
         self.then(move |ctx, rx| {
             let c = ctx.register("route", LINK_QUEUE);
-            let (txs, outs): (Vec<_>, Vec<_>) = chains
+            let (mut outputs, branch_outs): (Vec<_>, Vec<_>) = chains
                 .iter()
                 .map(|chain| {
-                    let (tx, branch_rx) = mpsc::channel(LINK_QUEUE);
-                    (tx, chain(ctx, branch_rx))
+                    let (tx, branch_rx) = queue(LINK_QUEUE);
+                    (Output::new(ctx, tx, c.clone()), chain(ctx, branch_rx))
                 })
                 .unzip();
-            let (merged_tx, merged) = mpsc::channel(LINK_QUEUE);
-            for mut branch_out in outs {
+            let (merged_tx, merged) = queue(LINK_QUEUE);
+            for mut branch_out in branch_outs {
                 let merged_tx = merged_tx.clone();
                 ctx.handle.spawn(async move {
-                    while let Some(env) = branch_out.recv().await {
-                        if merged_tx.send(env).await.is_err() {
+                    while let Some(chunk) = branch_out.recv().await {
+                        if !merged_tx.send(chunk).await {
                             return;
                         }
                     }
@@ -461,24 +635,32 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
             let select = select.clone();
             let ctx = ctx.clone();
             ctx.handle.clone().spawn(async move {
-                let mut items = Box::pin(input(rx, c.clone()));
-                while let Some(env) = items.next().await {
-                    let i = match std::panic::catch_unwind(AssertUnwindSafe(|| select(&env.value))) {
-                        Ok(i) => i % txs.len().max(1),
-                        Err(p) => {
-                            let failure = Failure {
-                                stage: c.name.clone(),
-                                item: env.seq,
-                                reason: panic_message(p),
-                            };
-                            if ctx.fail(&c, &FailureBudget::default(), failure) {
-                                continue;
+                let mut input = Input::new(rx, c.clone());
+                let branches = outputs.len().max(1);
+                while let Some(chunk) = input.next_chunk().await {
+                    for env in chunk {
+                        let i = match std::panic::catch_unwind(AssertUnwindSafe(|| select(&env.value))) {
+                            Ok(i) => i % branches,
+                            Err(p) => {
+                                let failure = Failure {
+                                    stage: c.name.clone(),
+                                    item: env.seq,
+                                    reason: panic_message(p),
+                                };
+                                if ctx.fail(&c, &FailureBudget::default(), failure) {
+                                    continue;
+                                }
+                                return;
                             }
+                        };
+                        if !outputs[i].push(env).await {
                             return;
                         }
-                    };
-                    if !put(&txs[i], env, &c).await {
-                        return;
+                    }
+                    for output in &mut outputs {
+                        if !output.flush().await {
+                            return;
+                        }
                     }
                 }
             });
@@ -517,7 +699,7 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
         let chain = self.chain;
         let sink = self.sink;
         let start: Start<T> = Arc::new(move |ctx: &CtxRef, epoch| {
-            let (tx, rx) = mpsc::channel(LINK_QUEUE);
+            let (tx, rx) = queue(LINK_QUEUE);
             spawn_source(ctx, source(epoch), tx);
             let out = chain(ctx, rx);
             pass_through(ctx, out, "sink", sink)
@@ -540,15 +722,21 @@ where
     /// fan-out stage, an `Option` from a filtering stage).
     pub fn disaggregate(self) -> PipelineBuilder<S, T::Item> {
         self.then(|ctx, rx| {
-            let (tx, out) = mpsc::channel(LINK_QUEUE);
+            let (tx, out) = queue(LINK_QUEUE);
             let c = ctx.register("disaggregate", LINK_QUEUE);
+            let mut output = Output::new(ctx, tx, c.clone());
             ctx.handle.spawn(async move {
-                let mut items = Box::pin(input(rx, c.clone()));
-                while let Some(env) = items.next().await {
-                    for value in env.value {
-                        if !put(&tx, Env { seq: env.seq, value }, &c).await {
-                            return;
+                let mut input = Input::new(rx, c);
+                while let Some(chunk) = input.next_chunk().await {
+                    for env in chunk {
+                        for value in env.value {
+                            if !output.push(Env { seq: env.seq, value }).await {
+                                return;
+                            }
                         }
+                    }
+                    if !output.flush().await {
+                        return;
                     }
                 }
             });
@@ -557,7 +745,7 @@ where
     }
 }
 
-type Start<T> = Arc<dyn Fn(&CtxRef, u64) -> mpsc::Receiver<Env<T>> + Send + Sync>;
+type Start<T> = Arc<dyn Fn(&CtxRef, u64) -> Rx<T> + Send + Sync>;
 
 /// The items of one epoch: a blocking iterator or an async stream.
 enum SourceItems<S> {
@@ -567,39 +755,112 @@ enum SourceItems<S> {
 
 /// Feeds the epoch's source into the first queue: an iterator on a
 /// blocking thread (it may block), a stream as a task on the runtime.
-fn spawn_source<S: Send + 'static>(ctx: &CtxRef, source: SourceItems<S>, tx: mpsc::Sender<Env<S>>) {
-    let c = ctx.register("source", tx.max_capacity());
+fn spawn_source<S: Send + 'static>(ctx: &CtxRef, source: SourceItems<S>, tx: Tx<S>) {
+    let c = ctx.register("source", LINK_QUEUE);
+    let output = Output::new(ctx, tx, c.clone());
     let ctx = ctx.clone();
     match source {
-        SourceItems::Iter(mut items) => {
-            ctx.handle.clone().spawn_blocking(move || {
-                for seq in 0.. {
-                    let next = std::panic::catch_unwind(AssertUnwindSafe(|| items.next()));
-                    let Some(value) = source_item(&ctx, &c, seq, next) else {
-                        break;
-                    };
-                    let t0 = Instant::now();
-                    if tx.blocking_send(Env { seq, value }).is_err() || ctx.aborted() {
-                        break;
-                    }
-                    source_sent(&c, t0);
-                }
+        SourceItems::Iter(items) => {
+            ctx.handle
+                .clone()
+                .spawn_blocking(move || feed_iter(&ctx, &c, items, output));
+        }
+        SourceItems::Stream(items) => {
+            ctx.handle
+                .clone()
+                .spawn(async move { feed_stream(&ctx, &c, items, output).await });
+        }
+    }
+}
+
+/// A blocking iterator's items on their way to the first queue. The
+/// source thread hands a chunk over when it is full; a timer task hands
+/// over what is pending [`SOURCE_FLUSH`] after a chunk's first item came
+/// in, so a source that stalls inside `next()` never holds back the items
+/// it has already produced. Taking the pending items and sending them
+/// happen under one lock, so chunks keep their order.
+struct SourceChunks<S> {
+    /// Items not yet handed over, and whether a timed flush is scheduled.
+    pending: Mutex<(Vec<Env<S>>, bool)>,
+    output: tokio::sync::Mutex<Output<S>>,
+}
+
+impl<S> SourceChunks<S> {
+    /// Adds an item: (the chunk is full, a timed flush must be scheduled).
+    fn add(&self, env: Env<S>, max_chunk: usize) -> (bool, bool) {
+        let mut pending = self.pending.lock().expect("source lock");
+        pending.0.push(env);
+        let schedule = !std::mem::replace(&mut pending.1, true);
+        (pending.0.len() >= max_chunk, schedule)
+    }
+
+    /// Hands over the pending items; `timed` marks the scheduled flush.
+    async fn flush(&self, timed: bool) -> bool {
+        let mut output = self.output.lock().await;
+        let chunk = {
+            let mut pending = self.pending.lock().expect("source lock");
+            pending.1 &= !timed;
+            std::mem::take(&mut pending.0)
+        };
+        output.send(chunk).await
+    }
+}
+
+/// Feeds a blocking iterator into the first queue in chunks.
+fn feed_iter<S: Send + 'static>(
+    ctx: &Ctx,
+    c: &StageCounters,
+    mut items: Box<dyn Iterator<Item = S> + Send>,
+    output: Output<S>,
+) {
+    let chunks = Arc::new(SourceChunks {
+        pending: Mutex::new((Vec::new(), false)),
+        output: tokio::sync::Mutex::new(output),
+    });
+    for seq in 0.. {
+        let next = std::panic::catch_unwind(AssertUnwindSafe(|| items.next()));
+        let Some(value) = source_item(ctx, c, seq, next) else {
+            break;
+        };
+        let (full, schedule) = chunks.add(Env { seq, value }, ctx.max_chunk);
+        if schedule {
+            let chunks = chunks.clone();
+            ctx.handle.spawn(async move {
+                tokio::time::sleep(SOURCE_FLUSH).await;
+                chunks.flush(true).await
             });
         }
-        SourceItems::Stream(mut items) => {
-            ctx.handle.clone().spawn(async move {
-                for seq in 0.. {
-                    let next = AssertUnwindSafe(items.next()).catch_unwind().await;
-                    let Some(value) = source_item(&ctx, &c, seq, next) else {
-                        break;
-                    };
-                    let t0 = Instant::now();
-                    if tx.send(Env { seq, value }).await.is_err() || ctx.aborted() {
-                        break;
-                    }
-                    source_sent(&c, t0);
-                }
-            });
+        if full && (!futures::executor::block_on(chunks.flush(false)) || ctx.aborted()) {
+            return;
+        }
+    }
+    futures::executor::block_on(chunks.flush(false));
+}
+
+/// Gathers a stream's items into chunks of what is ready at once.
+async fn feed_stream<S>(
+    ctx: &Ctx,
+    c: &StageCounters,
+    mut items: futures::stream::BoxStream<'static, S>,
+    mut output: Output<S>,
+) {
+    let mut seq = 0;
+    loop {
+        // Wait for one item, then take what else is ready without waiting.
+        let mut next = Some(AssertUnwindSafe(items.next()).catch_unwind().await);
+        while let Some(polled) = next.take() {
+            let Some(value) = source_item(ctx, c, seq, polled) else {
+                output.flush().await;
+                return;
+            };
+            output.add(Env { seq, value });
+            seq += 1;
+            if !output.is_full() {
+                next = AssertUnwindSafe(items.next()).catch_unwind().now_or_never();
+            }
+        }
+        if !output.flush().await || ctx.aborted() {
+            return;
         }
     }
 }
@@ -629,24 +890,15 @@ fn source_item<S>(ctx: &Ctx, c: &StageCounters, seq: u64, next: std::thread::Res
     }
 }
 
-fn source_sent(c: &StageCounters, t0: Instant) {
-    StageCounters::add(&c.put_wait_ns, t0.elapsed());
-    c.items_out.fetch_add(1, Ordering::Relaxed);
-}
-
 /// A stage that only buffers (the sink).
-fn pass_through<T: Send + 'static>(
-    ctx: &CtxRef,
-    rx: mpsc::Receiver<Env<T>>,
-    name: &str,
-    capacity: usize,
-) -> mpsc::Receiver<Env<T>> {
-    let (tx, out) = mpsc::channel(capacity);
+fn pass_through<T: Send + 'static>(ctx: &CtxRef, rx: Rx<T>, name: &str, capacity: usize) -> Rx<T> {
+    let (tx, out) = queue(capacity);
     let c = ctx.register(name, capacity);
+    let mut output = Output::new(ctx, tx, c.clone());
     ctx.handle.spawn(async move {
-        let mut items = Box::pin(input(rx, c.clone()));
-        while let Some(env) = items.next().await {
-            if !put(&tx, env, &c).await {
+        let mut input = Input::new(rx, c);
+        while let Some(chunk) = input.next_chunk().await {
+            if !output.send(chunk).await {
                 return;
             }
         }
@@ -654,64 +906,132 @@ fn pass_through<T: Send + 'static>(
     out
 }
 
+/// The tasks a stage has running, finishing in input or completion order.
+enum Running<U> {
+    Ordered(futures::stream::FuturesOrdered<BoxFuture<'static, Done<U>>>),
+    Unordered(futures::stream::FuturesUnordered<BoxFuture<'static, Done<U>>>),
+}
+
+impl<U> Running<U> {
+    fn new(ordered: bool) -> Self {
+        if ordered {
+            Running::Ordered(Default::default())
+        } else {
+            Running::Unordered(Default::default())
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Running::Ordered(r) => r.len(),
+            Running::Unordered(r) => r.len(),
+        }
+    }
+
+    fn push(&mut self, task: BoxFuture<'static, Done<U>>) {
+        match self {
+            Running::Ordered(r) => r.push_back(task),
+            Running::Unordered(r) => r.push(task),
+        }
+    }
+
+    /// The next task to finish (`None` when none is running).
+    async fn next(&mut self) -> Option<Done<U>> {
+        match self {
+            Running::Ordered(r) => r.next().await,
+            Running::Unordered(r) => r.next().await,
+        }
+    }
+
+    /// The results of every task that has finished by now, without waiting.
+    fn finished(&mut self) -> Done<U> {
+        let mut all = Vec::new();
+        while let Some(Some(done)) = self.next().now_or_never() {
+            all.extend(done);
+        }
+        all
+    }
+}
+
 fn spawn_task_stage<T: Send + 'static, U: Send + 'static>(
     ctx: &CtxRef,
-    rx: mpsc::Receiver<Env<T>>,
-    task: Task<T, U>,
+    rx: Rx<T>,
+    work: Work<T, U>,
     cfg: StageConfig,
-) -> mpsc::Receiver<Env<U>> {
-    let (tx, out) = mpsc::channel(cfg.queue_capacity());
+) -> Rx<U> {
+    let (tx, out) = queue(cfg.queue_capacity());
     let c = ctx.register(&cfg.name, cfg.queue_capacity());
     let ordinal = ctx.task_stages.fetch_add(1, Ordering::Relaxed) as usize;
     let profiled = ctx.profile.filter(|(k, _)| *k == ordinal).map(|(_, n)| n);
     let concurrency = profiled.unwrap_or(cfg.concurrency);
     let ctx = ctx.clone();
     ctx.handle.clone().spawn(async move {
-        let timeout = cfg.timeout;
-        // A profiled stage first takes all its input, so it runs alone.
-        let items = match profiled {
-            Some(_) => futures::stream::iter(input(rx, c.clone()).collect::<Vec<_>>().await).boxed(),
-            None => input(rx, c.clone()).boxed(),
-        };
+        let mut input = Input::new(rx, c.clone());
+        let mut output = Output::new(&ctx, tx, c.clone());
+        let mut waiting = std::collections::VecDeque::new();
+        let mut open = true;
+        if profiled.is_some() {
+            // A profiled stage first takes all its input, so it runs alone.
+            while let Some(chunk) = input.next_chunk().await {
+                waiting.extend(chunk);
+            }
+            open = false;
+        }
         let started = Instant::now();
         let mut handled = 0u64;
-        let runs = items.map(|env| {
-            let work = AssertUnwindSafe(task(&ctx, env.value)).catch_unwind();
-            let c = c.clone();
-            async move {
-                let t0 = Instant::now();
-                let result = match timeout {
-                    Some(t) => tokio::time::timeout(t, work)
-                        .await
-                        .unwrap_or_else(|_| Ok(Err(format!("timed out after {t:?}")))),
-                    None => work.await,
-                };
-                let elapsed = t0.elapsed();
-                StageCounters::add(&c.task_ns, elapsed);
-                c.task_time.record(elapsed);
-                (env.seq, result.unwrap_or_else(|p| Err(panic_message(p))))
-            }
-        });
-        let mut results = if cfg.ordered {
-            runs.buffered(concurrency).boxed()
-        } else {
-            runs.buffer_unordered(concurrency).boxed()
-        };
-        while let Some((seq, result)) = results.next().await {
-            handled += 1;
-            let keep_going = match result {
-                Ok(value) => put(&tx, Env { seq, value }, &c).await,
-                Err(reason) => {
-                    let failure = Failure {
-                        stage: cfg.name.clone(),
-                        item: seq,
-                        reason,
-                    };
-                    ctx.fail(&c, &cfg.budget, failure)
+        let mut running = Running::new(cfg.ordered);
+        loop {
+            let mut done = Vec::new();
+            while running.len() < concurrency && !waiting.is_empty() {
+                let n = work.unit_size(&ctx, &c, cfg.timeout, waiting.len(), concurrency - running.len());
+                let mut task = work.start(&ctx, &c, waiting.drain(..n).collect(), cfg.timeout);
+                // Work that finishes on its first poll (a cheap async call)
+                // skips the set of running tasks, unless it must wait for
+                // the tasks ahead of it in input order.
+                if !(cfg.ordered && running.len() > 0) {
+                    if let Poll::Ready(results) = futures::poll!(&mut task) {
+                        done.extend(results);
+                        continue;
+                    }
                 }
-            };
-            if !keep_going {
+                running.push(task);
+            }
+            // Go on without waiting while results or input are ready; the
+            // gathered results go out only when the stage would wait (or a
+            // chunk is full), after new work has started.
+            done.extend(running.finished());
+            if !done.is_empty() {
+                handled += done.len() as u64;
+                if !forward(&ctx, &c, &cfg, done, &mut output).await {
+                    return;
+                }
+                continue;
+            }
+            let wants_input = open && waiting.is_empty() && running.len() < concurrency;
+            if wants_input {
+                if let Some(chunk) = input.ready_chunk() {
+                    match chunk {
+                        Some(chunk) => waiting.extend(chunk),
+                        None => open = false,
+                    }
+                    continue;
+                }
+            }
+            if !output.flush().await {
                 return;
+            }
+            tokio::select! {
+                Some(done) = running.next(), if running.len() > 0 => {
+                    handled += done.len() as u64;
+                    if !forward(&ctx, &c, &cfg, done, &mut output).await {
+                        return;
+                    }
+                }
+                chunk = input.next_chunk(), if wants_input => match chunk {
+                    Some(chunk) => waiting.extend(chunk),
+                    None => open = false,
+                },
+                else => break,
             }
         }
         if profiled.is_some() {
@@ -719,6 +1039,28 @@ fn spawn_task_stage<T: Send + 'static, U: Send + 'static>(
         }
     });
     out
+}
+
+/// Puts a stage's results into its output and reports its failures; false
+/// when the pipeline must stop (consumer gone or budget exceeded).
+async fn forward<U>(ctx: &Ctx, c: &StageCounters, cfg: &StageConfig, done: Done<U>, output: &mut Output<U>) -> bool {
+    for (seq, result) in done {
+        let keep_going = match result {
+            Ok(value) => output.push(Env { seq, value }).await,
+            Err(reason) => {
+                let failure = Failure {
+                    stage: cfg.name.clone(),
+                    item: seq,
+                    reason,
+                };
+                ctx.fail(c, &cfg.budget, failure)
+            }
+        };
+        if !keep_going {
+            return false;
+        }
+    }
+    true
 }
 
 /// One stage's throughput alone at one concurrency; see [`Pipeline::profile`].
@@ -775,6 +1117,7 @@ impl<T: Send + 'static> Pipeline<T> {
             budget: self.config.budget,
             source_items: AtomicU64::new(0),
             done: AtomicBool::new(false),
+            max_chunk: self.config.max_chunk.max(1),
             limit,
             profile,
             task_stages: AtomicU64::new(0),
@@ -789,6 +1132,7 @@ impl<T: Send + 'static> Pipeline<T> {
         }
         Run {
             rx: Some(rx),
+            ready: Vec::new().into_iter(),
             ctx,
             _pipeline: std::marker::PhantomData,
             _owner: None,
@@ -809,6 +1153,7 @@ impl<T: Send + 'static> Pipeline<T> {
         let mut run = self.run(epoch);
         Run {
             rx: run.rx.take(),
+            ready: std::mem::take(&mut run.ready),
             ctx: run.ctx.clone(),
             _pipeline: std::marker::PhantomData,
             _owner: Some(self.clone()),
@@ -885,7 +1230,9 @@ impl<T> Drop for Pipeline<T> {
 /// One epoch's output: a blocking iterator of items (or the error that
 /// stopped the pipeline), plus live stats and the failure report.
 pub struct Run<'p, T> {
-    rx: Option<mpsc::Receiver<Env<T>>>,
+    rx: Option<Rx<T>>,
+    /// The rest of the last chunk received.
+    ready: std::vec::IntoIter<Env<T>>,
     ctx: CtxRef,
     _pipeline: std::marker::PhantomData<&'p ()>,
     /// The pipeline itself, for runs that own it ([`Pipeline::run_shared`]).
@@ -915,6 +1262,9 @@ impl<T> Run<'_, T> {
     /// [`Error::Timeout`] when nothing arrives in time (the run goes on);
     /// [`Error::FailureBudget`] when a budget stopped the pipeline.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<T>> {
+        if let Some(env) = self.ready.next() {
+            return Some(Ok(env.value));
+        }
         let rx = self.rx.as_mut()?;
         // The timer is created inside `block_on`, where the runtime is current.
         let got = self
@@ -923,9 +1273,15 @@ impl<T> Run<'_, T> {
             .block_on(async { tokio::time::timeout(timeout, rx.recv()).await });
         match got {
             Err(_) => Some(Err(Error::Timeout(timeout))),
-            Ok(Some(env)) => Some(Ok(env.value)),
+            Ok(Some(chunk)) => self.take(chunk),
             Ok(None) => self.finish(),
         }
+    }
+
+    /// The first item of a chunk just received (chunks are never empty).
+    fn take(&mut self, chunk: Vec<Env<T>>) -> Option<Result<T>> {
+        self.ready = chunk.into_iter();
+        self.ready.next().map(|env| Ok(env.value))
     }
 
     /// The rest of the epoch as an async `Stream`, for tokio users.
@@ -933,11 +1289,14 @@ impl<T> Run<'_, T> {
     where
         T: Send + 'static,
     {
-        let rx = self.rx.take();
+        let ready = futures::stream::iter(std::mem::take(&mut self.ready));
+        let chunks = futures::stream::unfold(self.rx.take(), |rx| async move {
+            let mut rx = rx?;
+            let chunk = rx.recv().await?;
+            Some((futures::stream::iter(chunk), Some(rx)))
+        });
         let ctx = self.ctx.clone();
-        let items = futures::stream::iter(rx.map(ReceiverStream::new))
-            .flatten()
-            .map(|env| Ok(env.value));
+        let items = ready.chain(chunks.flatten()).map(|env| Ok(env.value));
         let end = futures::stream::once(async move {
             ctx.done.store(true, Ordering::Relaxed);
             ctx.abort.lock().expect("abort lock").take().map(Err)
@@ -952,9 +1311,12 @@ impl<T> Iterator for Run<'_, T> {
 
     /// Blocks the calling thread (never call it from inside an async task).
     fn next(&mut self) -> Option<Result<T>> {
+        if let Some(env) = self.ready.next() {
+            return Some(Ok(env.value));
+        }
         let rx = self.rx.as_mut()?;
         match rx.blocking_recv() {
-            Some(env) => Some(Ok(env.value)),
+            Some(chunk) => self.take(chunk),
             None => self.finish(),
         }
     }

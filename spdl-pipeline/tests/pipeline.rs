@@ -183,31 +183,41 @@ fn pipeline_rate_budget_counts_all_stages() {
 
 #[test]
 fn slow_consumer_bounds_how_far_the_source_runs_ahead() {
-    let pulled = Arc::new(AtomicUsize::new(0));
-    let p = pulled.clone();
-    let pipeline = PipelineBuilder::new()
-        .add_source_fn(move |_| {
-            let p = p.clone();
-            (0..10_000u32).inspect(move |_| {
-                p.fetch_add(1, Ordering::SeqCst);
+    for max_chunk in [1, 256] {
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let p = pulled.clone();
+        let pipeline = PipelineBuilder::new()
+            .add_source_fn(move |_| {
+                let p = p.clone();
+                (0..10_000u32).inspect(move |_| {
+                    p.fetch_add(1, Ordering::SeqCst);
+                })
             })
-        })
-        .pipe(
-            |x: u32| async move { Ok::<_, String>(x) },
-            StageConfig::new("id").with_concurrency(2).with_queue(4),
-        )
-        .add_sink(3)
-        .build()
-        .unwrap();
-    let mut run = pipeline.run(0);
-    for _ in 0..5 {
-        run.next().unwrap().unwrap();
+            .with_config(PipelineConfig::default().with_max_chunk(max_chunk))
+            .pipe(
+                |x: u32| async move { Ok::<_, String>(x) },
+                StageConfig::new("id").with_concurrency(2).with_queue(4),
+            )
+            .add_sink(3)
+            .build()
+            .unwrap();
+        let mut run = pipeline.run(0);
+        for _ in 0..5 {
+            run.next().unwrap().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        // A queue of capacity n takes a chunk while it holds fewer than n
+        // items, so it holds at most n - 1 + max_chunk. Queues: source link
+        // 16, stage 4, sink 3; chunks in hand: the source's, the stage's
+        // input and output, the consumer's; 2 in flight; 5 consumed.
+        let m = max_chunk;
+        let queues = (16 - 1 + m) + (4 - 1 + m) + (3 - 1 + m);
+        let ahead = pulled.load(Ordering::SeqCst);
+        assert!(
+            ahead <= 5 + queues + 4 * m + 2,
+            "the source ran {ahead} items ahead with chunks of {m}"
+        );
     }
-    std::thread::sleep(Duration::from_millis(200));
-    // Queues: source link 16 + stage 4 + in flight 2 + sink 3, plus one in
-    // each hand.
-    let ahead = pulled.load(Ordering::SeqCst);
-    assert!(ahead <= 5 + 16 + 4 + 2 + 3 + 4, "the source ran {ahead} items ahead");
 }
 
 #[test]
@@ -479,4 +489,54 @@ fn a_panicking_aggregator_is_reported_not_fatal() {
     assert_eq!(failures.len(), 1);
     assert_eq!((failures[0].stage.as_str(), failures[0].item), ("fragile", 5));
     assert!(failures[0].reason.contains("cannot take 5"));
+}
+
+#[test]
+fn a_source_that_stalls_does_not_hold_back_what_it_already_produced() {
+    let pipeline = PipelineBuilder::new()
+        .add_source_fn(|_| {
+            (0..2u32).inspect(|&x| {
+                if x == 1 {
+                    std::thread::sleep(Duration::from_millis(1500));
+                }
+            })
+        })
+        .pipe(|x: u32| async move { Ok::<_, String>(x) }, StageConfig::new("id"))
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    let t0 = std::time::Instant::now();
+    assert_eq!(run.next().unwrap().unwrap(), 0);
+    let first = t0.elapsed();
+    assert!(
+        first < Duration::from_millis(500),
+        "item 0 waited {first:?} for the stalled item 1"
+    );
+    assert_eq!(run.next().unwrap().unwrap(), 1);
+}
+
+#[test]
+fn short_blocking_calls_share_pool_tasks_yet_keep_order_and_concurrency() {
+    let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n, p) = (now.clone(), peak.clone());
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..20_000u32)
+        .with_config(small())
+        .pipe_blocking(
+            move |x: u32| {
+                let running = n.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(running, Ordering::SeqCst);
+                n.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, String>(x)
+            },
+            StageConfig::new("tiny").with_concurrency(2).with_ordered(true),
+        )
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    let out: Vec<u32> = run.by_ref().map(Result::unwrap).collect();
+    assert_eq!(out, (0..20_000).collect::<Vec<_>>());
+    assert!(peak.load(Ordering::SeqCst) <= 2, "at most `concurrency` calls at once");
+    let tiny = run.stats().stages.into_iter().find(|s| s.name == "tiny").unwrap();
+    assert_eq!((tiny.items_in, tiny.items_out), (20_000, 20_000));
 }
