@@ -9,6 +9,8 @@ Tasks (each contender does the same work and returns the same array shape):
   video     decode every frame of a 720p H.264 clip to RGB (N, H, W, 3)
   audio-*   decode a 30 s stereo file (wav, flac, mp3) to float32
   pipeline  3 no-op Python stages over 20 000 items (items/s)
+  pipeline-native  aggregate(32) + disaggregate(), native stages, over a
+            Python range (SPDL runs fewer items; times are per item)
 
 Every round runs every contender once, in a shuffled order, so machine noise
 spreads over all of them; the report gives the median and min-max per
@@ -186,6 +188,30 @@ def pipeline_contenders(items, threads):
     return {"spdl_rs": ours, "spdl 0.8": spdl_pipe}
 
 
+def pipeline_native_contenders(items, spdl_items, threads):
+    """aggregate(32) + disaggregate(): spdl_rs runs them natively (no GIL
+    between the Python source and the Python consumer), SPDL in its own
+    pipeline; returns the contenders and the items each one moves."""
+    from spdl.pipeline import PipelineBuilder as SpdlBuilder
+
+    from spdl_rs.pipeline import PipelineBuilder
+
+    def ours():
+        p = PipelineBuilder().add_source(range(items)).aggregate(32).disaggregate().add_sink(3).build(num_threads=threads)
+        n = sum(1 for _ in p)
+        assert n == items
+        return n
+
+    def spdl_pipe():
+        p = SpdlBuilder().add_source(range(spdl_items)).aggregate(32).disaggregate().add_sink(3).build(num_threads=threads)
+        with p.auto_stop():
+            n = sum(1 for _ in p)
+        assert n == spdl_items
+        return n
+
+    return {"spdl_rs": ours, "spdl 0.8": spdl_pipe}, {"spdl_rs": items, "spdl 0.8": spdl_items}
+
+
 def make_audio(dir_: Path) -> dict[str, Path]:
     dir_.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -201,7 +227,12 @@ def make_audio(dir_: Path) -> dict[str, Path]:
 
 
 def run_task(name, contenders, rounds, work_items):
-    """Interleaved rounds; returns rows with median/min/max seconds and speed-up."""
+    """Interleaved rounds; returns rows with median/min/max seconds and speed-up.
+
+    `work_items` is the work one call does, or a dict of it per contender
+    when they do different amounts (times are then scaled to spdl_rs's
+    amount, so speed-ups compare per item)."""
+    per = work_items if isinstance(work_items, dict) else {k: work_items for k in contenders}
     times = {k: [] for k in contenders}
     shapes = {}
     for fn in contenders.values():  # warm-up (imports, pools, page cache)
@@ -212,7 +243,7 @@ def run_task(name, contenders, rounds, work_items):
         for k in order:
             t0 = time.perf_counter()
             out = contenders[k]()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append((time.perf_counter() - t0) * per["spdl_rs"] / per[k])
             shapes[k] = getattr(out, "shape", out)
             del out
     ref = statistics.median(times["spdl_rs"])
@@ -220,7 +251,7 @@ def run_task(name, contenders, rounds, work_items):
     for k, ts in times.items():
         med = statistics.median(ts)
         rows.append({"task": name, "contender": k, "median_s": med, "min_s": min(ts), "max_s": max(ts),
-                     "per_s": work_items / med, "speedup": med / ref, "shape": str(shapes[k])})
+                     "per_s": per["spdl_rs"] / med, "speedup": med / ref, "shape": str(shapes[k])})
     return rows
 
 
@@ -259,8 +290,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--tasks", nargs="+", default=["image", "video", "audio", "pipeline"])
+    ap.add_argument("--tasks", nargs="+", default=["image", "video", "audio", "pipeline", "pipeline-native"])
     ap.add_argument("--pipeline-items", type=int, default=20000)
+    ap.add_argument("--native-items", type=int, default=200000)
+    ap.add_argument("--spdl-native-items", type=int, default=5000)
     a = ap.parse_args()
     random.seed(0)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -278,6 +311,10 @@ def main():
                 rows.append({**r, "threads": threads})
         if "pipeline" in a.tasks:
             for r in run_task("pipeline", pipeline_contenders(a.pipeline_items, threads), a.rounds, a.pipeline_items):
+                rows.append({**r, "threads": threads})
+        if "pipeline-native" in a.tasks:
+            contenders, items = pipeline_native_contenders(a.native_items, a.spdl_native_items, threads)
+            for r in run_task("pipeline-native", contenders, a.rounds, items):
                 rows.append({**r, "threads": threads})
     if "audio" in a.tasks:
         for ext, path in make_audio(ROOT / "bench-out" / "audio").items():

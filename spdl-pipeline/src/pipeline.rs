@@ -1278,6 +1278,35 @@ impl<T> Run<'_, T> {
         }
     }
 
+    /// The next item if it is ready now, without waiting: `Some(next)` as
+    /// [`Iterator::next`] would return it, `None` when it would block (so
+    /// a caller can release a lock, such as Python's GIL, only then).
+    ///
+    /// ```
+    /// let pipeline = spdl_pipeline::PipelineBuilder::new().add_source(0..3).build().unwrap();
+    /// let mut run = pipeline.run(0);
+    /// let first = run.next().unwrap().unwrap();
+    /// let mut rest = vec![first];
+    /// while rest.len() < 3 {
+    ///     if let Some(item) = run.try_next() {
+    ///         rest.push(item.unwrap().unwrap());
+    ///     }
+    /// }
+    /// assert_eq!(rest, [0, 1, 2]);
+    /// ```
+    pub fn try_next(&mut self) -> Option<Option<Result<T>>> {
+        if let Some(env) = self.ready.next() {
+            return Some(Some(Ok(env.value)));
+        }
+        let Some(rx) = self.rx.as_mut() else {
+            return Some(None); // the run has ended
+        };
+        match rx.try_recv()? {
+            Some(chunk) => Some(self.take(chunk)),
+            None => Some(self.finish()),
+        }
+    }
+
     /// The first item of a chunk just received (chunks are never empty).
     fn take(&mut self, chunk: Vec<Env<T>>) -> Option<Result<T>> {
         self.ready = chunk.into_iter();

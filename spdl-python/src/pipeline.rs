@@ -247,6 +247,14 @@ impl PipelineBuilder {
         })
     }
 
+    /// Splits each item into its elements: the lists `aggregate` makes
+    /// (without the GIL) or any other Python iterable a stage returned.
+    #[pyo3(signature = (*, name="disaggregate"))]
+    fn disaggregate(slf: &Bound<'_, Self>, name: &str) -> PyResult<Py<Self>> {
+        let cfg = stage(name, 1, true, None);
+        Self::update(slf, move |b| b.pipe_blocking(elements, cfg).disaggregate())
+    }
+
     /// A native stage stacking each aggregated group of images into one
     /// (N, H, W, C) array, without the GIL.
     #[pyo3(signature = (*, concurrency=1, ordered=false, name="collate"))]
@@ -290,6 +298,19 @@ impl PipelineBuilder {
     }
 }
 
+/// The elements of a group, for `disaggregate`.
+fn elements(item: Item) -> Result<Vec<Item>, String> {
+    match item {
+        Item::List(items) => Ok(items),
+        Item::Object(obj) => with_python(|py| {
+            let iter = obj.bind(py).try_iter().map_err(|e| e.to_string())?;
+            iter.map(|o| o.map(Item::from_py).map_err(|e| e.to_string())).collect()
+        })
+        .unwrap_or_else(|| Err("the interpreter is shutting down".into())),
+        _ => Err("disaggregate needs a list (from aggregate) or a Python iterable".into()),
+    }
+}
+
 /// Groups items into `Item::List`s of `n`.
 struct ListAggregator {
     n: usize,
@@ -310,15 +331,61 @@ impl sp::Aggregator<Item> for ListAggregator {
     }
 }
 
-/// Items pulled from a Python iterator, holding the GIL only per item.
+/// Items pulled from a Python iterator. Each time the GIL is taken, items
+/// are pulled for up to [`PULL_TIME`] (at most [`PULL_MAX`]), so a fast
+/// iterator costs one GIL hand-off per batch and a slow one holds the GIL
+/// no longer than one item past that.
 struct PythonItems {
     iterable: Arc<Py<PyAny>>,
     iter: Option<Py<PyAny>>,
+    pulled: std::collections::VecDeque<Item>,
+    ended: bool,
 }
+
+const PULL_TIME: std::time::Duration = std::time::Duration::from_micros(50);
+const PULL_MAX: usize = 256;
 
 impl PythonItems {
     fn new(iterable: Arc<Py<PyAny>>) -> Self {
-        PythonItems { iterable, iter: None }
+        PythonItems {
+            iterable,
+            iter: None,
+            pulled: Default::default(),
+            ended: false,
+        }
+    }
+
+    /// Pulls the next batch; sets `ended` at the end (or on an error, which
+    /// is printed, as Python prints an exception in a thread).
+    fn pull(&mut self, py: Python<'_>) {
+        if self.iter.is_none() {
+            match self.iterable.bind(py).try_iter() {
+                Ok(iter) => self.iter = Some(iter.into_any().unbind()),
+                Err(e) => {
+                    e.print(py);
+                    self.ended = true;
+                    return;
+                }
+            }
+        }
+        let Some(iter) = self.iter.as_ref().map(|i| i.bind(py).clone()) else { return };
+        // At least one item per call: an empty batch would read as the end.
+        let t0 = std::time::Instant::now();
+        loop {
+            match iter.call_method0("__next__") {
+                Ok(obj) => self.pulled.push_back(Item::from_py(obj)),
+                Err(e) => {
+                    if !e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) {
+                        e.print(py);
+                    }
+                    self.ended = true;
+                    return;
+                }
+            }
+            if self.pulled.len() >= PULL_MAX || t0.elapsed() >= PULL_TIME {
+                return;
+            }
+        }
     }
 }
 
@@ -326,21 +393,11 @@ impl Iterator for PythonItems {
     type Item = Item;
 
     fn next(&mut self) -> Option<Item> {
-        with_python(|py| {
-            if self.iter.is_none() {
-                self.iter = Some(self.iterable.bind(py).try_iter().ok()?.into_any().unbind());
-            }
-            let iter = self.iter.as_ref()?.bind(py);
-            match iter.call_method0("__next__") {
-                Ok(obj) => Some(Item::from_py(obj)),
-                Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => None,
-                Err(e) => {
-                    e.print(py);
-                    None
-                }
-            }
-        })
-        .flatten()
+        if self.pulled.is_empty() && !self.ended {
+            // At interpreter exit no item is pulled: the source ends.
+            self.ended |= with_python(|py| self.pull(py)).is_none();
+        }
+        self.pulled.pop_front()
     }
 }
 
@@ -398,7 +455,12 @@ impl PipelineRun {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let next = py.detach(|| self.run.lock().ok().and_then(|mut r| r.as_mut()?.next()));
+        // The GIL is released only when the next item is not ready yet.
+        let ready = self.run.lock().ok().and_then(|mut r| r.as_mut()?.try_next());
+        let next = match ready {
+            Some(next) => next,
+            None => py.detach(|| self.run.lock().ok().and_then(|mut r| r.as_mut()?.next())),
+        };
         match next {
             None => Ok(None),
             Some(Err(e)) => Err(pipeline_error(e)),

@@ -32,6 +32,36 @@ def test_python_stages_transform_every_item():
     assert sorted(pipeline.run(1)) == sorted(out)
 
 
+def test_disaggregate_splits_native_groups_and_python_iterables():
+    pipeline = (
+        PipelineBuilder()
+        .add_source(range(10_000))
+        .aggregate(32)
+        .disaggregate()
+        .pipe(lambda x: (x, -x))
+        .disaggregate()
+        .build(num_threads=2)
+    )
+    out = list(pipeline)
+    # Every item once, in source order (aggregate and disaggregate keep it).
+    assert out[0::2] == list(range(10_000))
+    assert out[1::2] == [-x for x in range(10_000)]
+    bad = PipelineBuilder().add_source([1, 2]).disaggregate().build()
+    run = bad.run()
+    assert list(run) == []
+    assert [f[1] for f in run.failures()] == [0, 1]
+    assert all("Python iterable" in f[2] or "not iterable" in f[2] for f in run.failures())
+
+
+def test_a_fast_python_source_is_never_cut_short():
+    # Regression: the source pulls Python items in timed batches, and a
+    # batch cut to zero items (the thread preempted before its first pull)
+    # used to end the source early, silently (6 of 40 runs of 200k items).
+    for threads in (1, 2) * 10:
+        pipeline = PipelineBuilder().add_source(range(100_000)).aggregate(32).disaggregate().build(num_threads=threads)
+        assert sum(1 for _ in pipeline) == 100_000
+
+
 def test_native_decode_and_collate_equal_the_batch_loader():
     pipeline = (
         PipelineBuilder()

@@ -46,6 +46,8 @@ class PipelineBuilder:
         """A native stage: path/URL/bytes -> (N, H, W, C) uint8 frames."""
     def aggregate(self, n: int, *, drop_last: bool = False) -> "PipelineBuilder":
         """Groups items into lists of ``n``."""
+    def disaggregate(self, *, name: str = "disaggregate") -> "PipelineBuilder":
+        """Splits each item into its elements: the lists ``aggregate`` makes (no GIL) or any Python iterable a stage returned."""
     def collate(self, *, concurrency: int = 1, ordered: bool = False, name: str = "collate") -> "PipelineBuilder":
         """A native stage stacking each group of images into (N, H, W, C)."""
     def add_sink(self, capacity: int = 16) -> "PipelineBuilder":
