@@ -25,11 +25,14 @@
 
 mod aggregate;
 mod config;
+mod epoch;
 mod error;
 mod merge;
 mod pipeline;
 mod queue;
 mod sampler;
+mod source;
+mod stage;
 mod stats;
 
 pub use aggregate::Aggregator;

@@ -368,7 +368,9 @@ impl PythonItems {
                 }
             }
         }
-        let Some(iter) = self.iter.as_ref().map(|i| i.bind(py).clone()) else { return };
+        let Some(iter) = self.iter.as_ref().map(|i| i.bind(py).clone()) else {
+            return;
+        };
         // At least one item per call: an empty batch would read as the end.
         let t0 = std::time::Instant::now();
         loop {

@@ -1,0 +1,163 @@
+//! Feeding an epoch's source into the first queue: a blocking iterator on
+//! a thread of its own (it may block), gathered into chunks with a timed
+//! flush; a stream as a task on the runtime, in chunks of what is ready.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+
+use crate::config::FailureBudget;
+use crate::epoch::{panic_message, Ctx, CtxRef, Env, Output, Tx, LINK_QUEUE};
+use crate::stats::StageCounters;
+use crate::Failure;
+
+/// A source iterator's items are handed over at most this long after they
+/// were produced, even when the chunk is not full (tokio's timer ticks
+/// every millisecond).
+const SOURCE_FLUSH: Duration = Duration::from_millis(1);
+
+/// The items of one epoch: a blocking iterator or an async stream.
+pub(crate) enum SourceItems<S> {
+    Iter(Box<dyn Iterator<Item = S> + Send>),
+    Stream(futures::stream::BoxStream<'static, S>),
+}
+
+/// Feeds the epoch's source into the first queue: an iterator on a
+/// blocking thread (it may block), a stream as a task on the runtime.
+pub(crate) fn spawn_source<S: Send + 'static>(ctx: &CtxRef, source: SourceItems<S>, tx: Tx<S>) {
+    let c = ctx.register("source", LINK_QUEUE);
+    let output = Output::new(ctx, tx, c.clone());
+    let ctx = ctx.clone();
+    match source {
+        SourceItems::Iter(items) => {
+            ctx.handle
+                .clone()
+                .spawn_blocking(move || feed_iter(&ctx, &c, items, output));
+        }
+        SourceItems::Stream(items) => {
+            ctx.handle
+                .clone()
+                .spawn(async move { feed_stream(&ctx, &c, items, output).await });
+        }
+    }
+}
+
+/// A blocking iterator's items on their way to the first queue. The
+/// source thread hands a chunk over when it is full; a timer task hands
+/// over what is pending [`SOURCE_FLUSH`] after a chunk's first item came
+/// in, so a source that stalls inside `next()` never holds back the items
+/// it has already produced. Taking the pending items and sending them
+/// happen under one lock, so chunks keep their order.
+struct SourceChunks<S> {
+    /// Items not yet handed over, and whether a timed flush is scheduled.
+    pending: Mutex<(Vec<Env<S>>, bool)>,
+    output: tokio::sync::Mutex<Output<S>>,
+}
+
+impl<S> SourceChunks<S> {
+    /// Adds an item: (the chunk is full, a timed flush must be scheduled).
+    fn add(&self, env: Env<S>, max_chunk: usize) -> (bool, bool) {
+        let mut pending = self.pending.lock().expect("source lock");
+        pending.0.push(env);
+        let schedule = !std::mem::replace(&mut pending.1, true);
+        (pending.0.len() >= max_chunk, schedule)
+    }
+
+    /// Hands over the pending items; `timed` marks the scheduled flush.
+    async fn flush(&self, timed: bool) -> bool {
+        let mut output = self.output.lock().await;
+        let chunk = {
+            let mut pending = self.pending.lock().expect("source lock");
+            pending.1 &= !timed;
+            std::mem::take(&mut pending.0)
+        };
+        output.send(chunk).await
+    }
+}
+
+/// Feeds a blocking iterator into the first queue in chunks.
+fn feed_iter<S: Send + 'static>(
+    ctx: &Ctx,
+    c: &StageCounters,
+    mut items: Box<dyn Iterator<Item = S> + Send>,
+    output: Output<S>,
+) {
+    let chunks = Arc::new(SourceChunks {
+        pending: Mutex::new((Vec::new(), false)),
+        output: tokio::sync::Mutex::new(output),
+    });
+    for seq in 0.. {
+        let next = std::panic::catch_unwind(AssertUnwindSafe(|| items.next()));
+        let Some(value) = source_item(ctx, c, seq, next) else {
+            break;
+        };
+        let (full, schedule) = chunks.add(Env { seq, value }, ctx.max_chunk);
+        if schedule {
+            let chunks = chunks.clone();
+            ctx.handle.spawn(async move {
+                tokio::time::sleep(SOURCE_FLUSH).await;
+                chunks.flush(true).await
+            });
+        }
+        if full && (!futures::executor::block_on(chunks.flush(false)) || ctx.aborted()) {
+            return;
+        }
+    }
+    futures::executor::block_on(chunks.flush(false));
+}
+
+/// Gathers a stream's items into chunks of what is ready at once.
+async fn feed_stream<S>(
+    ctx: &Ctx,
+    c: &StageCounters,
+    mut items: futures::stream::BoxStream<'static, S>,
+    mut output: Output<S>,
+) {
+    let mut seq = 0;
+    loop {
+        // Wait for one item, then take what else is ready without waiting.
+        let mut next = Some(AssertUnwindSafe(items.next()).catch_unwind().await);
+        while let Some(polled) = next.take() {
+            let Some(value) = source_item(ctx, c, seq, polled) else {
+                output.flush().await;
+                return;
+            };
+            output.add(Env { seq, value });
+            seq += 1;
+            if !output.is_full() {
+                next = AssertUnwindSafe(items.next()).catch_unwind().now_or_never();
+            }
+        }
+        if !output.flush().await || ctx.aborted() {
+            return;
+        }
+    }
+}
+
+/// The source's `seq`-th item, or `None` at its end, at the profiling
+/// limit, or after a panic (a fatal failure of the epoch).
+fn source_item<S>(ctx: &Ctx, c: &StageCounters, seq: u64, next: std::thread::Result<Option<S>>) -> Option<S> {
+    if ctx.limit.is_some_and(|l| seq >= l) {
+        return None;
+    }
+    match next {
+        Ok(value) => {
+            let value = value?;
+            ctx.source_items.fetch_add(1, Ordering::Relaxed);
+            c.items_in.fetch_add(1, Ordering::Relaxed);
+            Some(value)
+        }
+        Err(p) => {
+            let failure = Failure {
+                stage: "source".into(),
+                item: seq,
+                reason: panic_message(p),
+            };
+            ctx.fail(c, &FailureBudget::count(0), failure);
+            None
+        }
+    }
+}
