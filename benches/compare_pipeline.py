@@ -97,6 +97,8 @@ def main() -> None:
         print(f"| {label} | {rate_rs:,.0f} | {rate_py:,.0f} | {rate_rs / rate_py:.1f}x |")
     ceiling = 2000 / statistics.median(rs(a.spdl_rs_cmd, "sleep-tokio", 2000, a.repeat))
     print(f"| (3') the same sleeps on plain tokio, no pipeline (timer ceiling) | {ceiling:,.0f} | | |")
+    precise = 2000 / statistics.median(rs(a.spdl_rs_cmd, "sleep-precise", 2000, a.repeat))
+    print(f"| (3'') (3) with a precise 10 ms wait (thread sleep on tokio's blocking pool) | {precise:,.0f} | | |")
     t = rs(a.spdl_rs_cmd, "startup", 1, 5)
     first_rs, stop_rs = statistics.median(t[0::2]), statistics.median(t[1::2])
     first_py, stop_py = spdl_startup(5)

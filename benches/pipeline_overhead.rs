@@ -10,7 +10,8 @@
 //! build-to-first-item and drop times (`times_s` holds pairs);
 //! `sleep-tokio`: the same sleeps through `buffer_unordered(32)` on a plain
 //! 2-thread tokio runtime, no pipeline (the ceiling tokio's 1 ms timer
-//! allows).
+//! allows); `sleep-precise`: the `sleep` pipeline with a precise 10 ms wait
+//! (`std::thread::sleep` on tokio's blocking pool) instead of tokio's timer.
 //! `--runtime-threads N` sets the tokio worker threads (default 2).
 //! Prints one JSON line: `{"impl":"spdl-rs","kind":..,"items":N,"times_s":[..],"peak_rss_kb":..}`.
 
@@ -27,6 +28,15 @@ async fn noop(x: u64) -> Result<u64, String> {
 
 async fn sleep_10ms(x: u64) -> Result<u64, String> {
     tokio::time::sleep(Duration::from_millis(10)).await;
+    Ok(x)
+}
+
+/// A 10 ms wait that ends on time (tokio's timer ends it on the next 1 ms
+/// tick): a thread of tokio's blocking pool sleeps.
+async fn precise_sleep_10ms(x: u64) -> Result<u64, String> {
+    tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(10)))
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(x)
 }
 
@@ -65,6 +75,10 @@ fn build(kind: &str, items: u64, config: PipelineConfig) -> Result<Pipeline<u64>
             .build()?,
         "sleep" => source
             .pipe(sleep_10ms, StageConfig::new("sleep").with_concurrency(32))
+            .add_sink(3)
+            .build()?,
+        "sleep-precise" => source
+            .pipe(precise_sleep_10ms, StageConfig::new("sleep").with_concurrency(32))
             .add_sink(3)
             .build()?,
         "regroup" => source.aggregate(32).disaggregate().add_sink(3).build()?,

@@ -256,25 +256,34 @@ fn image_decoder<'a>(data: &'a [u8], f: ImageFormat, limits: &Limits) -> image::
     reader.into_decoder()
 }
 
-/// Images in formats only FFmpeg reads (JPEG 2000, EXR, ...): probed with
-/// the demuxer, accepted only when FFmpeg sees an image format.
+/// Whether `data` is an AVIF file (an ISOBMFF `ftyp` box with the `avif`
+/// or `avis` brand), which FFmpeg demuxes as MP4 with one AV1 frame.
+fn is_avif(data: &[u8]) -> bool {
+    data.get(4..8) == Some(b"ftyp") && matches!(data.get(8..12), Some(b"avif" | b"avis"))
+}
+
+/// Images in formats only FFmpeg reads (JPEG 2000, EXR, AVIF, ...): probed
+/// with the demuxer, accepted only when FFmpeg sees an image format (or the
+/// file is AVIF); the first frame is the image.
 fn ffmpeg_probe(data: &Bytes, name: &str, limits: &Limits) -> Result<(usize, usize, String)> {
     let not_image = |reason: String| image_error(name, "unknown", reason);
     let demuxer = crate::Demuxer::open_with_limits(Source::from_bytes(data.clone(), name), *limits)
         .map_err(|e| not_image(format!("not a known image format ({e})")))?;
     let info = demuxer.info();
-    if !(info.format.ends_with("_pipe") || info.format == "image2") {
+    let avif = is_avif(data);
+    if !(avif || info.format.ends_with("_pipe") || info.format == "image2") {
         return Err(not_image(format!(
             "{} is a {} container, not an image",
             name, info.format
         )));
     }
     let s = demuxer.stream_info(demuxer.best_video_stream()?)?;
-    Ok((
-        s.width as usize,
-        s.height as usize,
-        info.format.trim_end_matches("_pipe").to_string(),
-    ))
+    let format = if avif {
+        "avif"
+    } else {
+        info.format.trim_end_matches("_pipe")
+    };
+    Ok((s.width as usize, s.height as usize, format.to_string()))
 }
 
 /// Reads the header of an image without decoding it.
@@ -520,7 +529,8 @@ fn load<T: Sample>(src: Source, cfg: &ImageConfig) -> Result<Array3<T>> {
     let (data, name) = read_source(src, &cfg.limits)?;
     let img = Encoded::probe(data, name, &cfg.limits)?;
     let plan = Plan::new(&img, cfg)?;
-    let mut out = vec![T::default(); plan.len()];
+    let mut out = crate::memory::zeroed::<T>(plan.len())
+        .map_err(|n| img.fail(format!("cannot allocate {n} bytes for the output")))?;
     decode_into(&img, &plan, cfg, &mut out)?;
     let (w, h) = plan.displayed;
     Array3::from_shape_vec((h, w, plan.channels), out).map_err(|e| img.fail(e))

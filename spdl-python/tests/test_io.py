@@ -35,7 +35,7 @@ def test_images_match_pillow(image_manifest):
     for JPEG (libjpeg versions round the IDCT differently)."""
     checked = 0
     for e in image_manifest:
-        if e["expect"] != "ok" or e["bit_depth"] == 16 and e["mode"].startswith("I"):
+        if e["expect"] != "ok" or e["bit_depth"] == 16 and e["mode"].startswith("I") or e["oracle"] != "pillow":
             continue
         got = sio.load_image(str(FIXTURES / "images" / e["file"]))
         want = pillow_rgb(FIXTURES / "images" / e["file"])
