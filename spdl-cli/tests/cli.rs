@@ -13,6 +13,22 @@ fn spdl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_spdl"))
 }
 
+/// The real S3 server (moto) shared with spdl-io's remote tests.
+#[path = "../../spdl-io/tests/common/servers.rs"]
+mod servers;
+
+/// Failed items' file names in a `bench --json` report, sorted.
+fn failed_files(report: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["item"].as_str().unwrap().rsplit('/').next().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Parses a uint8 `.npy` (format 1.0) into (shape, data).
 fn read_npy(path: &std::path::Path) -> (Vec<usize>, Vec<u8>) {
     let bytes = std::fs::read(path).unwrap();
@@ -184,12 +200,7 @@ fn bench_over_a_folder_lists_every_failure() {
         .filter(|e| e["expect"] == "error")
         .map(|e| e["file"].as_str().unwrap())
         .collect();
-    let failed: Vec<String> = report["failures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["item"].as_str().unwrap().rsplit('/').next().unwrap().to_string())
-        .collect();
+    let failed = failed_files(&report);
     for file in &expect_error {
         if file
             .rsplit('.')
@@ -203,6 +214,33 @@ fn bench_over_a_folder_lists_every_failure() {
         report["decoded"].as_u64().unwrap() as usize + failed.len(),
         report["listed"].as_u64().unwrap() as usize
     );
+}
+
+/// `bench` over an S3 prefix (a real S3 server) decodes and fails exactly
+/// the files it does over the local folder: the pipeline's failure report
+/// is the same whatever the source.
+#[test]
+fn bench_over_s3_reports_the_same_failures_as_the_local_folder() {
+    let s3 = servers::S3Server::start(&["fixtures/images"]);
+    let bench = |src: &str| -> serde_json::Value {
+        let out = spdl()
+            .args(["bench", "--json", "--kind", "image", src])
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", s3.port))
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{src}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let local = bench(fixture("images").to_str().unwrap());
+    let remote = bench(&format!("s3://{}/fixtures/images", servers::BUCKET));
+    assert_eq!(remote["listed"], local["listed"]);
+    assert_eq!(remote["decoded"], local["decoded"]);
+    let failed = failed_files(&local);
+    assert!(!failed.is_empty(), "the fixtures include broken images");
+    assert_eq!(failed_files(&remote), failed);
 }
 
 /// Ranks split the files: together they cover every file, each an equal
