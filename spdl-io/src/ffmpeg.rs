@@ -115,13 +115,34 @@ fn open_path(path: &Path, name: &str) -> Result<InputContext> {
     let mut ctx: *mut ffi::AVFormatContext = ptr::null_mut();
     // SAFETY: `ctx` is null so avformat_open_input allocates it; `c_path`
     // outlives the call. On failure FFmpeg frees the context itself.
-    let rc = unsafe { ffi::avformat_open_input(&mut ctx, c_path.as_ptr(), ptr::null(), ptr::null_mut()) };
+    let rc = unsafe { open_input(&mut ctx, &c_path, c"file") };
     if rc < 0 {
         return Err(open_error(name, rc));
     }
     // SAFETY: `ctx` was opened above and is owned from here on.
     let input = unsafe { find_stream_info(ctx, name)? };
     Ok(InputContext { input, _io: None })
+}
+
+/// `avformat_open_input` allowing only `protocols` for the files a
+/// container opens by itself (HLS and `concat` playlists name other files
+/// or URLs): local files for a path source, none (no protocol is named
+/// "none") for bytes and remote objects. Hostile media then cannot make
+/// FFmpeg read other files into frames or reach the network.
+///
+/// # Safety
+/// As `avformat_open_input`: `ctx` is null or an allocated context (freed
+/// by FFmpeg on failure).
+unsafe fn open_input(ctx: &mut *mut ffi::AVFormatContext, url: &CStr, protocols: &CStr) -> c_int {
+    let mut options: *mut ffi::AVDictionary = ptr::null_mut();
+    // SAFETY: the strings outlive the calls; av_dict_set copies them, and
+    // av_dict_free frees what avformat_open_input leaves in the dictionary.
+    unsafe {
+        ffi::av_dict_set(&mut options, c"protocol_whitelist".as_ptr(), protocols.as_ptr(), 0);
+        let rc = ffi::avformat_open_input(ctx, url.as_ptr(), ptr::null(), &mut options);
+        ffi::av_dict_free(&mut options);
+        rc
+    }
 }
 
 /// Reads stream information and wraps the context so it is closed on drop.
@@ -250,7 +271,7 @@ fn open_custom(input: Box<dyn RandomRead>, name: &str) -> Result<InputContext> {
     // avformat_open_input frees `ctx` (but not `avio`, which `io` frees).
     let rc = unsafe {
         (*ctx).pb = io.avio;
-        ffi::avformat_open_input(&mut ctx, c_name.as_ptr(), ptr::null(), ptr::null_mut())
+        open_input(&mut ctx, &c_name, c"none")
     };
     if rc < 0 {
         return Err(open_error(name, rc));

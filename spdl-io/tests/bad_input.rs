@@ -136,3 +136,50 @@ fn input_size_limit_is_checked_before_opening() {
         "{err:?}"
     );
 }
+
+/// An HLS playlist naming `segments`, one per line.
+fn playlist(segments: &[String]) -> String {
+    let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n");
+    for s in segments {
+        text.push_str(&format!("#EXTINF:1.0,\n{s}\n"));
+    }
+    text + "#EXT-X-ENDLIST\n"
+}
+
+/// A playlist (HLS) can name other files and URLs. From bytes or a remote
+/// object it may open none of them; from a local path only local files,
+/// never the network. Hostile media cannot read other files into frames.
+#[test]
+fn playlists_cannot_open_other_files_or_the_network() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("playlists");
+    std::fs::create_dir_all(&dir).unwrap();
+    let segment = dir.join("segment.ts");
+    std::fs::copy(fixture("mpeg2_yuv420p.ts"), &segment).unwrap();
+    let local = playlist(&[format!("file://{}", segment.display())]);
+    // As bytes: the local segment is refused.
+    let from_bytes = load_video(
+        Source::from_bytes(local.clone().into_bytes(), "list.m3u8"),
+        &VideoConfig::default(),
+    );
+    assert!(
+        from_bytes.map_or(true, |v| v.frames.is_empty()),
+        "a playlist in memory read a local file"
+    );
+    // From a path, local segments are allowed (a local HLS copy plays).
+    let path = dir.join("local.m3u8");
+    std::fs::write(&path, &local).unwrap();
+    let video = load_video(&path, &VideoConfig::default()).unwrap();
+    assert!(!video.frames.is_empty());
+    // ... but a URL segment is never requested.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/segment.ts", listener.local_addr().unwrap());
+    let path = dir.join("remote.m3u8");
+    std::fs::write(&path, playlist(&[url])).unwrap();
+    let remote = load_video(&path, &VideoConfig::default());
+    assert!(remote.map_or(true, |v| v.frames.is_empty()));
+    assert!(
+        listener.accept().is_err(),
+        "FFmpeg connected to the URL a playlist named"
+    );
+}
