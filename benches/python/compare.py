@@ -7,7 +7,8 @@ SPDL 0.8, in-process from Python, side by side in interleaved rounds.
 Tasks (each contender does the same work and returns the same array shape):
   image     decode + resize to 224x224 a batch of 32 JPEGs into (32, 224, 224, 3)
   video     decode every frame of a 720p H.264 clip to RGB (N, H, W, 3)
-  audio-*   decode a 30 s stereo file (wav, flac, mp3) to float32
+  audio-*   decode a 60 s stereo file (wav, flac, mp3, aac, vorbis, opus) to
+            float32; with 2 threads, 2 files in flight; items/s = x realtime
   pipeline  3 no-op Python stages over 20 000 items (items/s)
   pipeline-native  aggregate(32) + disaggregate(), native stages, over a
             Python range (SPDL runs fewer items; times are per item)
@@ -136,7 +137,10 @@ def video_contenders(path, threads):
     }
 
 
-def audio_contenders(path):
+def audio_contenders(path, threads):
+    """Decoders of one file to float32 (channels, samples); with `threads`
+    > 1 each call decodes that many copies at once (files in flight).
+    Contenders that cannot read the format are left out."""
     import av
     import soundfile
     import spdl.io
@@ -151,17 +155,34 @@ def audio_contenders(path):
     def spdl_audio():
         return spdl.io.to_numpy(spdl.io.load_audio(str(path)))  # default filter: fltp, (C, N)
 
-    return {
+    def ffmpeg_cli():
+        out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", str(path),
+                              "-f", "f32le", "-"], capture_output=True, check=True).stdout
+        return np.frombuffer(out, np.float32)
+
+    one = {
         "spdl_rs": lambda: rio.load_audio(path)[0],
         # (samples, channels) viewed as (channels, samples), as soundfile below.
         "spdl_rs interleaved": lambda: rio.load_audio(path, layout="interleaved")[0].T,
         "spdl_rs ffmpeg": lambda: rio.load_audio(path, backend="ffmpeg")[0],
         "spdl_rs symphonia": lambda: rio.load_audio(path, backend="symphonia")[0],
-        **({"spdl_rs pcm": lambda: rio.load_audio(path, backend="pcm")[0]} if path.suffix == ".wav" else {}),
+        "spdl_rs pcm": lambda: rio.load_audio(path, backend="pcm")[0],
         "spdl 0.8": spdl_audio,
         "soundfile": lambda: soundfile.read(str(path), dtype="float32", always_2d=True)[0].T,
         "PyAV": pyav,
+        "ffmpeg CLI": ffmpeg_cli,
     }
+    usable = {}
+    for name, fn in one.items():
+        try:
+            fn()
+            usable[name] = fn
+        except Exception as e:  # noqa: BLE001 - a contender that cannot read this format
+            print(f"[audio {path.suffix}] {name}: left out ({type(e).__name__})")
+    if threads == 1:
+        return usable
+    pool = ThreadPoolExecutor(threads)
+    return {name: (lambda fn=fn: list(pool.map(lambda _: fn(), range(threads)))) for name, fn in usable.items()}
 
 
 def pipeline_contenders(items, threads):
@@ -212,17 +233,30 @@ def pipeline_native_contenders(items, spdl_items, threads):
     return {"spdl_rs": ours, "spdl 0.8": spdl_pipe}, {"spdl_rs": items, "spdl 0.8": spdl_items}
 
 
-def make_audio(dir_: Path) -> dict[str, Path]:
+AUDIO_FORMATS = {
+    "wav": ("wav", ["-c:a", "pcm_s16le"]),
+    "flac": ("flac", ["-c:a", "flac"]),
+    "mp3": ("mp3", ["-c:a", "libmp3lame", "-b:a", "192k"]),
+    "aac": ("m4a", ["-c:a", "aac", "-b:a", "192k"]),
+    "vorbis": ("ogg", ["-c:a", "libvorbis", "-q:a", "6"]),
+    "opus": ("opus", ["-c:a", "libopus", "-b:a", "128k"]),
+}
+
+
+def make_audio(dir_: Path, seconds: int, formats: list[str]) -> dict[str, Path]:
+    """A stereo 44.1 kHz tone + pink noise of `seconds` per format (Opus
+    resamples to 48 kHz, as it must)."""
     dir_.mkdir(parents=True, exist_ok=True)
     files = {}
-    for ext, codec in (("wav", ["-c:a", "pcm_s16le"]), ("flac", ["-c:a", "flac"]), ("mp3", ["-c:a", "libmp3lame", "-b:a", "192k"])):
-        out = dir_ / f"tone_30s.{ext}"
+    for name in formats:
+        ext, codec = AUDIO_FORMATS[name]
+        out = dir_ / f"tone_{seconds}s.{ext}"
         if not out.exists():
             subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                            "sine=frequency=440:sample_rate=44100:duration=30", "-f", "lavfi", "-i",
-                            "anoisesrc=d=30:c=pink:r=44100:a=0.1", "-filter_complex", "[0][1]amerge=inputs=2",
+                            f"sine=frequency=440:sample_rate=44100:duration={seconds}", "-f", "lavfi", "-i",
+                            f"anoisesrc=d={seconds}:c=pink:r=44100:a=0.1", "-filter_complex", "[0][1]amerge=inputs=2",
                             "-ac", "2", *codec, str(out)], check=True)
-        files[ext] = out
+        files[name] = out
     return files
 
 
@@ -244,7 +278,8 @@ def run_task(name, contenders, rounds, work_items):
             t0 = time.perf_counter()
             out = contenders[k]()
             times[k].append((time.perf_counter() - t0) * per["spdl_rs"] / per[k])
-            shapes[k] = getattr(out, "shape", out)
+            probe = out[0] if isinstance(out, list) and out else out  # files in flight: one shape
+            shapes[k] = getattr(probe, "shape", probe if isinstance(probe, (int, float)) else type(probe).__name__)
             del out
     ref = statistics.median(times["spdl_rs"])
     rows = []
@@ -293,6 +328,8 @@ def main():
     ap.add_argument("--tasks", nargs="+", default=["image", "video", "audio", "pipeline", "pipeline-native"])
     ap.add_argument("--pipeline-items", type=int, default=20000)
     ap.add_argument("--native-items", type=int, default=200000)
+    ap.add_argument("--audio-seconds", type=int, default=60)
+    ap.add_argument("--audio-formats", nargs="+", default=list(AUDIO_FORMATS))
     ap.add_argument("--spdl-native-items", type=int, default=5000)
     a = ap.parse_args()
     random.seed(0)
@@ -317,9 +354,12 @@ def main():
             for r in run_task("pipeline-native", contenders, a.rounds, items):
                 rows.append({**r, "threads": threads})
     if "audio" in a.tasks:
-        for ext, path in make_audio(ROOT / "bench-out" / "audio").items():
-            for r in run_task(f"audio-{ext}", audio_contenders(path), a.rounds, 1):
-                rows.append({**r, "threads": 1})
+        # items/s = seconds of audio decoded per second (x realtime).
+        for name, path in make_audio(ROOT / "bench-out" / "audio", a.audio_seconds, a.audio_formats).items():
+            for threads in a.threads:
+                for r in run_task(f"audio-{name}", audio_contenders(path, threads), a.rounds,
+                                  a.audio_seconds * threads):
+                    rows.append({**r, "threads": threads})
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
             "python": platform.python_version(), "rounds": a.rounds}
     (OUT / "compare.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
