@@ -76,7 +76,9 @@ impl Ctx {
         let stage_failures = counters.failures.fetch_add(1, Ordering::Relaxed) + 1;
         let mut failures = self.failures.lock().expect("failures lock");
         failures.push(failure);
-        let seen = counters.items_in.load(Ordering::Relaxed);
+        // Items handled so far (items arrive in chunks, so the count of
+        // arrivals runs ahead of the work).
+        let seen = counters.items_out.load(Ordering::Relaxed) + stage_failures;
         let scope = if budget.exceeded(stage_failures, seen) {
             Some((counters.name.clone(), budget.to_string()))
         } else if self
@@ -154,12 +156,20 @@ impl<T> Output<T> {
         }
     }
 
+    /// Whether the consumer is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     pub(crate) fn is_full(&self) -> bool {
         self.chunk.len() >= self.max_chunk
     }
 
-    /// Adds an item without handing anything over.
+    /// Adds an item without handing anything over. It counts as out of
+    /// the stage from now on (failure rates compare failures with the
+    /// items a stage has handled).
     pub(crate) fn add(&mut self, env: Env<T>) {
+        self.c.items_out.fetch_add(1, Ordering::Relaxed);
         self.chunk.push(env);
     }
 
@@ -172,16 +182,20 @@ impl<T> Output<T> {
     /// Hands over the items gathered so far.
     pub(crate) async fn flush(&mut self) -> bool {
         let chunk = std::mem::take(&mut self.chunk);
-        self.send(chunk).await
+        self.hand_over(chunk).await
     }
 
-    /// Hands over `chunk` as it is, recording the wait.
+    /// Hands over `chunk`, items not added with [`Output::add`].
     pub(crate) async fn send(&mut self, chunk: Vec<Env<T>>) -> bool {
-        let n = chunk.len() as u64;
+        self.c.items_out.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.hand_over(chunk).await
+    }
+
+    /// Puts `chunk` into the queue, recording the wait.
+    async fn hand_over(&mut self, chunk: Vec<Env<T>>) -> bool {
         let t0 = Instant::now();
         let ok = self.tx.send(chunk).await;
         StageCounters::add(&self.c.put_wait_ns, t0.elapsed());
-        self.c.items_out.fetch_add(n, Ordering::Relaxed);
         self.c.queue_len.store(self.tx.len() as u64, Ordering::Relaxed);
         ok
     }

@@ -282,7 +282,8 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
                             }
                         }
                     }
-                    if !output.flush().await {
+                    // A budget exceeded (here or elsewhere) stops the stage.
+                    if !output.flush().await || ctx.aborted() {
                         return;
                     }
                 }
@@ -313,11 +314,15 @@ impl<S: Send + 'static, T: Send + 'static> PipelineBuilder<S, T> {
     /// out.sort_unstable();
     /// assert_eq!(out, [0, 4, 8, 1001, 1003, 1005]);
     /// ```
+    ///
+    /// # Panics
+    /// When `branches` is empty.
     pub fn route<U, F>(self, select: F, branches: Vec<PipelineBuilder<T, U>>) -> PipelineBuilder<S, U>
     where
         U: Send + 'static,
         F: Fn(&T) -> usize + Send + Sync + 'static,
     {
+        assert!(!branches.is_empty(), "route needs at least one branch");
         let chains: Vec<Chain<T, U>> = branches.into_iter().map(|b| b.chain).collect();
         let select = Arc::new(select);
         self.then(move |ctx, rx| {
@@ -475,8 +480,8 @@ pub struct StageProfile {
 ///
 /// Dropping it cancels every epoch's pending work: async stages stop at
 /// their next await, the runtime's threads are joined (waiting at most 5 s
-/// for a source iterator blocked inside `next`), and the CPU pool is shut
-/// down. A blocking call already running on the CPU pool cannot be
+/// for a source iterator blocked inside `next`; not waited for at all when
+/// dropped inside an async context), and the CPU pool is shut down. A blocking call already running on the CPU pool cannot be
 /// interrupted: it completes on its thread, its result is dropped, and the
 /// thread then exits. A panic in any stage is caught and reported as that
 /// item's failure; it never poisons the pipeline.
@@ -612,7 +617,13 @@ fn spawn_reporter(ctx: &CtxRef, every: Duration) {
 
 impl<T> Drop for Pipeline<T> {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
+        let Some(rt) = self.runtime.take() else { return };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Dropped inside an async context (the last owner was a stream
+            // polled by the caller's runtime), where blocking is not
+            // allowed: the threads are told to stop and exit on their own.
+            rt.shutdown_background();
+        } else {
             // A source blocked in a slow iterator must not hang the process.
             rt.shutdown_timeout(Duration::from_secs(5));
         }
@@ -631,7 +642,7 @@ pub struct Run<'p, T> {
     _owner: Option<Arc<Pipeline<T>>>,
 }
 
-impl<T> Run<'_, T> {
+impl<'p, T> Run<'p, T> {
     /// Stats of every stage, now.
     pub fn stats(&self) -> PipelineStats {
         self.ctx.stats()
@@ -705,11 +716,14 @@ impl<T> Run<'_, T> {
         self.ready.next().map(|env| Ok(env.value))
     }
 
-    /// The rest of the epoch as an async `Stream`, for tokio users.
-    pub fn into_stream(mut self) -> impl Stream<Item = Result<T>>
+    /// The rest of the epoch as an async `Stream`, for tokio users. The
+    /// stream borrows the pipeline as the run did (or keeps it alive, for
+    /// a run from [`Pipeline::run_shared`]).
+    pub fn into_stream(mut self) -> impl Stream<Item = Result<T>> + use<'p, T>
     where
         T: Send + 'static,
     {
+        let owner = (self._owner.take(), self._pipeline);
         let ready = futures::stream::iter(std::mem::take(&mut self.ready));
         let chunks = futures::stream::unfold(self.rx.take(), |rx| async move {
             let mut rx = rx?;
@@ -719,6 +733,7 @@ impl<T> Run<'_, T> {
         let ctx = self.ctx.clone();
         let items = ready.chain(chunks.flatten()).map(|env| Ok(env.value));
         let end = futures::stream::once(async move {
+            let _owner = owner; // the pipeline lives until the stream ends
             ctx.done.store(true, Ordering::Relaxed);
             ctx.abort.lock().expect("abort lock").take().map(Err)
         })

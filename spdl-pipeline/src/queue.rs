@@ -110,6 +110,11 @@ impl<T> Sender<T> {
     pub(crate) fn len(&self) -> usize {
         self.0.lock().len
     }
+
+    /// Whether the receiver is gone (every send would fail).
+    pub(crate) fn is_closed(&self) -> bool {
+        !self.0.lock().receiver
+    }
 }
 
 impl<T> Clone for Sender<T> {

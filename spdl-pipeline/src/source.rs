@@ -66,6 +66,11 @@ impl<S> SourceChunks<S> {
         (pending.0.len() >= max_chunk, schedule)
     }
 
+    /// Whether the consumer is gone (the run was dropped).
+    fn is_closed(&self) -> bool {
+        self.output.try_lock().is_ok_and(|o| o.is_closed())
+    }
+
     /// Hands over the pending items; `timed` marks the scheduled flush.
     async fn flush(&self, timed: bool) -> bool {
         let mut output = self.output.lock().await;
@@ -90,6 +95,10 @@ fn feed_iter<S: Send + 'static>(
         output: tokio::sync::Mutex::new(output),
     });
     for seq in 0.. {
+        // A dropped run stops the source before its next (maybe slow) item.
+        if chunks.is_closed() {
+            return;
+        }
         let next = std::panic::catch_unwind(AssertUnwindSafe(|| items.next()));
         let Some(value) = source_item(ctx, c, seq, next) else {
             break;

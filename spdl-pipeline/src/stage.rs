@@ -76,7 +76,12 @@ impl<T: Send + 'static, U: Send + 'static> Work<T, U> {
         match self {
             Work::Async(f) => {
                 let (f, c) = (f.clone(), c.clone());
-                async move {
+                // Positions to report if a spawned task is cancelled.
+                let seqs: Vec<u64> = match timeout {
+                    Some(_) => items.iter().map(|env| env.seq).collect(),
+                    None => Vec::new(),
+                };
+                let run = async move {
                     let mut done = Vec::with_capacity(items.len());
                     for env in items {
                         let t0 = Instant::now();
@@ -91,6 +96,19 @@ impl<T: Send + 'static, U: Send + 'static> Work<T, U> {
                         done.push((env.seq, result.unwrap_or_else(|p| Err(panic_message(p)))));
                     }
                     done
+                };
+                if timeout.is_none() {
+                    return run.boxed();
+                }
+                // With a timeout the work runs as a task of its own, so its
+                // clock and its progress do not depend on this stage being
+                // polled (it is not while it waits to put its output).
+                let task = ctx.handle.spawn(run);
+                async move {
+                    task.await.unwrap_or_else(|e| {
+                        let reason = format!("the task was cancelled: {e}");
+                        seqs.iter().map(|&seq| (seq, Err(reason.clone()))).collect()
+                    })
                 }
                 .boxed()
             }

@@ -540,3 +540,71 @@ fn short_blocking_calls_share_pool_tasks_yet_keep_order_and_concurrency() {
     let tiny = run.stats().stages.into_iter().find(|s| s.name == "tiny").unwrap();
     assert_eq!((tiny.items_in, tiny.items_out), (20_000, 20_000));
 }
+
+#[test]
+fn a_rate_budget_counts_handled_items_not_chunk_arrivals() {
+    // Items reach the stage 256 at a time; the rate must still be failures
+    // over items handled, so 10 straight failures exceed 50% after 10.
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..1000u32)
+        .pipe(
+            |x: u32| async move {
+                if x < 20 {
+                    Err(format!("{x} failed"))
+                } else {
+                    Ok(x)
+                }
+            },
+            StageConfig::new("flaky").with_budget(FailureBudget::rate(0.5, 10)),
+        )
+        .build()
+        .unwrap();
+    let results: Vec<_> = pipeline.run(0).collect();
+    match results.last() {
+        Some(Err(Error::FailureBudget { scope, failures, .. })) => {
+            assert_eq!(scope, "flaky");
+            assert_eq!(failures.len(), 10, "stopped at the 10th failure");
+        }
+        other => panic!("expected a budget error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stream_keeps_a_shared_pipeline_alive() {
+    let pipeline = Arc::new(PipelineBuilder::new().add_source(0..1000u32).build().unwrap());
+    let stream = pipeline.run_shared(0).into_stream();
+    drop(pipeline); // the stream holds the last reference
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let out: Vec<u32> = rt.block_on(stream.map(Result::unwrap).collect());
+    assert_eq!(out, (0..1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_timeout_is_not_charged_for_time_the_stage_waits_on_its_consumer() {
+    // Each call takes ~2 ms; the consumer takes 30 ms per item, so the stage
+    // spends most of its time waiting to put. No call may time out.
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..12u32)
+        .pipe(
+            |x: u32| async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok::<_, String>(x)
+            },
+            StageConfig::new("io")
+                .with_concurrency(4)
+                .with_timeout(Duration::from_millis(20))
+                .with_queue(1),
+        )
+        .add_sink(1)
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    let mut n = 0;
+    for item in run.by_ref() {
+        item.unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        n += 1;
+    }
+    assert_eq!((n, run.failures().len()), (12, 0), "{:?}", run.failures());
+}
