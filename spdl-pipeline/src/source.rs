@@ -94,9 +94,11 @@ fn feed_iter<S: Send + 'static>(
         pending: Mutex::new((Vec::new(), false)),
         output: tokio::sync::Mutex::new(output),
     });
+    let mut new_chunk = true;
     for seq in 0.. {
-        // A dropped run stops the source before its next (maybe slow) item.
-        if chunks.is_closed() {
+        // A dropped run stops the source before its next (maybe slow) item;
+        // checked once per chunk, and a slow source sends one-item chunks.
+        if new_chunk && chunks.is_closed() {
             return;
         }
         let next = std::panic::catch_unwind(AssertUnwindSafe(|| items.next()));
@@ -104,6 +106,7 @@ fn feed_iter<S: Send + 'static>(
             break;
         };
         let (full, schedule) = chunks.add(Env { seq, value }, ctx.max_chunk);
+        new_chunk = full || schedule;
         if schedule {
             let chunks = chunks.clone();
             ctx.handle.spawn(async move {
