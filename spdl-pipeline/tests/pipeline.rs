@@ -208,13 +208,14 @@ fn slow_consumer_bounds_how_far_the_source_runs_ahead() {
         std::thread::sleep(Duration::from_millis(200));
         // A queue of capacity n takes a chunk while it holds fewer than n
         // items, so it holds at most n - 1 + max_chunk. Queues: source link
-        // 16, stage 4, sink 3; chunks in hand: the source's, the stage's
-        // input and output, the consumer's; 2 in flight; 5 consumed.
+        // 16, stage 4, sink 3. Chunks in hand: the source's two (one being
+        // filled, one waiting to be put), the stage's input and output, the
+        // consumer's; 2 in flight; 5 consumed.
         let m = max_chunk;
         let queues = (16 - 1 + m) + (4 - 1 + m) + (3 - 1 + m);
         let ahead = pulled.load(Ordering::SeqCst);
         assert!(
-            ahead <= 5 + queues + 4 * m + 2,
+            ahead <= 5 + queues + 5 * m + 2,
             "the source ran {ahead} items ahead with chunks of {m}"
         );
     }
