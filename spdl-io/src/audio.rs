@@ -247,18 +247,85 @@ impl SampleWindow {
         self.remaining == Some(0)
     }
 
-    /// Appends the part of `samples` (interleaved, `ch` channels) inside
-    /// the window to `out`.
-    pub(crate) fn push(&mut self, mut samples: &[f32], ch: usize, out: &mut impl Extend<f32>) {
-        let skip = self.skip.min(samples.len() / ch);
+    /// Takes the next `frames` samples per channel through the window;
+    /// returns the range of them inside it.
+    pub(crate) fn range(&mut self, frames: usize) -> std::ops::Range<usize> {
+        let skip = self.skip.min(frames);
         self.skip -= skip;
-        samples = &samples[skip * ch..];
-        let mut n = samples.len() / ch;
+        let mut n = frames - skip;
         if let Some(r) = self.remaining.as_mut() {
             n = n.min(*r);
             *r -= n;
         }
-        out.extend(samples[..n * ch].iter().copied());
+        skip..skip + n
+    }
+
+    /// Appends the part of `samples` (interleaved, `ch` channels) inside
+    /// the window to `out`.
+    pub(crate) fn push(&mut self, samples: &[f32], ch: usize, out: &mut impl Extend<f32>) {
+        let r = self.range(samples.len() / ch);
+        out.extend(samples[r.start * ch..r.end * ch].iter().copied());
+    }
+}
+
+/// Channel planes collected one after another in one buffer (channel `c`
+/// at `c * capacity`), so channels-first output needs no transposed copy.
+/// Sized from the header's frame count; a header that understated it makes
+/// the planes move once to a larger buffer, one that overstated it is
+/// compacted at the end.
+pub(crate) struct ChannelPlanes {
+    data: Vec<f32>,
+    channels: usize,
+    capacity: usize,
+    len: usize,
+}
+
+impl ChannelPlanes {
+    pub(crate) fn new(channels: usize, capacity: usize) -> Self {
+        ChannelPlanes {
+            data: vec![0.0; channels * capacity],
+            channels,
+            capacity,
+            len: 0,
+        }
+    }
+
+    /// Appends `n` samples to every channel, taken from `plane(c)`.
+    pub(crate) fn push<'a>(&mut self, n: usize, plane: impl Fn(usize) -> &'a [f32]) {
+        if self.len + n > self.capacity {
+            self.grow((self.len + n).max(self.capacity.saturating_mul(2)));
+        }
+        for c in 0..self.channels {
+            let at = c * self.capacity + self.len;
+            self.data[at..at + n].copy_from_slice(&plane(c)[..n]);
+        }
+        self.len += n;
+    }
+
+    /// Samples per channel so far.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn grow(&mut self, capacity: usize) {
+        let mut data = vec![0.0; self.channels * capacity];
+        for c in 0..self.channels {
+            let from = c * self.capacity;
+            data[c * capacity..c * capacity + self.len].copy_from_slice(&self.data[from..from + self.len]);
+        }
+        (self.data, self.capacity) = (data, capacity);
+    }
+
+    /// The planes, contiguous: (channels, len) in row-major order.
+    pub(crate) fn into_vec(mut self) -> Vec<f32> {
+        if self.len != self.capacity {
+            for c in 1..self.channels {
+                let from = c * self.capacity;
+                self.data.copy_within(from..from + self.len, c * self.len);
+            }
+            self.data.truncate(self.channels * self.len);
+        }
+        self.data
     }
 }
 
@@ -588,13 +655,14 @@ fn load_native(src: &Source, config: &AudioConfig) -> Result<Option<Decoded>> {
             }
         }
         Chosen::Symphonia(input) => {
-            let (interleaved, rate, channels) = input.decode(&mut window, config.limits.max_frames)?;
+            let planar = config.order == ChannelOrder::ChannelsFirst;
+            let (interleaved, rate, channels) = input.decode(&mut window, config.limits.max_frames, planar)?;
             Decoded {
                 interleaved,
                 rate,
                 channels,
                 start: 0.0,
-                planar: false,
+                planar,
                 backend: "symphonia",
             }
         }
@@ -715,6 +783,42 @@ pub fn stream_audio(src: impl Into<Source>, config: &AudioConfig, chunk_samples:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn channel_planes_grow_and_compact_to_channels_first() {
+        let (left, right): (Vec<f32>, Vec<f32>) = (
+            (0..10).map(|i| i as f32).collect(),
+            (0..10).map(|i| -i as f32).collect(),
+        );
+        // Understated header (capacity 4 < 10 samples): the planes move once.
+        let mut planes = super::ChannelPlanes::new(2, 4);
+        for chunk in [0..3, 3..7, 7..10] {
+            planes.push(chunk.len(), |c| {
+                if c == 0 {
+                    &left[chunk.clone()]
+                } else {
+                    &right[chunk.clone()]
+                }
+            });
+        }
+        let want: Vec<f32> = left.iter().chain(&right).copied().collect();
+        assert_eq!(planes.into_vec(), want);
+        // Overstated header (capacity 100): compacted at the end.
+        let mut planes = super::ChannelPlanes::new(2, 100);
+        planes.push(10, |c| if c == 0 { &left[..] } else { &right[..] });
+        assert_eq!(planes.len(), 10);
+        assert_eq!(planes.into_vec(), want);
+    }
+
+    #[test]
+    fn window_range_skips_then_keeps() {
+        let mut w = super::SampleWindow::new(Some(0.5), Some(1.0));
+        w.begin(0.0, 10); // skip 5 samples, keep 5
+        assert_eq!(w.range(3), 3..3);
+        assert_eq!(w.range(4), 2..4);
+        assert_eq!(w.range(10), 0..3);
+        assert!(w.is_full());
+    }
+
     use super::*;
 
     #[test]

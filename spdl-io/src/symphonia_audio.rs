@@ -10,7 +10,7 @@
 
 use std::io::Cursor;
 
-use symphonia::core::audio::SampleBuffer;
+use symphonia::core::audio::{AudioBuffer, SampleBuffer, Signal};
 use symphonia::core::codecs::{CodecType, DecoderOptions, CODEC_TYPE_FLAC, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
@@ -18,7 +18,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use crate::audio::SampleWindow;
+use crate::audio::{ChannelPlanes, SampleWindow};
 use crate::error::{Error, Position, Result};
 use crate::Source;
 
@@ -93,24 +93,29 @@ impl SymphoniaInput {
         })
     }
 
-    /// Decodes the track into interleaved f32 within `window`; returns the
-    /// samples, the sample rate and the channel count. A panic inside
-    /// symphonia (hostile input) is returned as an error, not propagated.
-    pub(crate) fn decode(self, window: &mut SampleWindow, max_samples: u64) -> Result<(Vec<f32>, u32, u32)> {
+    /// Decodes the track into f32 within `window`: channel planes one after
+    /// another when `planar`, else interleaved; returns the samples, the
+    /// sample rate and the channel count. A panic inside symphonia (hostile
+    /// input) is returned as an error, not propagated.
+    pub(crate) fn decode(
+        self,
+        window: &mut SampleWindow,
+        max_samples: u64,
+        planar: bool,
+    ) -> Result<(Vec<f32>, u32, u32)> {
         let name = self.name.clone();
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.decode_all(window, max_samples))).unwrap_or_else(
-            |p| {
-                let what = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(error(&name, Position::Unknown, format!("decoder panicked: {what}")))
-            },
-        )
+        let decode = || self.decode_all(window, max_samples, planar);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|p| {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(error(&name, Position::Unknown, format!("decoder panicked: {what}")))
+        })
     }
 
-    fn decode_all(mut self, window: &mut SampleWindow, max_samples: u64) -> Result<(Vec<f32>, u32, u32)> {
+    fn decode_all(mut self, window: &mut SampleWindow, max_samples: u64, planar: bool) -> Result<(Vec<f32>, u32, u32)> {
         let name = self.name.clone();
         let track = self
             .reader
@@ -129,8 +134,12 @@ impl SymphoniaInput {
         let declared = params.n_frames.unwrap_or(0).min(max_samples) as usize;
         let declared_channels = params.channels.map_or(1, |c| c.count()).min(64);
         let mut out: Vec<f32> = Vec::new();
-        let _ = out.try_reserve_exact(declared.saturating_mul(declared_channels));
+        let mut planes: Option<ChannelPlanes> = None;
+        if !planar {
+            let _ = out.try_reserve_exact(declared.saturating_mul(declared_channels));
+        }
         let mut scratch: Option<SampleBuffer<f32>> = None;
+        let mut planar_scratch: Option<AudioBuffer<f32>> = None;
         loop {
             let packet = match self.reader.next_packet() {
                 Ok(p) => p,
@@ -161,15 +170,32 @@ impl SymphoniaInput {
                     "the sample rate or channel count changed mid-stream",
                 ));
             }
-            let buf = match &mut scratch {
-                Some(b) if b.capacity() >= decoded.capacity() * channels as usize => b,
-                slot => slot.insert(SampleBuffer::new(decoded.capacity() as u64, spec)),
+            let kept = if planar {
+                let buf = match &mut planar_scratch {
+                    Some(b) if b.capacity() >= decoded.capacity() && *b.spec() == spec => b,
+                    slot => slot.insert(AudioBuffer::new(decoded.capacity() as u64, spec)),
+                };
+                decoded.convert(buf);
+                let range = window.range(buf.frames());
+                // At most 2^22 samples per channel up front (a header can lie).
+                let planes = planes.get_or_insert_with(|| ChannelPlanes::new(channels as usize, declared.min(1 << 22)));
+                planes.push(range.len(), |c| &buf.chan(c)[range.clone()]);
+                planes.len()
+            } else {
+                let buf = match &mut scratch {
+                    Some(b) if b.capacity() >= decoded.capacity() * channels as usize => b,
+                    slot => slot.insert(SampleBuffer::new(decoded.capacity() as u64, spec)),
+                };
+                buf.copy_interleaved_ref(decoded);
+                window.push(buf.samples(), channels as usize, &mut out);
+                out.len() / channels as usize
             };
-            buf.copy_interleaved_ref(decoded);
-            window.push(buf.samples(), channels as usize, &mut out);
-            if (out.len() / channels as usize) as u64 > max_samples || window.is_full() {
+            if kept as u64 > max_samples || window.is_full() {
                 break;
             }
+        }
+        if let Some(planes) = planes {
+            out = planes.into_vec();
         }
         Ok((out, rate, channels))
     }
