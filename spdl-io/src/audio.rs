@@ -344,6 +344,9 @@ struct AudioReader {
     window: SampleWindow,
     /// Converted interleaved samples not handed out yet.
     pending: VecDeque<f32>,
+    /// Instead of `pending`, for a whole load in channels-first order: the
+    /// output, collected as planes.
+    planes: Option<ChannelPlanes>,
     /// Resampler output of one frame, reused across frames.
     scratch: Vec<f32>,
     draining: bool,
@@ -400,6 +403,7 @@ impl AudioReader {
             end: config.end,
             window: SampleWindow::new(config.start, config.end),
             pending: VecDeque::new(),
+            planes: None,
             scratch: Vec::new(),
             draining: false,
             done: false,
@@ -422,9 +426,10 @@ impl AudioReader {
     /// Runs the resampler on `frame` (or flushes it with `None`) and keeps
     /// the output; returns the samples per channel produced.
     fn convert(&mut self, frame: Option<&ff::frame::Audio>) -> Result<usize> {
+        let (channels, planar) = (self.out_channels, self.planes.is_some());
         if let Some(f) = frame {
             if self.resampler.as_ref().map(|r| r.input) != Some(crate::ffmpeg::audio_input(f)) {
-                let r = AudioResampler::new(f, self.out_channels, self.out_rate).map_err(|e| self.convert_error(e))?;
+                let r = AudioResampler::new(f, channels, self.out_rate, planar).map_err(|e| self.convert_error(e))?;
                 self.resampler = Some(r);
             }
         }
@@ -432,16 +437,25 @@ impl AudioReader {
             return Ok(0);
         };
         let mut samples = std::mem::take(&mut self.scratch);
-        samples.clear();
-        let n = resampler
+        let converted = resampler
             .convert(frame, &mut samples)
             .map_err(|e| self.convert_error(e));
-        if n.is_ok() {
-            self.window
-                .push(&samples, self.out_channels as usize, &mut self.pending);
+        if let Ok((n, stride)) = converted {
+            match self.planes.as_mut() {
+                Some(planes) => {
+                    let r = self.window.range(n);
+                    planes.push(r.len(), |c| &samples[c * stride + r.start..c * stride + r.end]);
+                }
+                None => self.window.push(&samples, channels as usize, &mut self.pending),
+            }
         }
         self.scratch = samples;
-        n
+        converted.map(|(n, _)| n)
+    }
+
+    /// Converted samples held (interleaved count).
+    fn buffered(&self) -> usize {
+        self.pending.len() + self.planes.as_ref().map_or(0, |p| p.len() * self.out_channels as usize)
     }
 
     fn convert_error(&self, reason: String) -> Error {
@@ -454,7 +468,7 @@ impl AudioReader {
     /// Decodes until at least `want` interleaved samples are pending or the
     /// stream ends.
     fn fill(&mut self, want: usize) -> Result<()> {
-        while self.pending.len() < want && !self.done && !self.window.is_full() {
+        while self.buffered() < want && !self.done && !self.window.is_full() {
             let mut frame = ff::frame::Audio::empty();
             match self.decoder.receive_frame(&mut frame) {
                 Ok(()) => {
@@ -498,10 +512,14 @@ impl AudioReader {
         }
     }
 
-    /// Up to `max` samples per channel, interleaved; empty at the end.
+    /// Up to `max` samples per channel, interleaved (channels-first when
+    /// collecting planes: then everything decoded, once); empty at the end.
     fn take(&mut self, max: usize) -> Result<Vec<f32>> {
         let want = max.saturating_mul(self.out_channels as usize);
         self.fill(want)?;
+        if let Some(planes) = self.planes.take() {
+            return Ok(planes.into_vec());
+        }
         if want >= self.pending.len() {
             // Everything pending: hand over the buffer itself (no copy).
             return Ok(Vec::from(std::mem::take(&mut self.pending)));
@@ -574,6 +592,12 @@ fn load<T: AudioSample>(src: Source, config: &AudioConfig) -> Result<AudioBuffer
 
 fn load_ffmpeg(src: Source, config: &AudioConfig) -> Result<Decoded> {
     let mut reader = AudioReader::open(src, config)?;
+    // Channels-first output is collected as planes (swresample writes
+    // planar f32), so it needs no transposed copy at the end.
+    let planar = config.order == ChannelOrder::ChannelsFirst;
+    if planar {
+        reader.planes = Some(ChannelPlanes::new(reader.out_channels as usize, 0));
+    }
     let limit = config.limits.max_frames.min(usize::MAX as u64) as usize;
     let interleaved = reader.take(limit.saturating_add(1))?;
     Ok(Decoded {
@@ -581,7 +605,7 @@ fn load_ffmpeg(src: Source, config: &AudioConfig) -> Result<Decoded> {
         rate: reader.out_rate,
         channels: reader.out_channels,
         start: reader.window.first_time().unwrap_or(0.0),
-        planar: false,
+        planar,
         backend: "ffmpeg",
     })
 }

@@ -670,13 +670,15 @@ pub(crate) fn default_layout_name(channels: u32) -> String {
     c_name(name.as_ptr()).unwrap_or_default()
 }
 
-/// A swresample context converting decoded frames to packed f32 at a
-/// target rate and channel count (FFmpeg's default layout for that count).
+/// A swresample context converting decoded frames to f32 (packed, or
+/// planar) at a target rate and channel count (FFmpeg's default layout for
+/// that count).
 pub(crate) struct AudioResampler {
     ctx: *mut ffi::SwrContext,
     /// (sample format, channels, rate) of the input this context expects.
     pub(crate) input: (c_int, u32, u32),
     out_channels: u32,
+    planar: bool,
 }
 
 // SAFETY: the SwrContext is owned exclusively by this value, which is not
@@ -706,7 +708,17 @@ pub(crate) fn audio_input(frame: &ff::frame::Audio) -> (c_int, u32, u32) {
 impl AudioResampler {
     /// A context for frames like `frame`: its own channel layout when it
     /// declares a valid one, else FFmpeg's default for its channel count.
-    pub(crate) fn new(frame: &ff::frame::Audio, out_channels: u32, out_rate: u32) -> std::result::Result<Self, String> {
+    pub(crate) fn new(
+        frame: &ff::frame::Audio,
+        out_channels: u32,
+        out_rate: u32,
+        planar: bool,
+    ) -> std::result::Result<Self, String> {
+        let out_format = if planar {
+            ffi::AVSampleFormat::AV_SAMPLE_FMT_FLTP
+        } else {
+            ffi::AVSampleFormat::AV_SAMPLE_FMT_FLT
+        };
         let input = audio_input(frame);
         let mut ctx: *mut ffi::SwrContext = ptr::null_mut();
         // SAFETY: the layouts are plain structs initialised by FFmpeg
@@ -729,7 +741,7 @@ impl AudioResampler {
             let rc = ffi::swr_alloc_set_opts2(
                 &mut ctx,
                 &mut out_layout,
-                ffi::AVSampleFormat::AV_SAMPLE_FMT_FLT,
+                out_format,
                 out_rate as c_int,
                 &mut in_layout,
                 std::mem::transmute::<c_int, ffi::AVSampleFormat>(f.format),
@@ -749,6 +761,7 @@ impl AudioResampler {
             ctx,
             input,
             out_channels,
+            planar,
         };
         if rc < 0 {
             return Err(format!("cannot set up resampling: {}", ff::Error::from(rc)));
@@ -756,31 +769,43 @@ impl AudioResampler {
         Ok(resampler)
     }
 
-    /// Converts `frame` (or flushes buffered samples with `None`) and
-    /// appends interleaved f32 samples to `out`; returns samples per channel.
+    /// Converts `frame` (or flushes buffered samples with `None`) into
+    /// `out` (replacing its contents); returns `n`, the samples per channel,
+    /// and the plane stride: packed output is `n * channels` interleaved
+    /// samples (stride 0), planar output has channel `c` at `c * stride`.
     pub(crate) fn convert(
         &mut self,
         frame: Option<&ff::frame::Audio>,
         out: &mut Vec<f32>,
-    ) -> std::result::Result<usize, String> {
+    ) -> std::result::Result<(usize, usize), String> {
         let in_count = frame.map_or(0, |f| f.samples()) as c_int;
+        let ch = self.out_channels as usize;
         // SAFETY: `ctx` is initialised; swr_get_out_samples bounds the output
-        // of this call, for which `out` reserves room; the input pointers are
-        // the frame's own planes (`extended_data`), valid for `in_count`
-        // samples; a null input flushes.
+        // of this call, for which `out` holds `room` samples per channel
+        // (one packed plane, or `ch` planes `room` apart); the input
+        // pointers are the frame's own planes (`extended_data`), valid for
+        // `in_count` samples; a null input flushes.
         unsafe {
             let room = ffi::swr_get_out_samples(self.ctx, in_count).max(0) as usize;
-            let ch = self.out_channels as usize;
-            out.reserve(room * ch);
-            let start = out.len();
-            let mut dst = out.as_mut_ptr().add(start) as *mut u8;
+            out.clear();
+            out.resize(room * ch, 0.0);
+            let base = out.as_mut_ptr();
+            let mut dst: Vec<*mut u8> = match self.planar {
+                true => (0..ch).map(|c| base.add(c * room) as *mut u8).collect(),
+                false => vec![base as *mut u8],
+            };
             let src = frame.map_or(ptr::null_mut(), |f| (*f.as_ptr()).extended_data as *mut *const u8);
-            let n = ffi::swr_convert(self.ctx, &mut dst, room as c_int, src, in_count);
+            let n = ffi::swr_convert(self.ctx, dst.as_mut_ptr(), room as c_int, src, in_count);
             if n < 0 {
                 return Err(format!("resampling failed: {}", ff::Error::from(n)));
             }
-            out.set_len(start + n as usize * ch);
-            Ok(n as usize)
+            let n = n as usize;
+            if self.planar {
+                Ok((n, room))
+            } else {
+                out.truncate(n * ch);
+                Ok((n, 0))
+            }
         }
     }
 }
