@@ -339,6 +339,8 @@ struct AudioReader {
     out_rate: u32,
     out_channels: u32,
     resampler: Option<AudioResampler>,
+    /// Samples per channel the stream's header declares (0 if unknown).
+    declared: usize,
     /// The end of the window, for stopping demuxing early.
     end: Option<f64>,
     window: SampleWindow,
@@ -378,6 +380,7 @@ impl AudioReader {
             .and_then(|c| c.decoder().audio())
             .map_err(|e| fail(format!("cannot open the audio decoder: {e}")))?;
         let time_base = Ratio::from(st.time_base());
+        let duration = st.duration();
         let (rate, channels) = (decoder.rate(), u32::from(decoder.channels()));
         if rate == 0 || rate > i32::MAX as u32 || channels == 0 || channels > 64 {
             return Err(fail(format!("the header declares {channels} channels at {rate} Hz")));
@@ -392,6 +395,10 @@ impl AudioReader {
         }
         let out_rate = config.sample_rate.unwrap_or(rate);
         let out_channels = config.channels.unwrap_or(channels);
+        let declared = match duration > 0 {
+            true => (time_base.seconds(duration) * f64::from(out_rate)).ceil().max(0.0) as usize,
+            false => 0,
+        };
         Ok(AudioReader {
             demuxer,
             stream,
@@ -400,6 +407,7 @@ impl AudioReader {
             out_rate,
             out_channels,
             resampler: None,
+            declared,
             end: config.end,
             window: SampleWindow::new(config.start, config.end),
             pending: VecDeque::new(),
@@ -596,7 +604,12 @@ fn load_ffmpeg(src: Source, config: &AudioConfig) -> Result<Decoded> {
     // planar f32), so it needs no transposed copy at the end.
     let planar = config.order == ChannelOrder::ChannelsFirst;
     if planar {
-        reader.planes = Some(ChannelPlanes::new(reader.out_channels as usize, 0));
+        // Sized from the header, at most 2^22 samples per channel up front
+        // (a header can lie; the planes grow past it when it does). A
+        // little over the declared length: compacting a short tail is
+        // cheaper than growing past it.
+        let capacity = (reader.declared + reader.declared / 64 + 4096).min(1 << 22);
+        reader.planes = Some(ChannelPlanes::new(reader.out_channels as usize, capacity));
     }
     let limit = config.limits.max_frames.min(usize::MAX as u64) as usize;
     let interleaved = reader.take(limit.saturating_add(1))?;
