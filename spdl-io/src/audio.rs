@@ -270,9 +270,10 @@ impl SampleWindow {
 
 /// Channel planes collected one after another in one buffer (channel `c`
 /// at `c * capacity`), so channels-first output needs no transposed copy.
-/// Sized from the header's frame count; a header that understated it makes
-/// the planes move once to a larger buffer, one that overstated it is
-/// compacted at the end.
+/// Sized from the header's frame count, but never more than
+/// [`ChannelPlanes::MAX_UP_FRONT`] samples up front (a header can lie); a
+/// header that understated it makes the planes move to a larger buffer as
+/// decoded samples arrive, one that overstated it is compacted at the end.
 pub(crate) struct ChannelPlanes {
     data: Vec<f32>,
     channels: usize,
@@ -281,7 +282,11 @@ pub(crate) struct ChannelPlanes {
 }
 
 impl ChannelPlanes {
+    /// Samples (all channels) allocated before any is decoded: 64 MiB.
+    const MAX_UP_FRONT: usize = 1 << 24;
+
     pub(crate) fn new(channels: usize, capacity: usize) -> Self {
+        let capacity = capacity.min(Self::MAX_UP_FRONT / channels.max(1));
         ChannelPlanes {
             data: vec![0.0; channels * capacity],
             channels,
@@ -604,11 +609,10 @@ fn load_ffmpeg(src: Source, config: &AudioConfig) -> Result<Decoded> {
     // planar f32), so it needs no transposed copy at the end.
     let planar = config.order == ChannelOrder::ChannelsFirst;
     if planar {
-        // Sized from the header, at most 2^22 samples per channel up front
-        // (a header can lie; the planes grow past it when it does). A
-        // little over the declared length: compacting a short tail is
-        // cheaper than growing past it.
-        let capacity = (reader.declared + reader.declared / 64 + 4096).min(1 << 22);
+        // Sized from the header (bounded by ChannelPlanes), a little over
+        // the declared length: compacting a short tail is cheaper than
+        // growing past it.
+        let capacity = reader.declared.saturating_add(reader.declared / 64 + 4096);
         reader.planes = Some(ChannelPlanes::new(reader.out_channels as usize, capacity));
     }
     let limit = config.limits.max_frames.min(usize::MAX as u64) as usize;

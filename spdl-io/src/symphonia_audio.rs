@@ -177,8 +177,8 @@ impl SymphoniaInput {
                 };
                 decoded.convert(buf);
                 let range = window.range(buf.frames());
-                // At most 2^22 samples per channel up front (a header can lie).
-                let planes = planes.get_or_insert_with(|| ChannelPlanes::new(channels as usize, declared.min(1 << 22)));
+                // Sized from the header, bounded (a header can lie).
+                let planes = planes.get_or_insert_with(|| ChannelPlanes::new(channels as usize, declared));
                 planes.push(range.len(), |c| &buf.chan(c)[range.clone()]);
                 planes.len()
             } else {
