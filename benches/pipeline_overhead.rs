@@ -10,12 +10,18 @@
 //! build-to-first-item and drop times (`times_s` holds pairs);
 //! `sleep-tokio`: the same sleeps through `buffer_unordered(32)` on a plain
 //! 2-thread tokio runtime, no pipeline (the ceiling tokio's 1 ms timer
-//! allows); `sleep-precise`: the `sleep` pipeline with a precise 10 ms wait
-//! (`std::thread::sleep` on tokio's blocking pool) instead of tokio's timer.
+//! allows); `sleep-precise`: the `sleep` pipeline with a 10 ms wait that
+//! ends on time (one deadline thread, [`DeadlineTimer`]) instead of tokio's
+//! timer; `sleep-precise-tokio`: those waits on plain tokio, no pipeline.
 //! `--runtime-threads N` sets the tokio worker threads (default 2).
 //! Prints one JSON line: `{"impl":"spdl-rs","kind":..,"items":N,"times_s":[..],"peak_rss_kb":..}`.
 
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use futures::channel::oneshot;
 
 use anyhow::{bail, Result};
 use spdl::pipeline::{Pipeline, PipelineBuilder, PipelineConfig, StageConfig};
@@ -31,29 +37,90 @@ async fn sleep_10ms(x: u64) -> Result<u64, String> {
     Ok(x)
 }
 
-/// A 10 ms wait that ends on time (tokio's timer ends it on the next 1 ms
-/// tick): a thread of tokio's blocking pool sleeps.
+/// Waits that end on time, for `sleep-precise`: tokio's timer ends a
+/// 10 ms sleep on its next 1 ms tick (about 11.3 ms here). One thread keeps
+/// the deadlines in a heap and sleeps on a condvar until the earliest, so
+/// a wait costs no thread of its own.
+struct DeadlineTimer {
+    due: Mutex<BinaryHeap<Due>>,
+    changed: Condvar,
+}
+
+/// A deadline and who to tell (ordered by deadline, then arrival).
+struct Due(Instant, u64, oneshot::Sender<()>);
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0, self.1) == (other.0, other.1)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    /// Reversed, so the heap's top is the earliest deadline.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.0, other.1).cmp(&(self.0, self.1))
+    }
+}
+
+impl DeadlineTimer {
+    /// The process-wide timer; its thread starts on first use.
+    fn get() -> &'static DeadlineTimer {
+        static TIMER: OnceLock<&'static DeadlineTimer> = OnceLock::new();
+        TIMER.get_or_init(|| {
+            let timer: &'static DeadlineTimer = Box::leak(Box::new(DeadlineTimer {
+                due: Mutex::new(BinaryHeap::new()),
+                changed: Condvar::new(),
+            }));
+            std::thread::spawn(move || timer.serve());
+            timer
+        })
+    }
+
+    fn serve(&self) {
+        let mut due = self.due.lock().unwrap();
+        loop {
+            let now = Instant::now();
+            match due.peek().map(|d| d.0) {
+                Some(at) if at <= now => {
+                    let Due(_, _, tx) = due.pop().unwrap();
+                    let _ = tx.send(());
+                }
+                Some(at) => due = self.changed.wait_timeout(due, at - now).unwrap().0,
+                None => due = self.changed.wait(due).unwrap(),
+            }
+        }
+    }
+
+    async fn sleep(&self, d: Duration) {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let (tx, rx) = oneshot::channel();
+        let at = Instant::now() + d;
+        self.due.lock().unwrap().push(Due(at, SEQ.fetch_add(1, Relaxed), tx));
+        self.changed.notify_one();
+        let _ = rx.await;
+    }
+}
+
 async fn precise_sleep_10ms(x: u64) -> Result<u64, String> {
-    tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(10)))
-        .await
-        .map_err(|e| e.to_string())?;
+    DeadlineTimer::get().sleep(Duration::from_millis(10)).await;
     Ok(x)
 }
 
-/// Seconds for `items` 10 ms sleeps at concurrency 32 on plain tokio.
-fn tokio_sleeps(items: u64) -> Result<f64> {
+/// Seconds for `items` 10 ms sleeps (`sleep`) at concurrency 32 on plain
+/// tokio.
+fn tokio_sleeps<F: std::future::Future<Output = Result<u64, String>>>(items: u64, sleep: fn(u64) -> F) -> Result<f64> {
     use futures::StreamExt;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()
         .build()?;
     let t0 = Instant::now();
-    let n = rt.block_on(
-        futures::stream::iter(0..items)
-            .map(sleep_10ms)
-            .buffer_unordered(32)
-            .count(),
-    );
+    let n = rt.block_on(futures::stream::iter(0..items).map(sleep).buffer_unordered(32).count());
     anyhow::ensure!(n as u64 == items, "{n} of {items} sleeps finished");
     Ok(t0.elapsed().as_secs_f64())
 }
@@ -118,9 +185,12 @@ fn main() -> Result<()> {
             let (first, shutdown) = startup()?;
             times.extend([first, shutdown]);
         }
-    } else if kind == "sleep-tokio" {
+    } else if kind == "sleep-tokio" || kind == "sleep-precise-tokio" {
         for _ in 0..repeat {
-            times.push(tokio_sleeps(items)?);
+            times.push(match kind.as_str() {
+                "sleep-tokio" => tokio_sleeps(items, sleep_10ms)?,
+                _ => tokio_sleeps(items, precise_sleep_10ms)?,
+            });
         }
     } else {
         let pipeline = build(&kind, items, config)?;
