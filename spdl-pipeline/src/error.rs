@@ -33,6 +33,16 @@ pub enum Error {
         /// Every failure so far, in the order they happened.
         failures: Vec<Failure>,
     },
+    /// An item that a merged pipeline dropped (see
+    /// `PipelineBuilder::add_merged_pipelines`), passed on so it is counted
+    /// where the merge is consumed.
+    #[error("merged pipeline {pipeline} dropped {failure}")]
+    Dropped {
+        /// The merged pipeline's position in the list given to the merge.
+        pipeline: usize,
+        /// What it dropped and why.
+        failure: Failure,
+    },
     /// No item arrived within the caller's timeout.
     #[error("no item within {0:?}")]
     Timeout(Duration),

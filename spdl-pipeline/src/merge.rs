@@ -1,5 +1,8 @@
 //! Merging several sources into one: round-robin, or weighted random with
-//! a seed (the order depends only on the seed and the epoch).
+//! a seed (the order depends only on the seed and the epoch); a merged
+//! pipeline's run passes on every item it dropped.
+
+use crate::{Error, Failure, Result, Run};
 
 /// How [`Merge`] picks the next source.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +101,49 @@ impl<I: Iterator> Iterator for Merge<I> {
                 None => self.sources[i] = None,
             }
         }
+    }
+}
+
+/// One merged pipeline's run, as a source: its items, then an
+/// [`Error::Dropped`] for each item it dropped within its budgets, so no
+/// failure stays hidden inside a run nobody else can see. A run stopped
+/// over budget already lists its failures in that error.
+pub(crate) struct MergedRun<T> {
+    pipeline: usize,
+    run: Option<Run<'static, T>>,
+    stopped: bool,
+    dropped: std::vec::IntoIter<Failure>,
+}
+
+impl<T> MergedRun<T> {
+    pub(crate) fn new(pipeline: usize, run: Run<'static, T>) -> Self {
+        MergedRun {
+            pipeline,
+            run: Some(run),
+            stopped: false,
+            dropped: Vec::new().into_iter(),
+        }
+    }
+}
+
+impl<T> Iterator for MergedRun<T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        if let Some(run) = self.run.as_mut() {
+            match run.next() {
+                Some(item) => {
+                    self.stopped |= matches!(item, Err(Error::FailureBudget { .. }));
+                    return Some(item);
+                }
+                None if self.stopped => self.run = None,
+                None => self.dropped = self.run.take().map(|r| r.failures()).unwrap_or_default().into_iter(),
+            }
+        }
+        let pipeline = self.pipeline;
+        self.dropped
+            .next()
+            .map(|failure| Err(Error::Dropped { pipeline, failure }))
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::runtime::Runtime;
 use crate::aggregate::{Aggregator, CountAggregator};
 use crate::config::{FailureBudget, PipelineConfig, StageConfig};
 use crate::epoch::{panic_message, Ctx, CtxRef, Env, Input, Output, Rx, LINK_QUEUE};
-use crate::merge::{Merge, MergePolicy};
+use crate::merge::{Merge, MergePolicy, MergedRun};
 use crate::queue::queue;
 use crate::source::{spawn_source, SourceItems};
 use crate::stage::{pass_through, spawn_task_stage, Work};
@@ -157,6 +157,40 @@ impl PipelineBuilder<(), ()> {
         I::IntoIter: Send + 'static,
     {
         self.add_source_fn(move |epoch| Merge::new(sources.clone(), policy.clone(), epoch))
+    }
+
+    /// A source that merges whole pipelines: epoch `e` of the new pipeline
+    /// runs epoch `e` of each one and interleaves their outputs by
+    /// `policy`. Each run's items arrive as it yields them, then an
+    /// [`Error::Dropped`] for every item it dropped within its budgets; a
+    /// run stopped over budget yields its [`Error::FailureBudget`] (which
+    /// lists its failures) and ends. The next stage decides what an `Err`
+    /// means: returning it counts and reports it there, as the example
+    /// does, so nothing a merged pipeline dropped goes unreported.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use spdl_pipeline::{MergePolicy, PipelineBuilder, StageConfig};
+    /// let evens = Arc::new(PipelineBuilder::new().add_source_fn(|e| (0..2).map(move |i| 10 * e + 2 * i)).build().unwrap());
+    /// let odds = Arc::new(PipelineBuilder::new().add_source(vec![1u64]).build().unwrap());
+    /// let merged = PipelineBuilder::new()
+    ///     .add_merged_pipelines(vec![evens, odds], MergePolicy::RoundRobin)
+    ///     .pipe_blocking(|r: spdl_pipeline::Result<u64>| r.map_err(|e| e.to_string()), StageConfig::new("merged").with_ordered(true))
+    ///     .build()
+    ///     .unwrap();
+    /// let out: Vec<u64> = merged.run(1).map(Result::unwrap).collect();
+    /// assert_eq!(out, [10, 1, 12]);
+    /// ```
+    pub fn add_merged_pipelines<T: Send + 'static>(
+        self,
+        pipelines: Vec<Arc<Pipeline<T>>>,
+        policy: MergePolicy,
+    ) -> PipelineBuilder<Result<T>, Result<T>> {
+        self.add_source_fn(move |epoch| {
+            let runs = pipelines.iter().enumerate();
+            let runs = runs.map(|(i, p)| MergedRun::new(i, p.run_shared(epoch))).collect();
+            Merge::new(runs, policy.clone(), epoch)
+        })
     }
 }
 

@@ -609,3 +609,76 @@ fn a_timeout_is_not_charged_for_time_the_stage_waits_on_its_consumer() {
     }
     assert_eq!((n, run.failures().len()), (12, 0), "{:?}", run.failures());
 }
+
+#[test]
+fn merged_pipelines_run_the_same_epoch_and_pass_on_every_drop() {
+    let tens = Arc::new(
+        PipelineBuilder::new()
+            .add_source_fn(|epoch| (0..3u64).map(move |i| 100 * epoch + i))
+            .pipe_blocking(Ok::<u64, String>, StageConfig::new("tens").with_ordered(true))
+            .build()
+            .unwrap(),
+    );
+    // Drops 1 and 2 within its (unlimited) budget.
+    let lossy = Arc::new(
+        PipelineBuilder::new()
+            .add_source(0..3u64)
+            .pipe_blocking(
+                |x: u64| if x >= 1 { Err("bad") } else { Ok(50 + x) },
+                StageConfig::new("lossy").with_ordered(true),
+            )
+            .build()
+            .unwrap(),
+    );
+    // Stops on its first failure.
+    let strict = Arc::new(
+        PipelineBuilder::new()
+            .add_source(0..1000u64)
+            .pipe_blocking(
+                |x: u64| if x >= 1 { Err("worse") } else { Ok(70 + x) },
+                StageConfig::new("strict")
+                    .with_ordered(true)
+                    .with_budget(FailureBudget::count(0)),
+            )
+            .build()
+            .unwrap(),
+    );
+    let merged = PipelineBuilder::new()
+        .with_config(small())
+        .add_merged_pipelines(
+            vec![tens.clone(), lossy, strict],
+            spdl_pipeline::MergePolicy::RoundRobin,
+        )
+        .add_sink(2)
+        .build()
+        .unwrap();
+    for epoch in 0..2 {
+        let out: Vec<_> = merged.run(epoch).map(Result::unwrap).collect();
+        let mut oks: Vec<u64> = out.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+        oks.sort_unstable();
+        let mut want = vec![50, 70, 100 * epoch, 100 * epoch + 1, 100 * epoch + 2];
+        want.sort_unstable();
+        assert_eq!(oks, want, "epoch {epoch}");
+        let mut dropped: Vec<(usize, u64)> = out
+            .iter()
+            .filter_map(|r| match r {
+                Err(Error::Dropped { pipeline, failure }) => Some((*pipeline, failure.item)),
+                _ => None,
+            })
+            .collect();
+        dropped.sort_unstable();
+        assert_eq!(dropped, [(1, 1), (1, 2)], "each item the lossy pipeline dropped, once");
+        let stops: Vec<_> = out
+            .iter()
+            .filter(|r| matches!(r, Err(Error::FailureBudget { scope, failures, .. }) if scope == "strict" && failures.len() == 1))
+            .collect();
+        assert_eq!(
+            stops.len(),
+            1,
+            "the strict pipeline's stop arrives once, not also as drops"
+        );
+        assert_eq!(out.len(), 5 + 2 + 1);
+    }
+    // The merged pipelines stay usable on their own.
+    assert_eq!(tens.run(5).map(Result::unwrap).collect::<Vec<_>>(), [500, 501, 502]);
+}
