@@ -285,26 +285,36 @@ impl ChannelPlanes {
     /// Samples (all channels) allocated before any is decoded: 64 MiB.
     const MAX_UP_FRONT: usize = 1 << 24;
 
-    pub(crate) fn new(channels: usize, capacity: usize) -> Self {
+    /// Room for `capacity` samples per channel (at most
+    /// [`Self::MAX_UP_FRONT`] in all), hinted to huge pages: the planes are
+    /// first touched as they are filled.
+    ///
+    /// # Errors
+    /// The bytes that could not be allocated.
+    pub(crate) fn new(channels: usize, capacity: usize) -> Result<Self, usize> {
         let capacity = capacity.min(Self::MAX_UP_FRONT / channels.max(1));
-        ChannelPlanes {
-            data: vec![0.0; channels * capacity],
+        Ok(ChannelPlanes {
+            data: crate::memory::zeroed(channels * capacity)?,
             channels,
             capacity,
             len: 0,
-        }
+        })
     }
 
     /// Appends `n` samples to every channel, taken from `plane(c)`.
-    pub(crate) fn push<'a>(&mut self, n: usize, plane: impl Fn(usize) -> &'a [f32]) {
+    ///
+    /// # Errors
+    /// The bytes that could not be allocated to grow the planes.
+    pub(crate) fn push<'a>(&mut self, n: usize, plane: impl Fn(usize) -> &'a [f32]) -> Result<(), usize> {
         if self.len + n > self.capacity {
-            self.grow((self.len + n).max(self.capacity.saturating_mul(2)));
+            self.grow((self.len + n).max(self.capacity.saturating_mul(2)))?;
         }
         for c in 0..self.channels {
             let at = c * self.capacity + self.len;
             self.data[at..at + n].copy_from_slice(&plane(c)[..n]);
         }
         self.len += n;
+        Ok(())
     }
 
     /// Samples per channel so far.
@@ -312,13 +322,14 @@ impl ChannelPlanes {
         self.len
     }
 
-    fn grow(&mut self, capacity: usize) {
-        let mut data = vec![0.0; self.channels * capacity];
+    fn grow(&mut self, capacity: usize) -> Result<(), usize> {
+        let mut data = crate::memory::zeroed(self.channels.saturating_mul(capacity))?;
         for c in 0..self.channels {
             let from = c * self.capacity;
             data[c * capacity..c * capacity + self.len].copy_from_slice(&self.data[from..from + self.len]);
         }
         (self.data, self.capacity) = (data, capacity);
+        Ok(())
     }
 
     /// The planes, contiguous: (channels, len) in row-major order.
@@ -441,6 +452,17 @@ impl AudioReader {
     fn convert(&mut self, frame: Option<&ff::frame::Audio>) -> Result<usize> {
         let (channels, planar) = (self.out_channels, self.planes.is_some());
         if let Some(f) = frame {
+            // Already the output format (e.g. mp3float's planar f32): copied
+            // as it is, unless a resampler holds samples from earlier frames.
+            let direct = self
+                .resampler
+                .is_none()
+                .then(|| crate::ffmpeg::f32_planes(f, channels, self.out_rate, planar));
+            if let Some(samples) = direct.flatten() {
+                let n = f.samples();
+                self.keep(n, |c| samples[c])?;
+                return Ok(n);
+            }
             if self.resampler.as_ref().map(|r| r.input) != Some(crate::ffmpeg::audio_input(f)) {
                 let r = AudioResampler::new(f, channels, self.out_rate, planar).map_err(|e| self.convert_error(e))?;
                 self.resampler = Some(r);
@@ -452,18 +474,29 @@ impl AudioReader {
         let mut samples = std::mem::take(&mut self.scratch);
         let converted = resampler
             .convert(frame, &mut samples)
-            .map_err(|e| self.convert_error(e));
-        if let Ok((n, stride)) = converted {
-            match self.planes.as_mut() {
-                Some(planes) => {
-                    let r = self.window.range(n);
-                    planes.push(r.len(), |c| &samples[c * stride + r.start..c * stride + r.end]);
-                }
-                None => self.window.push(&samples, channels as usize, &mut self.pending),
+            .map_err(|e| self.convert_error(e))
+            .and_then(|(n, stride)| self.keep(n, |c| &samples[c * stride..]).map(|()| n));
+        self.scratch = samples;
+        converted
+    }
+
+    /// Keeps the window's part of `n` converted samples per channel:
+    /// `plane(c)` is channel `c` when collecting planes, else `plane(0)`
+    /// holds them interleaved.
+    fn keep<'a>(&mut self, n: usize, plane: impl Fn(usize) -> &'a [f32]) -> Result<()> {
+        match self.planes.as_mut() {
+            Some(planes) => {
+                let r = self.window.range(n);
+                planes
+                    .push(r.len(), |c| &plane(c)[r.clone()])
+                    .map_err(|bytes| oom(self.demuxer.source_name(), bytes))
+            }
+            None => {
+                self.window
+                    .push(plane(0), self.out_channels as usize, &mut self.pending);
+                Ok(())
             }
         }
-        self.scratch = samples;
-        converted.map(|(n, _)| n)
     }
 
     /// Converted samples held (interleaved count).
@@ -541,6 +574,14 @@ impl AudioReader {
     }
 }
 
+/// The error for an output that could not be allocated.
+pub(crate) fn oom(src: &str, bytes: usize) -> Error {
+    Error::Convert {
+        src: src.into(),
+        reason: format!("cannot allocate {bytes} bytes for the output"),
+    }
+}
+
 /// Interleaved samples and what they are.
 struct Decoded {
     interleaved: Vec<f32>,
@@ -613,7 +654,8 @@ fn load_ffmpeg(src: Source, config: &AudioConfig) -> Result<Decoded> {
         // the declared length: compacting a short tail is cheaper than
         // growing past it.
         let capacity = reader.declared.saturating_add(reader.declared / 64 + 4096);
-        reader.planes = Some(ChannelPlanes::new(reader.out_channels as usize, capacity));
+        let planes = ChannelPlanes::new(reader.out_channels as usize, capacity);
+        reader.planes = Some(planes.map_err(|bytes| oom(reader.src(), bytes))?);
     }
     let limit = config.limits.max_frames.min(usize::MAX as u64) as usize;
     let interleaved = reader.take(limit.saturating_add(1))?;
@@ -831,21 +873,25 @@ mod tests {
             (0..10).map(|i| -i as f32).collect(),
         );
         // Understated header (capacity 4 < 10 samples): the planes move once.
-        let mut planes = super::ChannelPlanes::new(2, 4);
+        let mut planes = super::ChannelPlanes::new(2, 4).unwrap();
         for chunk in [0..3, 3..7, 7..10] {
-            planes.push(chunk.len(), |c| {
-                if c == 0 {
-                    &left[chunk.clone()]
-                } else {
-                    &right[chunk.clone()]
-                }
-            });
+            planes
+                .push(chunk.len(), |c| {
+                    if c == 0 {
+                        &left[chunk.clone()]
+                    } else {
+                        &right[chunk.clone()]
+                    }
+                })
+                .unwrap();
         }
         let want: Vec<f32> = left.iter().chain(&right).copied().collect();
         assert_eq!(planes.into_vec(), want);
         // Overstated header (capacity 100): compacted at the end.
-        let mut planes = super::ChannelPlanes::new(2, 100);
-        planes.push(10, |c| if c == 0 { &left[..] } else { &right[..] });
+        let mut planes = super::ChannelPlanes::new(2, 100).unwrap();
+        planes
+            .push(10, |c| if c == 0 { &left[..] } else { &right[..] })
+            .unwrap();
         assert_eq!(planes.len(), 10);
         assert_eq!(planes.into_vec(), want);
     }

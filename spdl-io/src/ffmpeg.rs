@@ -670,6 +670,48 @@ pub(crate) fn default_layout_name(channels: u32) -> String {
     c_name(name.as_ptr()).unwrap_or_default()
 }
 
+/// The samples of `frame` when they already are what swresample would
+/// output for (`channels`, `rate`, `planar`): f32 (planar, or packed), that
+/// many channels in FFmpeg's default layout for the count, at that rate.
+/// One slice per channel when planar, else one interleaved slice; `None`
+/// when the frame needs converting.
+pub(crate) fn f32_planes(frame: &ff::frame::Audio, channels: u32, rate: u32, planar: bool) -> Option<Vec<&[f32]>> {
+    let want = match planar {
+        true => ffi::AVSampleFormat::AV_SAMPLE_FMT_FLTP,
+        false => ffi::AVSampleFormat::AV_SAMPLE_FMT_FLT,
+    } as c_int;
+    // SAFETY: reading plain fields of a decoded frame; the default layout
+    // is filled in native order without allocating (all-zero bytes are a
+    // valid unspecified layout to start from); a decoded frame in `want`
+    // holds `channels` (planar) or one (packed) non-null, f32-aligned
+    // planes of `nb_samples` samples (times `channels` when packed) in
+    // `extended_data`, which live as long as the borrowed frame.
+    unsafe {
+        let f = &*frame.as_ptr();
+        let mut default: ffi::AVChannelLayout = std::mem::zeroed();
+        ffi::av_channel_layout_default(&mut default, channels as c_int);
+        if f.format != want
+            || f.sample_rate != rate as c_int
+            || f.nb_samples < 0
+            || f.extended_data.is_null()
+            || ffi::av_channel_layout_compare(&f.ch_layout, &default) != 0
+        {
+            return None;
+        }
+        let samples = f.nb_samples as usize;
+        let (planes, len) = match planar {
+            true => (channels as usize, samples),
+            false => (1, samples * channels as usize),
+        };
+        (0..planes)
+            .map(|p| {
+                let data = *f.extended_data.add(p) as *const f32;
+                (!data.is_null()).then(|| std::slice::from_raw_parts(data, len))
+            })
+            .collect()
+    }
+}
+
 /// A swresample context converting decoded frames to f32 (packed, or
 /// planar) at a target rate and channel count (FFmpeg's default layout for
 /// that count).

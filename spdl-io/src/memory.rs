@@ -1,14 +1,16 @@
-//! Output buffers: large frame and image arrays are allocated with a
+//! Output buffers: large frame, image and audio arrays are allocated with a
 //! transparent huge page hint, so first touch costs one page fault per
 //! 2 MiB instead of one per 4 KiB (measured: see BENCHMARKS.md).
 
-/// A byte vector with room for `capacity` bytes, hinted to use huge pages.
+/// An empty vector with room for `capacity` values, hinted to use huge
+/// pages.
 ///
 /// # Errors
-/// Returns the requested size when the allocation fails.
-pub(crate) fn frame_buffer(capacity: usize) -> Result<Vec<u8>, usize> {
+/// Returns the requested size in bytes when the allocation fails.
+pub(crate) fn with_capacity<T>(capacity: usize) -> Result<Vec<T>, usize> {
     let mut data = Vec::new();
-    data.try_reserve_exact(capacity).map_err(|_| capacity)?;
+    let bytes = capacity.saturating_mul(std::mem::size_of::<T>());
+    data.try_reserve_exact(capacity).map_err(|_| bytes)?;
     advise_huge_pages(&mut data);
     Ok(data)
 }
@@ -53,7 +55,7 @@ fn advise_huge_pages<T>(data: &mut Vec<T>) {
 mod tests {
     #[test]
     fn buffer_has_the_requested_capacity() {
-        let v = super::frame_buffer(10 << 20).unwrap();
+        let v = super::with_capacity::<u8>(10 << 20).unwrap();
         assert!(v.capacity() >= 10 << 20);
         assert!(v.is_empty());
     }

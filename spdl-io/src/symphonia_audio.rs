@@ -133,11 +133,12 @@ impl SymphoniaInput {
         // sample limit, so a forged header cannot make it allocate more).
         let declared = params.n_frames.unwrap_or(0).min(max_samples) as usize;
         let declared_channels = params.channels.map_or(1, |c| c.count()).min(64);
-        let mut out: Vec<f32> = Vec::new();
+        let oom = |bytes| crate::audio::oom(&name, bytes);
         let mut planes: Option<ChannelPlanes> = None;
-        if !planar {
-            let _ = out.try_reserve_exact(declared.saturating_mul(declared_channels));
-        }
+        let mut out: Vec<f32> = match planar {
+            true => Vec::new(),
+            false => crate::memory::with_capacity(declared.saturating_mul(declared_channels)).map_err(oom)?,
+        };
         let mut scratch: Option<SampleBuffer<f32>> = None;
         let mut planar_scratch: Option<AudioBuffer<f32>> = None;
         loop {
@@ -178,8 +179,11 @@ impl SymphoniaInput {
                 decoded.convert(buf);
                 let range = window.range(buf.frames());
                 // Sized from the header, bounded (a header can lie).
-                let planes = planes.get_or_insert_with(|| ChannelPlanes::new(channels as usize, declared));
-                planes.push(range.len(), |c| &buf.chan(c)[range.clone()]);
+                let planes = match &mut planes {
+                    Some(p) => p,
+                    slot => slot.insert(ChannelPlanes::new(channels as usize, declared).map_err(oom)?),
+                };
+                planes.push(range.len(), |c| &buf.chan(c)[range.clone()]).map_err(oom)?;
                 planes.len()
             } else {
                 let buf = match &mut scratch {

@@ -214,7 +214,7 @@ impl Batch {
                 .saturating_mul(bytes)
                 .min(limits.max_output_bytes as usize)
                 .min(1 << 30);
-            self.data = crate::memory::frame_buffer(want).map_err(|n| self.oom(n))?;
+            self.data = crate::memory::with_capacity(want).map_err(|n| self.oom(n))?;
         }
         let at = self.data.len();
         self.data.try_reserve(bytes).map_err(|_| self.oom(at + bytes))?;

@@ -153,7 +153,8 @@ impl Layout {
     /// Converts every sample of `bytes` with `sample` (monomorphised per
     /// encoding, so the loop has no per-sample dispatch).
     fn gather(&self, bytes: &[u8], sample: impl Fn(&[u8]) -> f32) -> Vec<f32> {
-        let mut out = Vec::with_capacity(bytes.len() / self.width);
+        // Bounded by the bytes already read; huge pages cut first-touch cost.
+        let mut out = crate::memory::with_capacity(bytes.len() / self.width).unwrap_or_default();
         if self.planar {
             let frame = self.ch * self.width;
             for c in 0..self.ch {
