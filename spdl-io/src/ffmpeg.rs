@@ -421,6 +421,9 @@ pub(crate) struct ScalerKey {
 pub(crate) struct Scaler {
     ctx: *mut ffi::SwsContext,
     key: ScalerKey,
+    /// Padded rows for conversions that cannot write tightly packed ones
+    /// ([`converts_in_blocks`]), reused across frames.
+    padded: Vec<u8>,
 }
 
 // SAFETY: a SwsContext has no thread affinity; `Scaler` owns it exclusively
@@ -469,7 +472,11 @@ impl Scaler {
                 key.src_fmt, key.src_w, key.src_h, key.dst_fmt, key.dst_w, key.dst_h
             ));
         }
-        let scaler = Scaler { ctx, key };
+        let scaler = Scaler {
+            ctx,
+            key,
+            padded: Vec::new(),
+        };
         let mut space: c_int = ffi::AVColorSpace::from(key.colorspace) as c_int;
         if !(1..=10).contains(&space) || space == 8 {
             space = ffi::SWS_CS_ITU601 as c_int;
@@ -506,20 +513,53 @@ impl Scaler {
         out: &mut [u8],
         planes: &[PlaneLayout],
     ) -> std::result::Result<(), String> {
-        let mut dst = [ptr::null_mut::<u8>(); 4];
-        let mut dst_stride = [0 as c_int; 4];
-        let base = out.as_mut_ptr();
         for (i, p) in planes.iter().enumerate() {
             if p.offset + p.stride * p.rows > out.len() {
                 return Err(format!("output plane {i} does not fit the frame buffer"));
             }
-            // SAFETY: the plane lies inside `out` (checked just above).
+        }
+        match planes {
+            [p] if converts_in_blocks(&self.key) => {
+                // Rows padded by 16 pixels of up to 8 bytes, and a spare row.
+                let stride = (p.stride + 128).next_multiple_of(64);
+                let mut padded = std::mem::take(&mut self.padded);
+                padded.resize(stride * (p.rows + 1), 0);
+                let layout = PlaneLayout {
+                    offset: 0,
+                    stride,
+                    rows: p.rows,
+                };
+                let converted = self.scale(frame, &mut padded, &[layout]);
+                let rows = out[p.offset..p.offset + p.stride * p.rows].chunks_exact_mut(p.stride);
+                for (row, from) in rows.zip(padded.chunks_exact(stride)) {
+                    row.copy_from_slice(&from[..p.stride]);
+                }
+                self.padded = padded;
+                converted
+            }
+            _ => self.scale(frame, out, planes),
+        }
+    }
+
+    /// `sws_scale` into planes already checked to lie inside `out`.
+    fn scale(
+        &mut self,
+        frame: &ff::frame::Video,
+        out: &mut [u8],
+        planes: &[PlaneLayout],
+    ) -> std::result::Result<(), String> {
+        let mut dst = [ptr::null_mut::<u8>(); 4];
+        let mut dst_stride = [0 as c_int; 4];
+        let base = out.as_mut_ptr();
+        for (i, p) in planes.iter().enumerate().take(4) {
+            // SAFETY: the caller checked that the plane lies inside `out`.
             dst[i] = unsafe { base.add(p.offset) };
             dst_stride[i] = p.stride as c_int;
         }
         // SAFETY: the frame's data pointers and strides describe a valid
         // image of src_w x src_h in src_fmt (the key was built from this
-        // frame); each destination plane was bounds-checked above.
+        // frame); each destination plane lies inside `out`, and conversions
+        // that store past a row's end get padded rows (`run`).
         let rows = unsafe {
             let f = frame.as_ptr();
             ffi::sws_scale(
@@ -537,6 +577,37 @@ impl Scaler {
         }
         Ok(())
     }
+}
+
+/// Whether swscale may convert with its special unscaled YUV -> RGB
+/// converters (x86, FFmpeg 5-7: 8-bit 4:2:0 and 4:2:2 sources, even
+/// heights). They work in blocks of 8 pixels: given tightly packed rows
+/// they leave the last `width % 8` pixels of every row black, and they
+/// store past the end of a row, which overruns the output. The test is a
+/// superset (any unscaled, chroma-subsampled 8-bit YUV source to packed
+/// RGB), so a future FFmpeg with more such converters is covered too.
+fn converts_in_blocks(key: &ScalerKey) -> bool {
+    if (key.src_w, key.src_h) != (key.dst_w, key.dst_h) {
+        return false;
+    }
+    // SAFETY: av_pix_fmt_desc_get returns null or a static descriptor.
+    let (src, dst) = unsafe {
+        (
+            ffi::av_pix_fmt_desc_get(key.src_fmt.into()).as_ref(),
+            ffi::av_pix_fmt_desc_get(key.dst_fmt.into()).as_ref(),
+        )
+    };
+    let (Some(src), Some(dst)) = (src, dst) else {
+        return true; // unknown: padded rows are always safe
+    };
+    let flag = |d: &ffi::AVPixFmtDescriptor, f: c_int| d.flags & f as u64 != 0;
+    let subsampled_yuv = src.nb_components >= 3
+        && !flag(src, ffi::AV_PIX_FMT_FLAG_RGB)
+        && flag(src, ffi::AV_PIX_FMT_FLAG_PLANAR)
+        && (src.log2_chroma_w > 0 || src.log2_chroma_h > 0)
+        && src.comp[0].depth <= 8;
+    let packed_rgb = flag(dst, ffi::AV_PIX_FMT_FLAG_RGB) && !flag(dst, ffi::AV_PIX_FMT_FLAG_PLANAR);
+    subsampled_yuv && packed_rgb
 }
 
 /// A C string owned by FFmpeg (static name tables) as an owned `String`.
