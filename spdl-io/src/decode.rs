@@ -112,6 +112,10 @@ impl Frame {
     pub fn pts(&self) -> Option<i64> {
         self.inner.timestamp()
     }
+    /// Sets the timestamp of a frame that came without one.
+    pub(crate) fn set_pts(&mut self, pts: i64) {
+        crate::ffmpeg::set_best_effort_timestamp(&mut self.inner, pts);
+    }
     /// Presentation timestamp in seconds.
     pub fn pts_seconds(&self) -> Option<f64> {
         self.pts().map(|t| self.time_base.seconds(t))

@@ -35,7 +35,18 @@ impl Ratio {
 
     /// Converts seconds to a timestamp in this time base (rounded down).
     pub(crate) fn timestamp(self, seconds: f64) -> i64 {
-        let t = (seconds * f64::from(self.den) / f64::from(self.num.max(1))).floor();
+        Self::clamp((seconds * f64::from(self.den) / f64::from(self.num.max(1))).floor())
+    }
+
+    /// The first timestamp shown at or after `seconds` (rounded up, with a
+    /// nanosecond's slack for `seconds` computed from a timestamp): window
+    /// bounds, so that a frame at 0.28 s is not inside [0.30, ...) in a
+    /// 1/25 time base.
+    pub(crate) fn timestamp_at_or_after(self, seconds: f64) -> i64 {
+        Self::clamp((seconds * f64::from(self.den) / f64::from(self.num.max(1)) - 1e-6).ceil())
+    }
+
+    fn clamp(t: f64) -> i64 {
         t.clamp(i64::MIN as f64, i64::MAX as f64) as i64
     }
 }
@@ -168,7 +179,7 @@ impl Packet {
     /// Whether the container marks the packet to be decoded but not shown
     /// (for example before an edit list's start).
     pub fn is_discard(&self) -> bool {
-        self.inner.flags().bits() & ff::ffi::AV_PKT_FLAG_DISCARD != 0
+        crate::ffmpeg::packet_flags(&self.inner) & ff::ffi::AV_PKT_FLAG_DISCARD != 0
     }
     /// Payload size in bytes.
     pub fn size(&self) -> usize {

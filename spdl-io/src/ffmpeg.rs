@@ -345,6 +345,20 @@ pub(crate) fn seek_keyframe_before(
     }
 }
 
+/// A packet's raw `AV_PKT_FLAG_*` bits (ffmpeg-next's `flags()` keeps only
+/// the key and corrupt bits, dropping `AV_PKT_FLAG_DISCARD`).
+pub(crate) fn packet_flags(packet: &ff::Packet) -> c_int {
+    use ff::packet::Ref;
+    // SAFETY: reading a plain field of a packet we borrow.
+    unsafe { (*packet.as_ptr()).flags }
+}
+
+/// Sets the timestamp a decoded frame reports (its best-effort pts).
+pub(crate) fn set_best_effort_timestamp(frame: &mut ff::frame::Video, pts: i64) {
+    // SAFETY: writing a plain field of a frame we own.
+    unsafe { (*frame.as_mut_ptr()).best_effort_timestamp = pts };
+}
+
 /// The clockwise rotation (0, 90, 180 or 270 degrees) that the stream's
 /// display matrix asks the player to apply.
 pub(crate) fn stream_rotation(input: &ff::format::context::Input, stream: usize) -> u32 {

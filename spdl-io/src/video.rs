@@ -241,7 +241,7 @@ impl Batch {
 
 impl VideoSource {
     fn open(src: Source, config: &VideoConfig) -> Result<Self> {
-        let demuxer = Demuxer::open_with_limits(src, config.limits)?;
+        let demuxer = Demuxer::open_with_limits(src.clone(), config.limits)?;
         let stream = match config.stream {
             Some(s) => s,
             None => demuxer.best_video_stream()?,
@@ -266,12 +266,22 @@ impl VideoSource {
             Some(r) => return Err(Error::InvalidConfig(format!("frame rate {r} must be positive"))),
             None => None,
         };
-        let mut reader = FrameReader::new(demuxer, decoder, stream);
         let tb = info.time_base;
-        reader.set_window(
-            config.start.map(|s| tb.timestamp(s)),
-            config.end.map(|e| tb.timestamp(e)),
-        )?;
+        let (start, end) = (
+            config.start.map(|s| tb.timestamp_at_or_after(s)),
+            config.end.map(|e| tb.timestamp_at_or_after(e)),
+        );
+        let mut reader = FrameReader::new(demuxer, decoder, stream);
+        if !reader.set_window(start, end, true)? {
+            tracing::debug!(
+                src = reader.demuxer.source_name(),
+                "no seek reaches the window; decoding from the start"
+            );
+            let demuxer = Demuxer::open_with_limits(src, config.limits)?;
+            let decoder = demuxer.video_decoder(stream, &config.decoder)?;
+            reader = FrameReader::new(demuxer, decoder, stream);
+            reader.set_window(start, end, false)?;
+        }
         Ok(VideoSource {
             reader,
             converter,
@@ -291,9 +301,9 @@ impl VideoSource {
     /// Reopens `src` and decodes from its very start (no seek: some
     /// containers cannot seek precisely to their first frame).
     fn restart(&mut self, src: &Source) -> Result<()> {
-        let wanted = self.reader.wanted.take();
+        let (wanted, cannot_seek) = (self.reader.wanted.take(), self.reader.cannot_seek);
         self.reader = VideoSource::open(src.clone(), &self.config)?.reader;
-        self.reader.wanted = wanted;
+        (self.reader.wanted, self.reader.cannot_seek) = (wanted, cannot_seek);
         Ok(())
     }
 
@@ -399,7 +409,14 @@ fn no_frames(source: &VideoSource) -> Error {
         src: source.src().into(),
         stream: source.reader.stream,
         at: Position::EndOfStream,
-        reason: "no frame could be decoded".into(),
+        reason: match (source.config.start, source.config.end) {
+            (None, None) => "no frame could be decoded".into(),
+            (s, e) => format!(
+                "no frame is shown in the window [{}, {}) s (or none could be decoded there; frames without timestamps cannot be placed in a window)",
+                s.unwrap_or(0.0),
+                e.map_or("end".into(), |e| e.to_string())
+            ),
+        },
     }
 }
 
@@ -474,6 +491,9 @@ impl FrameIndex {
         while let Some(p) = demuxer.read_packet(stream)? {
             exact &= p.pts().is_some();
             let Some(t) = p.pts().or(p.dts()) else { continue };
+            if p.is_key() {
+                keyframes.push(t); // a seek point even when not shown
+            }
             if p.is_discard() {
                 continue;
             }
@@ -484,9 +504,6 @@ impl FrameIndex {
                 MAX_INDEXED_FRAMES,
             )?;
             pts.push(t);
-            if p.is_key() {
-                keyframes.push(t);
-            }
         }
         pts.sort_unstable();
         keyframes.sort_unstable();
@@ -666,12 +683,15 @@ fn seek_and_decode_to(
     target: usize,
 ) -> Result<Frame> {
     let key = index.keyframe_before(t);
-    let mut just_seeked = false;
-    if !last_pts.is_some_and(|lp| lp < t && key <= lp) {
-        source.reader.seek(key)?;
+    let (mut just_seeked, mut fell_back) = (false, false);
+    let ahead = last_pts.is_some_and(|lp| lp < t && (key <= lp || source.reader.cannot_seek));
+    if !ahead && (source.reader.cannot_seek || source.reader.seek(key).is_err()) {
+        // Cannot seek: decode forward from the very start.
+        source.restart(src)?;
+        fell_back = true;
+    } else if !ahead {
         just_seeked = true;
     }
-    let mut fell_back = false;
     loop {
         let frame = source.reader.next_frame()?;
         let p = frame.as_ref().map_or(i64::MAX, |f| f.pts().unwrap_or(i64::MIN));
