@@ -7,7 +7,7 @@
 use std::io::Cursor;
 
 use bytes::Bytes;
-use image::{ColorType, ImageDecoder, ImageFormat, ImageReader};
+use image::{ColorType, ImageDecoder, ImageError, ImageFormat, ImageReader};
 use ndarray::Array3;
 
 use crate::convert::{Crop, Interpolation, PixelFormat};
@@ -188,31 +188,50 @@ impl Encoded {
         let (codec, width, height, orientation, format) = match format {
             Some(ImageFormat::Jpeg) => {
                 let h = jpeg::read_header(&data).map_err(|e| image_error(&name, "jpeg", e))?;
-                (Codec::Jpeg(h), h.width, h.height, h.orientation, "jpeg".to_string())
+                if h.lossless {
+                    let (w, h, _) = ffmpeg_probe(&data, &name, limits)?;
+                    (Codec::Ffmpeg, w, h, Orientation::Normal, "jpeg-ls".to_string())
+                } else {
+                    (Codec::Jpeg(h), h.width, h.height, h.orientation, "jpeg".to_string())
+                }
             }
             Some(f) if f.reading_enabled() => {
                 let fname = f.extensions_str().first().copied().unwrap_or("image");
-                let mut decoder = image_decoder(&data, f, limits).map_err(|e| image_error(&name, fname, e))?;
-                let (w, h) = decoder.dimensions();
-                let o = decoder.orientation().map_or(1, |o| o.to_exif());
-                let codec = Codec::Image(f, decoder.color_type());
-                (
-                    codec,
-                    w as usize,
-                    h as usize,
-                    Orientation::from_exif(u16::from(o)),
-                    fname.to_string(),
-                )
+                let header = image_decoder(&data, f, limits).map(|mut d| {
+                    let o = d.orientation().map_or(1, |o| o.to_exif());
+                    (d.dimensions(), Orientation::from_exif(u16::from(o)), d.color_type())
+                });
+                match header {
+                    Ok(((w, h), o, color)) => (Codec::Image(f, color), w as usize, h as usize, o, fname.to_string()),
+                    // A variant the image crate lacks (palette or YCbCr
+                    // TIFF, ...): FFmpeg's decoder, if it reads the file.
+                    Err(e @ ImageError::Unsupported(_)) => {
+                        let (w, h, _) = ffmpeg_probe(&data, &name, limits).map_err(|_| image_error(&name, fname, e))?;
+                        (Codec::Ffmpeg, w, h, Orientation::Normal, fname.to_string())
+                    }
+                    Err(e) => return Err(image_error(&name, fname, e)),
+                }
             }
             _ => {
                 let (w, h, fmt) = ffmpeg_probe(&data, &name, limits)?;
                 (Codec::Ffmpeg, w, h, Orientation::Normal, fmt)
             }
         };
+        Encoded::checked(data, name, (codec, width, height, orientation), &format, limits)
+    }
+
+    /// The probed image, once its declared size is within the limits.
+    fn checked(
+        data: Bytes,
+        name: String,
+        (codec, width, height, orientation): (Codec, usize, usize, Orientation),
+        format: &str,
+        limits: &Limits,
+    ) -> Result<Self> {
         let pixels = width as u64 * height as u64;
         Limits::check(&name, "pixels per image", pixels, limits.max_pixels)?;
         if pixels == 0 {
-            return Err(image_error(&name, &format, "the header declares an empty image"));
+            return Err(image_error(&name, format, "the header declares an empty image"));
         }
         Ok(Encoded {
             data,
@@ -221,7 +240,7 @@ impl Encoded {
             width,
             height,
             orientation,
-            format,
+            format: format.to_string(),
         })
     }
 
@@ -407,23 +426,40 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
                 scale: eighths as f64 / 8.0,
             })
         }
-        Codec::Image(f, color) => decode_with_image_crate(img, f, color, plan, cfg),
-        Codec::Ffmpeg => {
-            let config = crate::VideoConfig::default()
-                .with_pix_fmt(cfg.pix_fmt)
-                .with_limits(cfg.limits.with_max_frames(1));
-            let src = Source::from_bytes(img.data.clone(), img.name.clone());
-            let video = crate::sample_frames(src, &[0], &config)?;
-            let (_, h, w, _) = video.frames.dim();
-            let bytes = video.frames.into_raw_vec_and_offset().0;
-            Ok(Decoded {
-                pixels: widen(bytes),
-                width: w,
-                height: h,
-                scale: 1.0,
-            })
-        }
+        Codec::Image(f, color) => match decode_with_image_crate(&img.data, f, color, plan, cfg) {
+            Ok(d) => Ok(d),
+            Err(e @ ImageError::Unsupported(_)) => decode_with_ffmpeg(img, cfg).map_err(|_| img.fail(e)),
+            // A PNG whose writer never added the IEND chunk, with all its
+            // image data: decoded with the chunk added, as FFmpeg and Pillow
+            // decode it. A truncated PNG still fails (its data is short).
+            Err(e) if f == ImageFormat::Png && !img.data.ends_with(PNG_IEND) => {
+                let closed = [&img.data[..], PNG_IEND].concat();
+                decode_with_image_crate(&closed, f, color, plan, cfg).map_err(|_| img.fail(e))
+            }
+            Err(e) => Err(img.fail(e)),
+        },
+        Codec::Ffmpeg => decode_with_ffmpeg(img, cfg),
     }
+}
+
+/// The PNG end chunk: length 0, `IEND`, its CRC.
+const PNG_IEND: &[u8] = &[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
+
+/// The first frame as FFmpeg decodes it, in the output pixel format.
+fn decode_with_ffmpeg<T: Sample>(img: &Encoded, cfg: &ImageConfig) -> Result<Decoded<T>> {
+    let config = crate::VideoConfig::default()
+        .with_pix_fmt(cfg.pix_fmt)
+        .with_limits(cfg.limits.with_max_frames(1));
+    let src = Source::from_bytes(img.data.clone(), img.name.clone());
+    let video = crate::sample_frames(src, &[0], &config)?;
+    let (_, h, w, _) = video.frames.dim();
+    let bytes = video.frames.into_raw_vec_and_offset().0;
+    Ok(Decoded {
+        pixels: widen(bytes),
+        width: w,
+        height: h,
+        scale: 1.0,
+    })
 }
 
 /// 8-bit samples as `T` (no copy for `u8`).
@@ -435,33 +471,30 @@ fn widen<T: Sample>(bytes: Vec<u8>) -> Vec<T> {
 }
 
 fn decode_with_image_crate<T: Sample>(
-    img: &Encoded,
+    data: &[u8],
     f: ImageFormat,
     color: ColorType,
     plan: &Plan,
     cfg: &ImageConfig,
-) -> Result<Decoded<T>> {
-    let decoder = image_decoder(&img.data, f, &cfg.limits).map_err(|e| img.fail(e))?;
-    let (w, h) = (img.width, img.height);
+) -> image::ImageResult<Decoded<T>> {
+    let decoder = image_decoder(data, f, &cfg.limits)?;
+    let (w, h) = decoder.dimensions();
+    let (w, h) = (w as usize, h as usize);
     let mut out = vec![T::default(); w * h * plan.channels];
     let in_channels = usize::from(color.channel_count());
     match color {
         ColorType::L8 | ColorType::La8 | ColorType::Rgb8 | ColorType::Rgba8 => {
             let mut buf = vec![0u8; decoder.total_bytes() as usize];
-            decoder.read_image(&mut buf).map_err(|e| img.fail(e))?;
+            decoder.read_image(&mut buf)?;
             pixels::convert(&buf, in_channels, cfg.pix_fmt, &mut out, T::from_u8);
         }
         ColorType::L16 | ColorType::La16 | ColorType::Rgb16 | ColorType::Rgba16 => {
             let mut buf = vec![0u16; decoder.total_bytes() as usize / 2];
-            decoder
-                .read_image(bytemuck::cast_slice_mut(&mut buf))
-                .map_err(|e| img.fail(e))?;
+            decoder.read_image(bytemuck::cast_slice_mut(&mut buf))?;
             pixels::convert(&buf, in_channels, cfg.pix_fmt, &mut out, T::from_u16);
         }
         _ => {
-            let rgba = image::DynamicImage::from_decoder(decoder)
-                .map_err(|e| img.fail(e))?
-                .into_rgba16();
+            let rgba = image::DynamicImage::from_decoder(decoder)?.into_rgba16();
             pixels::convert(rgba.as_raw(), 4, cfg.pix_fmt, &mut out, T::from_u16);
         }
     }

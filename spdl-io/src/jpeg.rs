@@ -24,6 +24,9 @@ pub(crate) struct JpegHeader {
     pub orientation: Orientation,
     /// An Adobe APP14 marker is present (CMYK data is then stored inverted).
     pub adobe: bool,
+    /// A lossless frame (SOF3, SOF7, SOF11, SOF15), which libjpeg-turbo's
+    /// TurboJPEG API does not decode.
+    pub lossless: bool,
 }
 
 impl JpegHeader {
@@ -53,7 +56,7 @@ fn with_decompressor<R>(f: impl FnOnce(&mut Decompressor) -> Result<R, String>) 
 /// Reads the frame header and the APP1 (EXIF) and APP14 (Adobe) markers.
 pub(crate) fn read_header(data: &[u8]) -> Result<JpegHeader, String> {
     let h = with_decompressor(|d| d.read_header(data).map_err(|e| e.to_string()))?;
-    let (exif, adobe) = scan_markers(data);
+    let (exif, adobe, lossless) = scan_markers(data);
     let orientation = exif
         .and_then(image::metadata::Orientation::from_exif_chunk)
         .map_or(Orientation::Normal, |o| Orientation::from_exif(u16::from(o.to_exif())));
@@ -63,13 +66,15 @@ pub(crate) fn read_header(data: &[u8]) -> Result<JpegHeader, String> {
         colorspace: h.colorspace,
         orientation,
         adobe,
+        lossless,
     })
 }
 
-/// Finds the EXIF payload (after `Exif\0\0`) and whether an Adobe marker
-/// exists, walking the marker segments up to the first scan.
-fn scan_markers(data: &[u8]) -> (Option<&[u8]>, bool) {
-    let (mut exif, mut adobe) = (None, false);
+/// Finds the EXIF payload (after `Exif\0\0`), whether an Adobe marker
+/// exists and whether the frame is lossless, walking the marker segments up
+/// to the first scan.
+fn scan_markers(data: &[u8]) -> (Option<&[u8]>, bool, bool) {
+    let (mut exif, mut adobe, mut lossless) = (None, false, false);
     let mut i = 2; // after SOI
     while i + 4 <= data.len() && data[i] == 0xFF {
         let marker = data[i + 1];
@@ -83,11 +88,12 @@ fn scan_markers(data: &[u8]) -> (Option<&[u8]>, bool) {
         match marker {
             0xE1 if exif.is_none() && body.starts_with(b"Exif\0\0") => exif = Some(&body[6..]),
             0xEE if body.starts_with(b"Adobe") => adobe = true,
+            0xC3 | 0xC7 | 0xCB | 0xCF => lossless = true,
             _ => {}
         }
         i += 2 + len.max(2);
     }
-    (exif, adobe)
+    (exif, adobe, lossless)
 }
 
 /// The smallest DCT-domain scale `n/8` (n = 1, 2, 4 or 8) that keeps a
@@ -120,12 +126,36 @@ fn tj_format(fmt: PixelFormat) -> Option<(TjFormat, usize)> {
 
 /// Decodes at scale `eighths/8` into `out` (exactly the scaled size in
 /// `fmt`). CMYK/YCCK images are decoded to CMYK and converted to RGB first.
+///
+/// A file that ends without its EOI marker but with every scan complete (a
+/// writer that never closed the file) is decoded with the marker added,
+/// as libjpeg's `djpeg` and FFmpeg decode it; it is accepted only if that
+/// decode is clean, so a truncated file stays an error.
 pub(crate) fn decode_into(
     data: &[u8],
     header: &JpegHeader,
     eighths: usize,
     fmt: PixelFormat,
     out: &mut [u8],
+) -> Result<(), String> {
+    match decode_data(data, header, eighths, fmt, out, true) {
+        Err(e) if e.contains("Premature end of JPEG file") && !data.ends_with(&[0xFF, 0xD9]) => {
+            let closed = [data, &[0xFF, 0xD9]].concat();
+            decode_data(&closed, header, eighths, fmt, out, false).map_err(|_| e)
+        }
+        done => done,
+    }
+}
+
+/// [`decode_into`] of `data` as it is; `tolerant` accepts libjpeg's
+/// "Corrupt JPEG data" warnings ([`tolerate_corrupt_data`]).
+fn decode_data(
+    data: &[u8],
+    header: &JpegHeader,
+    eighths: usize,
+    fmt: PixelFormat,
+    out: &mut [u8],
+    tolerant: bool,
 ) -> Result<(), String> {
     let (w, h) = scaled_size(header, eighths);
     let (tj, channels) = tj_format(fmt).ok_or_else(|| format!("{} output is not supported for images", fmt.name()))?;
@@ -143,7 +173,10 @@ pub(crate) fn decode_into(
                 height: h,
                 format,
             };
-            d.decompress(data, image).or_else(tolerate_corrupt_data)
+            match d.decompress(data, image) {
+                Err(e) if tolerant => tolerate_corrupt_data(e),
+                done => done.map_err(|e| e.to_string()),
+            }
         })
     };
     if !header.is_cmyk() {
@@ -202,16 +235,17 @@ mod tests {
         jpeg.extend(b"Adobe");
         jpeg.extend([0xFF, 0xE1, 0x00, 0x0A]);
         jpeg.extend(b"Exif\0\0MM");
+        jpeg.extend([0xFF, 0xC3, 0x00, 0x02]); // a lossless frame header
         jpeg.extend([0xFF, 0xDA, 0x00, 0x02]);
-        let (exif, adobe) = scan_markers(&jpeg);
-        assert!(adobe);
+        let (exif, adobe, lossless) = scan_markers(&jpeg);
+        assert!(adobe && lossless);
         assert_eq!(exif, Some(&b"MM"[..]));
     }
 
     #[test]
     fn truncated_markers_stop_the_scan() {
         let jpeg = [0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF, b'E'];
-        assert_eq!(scan_markers(&jpeg), (None, false));
+        assert_eq!(scan_markers(&jpeg), (None, false, false));
     }
 
     #[test]

@@ -428,3 +428,70 @@ fn corrupt_jpeg_data_decodes_like_pillow_but_truncation_fails() {
     let err = load_image(dir().join("truncated.jpg"), &ImageConfig::default()).unwrap_err();
     assert!(err.to_string().contains("Premature end"), "{err}");
 }
+
+/// A JPEG or PNG whose writer never added the end marker (EOI, IEND) but
+/// whose image data is complete decodes exactly like the complete file (as
+/// libjpeg's `djpeg` and FFmpeg decode it); a file cut inside its image
+/// data stays an error (the end marker is only added when the decode is
+/// then free of libjpeg's warnings).
+#[test]
+fn a_missing_end_marker_decodes_but_truncation_still_fails() {
+    let config = ImageConfig::default();
+    for (file, marker) in [
+        ("jpeg_baseline_420.jpg", 2),
+        ("jpeg_progressive.jpg", 2),
+        ("png_rgb8.png", 12),
+    ] {
+        let data = std::fs::read(dir().join(file)).unwrap();
+        let open = Source::from_bytes(data[..data.len() - marker].to_vec(), format!("open_{file}"));
+        let got = load_image(open, &config).unwrap_or_else(|e| panic!("{file} without its end marker: {e}"));
+        assert_eq!(got, load_image(dir().join(file), &config).unwrap(), "{file}");
+    }
+    // Cut mid-scan: still errors.
+    for file in ["truncated.jpg", "truncated.png"] {
+        let err = load_image(dir().join(file), &config).unwrap_err();
+        assert!(err.to_string().contains(file), "{err}");
+    }
+}
+
+/// Variants the primary decoders lack go to FFmpeg's: a palette TIFF and
+/// a lossless (SOF3) JPEG, made from fixtures by the `ffmpeg` CLI, decode
+/// to the same pixels as the CLI decodes them.
+#[test]
+fn palette_tiff_and_lossless_jpeg_decode_through_ffmpeg() {
+    let tmp = std::env::temp_dir().join(format!("spdl_ffmpeg_fallback_{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let src = dir().join("png_rgb8.png");
+    for (name, args) in [
+        ("palette.tif", &["-pix_fmt", "pal8", "-c:v", "tiff"][..]),
+        (
+            "lossless.jpg",
+            &["-pix_fmt", "bgr24", "-c:v", "ljpeg", "-f", "mjpeg"][..],
+        ),
+    ] {
+        let out = tmp.join(name);
+        let ok = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&src)
+            .args(args)
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "ffmpeg could not write {name}");
+        let img = load_image(&out, &ImageConfig::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let raw = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&out)
+            .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .output()
+            .unwrap()
+            .stdout;
+        assert_eq!(img.shape(), [120, 160, 3], "{name}");
+        assert_eq!(
+            img.as_slice().unwrap(),
+            &raw[..],
+            "{name}: pixels as the CLI decodes them"
+        );
+    }
+    std::fs::remove_dir_all(&tmp).ok();
+}
