@@ -111,7 +111,12 @@ impl Listing {
             let work: Vec<Work> = listed
                 .into_iter()
                 .filter_map(|item| {
-                    let kind = Kind::of(&item.relative)?;
+                    // Audio-only containers (.webm, .mkv, .mp4 ...) count as
+                    // audio when audio is asked for.
+                    let kind = match (args.kind, Kind::of(&item.relative)?) {
+                        (Some(Kind::Audio), Kind::Video) => Kind::Audio,
+                        (_, kind) => kind,
+                    };
                     (args.kind.is_none_or(|k| k == kind)).then(|| Work {
                         name: item.source.name(),
                         kind,
@@ -253,22 +258,30 @@ fn decode(work: Work, size: (u32, u32), read: &AtomicU64) -> Result<Decoded, Str
                 units: 1,
             }
         }
-        Kind::Video => {
-            let video = sio::load_video(source, &sio::VideoConfig::default().with_size(w, h)).map_err(e)?;
-            Decoded {
+        Kind::Video => match sio::load_video(source.clone(), &sio::VideoConfig::default().with_size(w, h)) {
+            Ok(video) => Decoded {
                 kind: Kind::Video,
                 image: None,
                 units: video.len() as u64,
-            }
-        }
-        Kind::Audio => {
-            let audio = sio::load_audio(source, &sio::AudioConfig::default()).map_err(e)?;
-            Decoded {
-                kind: Kind::Audio,
-                image: None,
-                units: audio.samples.len() as u64,
-            }
-        }
+            },
+            // A video container holding only audio (and maybe cover art).
+            Err(sio::Error::Stream { .. }) if has_audio(&source) => decode_audio(source).map_err(e)?,
+            Err(err) => return Err(e(err)),
+        },
+        Kind::Audio => decode_audio(source).map_err(e)?,
+    })
+}
+
+fn has_audio(source: &Source) -> bool {
+    sio::probe(source.clone()).is_ok_and(|i| i.streams.iter().any(|s| s.kind == sio::StreamKind::Audio))
+}
+
+fn decode_audio(source: Source) -> sio::Result<Decoded> {
+    let audio = sio::load_audio(source, &sio::AudioConfig::default())?;
+    Ok(Decoded {
+        kind: Kind::Audio,
+        image: None,
+        units: audio.samples.len() as u64,
     })
 }
 

@@ -269,7 +269,10 @@ fn decode(args: &DecodeArgs) -> Result<()> {
         return Ok(());
     }
     let info = sio::probe(&args.src)?;
-    let has_video = info.streams.iter().any(|s| s.kind == sio::StreamKind::Video);
+    let has_video = info
+        .streams
+        .iter()
+        .any(|s| s.kind == sio::StreamKind::Video && !s.attached_picture);
     if !has_video && info.streams.iter().any(|s| s.kind == sio::StreamKind::Audio) {
         return decode_audio(args);
     }

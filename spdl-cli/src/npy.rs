@@ -48,8 +48,16 @@ pub fn write<T: Element, D: Dimension>(path: &Path, array: ArrayView<'_, T, D>) 
     out.write_all(b"\x93NUMPY\x01\x00")?;
     out.write_all(&(header.len() as u16).to_le_bytes())?;
     out.write_all(header.as_bytes())?;
-    let mut bytes = Vec::with_capacity(array.len() * std::mem::size_of::<T>());
-    array.iter().for_each(|v| v.put(&mut bytes));
+    // Through the buffered writer in bounded pieces: no second copy of the
+    // whole array (a long video's array can be most of the memory there is).
+    let mut bytes = Vec::with_capacity(1 << 16);
+    for v in array.iter() {
+        v.put(&mut bytes);
+        if bytes.len() >= 1 << 16 {
+            out.write_all(&bytes)?;
+            bytes.clear();
+        }
+    }
     out.write_all(&bytes)?;
     out.flush()
 }

@@ -150,6 +150,24 @@ fn audio_decodes_to_float32_channels_first() {
     std::fs::remove_file(out).ok();
 }
 
+/// An MP3 with cover art decodes as audio, not as a one-frame video of
+/// the cover.
+#[test]
+fn audio_with_cover_art_decodes_as_audio() {
+    let src = fixture("audio/mp3_cover_art_44100_mono.mp3");
+    let out = std::env::temp_dir().join(format!("spdl-cli-cover-{}.npy", std::process::id()));
+    let status = spdl().arg("decode").arg(&src).arg("-o").arg(&out).status().unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&out).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(
+        header.contains("'descr': '<f4'") && header.contains("'shape': (1, 54321)"),
+        "{header}"
+    );
+    std::fs::remove_file(out).ok();
+}
+
 /// `bench` over the tar shards: every sample of the reference listing is
 /// decoded, and the truncated shard's broken sample is the one failure.
 #[test]

@@ -121,6 +121,9 @@ pub struct StreamInfo {
     pub color_transfer: Option<String>,
     /// Clockwise rotation the display matrix asks for: 0, 90, 180 or 270.
     pub rotation: u32,
+    /// A still picture attached to the file (an MP3's or FLAC's cover
+    /// art), not a video: [`Demuxer::best_video_stream`] skips it.
+    pub attached_picture: bool,
     /// Sample rate in Hz (audio).
     pub sample_rate: u32,
     /// Channel count (audio).
@@ -298,6 +301,7 @@ impl Demuxer {
             } else {
                 0
             },
+            attached_picture: is_attached_picture(&st),
             sample_rate: p.sample_rate,
             channels: p.channels,
             channel_layout: p.channel_layout,
@@ -329,15 +333,19 @@ impl Demuxer {
         self.best_stream(ff::media::Type::Audio, "audio")
     }
 
+    /// FFmpeg's pick, unless it is cover art: then the first stream of
+    /// `kind` that is not.
     fn best_stream(&self, kind: ff::media::Type, name: &str) -> Result<usize> {
-        self.ctx
-            .input
-            .streams()
-            .best(kind)
+        let usable = |s: &ff::format::stream::Stream<'_>| s.parameters().medium() == kind && !is_attached_picture(s);
+        let best = self.ctx.input.streams().best(kind).filter(|s| usable(s));
+        best.or_else(|| self.ctx.input.streams().find(|s| usable(s)))
             .map(|s| s.index())
             .ok_or_else(|| Error::Stream {
                 src: self.src.clone(),
-                reason: format!("no {name} stream"),
+                reason: match self.ctx.input.streams().any(|s| s.parameters().medium() == kind) {
+                    true => format!("no {name} stream (only attached pictures such as cover art)"),
+                    false => format!("no {name} stream"),
+                },
             })
     }
 
@@ -476,4 +484,9 @@ impl Iterator for PacketWindow<'_> {
             }
         }
     }
+}
+
+/// Whether the stream is a picture attached to the file (cover art).
+fn is_attached_picture(st: &ff::format::stream::Stream<'_>) -> bool {
+    st.disposition().contains(ff::format::stream::Disposition::ATTACHED_PIC)
 }

@@ -60,10 +60,38 @@ fn error(name: &str, at: Position, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// Whether a WAV (`fmt ` chunk) or FLAC (STREAMINFO) header declares a
+/// sample rate of 0. Symphonia's readers panic on it, and a caught panic
+/// still prints its message and backtrace on stderr.
+fn declares_no_sample_rate(data: &[u8]) -> bool {
+    if data.starts_with(b"fLaC") {
+        // STREAMINFO first: 4-byte block header, then the rate in the 20
+        // bits after the block and frame sizes (10 bytes in).
+        return data
+            .get(18..21)
+            .is_some_and(|r| r[0] == 0 && r[1] == 0 && r[2] >> 4 == 0);
+    }
+    if !(data.starts_with(b"RIFF") || data.starts_with(b"RF64")) || data.get(8..12) != Some(b"WAVE") {
+        return false;
+    }
+    let mut at = 12;
+    while let Some(head) = data.get(at..at + 8) {
+        let size = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        if &head[..4] == b"fmt " {
+            return data.get(at + 12..at + 16) == Some(&[0, 0, 0, 0]);
+        }
+        at = at.saturating_add(8).saturating_add(size + (size & 1));
+    }
+    false
+}
+
 impl SymphoniaInput {
     /// Probes in-memory (or local) media; `None` if symphonia does not
     /// read this container or has no decoder for its first audio track.
     pub(crate) fn open(source: &Source, data: bytes::Bytes) -> Option<SymphoniaInput> {
+        if declares_no_sample_rate(&data) {
+            return None; // symphonia panics on it (a zero time base); FFmpeg refuses it cleanly
+        }
         let name = source.name();
         let mut hint = Hint::new();
         if let Some(ext) = name.rsplit_once('.').map(|(_, e)| e) {
@@ -211,4 +239,28 @@ fn seconds(time_base: Option<symphonia::core::units::TimeBase>, ts: u64) -> f64 
         let t = tb.calc_time(ts);
         t.seconds as f64 + t.frac
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declares_no_sample_rate;
+
+    fn wav(rate: u32) -> Vec<u8> {
+        let mut d = b"RIFF\0\0\0\0WAVEJUNK\x02\0\0\0\0\0fmt \x10\0\0\0\x01\0\x01\0".to_vec();
+        d.extend(rate.to_le_bytes());
+        d.extend([0; 8]);
+        d
+    }
+
+    /// Symphonia panics on a zero sample rate; such headers skip it.
+    #[test]
+    fn zero_sample_rates_are_found_in_wav_and_flac_headers() {
+        assert!(declares_no_sample_rate(&wav(0)));
+        assert!(!declares_no_sample_rate(&wav(8000)));
+        let mut flac = b"fLaC\0\0\0\x22".to_vec();
+        flac.extend([0x10, 0, 0x10, 0, 0, 0, 0, 0, 0, 0]); // block and frame sizes
+        assert!(declares_no_sample_rate(&[&flac[..], &[0, 0, 0x02]].concat()));
+        assert!(!declares_no_sample_rate(&[&flac[..], &[0x0A, 0xC4, 0x42]].concat())); // 44.1 kHz
+        assert!(!declares_no_sample_rate(b"ID3\x03"));
+    }
 }

@@ -363,3 +363,25 @@ fn symphonia_backend_survives_hostile_input() {
         }
     }
 }
+
+/// Cover art is a picture attached to the file, not a video: the audio
+/// decodes (every sample, as the CLI decodes it), `probe` flags the
+/// picture, and a video load says there is no video, only the picture.
+#[test]
+fn cover_art_is_not_a_video() {
+    let file = dir().join("mp3_cover_art_44100_mono.mp3");
+    let audio = load_audio(&file, &AudioConfig::default()).unwrap();
+    assert_eq!(audio.samples.shape(), [1, 54321]);
+    assert_eq!(
+        audio.samples.as_slice().unwrap(),
+        &ffmpeg_f32("mp3_cover_art_44100_mono.mp3", &[])[..]
+    );
+    let info = spdl_io::probe(&file).unwrap();
+    let pictures: Vec<bool> = info.streams.iter().map(|s| s.attached_picture).collect();
+    assert_eq!(pictures, [false, true], "{:?}", info.streams);
+    let err = spdl_io::load_video(&file, &spdl_io::VideoConfig::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::Stream { .. }) && err.to_string().contains("attached pictures"),
+        "{err}"
+    );
+}
