@@ -257,7 +257,23 @@ fn image_config(args: &DecodeArgs) -> Result<sio::ImageConfig> {
 }
 
 fn decode(args: &DecodeArgs) -> Result<()> {
-    if sio::probe_image(&args.src).is_ok() {
+    let image = sio::probe_image(&args.src);
+    if let Err(e @ sio::Error::Limit { .. }) = image {
+        return Err(e.into()); // an image over the limits, not a video to try
+    }
+    if image.is_ok() {
+        let unused = [
+            (args.start.is_some() || args.end.is_some(), "--start/--end"),
+            (args.frames.is_some(), "--frames"),
+            (args.fps.is_some(), "--fps"),
+            (
+                args.sample_rate.is_some() || args.channels.is_some(),
+                "--sample-rate/--channels",
+            ),
+        ];
+        if let Some((_, flag)) = unused.iter().find(|(set, _)| *set) {
+            bail!("{}: {flag} does not apply to an image", args.src.display());
+        }
         let image = sio::load_image(&args.src, &image_config(args)?)?;
         npy::write(&args.output, image.view()).with_context(|| format!("{}: cannot write", args.output.display()))?;
         eprintln!(
@@ -295,6 +311,14 @@ fn decode(args: &DecodeArgs) -> Result<()> {
 
 /// Writes audio as a (channels, samples) float32 `.npy`.
 fn decode_audio(args: &DecodeArgs) -> Result<()> {
+    let unused = [
+        (args.frames.is_some(), "--frames"),
+        (args.fps.is_some(), "--fps"),
+        (args.width.is_some() || args.height.is_some(), "--width/--height"),
+    ];
+    if let Some((_, flag)) = unused.iter().find(|(set, _)| *set) {
+        bail!("{}: {flag} does not apply to audio", args.src.display());
+    }
     let mut config = sio::AudioConfig::default();
     config.sample_rate = args.sample_rate;
     config.channels = args.channels;
