@@ -351,12 +351,29 @@ impl FrameConverter {
     }
 
     fn scaler_key(&self, f: &ff::frame::Video, dst_w: u32, dst_h: u32) -> ScalerKey {
+        // Formats swscale takes as full range when the frame does not say
+        // (its `handle_jpeg`): the YUVJ formats, and gray.
+        use ff::format::Pixel as P;
         let is_jpeg_fmt = matches!(
             f.format(),
-            ff::format::Pixel::YUVJ420P
-                | ff::format::Pixel::YUVJ422P
-                | ff::format::Pixel::YUVJ444P
-                | ff::format::Pixel::YUVJ440P
+            P::YUVJ420P
+                | P::YUVJ422P
+                | P::YUVJ444P
+                | P::YUVJ440P
+                | P::GRAY8
+                | P::GRAY9BE
+                | P::GRAY9LE
+                | P::GRAY10BE
+                | P::GRAY10LE
+                | P::GRAY12BE
+                | P::GRAY12LE
+                | P::GRAY14BE
+                | P::GRAY14LE
+                | P::GRAY16BE
+                | P::GRAY16LE
+                | P::YA8
+                | P::YA16BE
+                | P::YA16LE
         );
         let full_range = match f.color_range() {
             ff::color::Range::JPEG => true,
