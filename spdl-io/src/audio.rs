@@ -443,7 +443,7 @@ impl AudioReader {
             src: self.src().into(),
             stream: self.stream,
             at: Position::Unknown,
-            reason: e.to_string(),
+            reason: crate::ffmpeg::describe(e),
         }
     }
 

@@ -212,7 +212,7 @@ impl VideoDecoder {
             src: self.src.clone(),
             stream: self.stream,
             at,
-            reason: e.to_string(),
+            reason: crate::ffmpeg::describe(e),
         })
     }
 

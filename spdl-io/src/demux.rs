@@ -392,7 +392,7 @@ impl Demuxer {
                         src: self.src.clone(),
                         stream,
                         at: Position::Unknown,
-                        reason: e.to_string(),
+                        reason: crate::ffmpeg::describe_read(e),
                     })
                 }
             }

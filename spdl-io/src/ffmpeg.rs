@@ -345,6 +345,27 @@ pub(crate) fn seek_keyframe_before(
     }
 }
 
+/// An FFmpeg error as a message. Decoders sometimes return private codes
+/// (AC-3's header errors, say) that `av_strerror` knows nothing of: those
+/// read as rejected data with the code, not as "Unknown error N".
+pub(crate) fn describe(e: ff::Error) -> String {
+    match e.to_string() {
+        s if s.starts_with("Unknown error") => {
+            format!("the data was rejected (FFmpeg error code {})", i32::from(e))
+        }
+        s => s,
+    }
+}
+
+/// Adds a hint to a demuxer read error: an I/O error in the middle of a
+/// file usually means the file ends early.
+pub(crate) fn describe_read(e: ff::Error) -> String {
+    match e {
+        ff::Error::Other { errno } if errno == libc::EIO => format!("{} (the file may be truncated)", describe(e)),
+        e => describe(e),
+    }
+}
+
 /// A packet's raw `AV_PKT_FLAG_*` bits (ffmpeg-next's `flags()` keeps only
 /// the key and corrupt bits, dropping `AV_PKT_FLAG_DISCARD`).
 pub(crate) fn packet_flags(packet: &ff::Packet) -> c_int {
