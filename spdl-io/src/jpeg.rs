@@ -41,6 +41,10 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
 }
 
+/// Runs `f` on this thread's decompressor. After any failure the
+/// decompressor is dropped: libjpeg can be left in a failed state (a
+/// JPEG-LS marker, a zero dimension), and a reused one then failed every
+/// later image on the thread with the earlier image's error.
 fn with_decompressor<R>(f: impl FnOnce(&mut Decompressor) -> Result<R, String>) -> Result<R, String> {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -49,7 +53,11 @@ fn with_decompressor<R>(f: impl FnOnce(&mut Decompressor) -> Result<R, String>) 
             d.set_scan_limit(MAX_SCANS).map_err(|e| e.to_string())?;
             *slot = Some(d);
         }
-        f(slot.as_mut().expect("set above"))
+        let result = f(slot.as_mut().expect("set above"));
+        if result.is_err() {
+            *slot = None;
+        }
+        result
     })
 }
 

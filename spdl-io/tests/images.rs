@@ -495,3 +495,29 @@ fn palette_tiff_and_lossless_jpeg_decode_through_ffmpeg() {
     }
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// A JPEG that leaves libjpeg in a failed state (a SOF with height 0)
+/// fails alone: the images decoded after it on the same threads decode
+/// (regression: a reused decompressor failed every later JPEG with the
+/// earlier file's error, and a batch with the skip policy dropped them).
+#[test]
+fn a_bad_jpeg_does_not_fail_the_jpegs_after_it() {
+    let good = std::fs::read(dir().join("jpeg_baseline_420.jpg")).unwrap();
+    let mut bad = good.clone();
+    let sof = bad.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    bad[sof + 5..sof + 7].copy_from_slice(&[0, 0]); // height 0
+    let config = ImageConfig::default();
+    let expected = load_image(dir().join("jpeg_baseline_420.jpg"), &config).unwrap();
+    for _ in 0..3 {
+        assert!(load_image(Source::from_bytes(bad.clone(), "height0.jpg"), &config).is_err());
+        let again = load_image(Source::from_bytes(good.clone(), "good.jpg"), &config).unwrap();
+        assert_eq!(again, expected);
+    }
+    let mut sources = vec![Source::from_bytes(bad, "height0.jpg")];
+    sources.extend((0..8).map(|i| Source::from_bytes(good.clone(), format!("good{i}.jpg"))));
+    let sized = config.with_size(64, 48);
+    let batch = load_image_batch(sources, &BatchConfig::new(sized).with_policy(FailurePolicy::Skip)).unwrap();
+    let failed: Vec<&str> = batch.failures.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(failed, ["height0.jpg"]);
+    assert_eq!(batch.images.shape()[0], 8);
+}
