@@ -30,7 +30,22 @@ pub(crate) struct FrameReader {
     last: Option<(i64, i64)>,
     /// Whether a seek has failed: the demuxer cannot seek.
     pub(crate) cannot_seek: bool,
+    /// A frame decoded while checking where a seek landed, not yet output.
+    held: Option<Frame>,
+    /// One frame's duration at the stream's frame rate (0 if unknown), for
+    /// frames that come without a timestamp.
+    frame_step: i64,
+    /// Whether decoding started at the stream's start (no seek yet): a
+    /// first frame without a timestamp is then at the start time.
+    from_start: bool,
+    /// Packets without a dts read in a row with a pts at or past the end.
+    past_end_run: usize,
 }
+
+/// Packets past the window's end (by pts, when they carry no dts) read
+/// before the input is cut: frames reordered after them (B-frames) may
+/// still be shown inside the window. H.264 and HEVC reorder by at most 16.
+const PAST_END_PACKETS: usize = 16;
 
 /// How far before a window's start seeks are retried (seconds) when the
 /// demuxer lands past it (MPEG-PS/TS seek by byte position and estimate).
@@ -38,6 +53,10 @@ const SEEK_BACK: [f64; 4] = [0.0, 1.0, 4.0, 16.0];
 
 impl FrameReader {
     pub(crate) fn new(demuxer: Demuxer, decoder: VideoDecoder, stream: usize) -> Self {
+        let frame_step = demuxer.stream_info(stream).ok().map_or(0, |i| {
+            let fps = i.avg_frame_rate.and_then(|r| r.to_f64()).filter(|f| *f > 0.0);
+            fps.map_or(0, |f| i.time_base.timestamp(1.0 / f).max(0))
+        });
         FrameReader {
             demuxer,
             decoder,
@@ -50,32 +69,57 @@ impl FrameReader {
             pending: None,
             last: None,
             cannot_seek: false,
+            held: None,
+            frame_step,
+            from_start: true,
+            past_end_run: 0,
         }
     }
 
     /// Restricts output to frames shown in `[start, end)` (stream time
     /// base). With `seek`, first seeks to a keyframe at or before `start`
-    /// (not when the stream starts at or after it). Returns `false` when no
-    /// seek got there (the demuxer cannot seek, or lands past `start` even
-    /// [`SEEK_BACK`] seconds earlier): the caller then decodes from the
-    /// very start, which always works.
+    /// (not when the stream starts at or after it) and checks where it
+    /// landed: the first frame decoded must be shown at or before `start`
+    /// (an AVI keyframe's B-frames need the GOP before it). Returns `false`
+    /// when no seek got there (the demuxer cannot seek or read after a
+    /// seek, or lands past `start` even [`SEEK_BACK`] seconds earlier): the
+    /// caller then decodes from the very start, which always works.
     pub(crate) fn set_window(&mut self, start: Option<i64>, end: Option<i64>, seek: bool) -> Result<bool> {
+        let first = self.demuxer.stream(self.stream)?.start_time();
+        let landed = match start.filter(|&s| seek && (first == ff::ffi::AV_NOPTS_VALUE || s > first)) {
+            Some(s) => self.seek_before(s),
+            None => true,
+        };
         self.start_ts = start;
         self.end_ts = end;
-        let first = self.demuxer.stream(self.stream)?.start_time();
-        let Some(s) = start.filter(|&s| seek && (first == ff::ffi::AV_NOPTS_VALUE || s > first)) else {
-            return Ok(true);
+        Ok(landed)
+    }
+
+    /// Seeks so that decoding starts at or before `s` (see
+    /// [`FrameReader::set_window`]); the first frame is held for output.
+    fn seek_before(&mut self, s: i64) -> bool {
+        let Ok(tb) = self.demuxer.time_base(self.stream) else {
+            return false;
         };
-        let tb = self.demuxer.time_base(self.stream)?;
         for back in SEEK_BACK {
             if self.seek(s.saturating_sub(tb.timestamp(back))).is_err() {
-                return Ok(false);
+                return false;
             }
-            if self.first_keyframe()?.is_some_and(|k| k <= s) {
-                return Ok(true);
+            match self.first_keyframe() {
+                Ok(Some(k)) if k <= s => {}
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+            match self.next_frame() {
+                Ok(Some(f)) if f.pts().is_some_and(|t| t <= s) => {
+                    self.held = Some(f);
+                    return true;
+                }
+                Ok(_) => continue,
+                Err(_) => return false,
             }
         }
-        Ok(false)
+        false
     }
 
     /// Reads up to the first keyframe (kept as the next packet to decode;
@@ -104,7 +148,8 @@ impl FrameReader {
         self.cannot_seek |= sought.is_err();
         sought?;
         self.decoder.flush();
-        (self.draining, self.done, self.pending, self.last) = (false, false, None, None);
+        (self.draining, self.done, self.pending, self.last, self.held) = (false, false, None, None, None);
+        (self.from_start, self.past_end_run) = (false, 0);
         Ok(())
     }
 
@@ -113,11 +158,23 @@ impl FrameReader {
             Some(p) => Some(p),
             None => self.demuxer.read_packet(self.stream)?,
         };
-        let past_end = |p: &Packet| match (self.end_ts, p.dts().or(p.pts())) {
-            (Some(end), Some(t)) => t >= end,
-            _ => false,
+        let Some(end) = self.end_ts else {
+            return Ok(packet);
         };
-        Ok(packet.filter(|p| !past_end(p)))
+        // With a dts, a packet at or past the end is past every frame of the
+        // window; with only a pts, B-frames may follow it that are not.
+        let past_end = packet.as_ref().is_some_and(|p| match (p.dts(), p.pts()) {
+            (Some(dts), _) => dts >= end,
+            (None, Some(pts)) if pts >= end => {
+                self.past_end_run += 1;
+                self.past_end_run > PAST_END_PACKETS
+            }
+            _ => {
+                self.past_end_run = 0;
+                false
+            }
+        });
+        Ok(packet.filter(|_| !past_end))
     }
 
     /// Gives a frame without a timestamp the one after the previous
@@ -125,16 +182,22 @@ impl FrameReader {
     fn stamp(&mut self, frame: &mut Frame) {
         let pts = match (frame.pts(), self.last) {
             (Some(t), _) => t,
-            (None, Some((t, step))) => {
-                frame.set_pts(t.saturating_add(step.max(1)));
-                t.saturating_add(step.max(1))
-            }
+            (None, Some((t, step))) => t.saturating_add(step.max(1)),
+            // A stream without timestamps (raw H.264): from its start.
+            (None, None) if self.from_start => match self.demuxer.stream(self.stream).map(|s| s.start_time()) {
+                Ok(t) if t != ff::ffi::AV_NOPTS_VALUE => t,
+                _ => 0,
+            },
             (None, None) => return,
         };
+        if frame.pts().is_none() {
+            frame.set_pts(pts);
+        }
         let step = match (frame.duration(), self.last) {
             (d, _) if d > 0 => d,
             (_, Some((t, _))) if pts > t => pts - t,
-            (_, last) => last.map_or(0, |l| l.1),
+            (_, Some((_, step))) if step > 0 => step,
+            _ => self.frame_step,
         };
         self.last = Some((pts, step));
     }
@@ -150,6 +213,9 @@ impl FrameReader {
 
     /// The next decoded frame inside the window, or `None` at the end.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>> {
+        if let Some(f) = self.held.take().filter(|f| self.in_window(f)) {
+            return Ok(Some(f));
+        }
         while !self.done {
             match self.decoder.receive_frame()? {
                 DecodeStatus::Frame(mut f) => {

@@ -490,7 +490,12 @@ impl FrameIndex {
         let (mut pts, mut keyframes, mut exact) = (Vec::new(), Vec::new(), true);
         while let Some(p) = demuxer.read_packet(stream)? {
             exact &= p.pts().is_some();
-            let Some(t) = p.pts().or(p.dts()) else { continue };
+            // A packet without any timestamp (raw H.264) still is a frame;
+            // the index is then not exact and only counts frames.
+            let t = p
+                .pts()
+                .or(p.dts())
+                .unwrap_or_else(|| pts.last().map_or(0, |l: &i64| l + 1));
             if p.is_key() {
                 keyframes.push(t); // a seek point even when not shown
             }
@@ -521,8 +526,11 @@ impl FrameIndex {
             return None;
         }
         let (entries, delay) = demuxer.container_index(stream);
-        let start = demuxer.stream(stream).ok()?.start_time();
-        if delay != 0 || entries.is_empty() || entries[0].0 != start || !entries.windows(2).all(|w| w[0].0 < w[1].0) {
+        let st = demuxer.stream(stream).ok()?;
+        // A fragmented MP4's index covers only the fragments read so far;
+        // the sample table's count (nb_frames) must match it.
+        let whole = st.frames() > 0 && st.frames() as usize == entries.len();
+        if !whole || delay != 0 || entries[0].0 != st.start_time() || !entries.windows(2).all(|w| w[0].0 < w[1].0) {
             return None;
         }
         Limits::check(

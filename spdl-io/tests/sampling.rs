@@ -84,12 +84,16 @@ fn window_keeps_exactly_the_frames_inside_it() {
         if n < 6 {
             continue;
         }
-        let windows = [
+        let mut windows = vec![
             (pts[n / 3], pts[2 * n / 3]),
             (pts[1] + 1e-3, pts[n / 2] + 1e-3),
             ((pts[n / 2] + pts[n / 2 + 1]) / 2.0, pts[n - 1] + 10.0),
             (pts[n - 2], pts[n - 1]),
+            (pts[0], pts[3]),
         ];
+        // Short windows all along the clip: near keyframes, B-frames that
+        // follow a P-frame past the end, an AVI keyframe shown after them.
+        windows.extend((1..n - 4).step_by(3).map(|k| (pts[k] - 1e-3, pts[k + 3])));
         for (start, end) in windows {
             let window = load_video(&path, &config.clone().with_window(start, end))
                 .unwrap_or_else(|err| panic!("{}: [{start}, {end}): {err}", e.file));

@@ -40,9 +40,13 @@ fn pts_match_ffprobe() {
         assert_eq!(video.pts.len(), expected.len(), "{}", e.file);
         for (i, (a, b)) in video.pts.iter().zip(&expected).enumerate() {
             // ffprobe prints 6 decimals. A frame FFmpeg gives no timestamp
-            // (the AVI's last, flushed B-frame) gets the one after the
-            // previous frame's: 40 ms later at 25 fps.
-            let after_previous = i > 0 && (a - video.pts[i - 1] - 0.04).abs() < 1e-5;
+            // (the AVI's last, flushed B-frame; every frame of a raw H.264
+            // stream) gets the one after the previous frame's, 40 ms later
+            // at 25 fps, and a first frame without one is at 0.
+            let after_previous = match i {
+                0 => *a == 0.0,
+                _ => (a - video.pts[i - 1] - 0.04).abs() < 1e-5,
+            };
             assert!(
                 (a - b).abs() < 1e-5 || (b.is_nan() && after_previous),
                 "{} frame {i}: {a} vs {b}",
