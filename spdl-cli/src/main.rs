@@ -186,10 +186,10 @@ fn info(src: &Path, json: bool) -> Result<()> {
     }
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.6}"));
     println!(
-        "{}: {} duration={}s bit_rate={}{}",
+        "{}: {} duration={} bit_rate={}{}",
         info.source,
         info.format,
-        opt(info.duration),
+        info.duration.map_or("unknown".to_string(), |d| format!("{d:.6}s")),
         info.bit_rate,
         backend.map_or(String::new(), |b| format!(" audio_backend={b}"))
     );
