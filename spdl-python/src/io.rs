@@ -235,7 +235,7 @@ fn sample_frames<'py>(
     video_result(py, video, return_pts)
 }
 
-fn audio_config(
+pub(crate) fn audio_config(
     sample_rate: Option<u32>,
     channels: Option<u32>,
     start: Option<f64>,

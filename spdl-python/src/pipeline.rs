@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ndarray::{Array3, Array4, Axis};
+use ndarray::{Array2, Array3, Array4, Axis};
 use numpy::IntoPyArray;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -19,7 +19,7 @@ use spdl::io::{self as sio, ImageConfig, Source};
 use spdl::pipeline::{self as sp, FailureBudget, PipelineConfig, StageConfig};
 
 use crate::errors::pipeline_error;
-use crate::io::{image_config, video_config};
+use crate::io::{audio_config, image_config, video_config};
 use crate::pools::with_python;
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -39,6 +39,8 @@ enum Item {
     Image(Array3<u8>),
     /// Video frames or a collated batch (N, H, W, C).
     Frames(Array4<u8>),
+    /// Decoded audio, float32 (channels, samples).
+    Audio(Array2<f32>),
     /// A group from `aggregate`.
     List(Vec<Item>),
 }
@@ -61,6 +63,7 @@ impl Item {
             Item::Source(s) => PyString::new(py, &s.name()).into_any().unbind(),
             Item::Image(a) => a.into_pyarray(py).into_any().unbind(),
             Item::Frames(a) => a.into_pyarray(py).into_any().unbind(),
+            Item::Audio(a) => a.into_pyarray(py).into_any().unbind(),
             Item::List(items) => {
                 let objs = items.into_iter().map(|i| i.into_py(py)).collect::<PyResult<Vec<_>>>()?;
                 PyList::new(py, objs)?.into_any().unbind()
@@ -231,6 +234,26 @@ impl PipelineBuilder {
         let cfg = stage(name, concurrency, ordered, None);
         Self::native(slf, cfg, move |src| {
             sio::load_video(src, &config).map(|v| Item::Frames(v.frames))
+        })
+    }
+
+    /// A native stage decoding each item's audio to float32 (channels,
+    /// samples), optionally resampled and remixed, without the GIL.
+    #[pyo3(signature = (*, sample_rate=None, channels=None, backend="auto", concurrency=1, ordered=false, name="decode_audio"))]
+    #[allow(clippy::too_many_arguments)]
+    fn decode_audio(
+        slf: &Bound<'_, Self>,
+        sample_rate: Option<u32>,
+        channels: Option<u32>,
+        backend: &str,
+        concurrency: usize,
+        ordered: bool,
+        name: &str,
+    ) -> PyResult<Py<Self>> {
+        let config = audio_config(sample_rate, channels, None, None, "channels_first", backend)?;
+        let cfg = stage(name, concurrency, ordered, None);
+        Self::native(slf, cfg, move |src| {
+            sio::load_audio(src, &config).map(|a| Item::Audio(a.samples))
         })
     }
 

@@ -79,6 +79,23 @@ def test_native_decode_and_collate_equal_the_batch_loader():
     assert np.array_equal(got, want)
 
 
+def test_native_audio_decode_equals_load_audio():
+    files = [str(FIXTURES / "audio" / f) for f in
+             ("flac_s16_44100_stereo.flac", "mp3_cbr_128k_44100_stereo.mp3", "pcm_s16le_16000_mono.wav")]
+    pipeline = (
+        PipelineBuilder()
+        .add_source(files)
+        .decode_audio(sample_rate=16000, concurrency=2, ordered=True)
+        .build(num_threads=2)
+    )
+    got = list(pipeline)
+    assert len(got) == len(files)
+    for samples, f in zip(got, files):
+        want, rate = sio.load_audio(f, sample_rate=16000)
+        assert rate == 16000 and samples.dtype == np.float32
+        assert np.array_equal(samples, want), f
+
+
 def test_failures_report_exactly_the_dropped_items():
     srcs = [IMAGES[0], "/no/such/file.jpg", IMAGES[1], str(FIXTURES / "images" / "not_image.png"), IMAGES[2]]
 

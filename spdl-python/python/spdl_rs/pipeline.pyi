@@ -44,6 +44,17 @@ class PipelineBuilder:
         name: str = "decode_video",
     ) -> "PipelineBuilder":
         """A native stage: path/URL/bytes -> (N, H, W, C) uint8 frames."""
+    def decode_audio(
+        self,
+        *,
+        sample_rate: int | None = None,
+        channels: int | None = None,
+        backend: str = "auto",
+        concurrency: int = 1,
+        ordered: bool = False,
+        name: str = "decode_audio",
+    ) -> "PipelineBuilder":
+        """A native stage: path/URL/bytes -> float32 (channels, samples), as ``io.load_audio``."""
     def aggregate(self, n: int, *, drop_last: bool = False) -> "PipelineBuilder":
         """Groups items into lists of ``n``."""
     def disaggregate(self, *, name: str = "disaggregate") -> "PipelineBuilder":
