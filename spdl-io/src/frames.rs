@@ -164,14 +164,13 @@ impl FrameReader {
         // With a dts, a packet at or past the end is past every frame of the
         // window; with only a pts, B-frames may follow it that are not.
         let past_end = packet.as_ref().is_some_and(|p| match (p.dts(), p.pts()) {
-            (Some(dts), _) => dts >= end,
             (None, Some(pts)) if pts >= end => {
                 self.past_end_run += 1;
                 self.past_end_run > PAST_END_PACKETS
             }
-            _ => {
+            (dts, _) => {
                 self.past_end_run = 0;
-                false
+                dts.is_some_and(|d| d >= end)
             }
         });
         Ok(packet.filter(|_| !past_end))
