@@ -190,7 +190,7 @@ impl Encoded {
                 let h = jpeg::read_header(&data).map_err(|e| image_error(&name, "jpeg", e))?;
                 if h.lossless {
                     let (w, h, _) = ffmpeg_probe(&data, &name, limits)?;
-                    (Codec::Ffmpeg, w, h, Orientation::Normal, "jpeg-ls".to_string())
+                    (Codec::Ffmpeg, w, h, Orientation::Normal, "jpeg-lossless".to_string())
                 } else {
                     (Codec::Jpeg(h), h.width, h.height, h.orientation, "jpeg".to_string())
                 }
