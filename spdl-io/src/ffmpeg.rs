@@ -456,8 +456,9 @@ pub(crate) struct ScalerKey {
 pub(crate) struct Scaler {
     ctx: *mut ffi::SwsContext,
     key: ScalerKey,
-    /// Padded rows for conversions that cannot write tightly packed ones
-    /// ([`converts_in_blocks`]), reused across frames.
+    /// Whether this conversion writes padded rows ([`converts_in_blocks`]).
+    pads_rows: bool,
+    /// Those padded rows, reused across frames.
     padded: Vec<u8>,
 }
 
@@ -510,6 +511,7 @@ impl Scaler {
         let scaler = Scaler {
             ctx,
             key,
+            pads_rows: converts_in_blocks(&key),
             padded: Vec::new(),
         };
         let mut space: c_int = ffi::AVColorSpace::from(key.colorspace) as c_int;
@@ -554,7 +556,7 @@ impl Scaler {
             }
         }
         match planes {
-            [p] if converts_in_blocks(&self.key) => {
+            [p] if self.pads_rows => {
                 // Rows padded by 16 pixels of up to 8 bytes, and a spare row.
                 let stride = (p.stride + 128).next_multiple_of(64);
                 let mut padded = std::mem::take(&mut self.padded);
