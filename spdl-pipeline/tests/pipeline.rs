@@ -619,30 +619,23 @@ fn merged_pipelines_run_the_same_epoch_and_pass_on_every_drop() {
             .build()
             .unwrap(),
     );
+    // Keeps item 0 as `base`, fails every later item of `items` (0..items).
+    let failing_after_first = |name: &str, items: u64, base: u64, budget: FailureBudget| {
+        Arc::new(
+            PipelineBuilder::new()
+                .add_source(0..items)
+                .pipe_blocking(
+                    move |x: u64| if x >= 1 { Err("bad") } else { Ok(base + x) },
+                    StageConfig::new(name).with_ordered(true).with_budget(budget),
+                )
+                .build()
+                .unwrap(),
+        )
+    };
     // Drops 1 and 2 within its (unlimited) budget.
-    let lossy = Arc::new(
-        PipelineBuilder::new()
-            .add_source(0..3u64)
-            .pipe_blocking(
-                |x: u64| if x >= 1 { Err("bad") } else { Ok(50 + x) },
-                StageConfig::new("lossy").with_ordered(true),
-            )
-            .build()
-            .unwrap(),
-    );
+    let lossy = failing_after_first("lossy", 3, 50, FailureBudget::default());
     // Stops on its first failure.
-    let strict = Arc::new(
-        PipelineBuilder::new()
-            .add_source(0..1000u64)
-            .pipe_blocking(
-                |x: u64| if x >= 1 { Err("worse") } else { Ok(70 + x) },
-                StageConfig::new("strict")
-                    .with_ordered(true)
-                    .with_budget(FailureBudget::count(0)),
-            )
-            .build()
-            .unwrap(),
-    );
+    let strict = failing_after_first("strict", 1000, 70, FailureBudget::count(0));
     let merged = PipelineBuilder::new()
         .with_config(small())
         .add_merged_pipelines(
