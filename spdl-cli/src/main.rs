@@ -159,7 +159,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn info(src: &Path, json: bool) -> Result<()> {
-    if let Ok(image) = sio::probe_image(src) {
+    if let Ok(Some(image)) = still_image(src) {
         if json {
             println!("{}", serde_json::to_string_pretty(&image)?);
         } else {
@@ -256,12 +256,30 @@ fn image_config(args: &DecodeArgs) -> Result<sio::ImageConfig> {
     Ok(config)
 }
 
-fn decode(args: &DecodeArgs) -> Result<()> {
-    let image = sio::probe_image(&args.src);
-    if let Err(e @ sio::Error::Limit { .. }) = image {
-        return Err(e.into()); // an image over the limits, not a video to try
+/// The header of `src` if it is a still image. A raw MJPEG stream (JPEG
+/// frames back to back) starts as a JPEG too, but is a video.
+fn still_image(src: &Path) -> sio::Result<Option<sio::ImageInfo>> {
+    match sio::probe_image(src) {
+        Ok(image) if image.format == "jpeg" && has_two_frames(src) => Ok(None),
+        Ok(image) => Ok(Some(image)),
+        Err(e @ sio::Error::Limit { .. }) => Err(e), // over the limits, not a video to try
+        Err(_) => Ok(None),
     }
-    if image.is_ok() {
+}
+
+/// Whether FFmpeg reads at least two packets of the video stream.
+fn has_two_frames(src: &Path) -> bool {
+    let Ok(mut demuxer) = sio::Demuxer::open(src) else {
+        return false;
+    };
+    let Ok(stream) = demuxer.best_video_stream() else {
+        return false;
+    };
+    (0..2).all(|_| matches!(demuxer.read_packet(stream), Ok(Some(_))))
+}
+
+fn decode(args: &DecodeArgs) -> Result<()> {
+    if still_image(&args.src)?.is_some() {
         let unused = [
             (args.start.is_some() || args.end.is_some(), "--start/--end"),
             (args.frames.is_some(), "--frames"),

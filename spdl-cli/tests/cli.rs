@@ -118,6 +118,22 @@ fn images_decode_and_describe_too() {
 }
 
 #[test]
+fn a_raw_mjpeg_stream_decodes_as_video_not_as_its_first_jpeg() {
+    let src = fixture("mjpeg_raw.mjpeg");
+    let out = std::env::temp_dir().join(format!("spdl-cli-mjpeg-{}.npy", std::process::id()));
+    let status = spdl().arg("decode").arg(&src).arg("-o").arg(&out).status().unwrap();
+    assert!(status.success());
+    let (shape, data) = read_npy(&out, "|u1");
+    std::fs::remove_file(out).ok();
+    let expected = spdl::io::load_video(&src, &spdl::io::VideoConfig::default()).unwrap();
+    assert_eq!(shape, [10, 240, 320, 3]);
+    assert_eq!(data, expected.frames.as_slice().unwrap());
+    let info = spdl().arg("info").arg(&src).arg("--json").output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(v["streams"][0]["codec"], "mjpeg", "described as a video: {v}");
+}
+
+#[test]
 fn audio_decodes_to_float32_channels_first() {
     let src = fixture("audio/flac_s16_44100_stereo.flac");
     let out = std::env::temp_dir().join(format!("spdl-cli-audio-{}.npy", std::process::id()));

@@ -3,6 +3,11 @@
 //! DCT-domain downscaling; the `image` crate for PNG, WebP, GIF, BMP and
 //! TIFF; FFmpeg for any other image format it reads), convert to the
 //! output pixel format, crop/resize and orient straight into the output.
+//!
+//! Damage that Pillow reads past is read past here too: a PNG without its
+//! IEND chunk, a JPEG without EOI (both only when the image data is
+//! complete), and a GIF whose logical screen does not cover its first frame
+//! (grown to cover it, see `gif_screen`).
 
 use std::io::Cursor;
 
@@ -11,6 +16,7 @@ use image::{ColorType, ImageDecoder, ImageError, ImageFormat, ImageReader};
 use ndarray::Array3;
 
 use crate::convert::{Crop, Interpolation, PixelFormat};
+use crate::gif_screen;
 use crate::jpeg::{self, JpegHeader};
 use crate::orient::{orient, Orientation};
 use crate::pixels::{self, Sample};
@@ -185,6 +191,10 @@ impl Encoded {
     /// Reads the header and checks the declared size against the limits.
     fn probe(data: Bytes, name: String, limits: &Limits) -> Result<Self> {
         let format = image::guess_format(&data).ok();
+        let data = match format {
+            Some(ImageFormat::Gif) => gif_screen::cover_first_frame(data),
+            _ => data,
+        };
         let (codec, width, height, orientation, format) = match format {
             Some(ImageFormat::Jpeg) => {
                 let h = jpeg::read_header(&data).map_err(|e| image_error(&name, "jpeg", e))?;

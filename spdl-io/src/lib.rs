@@ -37,6 +37,7 @@ mod error;
 #[allow(unsafe_code)]
 mod ffmpeg;
 mod frames;
+mod gif_screen;
 mod images;
 mod jpeg;
 mod limits;
