@@ -202,17 +202,17 @@ impl VideoDecoder {
         self.time_base
     }
 
-    fn error_at(&mut self, at: Position, e: ff::Error) -> Result<()> {
+    fn error_at(&mut self, at: Position, reason: String) -> Result<()> {
         if self.corrupt_packets < self.max_corrupt_packets {
             self.corrupt_packets += 1;
-            tracing::warn!(src = %self.src, stream = self.stream, %at, "skipping corrupt data: {e}");
+            tracing::warn!(src = %self.src, stream = self.stream, %at, "skipping corrupt data: {reason}");
             return Ok(());
         }
         Err(Error::Decode {
             src: self.src.clone(),
             stream: self.stream,
             at,
-            reason: crate::ffmpeg::describe(e),
+            reason,
         })
     }
 
@@ -227,7 +227,12 @@ impl VideoDecoder {
             Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => Ok(SendStatus::Full),
             Err(e) => {
                 let at = packet.pts_seconds().map_or(Position::Unknown, Position::Pts);
-                self.error_at(at, e).map(|()| SendStatus::Accepted)
+                let mut reason = ffmpeg::describe(e);
+                if packet.inner.is_corrupt() {
+                    // Set by the demuxer, e.g. for a packet cut short by the end of the file.
+                    reason.push_str(" (the demuxer marked this packet damaged: the file is truncated or corrupt here)");
+                }
+                self.error_at(at, reason).map(|()| SendStatus::Accepted)
             }
         }
     }
@@ -239,7 +244,7 @@ impl VideoDecoder {
     pub fn send_eof(&mut self) -> Result<()> {
         match self.inner.send_eof() {
             Ok(()) | Err(ff::Error::Eof) => Ok(()),
-            Err(e) => self.error_at(Position::EndOfStream, e),
+            Err(e) => self.error_at(Position::EndOfStream, ffmpeg::describe(e)),
         }
     }
 
@@ -263,7 +268,7 @@ impl VideoDecoder {
                 }
                 Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => return Ok(DecodeStatus::NeedMoreData),
                 Err(ff::Error::Eof) => return Ok(DecodeStatus::EndOfStream),
-                Err(e) => self.error_at(Position::Unknown, e)?,
+                Err(e) => self.error_at(Position::Unknown, ffmpeg::describe(e))?,
             }
         }
     }

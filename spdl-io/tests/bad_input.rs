@@ -26,6 +26,32 @@ fn broken_fixtures_fail_cleanly_or_decode_partially() {
 }
 
 #[test]
+fn a_truncated_file_is_reported_as_truncated_where_it_is_cut() {
+    let err = load_video(fixture("truncated_h264.mp4"), &VideoConfig::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Decode {
+                at: spdl_io::Position::Pts(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("the file is truncated or corrupt here"),
+        "{err}"
+    );
+    // Frames before the cut still load.
+    let head = load_video(
+        fixture("truncated_h264.mp4"),
+        &VideoConfig::default().with_window(0.0, 0.8),
+    )
+    .unwrap();
+    assert_eq!(head.len(), 20);
+}
+
+#[test]
 fn empty_and_non_media_files_are_open_errors() {
     for name in ["empty.mp4", "not_media.mp4"] {
         let err = load_video(fixture(name), &VideoConfig::default()).unwrap_err();
