@@ -409,9 +409,12 @@ fn no_frames(source: &VideoSource) -> Error {
         src: source.src().into(),
         stream: source.reader.stream,
         at: Position::EndOfStream,
-        reason: match (source.config.start, source.config.end) {
-            (None, None) => "no frame could be decoded".into(),
-            (s, e) => format!(
+        reason: match (source.config.start, source.config.end, source.config.frame_rate) {
+            (None, None, None) => "no frame could be decoded".into(),
+            (None, None, Some(rate)) => format!(
+                "no frame at {rate} frames/s (the stream is shorter than one output frame interval, or none could be decoded)"
+            ),
+            (s, e, _) => format!(
                 "no frame is shown in the window [{}, {}) s (or none could be decoded there; frames without timestamps cannot be placed in a window)",
                 s.unwrap_or(0.0),
                 e.map_or("end".into(), |e| e.to_string())

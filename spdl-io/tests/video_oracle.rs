@@ -194,6 +194,20 @@ fn frame_rate_matches_ffmpeg_fps_filter() {
     }
 }
 
+/// A rate whose first output frame falls after the stream's end gives no
+/// frame, as FFmpeg's `fps` filter does, and the error says why.
+#[test]
+fn a_frame_rate_slower_than_the_clip_is_long_is_explained() {
+    let path = fixture("h264_yuv420p.mp4");
+    let expected = ffmpeg_raw(&path, "rgb24", Some("fps=1/10"), "bilinear");
+    assert!(
+        expected.is_empty(),
+        "FFmpeg gives no frame for a 2 s clip at 0.1 frame/s"
+    );
+    let err = load_video(&path, &VideoConfig::default().with_frame_rate(1, 10)).unwrap_err();
+    assert!(err.to_string().contains("no frame at 1/10 frames/s"), "{err}");
+}
+
 /// Header and content counts are reported separately, so a short decode
 /// of a damaged file is visible.
 #[test]
