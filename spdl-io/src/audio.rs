@@ -443,7 +443,7 @@ impl AudioReader {
             src: self.src().into(),
             stream: self.stream,
             at: Position::Unknown,
-            reason: crate::ffmpeg::describe(e),
+            reason: crate::ffmpeg::logged_error(crate::ffmpeg::describe(e)),
         }
     }
 
@@ -546,6 +546,7 @@ impl AudioReader {
         };
         match self.demuxer.read_packet(self.stream)? {
             Some(p) if !past_end(&p, self.time_base, self.end) => {
+                crate::ffmpeg::clear_logged_error();
                 self.decoder.send_packet(&p.inner).map_err(|e| self.decode_error(e))
             }
             _ => {

@@ -222,12 +222,13 @@ impl VideoDecoder {
     /// [`Error::Decode`] when the decoder rejects the packet and the
     /// corrupt-packet budget is spent.
     pub fn send_packet(&mut self, packet: &Packet) -> Result<SendStatus> {
+        ffmpeg::clear_logged_error();
         match self.inner.send_packet(&packet.inner) {
             Ok(()) => Ok(SendStatus::Accepted),
             Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => Ok(SendStatus::Full),
             Err(e) => {
                 let at = packet.pts_seconds().map_or(Position::Unknown, Position::Pts);
-                let mut reason = ffmpeg::describe(e);
+                let mut reason = ffmpeg::logged_error(ffmpeg::describe(e));
                 if packet.inner.is_corrupt() {
                     // Set by the demuxer, e.g. for a packet cut short by the end of the file.
                     reason.push_str(" (the demuxer marked this packet damaged: the file is truncated or corrupt here)");

@@ -5,6 +5,7 @@
 //! AVIO context, keyframe seeking, stream side data (rotation), frame
 //! cropping and a swscale context that writes straight into caller memory.
 
+use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_void};
 use std::path::Path;
@@ -63,10 +64,44 @@ unsafe extern "C" fn log_to_tracing(avcl: *mut c_void, level: c_int, fmt: *const
     let text = unsafe { CStr::from_ptr(line.as_ptr()) }.to_string_lossy();
     let text = text.trim_end();
     match level {
-        l if l <= ffi::AV_LOG_ERROR => tracing::error!(target: "ffmpeg", "{text}"),
+        l if l <= ffi::AV_LOG_ERROR => {
+            LOGGED_ERROR.with(|e| *e.borrow_mut() = Some(without_address(text)));
+            tracing::error!(target: "ffmpeg", "{text}")
+        }
         l if l <= ffi::AV_LOG_WARNING => tracing::warn!(target: "ffmpeg", "{text}"),
         l if l <= ffi::AV_LOG_INFO => tracing::info!(target: "ffmpeg", "{text}"),
         _ => tracing::debug!(target: "ffmpeg", "{text}"),
+    }
+}
+
+thread_local! {
+    /// The last error FFmpeg logged on this thread since
+    /// [`clear_logged_error`]: its return codes alone are often vague
+    /// ("Invalid argument" for a picture size it refuses).
+    static LOGGED_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Forgets the error FFmpeg last logged on this thread; call before the
+/// FFmpeg call whose failure [`logged_error`] should explain.
+pub(crate) fn clear_logged_error() {
+    LOGGED_ERROR.with(|e| e.borrow_mut().take());
+}
+
+/// `reason` followed by what FFmpeg logged on this thread since
+/// [`clear_logged_error`], if anything.
+pub(crate) fn logged_error(reason: String) -> String {
+    match LOGGED_ERROR.with(|e| e.borrow_mut().take()) {
+        Some(logged) => format!("{reason} (FFmpeg: {logged})"),
+        None => reason,
+    }
+}
+
+/// A log line without the context's address: `[h264 @ 0x5581...] text`
+/// becomes `[h264] text`.
+fn without_address(line: &str) -> String {
+    match (line.strip_prefix('['), line.find(" @ 0x"), line.find("] ")) {
+        (Some(_), Some(at), Some(end)) if at < end => format!("{}{}", &line[..at], &line[end..]),
+        _ => line.to_string(),
     }
 }
 
@@ -102,7 +137,7 @@ fn open_error(name: &str, code: c_int) -> Error {
     }
     Error::Open {
         src: name.into(),
-        reason: ff::Error::from(code).to_string(),
+        reason: logged_error(ff::Error::from(code).to_string()),
     }
 }
 
@@ -139,6 +174,7 @@ unsafe fn open_input(ctx: &mut *mut ffi::AVFormatContext, url: &CStr, protocols:
     // av_dict_free frees what avformat_open_input leaves in the dictionary.
     unsafe {
         ffi::av_dict_set(&mut options, c"protocol_whitelist".as_ptr(), protocols.as_ptr(), 0);
+        clear_logged_error();
         let rc = ffi::avformat_open_input(ctx, url.as_ptr(), ptr::null(), &mut options);
         ffi::av_dict_free(&mut options);
         rc
@@ -993,5 +1029,22 @@ pub(crate) fn container_index(input: &ff::format::context::Input, stream: usize)
             entries.push(((*e).timestamp, (*e).flags() & ffi::AVINDEX_KEYFRAME != 0));
         }
         (entries, delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_address;
+
+    #[test]
+    fn log_lines_lose_the_context_address_only() {
+        assert_eq!(without_address("[h264 @ 0x55d0c0a1] no frame!"), "[h264] no frame!");
+        assert_eq!(
+            without_address("[mov,mp4 @ 0x1] moov atom not found"),
+            "[mov,mp4] moov atom not found"
+        );
+        for kept in ["no prefix @ 0x1] here", "[h264] no address", "[a] b @ 0x1] c"] {
+            assert_eq!(without_address(kept), kept);
+        }
     }
 }

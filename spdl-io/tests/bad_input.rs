@@ -57,6 +57,13 @@ fn empty_and_non_media_files_are_open_errors() {
         let err = load_video(fixture(name), &VideoConfig::default()).unwrap_err();
         assert!(matches!(err, Error::Open { .. }), "{name}: {err:?}");
     }
+    // FFmpeg's log says more than its return code ("Invalid data found").
+    let err = load_video(fixture("not_media.mp4"), &VideoConfig::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(FFmpeg: [mov,mp4,m4a,3gp,3g2,mj2] moov atom not found)"),
+        "{err}"
+    );
 }
 
 /// A deterministic xorshift generator, so failures reproduce.
