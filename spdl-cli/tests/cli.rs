@@ -46,25 +46,34 @@ fn read_npy(path: &std::path::Path, descr: &str) -> (Vec<usize>, Vec<u8>) {
     (shape, bytes[10 + header_len..].to_vec())
 }
 
-#[test]
-fn decode_writes_the_same_frames_as_the_library() {
-    let out = std::env::temp_dir().join(format!("spdl-cli-test-{}.npy", std::process::id()));
-    let src = fixture("long_h264.mp4");
-    let status = spdl()
+/// Runs `spdl decode SRC -o TMP.npy ARGS`, checks that it succeeded, and
+/// reads the `.npy` back as (shape, data) of NumPy type `descr`.
+fn decode_npy(src: &std::path::Path, args: &[&str], descr: &str) -> (Vec<usize>, Vec<u8>) {
+    let name = src.file_name().unwrap().to_string_lossy();
+    let out = std::env::temp_dir().join(format!("spdl-cli-{}-{name}.npy", std::process::id()));
+    let run = spdl()
         .arg("decode")
-        .arg(&src)
+        .arg(src)
         .arg("-o")
         .arg(&out)
-        .args(["--width", "64", "--height", "48", "--frames", "0,100,7"])
-        .status()
+        .args(args)
+        .output()
         .unwrap();
-    assert!(status.success());
-    let (shape, data) = read_npy(&out, "|u1");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let npy = read_npy(&out, descr);
+    std::fs::remove_file(out).ok();
+    npy
+}
+
+#[test]
+fn decode_writes_the_same_frames_as_the_library() {
+    let src = fixture("long_h264.mp4");
+    let args = ["--width", "64", "--height", "48", "--frames", "0,100,7"];
+    let (shape, data) = decode_npy(&src, &args, "|u1");
     assert_eq!(shape, [3, 48, 64, 3]);
     let config = spdl::io::VideoConfig::default().with_size(64, 48);
     let expected = spdl::io::sample_frames(&src, &[0, 100, 7], &config).unwrap();
     assert_eq!(data, expected.frames.as_slice().unwrap());
-    std::fs::remove_file(out).ok();
 }
 
 #[test]
@@ -103,14 +112,10 @@ fn failure_is_one_line_naming_the_file() {
 #[test]
 fn images_decode_and_describe_too() {
     let src = fixture("images/jpeg_exif_orientation_6.jpg");
-    let out = std::env::temp_dir().join(format!("spdl-cli-image-{}.npy", std::process::id()));
-    let status = spdl().arg("decode").arg(&src).arg("-o").arg(&out).status().unwrap();
-    assert!(status.success());
-    let (shape, data) = read_npy(&out, "|u1");
+    let (shape, data) = decode_npy(&src, &[], "|u1");
     let expected = spdl::io::load_image(&src, &spdl::io::ImageConfig::default()).unwrap();
     assert_eq!(shape, expected.shape());
     assert_eq!(data, expected.as_slice().unwrap());
-    std::fs::remove_file(out).ok();
     let info = spdl().arg("info").arg(&src).arg("--json").output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(v["format"], "jpeg");
@@ -120,11 +125,7 @@ fn images_decode_and_describe_too() {
 #[test]
 fn a_raw_mjpeg_stream_decodes_as_video_not_as_its_first_jpeg() {
     let src = fixture("mjpeg_raw.mjpeg");
-    let out = std::env::temp_dir().join(format!("spdl-cli-mjpeg-{}.npy", std::process::id()));
-    let status = spdl().arg("decode").arg(&src).arg("-o").arg(&out).status().unwrap();
-    assert!(status.success());
-    let (shape, data) = read_npy(&out, "|u1");
-    std::fs::remove_file(out).ok();
+    let (shape, data) = decode_npy(&src, &[], "|u1");
     let expected = spdl::io::load_video(&src, &spdl::io::VideoConfig::default()).unwrap();
     assert_eq!(shape, [10, 240, 320, 3]);
     assert_eq!(data, expected.frames.as_slice().unwrap());
@@ -136,17 +137,7 @@ fn a_raw_mjpeg_stream_decodes_as_video_not_as_its_first_jpeg() {
 #[test]
 fn audio_decodes_to_float32_channels_first() {
     let src = fixture("audio/flac_s16_44100_stereo.flac");
-    let out = std::env::temp_dir().join(format!("spdl-cli-audio-{}.npy", std::process::id()));
-    let status = spdl()
-        .arg("decode")
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
-        .args(["--sample-rate", "16000", "--channels", "1"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let (shape, bytes) = read_npy(&out, "<f4");
+    let (shape, bytes) = decode_npy(&src, &["--sample-rate", "16000", "--channels", "1"], "<f4");
     let config = spdl::io::AudioConfig::default()
         .with_sample_rate(16000)
         .with_channels(1);
@@ -157,7 +148,6 @@ fn audio_decodes_to_float32_channels_first() {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     assert_eq!(data, expected.samples.as_slice().unwrap());
-    std::fs::remove_file(out).ok();
 }
 
 /// An MP3 with cover art decodes as audio, not as a one-frame video of
@@ -165,11 +155,7 @@ fn audio_decodes_to_float32_channels_first() {
 #[test]
 fn audio_with_cover_art_decodes_as_audio() {
     let src = fixture("audio/mp3_cover_art_44100_mono.mp3");
-    let out = std::env::temp_dir().join(format!("spdl-cli-cover-{}.npy", std::process::id()));
-    let status = spdl().arg("decode").arg(&src).arg("-o").arg(&out).status().unwrap();
-    assert!(status.success());
-    assert_eq!(read_npy(&out, "<f4").0, [1, 54321]);
-    std::fs::remove_file(out).ok();
+    assert_eq!(decode_npy(&src, &[], "<f4").0, [1, 54321]);
 }
 
 /// `bench` over the tar shards: every sample of the reference listing is
