@@ -552,6 +552,36 @@ impl FrameIndex {
         })
     }
 
+    /// Indexed frames shown before the first keyframe (0 when the index
+    /// is not exact, or no packet is flagged a keyframe).
+    fn leading_frames(&self) -> usize {
+        match self.keyframes.first() {
+            Some(&key) if self.exact => self.pts.partition_point(|&p| p < key),
+            _ => 0,
+        }
+    }
+
+    /// A stream cut in the middle of a GOP starts with frames shown before
+    /// its first keyframe, which decoders mostly drop (their references are
+    /// missing). Those index entries become the frames the decoder does
+    /// show there, found by decoding from the start up to the keyframe, so
+    /// frame `i` is the `i`-th frame [`load_video`] returns.
+    /// `source` must be at the start of the stream; it is reopened after.
+    fn settle_leading_frames(&mut self, source: &mut VideoSource, src: &Source) -> Result<()> {
+        let (key, leading) = (self.keyframes[0], self.leading_frames());
+        let mut shown = Vec::new();
+        while let Some(frame) = source.reader.next_frame()? {
+            match frame.pts() {
+                Some(t) if t < key => shown.push(t),
+                _ => break,
+            }
+        }
+        shown.sort_unstable();
+        shown.dedup();
+        self.pts.splice(..leading, shown);
+        source.restart(src)
+    }
+
     /// The keyframe at or before `t` (the first keyframe if none is).
     fn keyframe_before(&self, t: i64) -> i64 {
         let i = self.keyframes.partition_point(|&k| k <= t);
@@ -589,10 +619,14 @@ pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoCo
         indices.len() as u64,
         config.limits.max_frames,
     )?;
-    let index = match FrameIndex::from_container(&source.reader.demuxer, stream) {
+    let mut index = match FrameIndex::from_container(&source.reader.demuxer, stream) {
         Some(index) => index,
         None => FrameIndex::scan(&mut source.reader.demuxer, stream)?,
     };
+    if index.leading_frames() > 0 {
+        source.restart(&src)?; // the scan read to the end
+        index.settle_leading_frames(&mut source, &src)?;
+    }
     if let Some(&bad) = indices.iter().find(|&&i| i >= index.pts.len()) {
         return Err(Error::FrameIndex {
             src: source.src().into(),

@@ -37,6 +37,13 @@ fn sample_frames_equal_full_decode_at_those_indices() {
                 e.file
             );
         }
+        // The index counts the frames a full decode shows, no more.
+        let past = sample_frames(&path, &[n], &config);
+        assert!(
+            matches!(past, Err(Error::FrameIndex { .. })),
+            "{}: frame {n} of {n}",
+            e.file
+        );
     }
 }
 

@@ -67,6 +67,14 @@ def test_two_threads_decode_more_than_one():
             return threads * 2 * len(files) / (time.perf_counter() - t0)
 
     rate(1)  # warm up
-    one, two = rate(1), rate(2)
-    assert two > 1.2 * one, f"1 thread {one:.0f}/s, 2 threads {two:.0f}/s"
+    # Held GIL: two threads never beat one. Other load on a shared machine
+    # can hide the gain once, so the best of three attempts counts.
+    tries = []
+    for _ in range(3):
+        one, two = rate(1), rate(2)
+        tries.append(f"1 thread {one:.0f}/s, 2 threads {two:.0f}/s")
+        if two > 1.2 * one:
+            break
+    else:
+        raise AssertionError("two threads never beat one by 1.2x: " + "; ".join(tries))
     assert np.all(sio.load_image(files[0]) >= 0)
