@@ -367,6 +367,12 @@ struct AudioReader {
     planes: Option<ChannelPlanes>,
     /// Resampler output of one frame, reused across frames.
     scratch: Vec<f32>,
+    /// The first packet the decoder rejected, until it is known where it
+    /// was: if a later packet decodes, the damage is in the middle and this
+    /// is the result; at the end of the stream it is only logged, as the
+    /// `ffmpeg` CLI does (tags or a web page after the last frame, or a
+    /// last frame cut short).
+    damage: Option<Error>,
     draining: bool,
     done: bool,
 }
@@ -429,6 +435,7 @@ impl AudioReader {
             pending: VecDeque::new(),
             planes: None,
             scratch: Vec::new(),
+            damage: None,
             draining: false,
             done: false,
         })
@@ -438,11 +445,11 @@ impl AudioReader {
         self.demuxer.source_name()
     }
 
-    fn decode_error(&self, e: ff::Error) -> Error {
+    fn decode_error(&self, e: ff::Error, at: Position) -> Error {
         Error::Decode {
             src: self.src().into(),
             stream: self.stream,
-            at: Position::Unknown,
+            at,
             reason: crate::ffmpeg::logged_error(crate::ffmpeg::describe(e)),
         }
     }
@@ -518,6 +525,9 @@ impl AudioReader {
             let mut frame = ff::frame::Audio::empty();
             match self.decoder.receive_frame(&mut frame) {
                 Ok(()) => {
+                    if let Some(damage) = self.damage.take() {
+                        return Err(damage);
+                    }
                     if self.window.first_time().is_none() {
                         let t = frame.timestamp().map_or(0.0, |ts| self.time_base.seconds(ts));
                         self.window.begin(t, self.out_rate);
@@ -527,12 +537,22 @@ impl AudioReader {
                 Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => self.feed()?,
                 Err(ff::Error::Eof) => {
                     while self.convert(None)? > 0 {}
+                    if let Some(damage) = self.damage.take() {
+                        tracing::warn!("{damage} (after the last decodable frame: ignored)");
+                    }
                     self.done = true;
                 }
-                Err(e) => return Err(self.decode_error(e)),
+                Err(e) => self.damaged(e, Position::Unknown),
             }
         }
         Ok(())
+    }
+
+    /// Keeps the first decoder error (see `damage`); decoding goes on.
+    fn damaged(&mut self, e: ff::Error, at: Position) {
+        if self.damage.is_none() {
+            self.damage = Some(self.decode_error(e, at));
+        }
     }
 
     /// Sends the next packet, or end of stream.
@@ -547,13 +567,17 @@ impl AudioReader {
         match self.demuxer.read_packet(self.stream)? {
             Some(p) if !past_end(&p, self.time_base, self.end) => {
                 crate::ffmpeg::clear_logged_error();
-                self.decoder.send_packet(&p.inner).map_err(|e| self.decode_error(e))
+                if let Err(e) = self.decoder.send_packet(&p.inner) {
+                    let at = p.pts_seconds().map_or(Position::Unknown, Position::Pts);
+                    self.damaged(e, at);
+                }
+                Ok(())
             }
             _ => {
                 self.draining = true;
                 self.decoder.send_eof().or_else(|e| match e {
                     ff::Error::Eof => Ok(()),
-                    e => Err(self.decode_error(e)),
+                    e => Err(self.decode_error(e, Position::EndOfStream)),
                 })
             }
         }
@@ -740,7 +764,19 @@ fn load_native(src: &Source, config: &AudioConfig) -> Result<Option<Decoded>> {
         }
         Chosen::Symphonia(input) => {
             let planar = config.order == ChannelOrder::ChannelsFirst;
-            let (interleaved, rate, channels) = input.decode(&mut window, config.limits.max_frames, planar)?;
+            let Some((interleaved, rate, channels)) = input.decode(&mut window, config.limits.max_frames, planar)?
+            else {
+                return match config.backend {
+                    AudioBackend::Auto => Ok(None),
+                    _ => Err(Error::Decode {
+                        src: src.name(),
+                        stream: 0,
+                        at: Position::EndOfStream,
+                        reason: "symphonia ended before the length the header declares (the ffmpeg backend reads it)"
+                            .into(),
+                    }),
+                };
+            };
             Decoded {
                 interleaved,
                 rate,

@@ -123,14 +123,17 @@ impl SymphoniaInput {
 
     /// Decodes the track into f32 within `window`: channel planes one after
     /// another when `planar`, else interleaved; returns the samples, the
-    /// sample rate and the channel count. A panic inside symphonia (hostile
+    /// sample rate and the channel count. `None` when the stream ended
+    /// before the length its header declares: symphonia stops at bytes it
+    /// cannot place (an ID3v1 tag after a FLAC's last frame loses that
+    /// frame), so FFmpeg should read it. A panic inside symphonia (hostile
     /// input) is returned as an error, not propagated.
     pub(crate) fn decode(
         self,
         window: &mut SampleWindow,
         max_samples: u64,
         planar: bool,
-    ) -> Result<(Vec<f32>, u32, u32)> {
+    ) -> Result<Option<(Vec<f32>, u32, u32)>> {
         let name = self.name.clone();
         let decode = || self.decode_all(window, max_samples, planar);
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|p| {
@@ -143,7 +146,12 @@ impl SymphoniaInput {
         })
     }
 
-    fn decode_all(mut self, window: &mut SampleWindow, max_samples: u64, planar: bool) -> Result<(Vec<f32>, u32, u32)> {
+    fn decode_all(
+        mut self,
+        window: &mut SampleWindow,
+        max_samples: u64,
+        planar: bool,
+    ) -> Result<Option<(Vec<f32>, u32, u32)>> {
         let name = self.name.clone();
         let track = self
             .reader
@@ -169,10 +177,16 @@ impl SymphoniaInput {
         };
         let mut scratch: Option<SampleBuffer<f32>> = None;
         let mut planar_scratch: Option<AudioBuffer<f32>> = None;
+        let mut decoded_frames = 0u64;
         loop {
             let packet = match self.reader.next_packet() {
                 Ok(p) => p,
-                Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    if params.n_frames.is_some_and(|n| decoded_frames < n) {
+                        return Ok(None);
+                    }
+                    break;
+                }
                 Err(e) => return Err(error(&name, Position::Unknown, e)),
             };
             if packet.track_id() != self.track {
@@ -180,6 +194,7 @@ impl SymphoniaInput {
             }
             let at = || Position::Pts(seconds(time_base, packet.ts()));
             let decoded = decoder.decode(&packet).map_err(|e| error(&name, at(), e))?;
+            decoded_frames += decoded.frames() as u64;
             let spec = *decoded.spec();
             if rate == 0 {
                 (rate, channels) = (spec.rate, spec.channels.count() as u32);
@@ -229,7 +244,7 @@ impl SymphoniaInput {
         if let Some(planes) = planes {
             out = planes.into_vec();
         }
-        Ok((out, rate, channels))
+        Ok(Some((out, rate, channels)))
     }
 }
 

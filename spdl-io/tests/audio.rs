@@ -364,6 +364,39 @@ fn symphonia_backend_survives_hostile_input() {
     }
 }
 
+/// Bytes after the last frame are ignored (the fixtures `flac_id3v1_tag`
+/// and `mp3_trailing_html` check every sample against the CLI); damage
+/// in the middle of a stream is an error naming where, not a silent skip.
+/// A forced symphonia backend that stops before the declared length (it
+/// loses the FLAC's last frame to the tag) says so instead of returning
+/// fewer samples.
+#[test]
+fn damage_is_ignored_only_after_the_last_frame() {
+    let file = "mp3_cbr_128k_44100_stereo.mp3";
+    let mut data = std::fs::read(dir().join(file)).unwrap();
+    let middle = data.len() / 2;
+    data.splice(
+        middle..middle,
+        (0..2000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8),
+    );
+    let err = load_audio(Source::from_bytes(data, "mp3_damaged_middle"), &AudioConfig::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::Decode { at: spdl_io::Position::Pts(t), .. } if t > 0.3),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("mp3_damaged_middle"), "{err}");
+
+    let forced = AudioConfig::default().with_backend(AudioBackend::Symphonia);
+    let err = load_audio(dir().join("flac_id3v1_tag.flac"), &forced).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("symphonia ended before the length the header declares"),
+        "{err}"
+    );
+    let auto = load_audio(dir().join("flac_id3v1_tag.flac"), &AudioConfig::default()).unwrap();
+    assert_eq!(auto.samples.shape(), [2, 44100]);
+}
+
 /// Cover art is a picture attached to the file, not a video: the audio
 /// decodes (every sample, as the CLI decodes it), `probe` flags the
 /// picture, and a video load says there is no video, only the picture.
