@@ -205,12 +205,12 @@ pub(crate) struct FrameConverter {
 }
 
 impl FrameConverter {
-    pub(crate) fn new(config: ConvertConfig, rotation: u32, src: &str) -> Self {
+    pub(crate) fn new(config: ConvertConfig, orientation: Orientation, src: &str) -> Self {
         FrameConverter {
             orientation: if config.ignore_rotation {
                 Orientation::Normal
             } else {
-                Orientation::from_rotation(rotation)
+                orientation
             },
             config,
             src: src.into(),

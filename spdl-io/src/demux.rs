@@ -119,7 +119,10 @@ pub struct StreamInfo {
     pub color_primaries: Option<String>,
     /// Transfer characteristic (video).
     pub color_transfer: Option<String>,
-    /// Clockwise rotation the display matrix asks for: 0, 90, 180 or 270.
+    /// Clockwise rotation the display matrix asks for, to the nearest
+    /// right angle: 0, 90, 180 or 270. A mirror in the matrix is not
+    /// part of this number; decoding applies it too (see
+    /// [`crate::VideoConfig::with_rotation`]).
     pub rotation: u32,
     /// A still picture attached to the file (an MP3's or FLAC's cover
     /// art), not a video: [`Demuxer::best_video_stream`] skips it.
@@ -353,6 +356,12 @@ impl Demuxer {
     /// [`crate::ffmpeg::container_index`]); empty for demuxers without one.
     pub(crate) fn container_index(&self, stream: usize) -> (Vec<(i64, bool)>, i32) {
         crate::ffmpeg::container_index(&self.ctx.input, stream)
+    }
+
+    /// How `stream`'s frames are turned for display (its display matrix;
+    /// see [`crate::ffmpeg::stream_orientation`]).
+    pub(crate) fn orientation(&self, stream: usize) -> crate::Orientation {
+        crate::ffmpeg::stream_orientation(&self.ctx.input, stream)
     }
 
     /// The FFmpeg stream `index` (for building decoders).

@@ -18,7 +18,7 @@ use ffmpeg_next as ff;
 
 use crate::ranged::RangedReader;
 use crate::source::io_error;
-use crate::{Error, Limits, Result, Source};
+use crate::{Error, Limits, Orientation, Result, Source};
 
 /// Initialises FFmpeg once per process and routes its log to `tracing`.
 pub(crate) fn init() {
@@ -416,12 +416,9 @@ pub(crate) fn set_best_effort_timestamp(frame: &mut ff::frame::Video, pts: i64) 
     unsafe { (*frame.as_mut_ptr()).best_effort_timestamp = pts };
 }
 
-/// The clockwise rotation (0, 90, 180 or 270 degrees) that the stream's
-/// display matrix asks the player to apply.
-pub(crate) fn stream_rotation(input: &ff::format::context::Input, stream: usize) -> u32 {
-    let Some(st) = input.stream(stream) else {
-        return 0;
-    };
+/// The stream's display matrix, if it has one.
+fn display_matrix(input: &ff::format::context::Input, stream: usize) -> Option<[i32; 9]> {
+    let st = input.stream(stream)?;
     let mut size = 0usize;
     // SAFETY: the stream pointer is valid while `input` is borrowed; the
     // returned side data is owned by the stream.
@@ -433,16 +430,67 @@ pub(crate) fn stream_rotation(input: &ff::format::context::Input, stream: usize)
         )
     };
     if data.is_null() || size < 9 * std::mem::size_of::<i32>() {
-        return 0;
+        return None;
     }
-    // SAFETY: the side data holds a 3x3 i32 display matrix (checked size).
-    let ccw = unsafe { ffi::av_display_rotation_get(data as *const i32) };
-    if !ccw.is_finite() {
+    // SAFETY: the side data holds a 3x3 i32 display matrix (checked size);
+    // it may not be aligned for i32, hence the unaligned read.
+    Some(unsafe { ptr::read_unaligned(data as *const [i32; 9]) })
+}
+
+/// The clockwise angle in degrees the matrix asks the player to turn by,
+/// as the `ffmpeg` CLI computes it (`get_rotation`): whole degrees, in
+/// [-0.9, 359.1).
+fn clockwise_degrees(matrix: &[i32; 9]) -> Option<f64> {
+    // SAFETY: `matrix` is a 3x3 display matrix, as the function expects.
+    let ccw = unsafe { ffi::av_display_rotation_get(matrix.as_ptr()) };
+    let theta = -ccw.round();
+    theta
+        .is_finite()
+        .then(|| theta - 360.0 * (theta / 360.0 + 0.9 / 360.0).floor())
+}
+
+/// The clockwise rotation (0, 90, 180 or 270 degrees, the nearest right
+/// angle) that the stream's display matrix asks for.
+pub(crate) fn stream_rotation(input: &ff::format::context::Input, stream: usize) -> u32 {
+    let Some(cw) = display_matrix(input, stream).as_ref().and_then(clockwise_degrees) else {
         return 0;
+    };
+    ((cw.rem_euclid(360.0) / 90.0).round() as u32 % 4) * 90
+}
+
+/// How to turn decoded frames for display, as the `ffmpeg` CLI's
+/// autorotation does: right-angle rotations with the mirroring the matrix
+/// adds (a transpose for a mirrored 90 degrees, a flip for a mirrored
+/// 0 or 180). Other angles are not applied (the CLI rotates by them and
+/// fills the corners with black).
+pub(crate) fn stream_orientation(input: &ff::format::context::Input, stream: usize) -> Orientation {
+    let Some(m) = display_matrix(input, stream) else {
+        return Orientation::Normal;
+    };
+    let Some(theta) = clockwise_degrees(&m) else {
+        return Orientation::Normal;
+    };
+    let near = |angle: f64| (theta - angle).abs() < 1.0;
+    if near(90.0) {
+        return if m[3] > 0 {
+            Orientation::Transpose
+        } else {
+            Orientation::Rotate90
+        };
     }
-    // FFmpeg's get_rotation: the clockwise angle to apply is -ccw.
-    let cw = (-ccw).rem_euclid(360.0);
-    ((cw / 90.0).round() as u32 % 4) * 90
+    if near(270.0) {
+        return if m[3] < 0 {
+            Orientation::Transverse
+        } else {
+            Orientation::Rotate270
+        };
+    }
+    match (near(180.0), near(0.0), m[0] < 0, m[4] < 0) {
+        (true, _, true, true) => Orientation::Rotate180,
+        (true, _, true, false) => Orientation::FlipHorizontal,
+        (true, _, false, true) | (_, true, _, true) => Orientation::FlipVertical,
+        _ => Orientation::Normal,
+    }
 }
 
 /// Crops `frame` in place (adjusting plane pointers, no copy).

@@ -87,7 +87,10 @@ impl VideoConfig {
         self.convert.crop = Some(crop);
         self
     }
-    /// Whether to apply the stream's rotation metadata (default: yes).
+    /// Whether to apply the stream's display matrix (default: yes), as the
+    /// `ffmpeg` CLI's autorotation does: right-angle rotations, with the
+    /// horizontal or vertical mirror or transpose the matrix adds. Other
+    /// angles are not applied.
     #[must_use]
     pub fn with_rotation(mut self, apply: bool) -> Self {
         self.convert.ignore_rotation = !apply;
@@ -248,7 +251,7 @@ impl VideoSource {
         };
         let info = demuxer.stream_info(stream)?;
         let decoder = demuxer.video_decoder(stream, &config.decoder)?;
-        let converter = FrameConverter::new(config.convert, info.rotation, demuxer.source_name());
+        let converter = FrameConverter::new(config.convert, demuxer.orientation(stream), demuxer.source_name());
         let fps = info.avg_frame_rate.and_then(Ratio::to_f64).unwrap_or(30.0);
         let seconds = match (config.start, config.end, info.duration) {
             (s, Some(e), _) => e - s.unwrap_or(0.0),

@@ -165,6 +165,48 @@ fn rotation_is_applied_by_default_with_an_opt_out() {
     }
 }
 
+/// Every right-angle display matrix, mirrored ones included (a
+/// front-camera flip, a transpose), turns frames as the CLI's autorotation
+/// does: each is patched into the MP4 track header of a copy of a fixture
+/// and decoded both ways. Other angles are not applied.
+#[test]
+fn display_matrices_with_mirroring_match_the_cli() {
+    let data = std::fs::read(fixture("h264_yuv420p.mp4")).unwrap();
+    let tkhd = data.windows(4).position(|w| w == b"tkhd").unwrap();
+    let version_skip = if data[tkhd + 4] == 1 { 32 } else { 20 };
+    let matrix_at = tkhd + 4 + 4 + version_skip + 8 + 8;
+    let dir = std::env::temp_dir().join(format!("spdl-display-matrix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let one = 1 << 16;
+    let cases = [
+        ("hflip", [-one, 0, 0, one]),
+        ("vflip", [one, 0, 0, -one]),
+        ("rotate180", [-one, 0, 0, -one]),
+        ("rotate90", [0, one, -one, 0]),
+        ("rotate270", [0, -one, one, 0]),
+        ("transpose", [0, one, one, 0]),
+        ("transverse", [0, -one, -one, 0]),
+        ("rotate45", [46341, 46341, -46341, 46341]),
+    ];
+    for (name, [a, b, c, d]) in cases {
+        let mut patched = data.clone();
+        for (k, v) in [a, b, 0, c, d, 0, 0, 0, 1 << 30].into_iter().enumerate() {
+            patched[matrix_at + 4 * k..matrix_at + 4 * k + 4].copy_from_slice(&i32::to_be_bytes(v));
+        }
+        let path = dir.join(format!("{name}.mp4"));
+        std::fs::write(&path, patched).unwrap();
+        let video = load_video(&path, &VideoConfig::default()).unwrap();
+        if name == "rotate45" {
+            let coded = load_video(&path, &VideoConfig::default().with_rotation(false)).unwrap();
+            assert_eq!(video.frames, coded.frames, "{name} is not applied");
+            continue;
+        }
+        let expected = ffmpeg_raw(&path, "rgb24", None, "bilinear");
+        assert_eq!(video.frames.as_slice().unwrap(), &expected[..], "{name}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// Frame-rate conversion follows FFmpeg's `fps` filter (round to nearest):
 /// the same frames repeated or dropped, so the same count and bit-exact
 /// pixels, on a constant-rate clip (down and up), the VFR clip and the clip
