@@ -56,7 +56,7 @@ mod wav;
 
 pub use audio::{
     audio_backend, load_audio, load_audio_i16, stream_audio, AudioBackend, AudioBuffer, AudioChunks, AudioConfig,
-    AudioSample, ChannelOrder,
+    AudioSample, ChannelOrder, AUDIO_MAX_SAMPLES,
 };
 pub use batch::{load_image_batch, BatchConfig, FailurePolicy, ImageBatch};
 pub use convert::{ConvertConfig, Crop, Interpolation, PixelFormat};
