@@ -18,7 +18,7 @@ use ndarray::Array3;
 use crate::convert::{Crop, Interpolation, PixelFormat};
 use crate::gif_screen;
 use crate::jpeg::{self, JpegHeader};
-use crate::orient::{orient, Orientation};
+use crate::orient::{exif_orientation, orient, Orientation};
 use crate::pixels::{self, Sample};
 use crate::resize::{self, Fit, Rect};
 use crate::{Error, Limits, Result, Source};
@@ -208,8 +208,15 @@ impl Encoded {
             Some(f) if f.reading_enabled() => {
                 let fname = f.extensions_str().first().copied().unwrap_or("image");
                 let header = image_decoder(&data, f, limits).map(|mut d| {
-                    let o = d.orientation().map_or(1, |o| o.to_exif());
-                    (d.dimensions(), Orientation::from_exif(u16::from(o)), d.color_type())
+                    // An EXIF block (PNG eXIf, WebP EXIF) is read here; TIFF
+                    // keeps its orientation as a tag of its own.
+                    let o = match d.exif_metadata().ok().flatten() {
+                        Some(exif) => exif_orientation(&exif),
+                        None => d
+                            .orientation()
+                            .map_or(Orientation::Normal, |o| Orientation::from_exif(u16::from(o.to_exif()))),
+                    };
+                    (d.dimensions(), o, d.color_type())
                 });
                 match header {
                     Ok(((w, h), o, color)) => (Codec::Image(f, color), w as usize, h as usize, o, fname.to_string()),

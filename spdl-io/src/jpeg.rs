@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat as TjFormat, ScalingFactor};
 
 use crate::convert::PixelFormat;
-use crate::orient::Orientation;
+use crate::orient::{exif_orientation, Orientation};
 
 /// Progressive scans allowed before a JPEG is rejected (a guard against
 /// files crafted to take minutes to decode).
@@ -65,9 +65,7 @@ fn with_decompressor<R>(f: impl FnOnce(&mut Decompressor) -> Result<R, String>) 
 pub(crate) fn read_header(data: &[u8]) -> Result<JpegHeader, String> {
     let h = with_decompressor(|d| d.read_header(data).map_err(|e| e.to_string()))?;
     let (exif, adobe, lossless) = scan_markers(data);
-    let orientation = exif
-        .and_then(image::metadata::Orientation::from_exif_chunk)
-        .map_or(Orientation::Normal, |o| Orientation::from_exif(u16::from(o.to_exif())));
+    let orientation = exif.map_or(Orientation::Normal, exif_orientation);
     Ok(JpegHeader {
         width: h.width,
         height: h.height,

@@ -98,6 +98,45 @@ pub(crate) fn orient(
     }
 }
 
+/// The orientation an EXIF block (a TIFF header and IFD0, as in a JPEG's
+/// APP1 after `Exif\0\0`, a PNG's eXIf or a WebP's EXIF chunk) declares;
+/// [`Orientation::Normal`] when it declares none or cannot be read. The
+/// tag is read as SHORT or LONG, as Pillow reads it (some writers store a
+/// LONG).
+pub(crate) fn exif_orientation(exif: &[u8]) -> Orientation {
+    let exif = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
+    let value = match exif.get(..2) {
+        Some(b"II") => ifd0_orientation(
+            exif,
+            |b| u16::from_le_bytes([b[0], b[1]]),
+            |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        ),
+        Some(b"MM") => ifd0_orientation(
+            exif,
+            |b| u16::from_be_bytes([b[0], b[1]]),
+            |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        ),
+        _ => None,
+    };
+    value
+        .and_then(|v| u16::try_from(v).ok())
+        .map_or(Orientation::Normal, Orientation::from_exif)
+}
+
+/// Tag 0x0112 of IFD0, with the byte order's 16- and 32-bit readers.
+fn ifd0_orientation(exif: &[u8], u16_at: impl Fn(&[u8]) -> u16, u32_at: impl Fn(&[u8]) -> u32) -> Option<u32> {
+    let ifd = usize::try_from(u32_at(exif.get(4..8)?)).ok()?;
+    let count = usize::from(u16_at(exif.get(ifd..ifd + 2)?));
+    (0..count).find_map(|i| {
+        let entry = exif.get(ifd + 2 + 12 * i..ifd + 14 + 12 * i)?;
+        match (u16_at(&entry[0..2]), u16_at(&entry[2..4])) {
+            (0x0112, 3) => Some(u32::from(u16_at(&entry[8..10]))),
+            (0x0112, 4) => Some(u32_at(&entry[8..12])),
+            _ => None,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +172,62 @@ mod tests {
         let mut out = [0u8; 4];
         orient(&src, 4, 2, 1, 2, Orientation::Rotate90, &mut out, 2);
         assert_eq!(out, [1, 10, 2, 20]);
+    }
+
+    /// A little- or big-endian IFD0 with a dummy tag, then the orientation
+    /// as SHORT or LONG.
+    fn exif_block(big_endian: bool, field_type: u16, value: u32) -> Vec<u8> {
+        let u16b = |v: u16| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let u32b = |v: u32| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut b = Vec::from(*b"Exif\0\0");
+        b.extend(if big_endian { *b"MM" } else { *b"II" });
+        b.extend(u16b(42));
+        b.extend(u32b(8));
+        b.extend(u16b(2));
+        b.extend(u16b(0x010f).into_iter().chain(u16b(2)).chain(u32b(4)).chain(*b"Cam\0"));
+        let value = match field_type {
+            3 => [u16b(value as u16), [0, 0]].concat(),
+            _ => u32b(value).to_vec(),
+        };
+        b.extend(
+            u16b(0x0112)
+                .into_iter()
+                .chain(u16b(field_type))
+                .chain(u32b(1))
+                .chain(value),
+        );
+        b
+    }
+
+    #[test]
+    fn exif_orientation_is_read_as_short_or_long_in_either_byte_order() {
+        for big_endian in [false, true] {
+            for field_type in [3, 4] {
+                let block = exif_block(big_endian, field_type, 6);
+                assert_eq!(
+                    exif_orientation(&block),
+                    Orientation::Rotate90,
+                    "{big_endian} {field_type}"
+                );
+                assert_eq!(
+                    exif_orientation(&block[6..]),
+                    Orientation::Rotate90,
+                    "without the Exif prefix"
+                );
+                for cut in 0..block.len() - 1 {
+                    assert_eq!(exif_orientation(&block[..cut]), Orientation::Normal, "cut at {cut}");
+                }
+            }
+            assert_eq!(
+                exif_orientation(&exif_block(big_endian, 4, 70_000)),
+                Orientation::Normal
+            );
+            assert_eq!(
+                exif_orientation(&exif_block(big_endian, 2, 6)),
+                Orientation::Normal,
+                "ASCII is no number"
+            );
+        }
     }
 
     #[test]
