@@ -63,24 +63,47 @@ fn with_decompressor<R>(f: impl FnOnce(&mut Decompressor) -> Result<R, String>) 
 
 /// Reads the frame header and the APP1 (EXIF) and APP14 (Adobe) markers.
 pub(crate) fn read_header(data: &[u8]) -> Result<JpegHeader, String> {
-    let h = with_decompressor(|d| d.read_header(data).map_err(|e| e.to_string()))?;
-    let (exif, adobe, lossless) = scan_markers(data);
-    let orientation = exif.map_or(Orientation::Normal, exif_orientation);
+    let markers = scan_markers(data);
+    if !markers.frame {
+        // Without a frame header libjpeg reads a tables-only stream, and a
+        // reused decompressor then reports the previous image's size.
+        DECOMPRESSOR.with(|cell| cell.borrow_mut().take());
+    }
+    let h = with_decompressor(|d| d.read_header(data).map_err(|e| e.to_string()));
+    let h = match h {
+        Ok(h) if markers.frame || (h.width > 0 && h.height > 0) => h,
+        other => {
+            let detail = other.err().map_or(String::new(), |e| format!(" ({e})"));
+            return Err(format!(
+                "the data ends before the frame header (SOF): truncated, or not a JPEG{detail}"
+            ));
+        }
+    };
     Ok(JpegHeader {
         width: h.width,
         height: h.height,
         colorspace: h.colorspace,
-        orientation,
-        adobe,
-        lossless,
+        orientation: markers.exif.map_or(Orientation::Normal, exif_orientation),
+        adobe: markers.adobe,
+        lossless: markers.lossless,
     })
 }
 
-/// Finds the EXIF payload (after `Exif\0\0`), whether an Adobe marker
-/// exists and whether the frame is lossless, walking the marker segments up
-/// to the first scan.
-fn scan_markers(data: &[u8]) -> (Option<&[u8]>, bool, bool) {
-    let (mut exif, mut adobe, mut lossless) = (None, false, false);
+/// What the marker segments before the first scan say.
+#[derive(Default)]
+struct Markers<'a> {
+    /// The first APP1 EXIF block, after `Exif\0\0`.
+    exif: Option<&'a [u8]>,
+    /// An APP14 Adobe segment (CMYK/YCCK transform).
+    adobe: bool,
+    /// A lossless (SOF3/7/11/15) frame header.
+    lossless: bool,
+    /// A complete frame header (any SOF).
+    frame: bool,
+}
+
+fn scan_markers(data: &[u8]) -> Markers<'_> {
+    let mut m = Markers::default();
     let mut i = 2; // after SOI
     while i + 4 <= data.len() && data[i] == 0xFF {
         let marker = data[i + 1];
@@ -92,14 +115,17 @@ fn scan_markers(data: &[u8]) -> (Option<&[u8]>, bool, bool) {
             break;
         };
         match marker {
-            0xE1 if exif.is_none() && body.starts_with(b"Exif\0\0") => exif = Some(&body[6..]),
-            0xEE if body.starts_with(b"Adobe") => adobe = true,
-            0xC3 | 0xC7 | 0xCB | 0xCF => lossless = true,
+            0xE1 if m.exif.is_none() && body.starts_with(b"Exif\0\0") => m.exif = Some(&body[6..]),
+            0xEE if body.starts_with(b"Adobe") => m.adobe = true,
+            0xC0..=0xCF if ![0xC4, 0xC8, 0xCC].contains(&marker) => {
+                m.frame = true;
+                m.lossless |= [0xC3, 0xC7, 0xCB, 0xCF].contains(&marker);
+            }
             _ => {}
         }
         i += 2 + len.max(2);
     }
-    (exif, adobe, lossless)
+    m
 }
 
 /// The smallest DCT-domain scale `n/8` (n = 1, 2, 4 or 8) that keeps a
@@ -243,15 +269,25 @@ mod tests {
         jpeg.extend(b"Exif\0\0MM");
         jpeg.extend([0xFF, 0xC3, 0x00, 0x02]); // a lossless frame header
         jpeg.extend([0xFF, 0xDA, 0x00, 0x02]);
-        let (exif, adobe, lossless) = scan_markers(&jpeg);
-        assert!(adobe && lossless);
-        assert_eq!(exif, Some(&b"MM"[..]));
+        let m = scan_markers(&jpeg);
+        assert!(m.adobe && m.lossless && m.frame);
+        assert_eq!(m.exif, Some(&b"MM"[..]));
     }
 
     #[test]
     fn truncated_markers_stop_the_scan() {
         let jpeg = [0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF, b'E'];
-        assert_eq!(scan_markers(&jpeg), (None, false, false));
+        let m = scan_markers(&jpeg);
+        assert!((m.exif, m.adobe, m.lossless, m.frame) == (None, false, false, false));
+    }
+
+    #[test]
+    fn a_file_cut_before_its_frame_header_says_so() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/images/jpeg_baseline_420.jpg");
+        let jpeg = std::fs::read(path).unwrap();
+        assert!(scan_markers(&jpeg).frame && read_header(&jpeg).is_ok());
+        let err = read_header(&jpeg[..20]).unwrap_err();
+        assert!(err.starts_with("the data ends before the frame header (SOF)"), "{err}");
     }
 
     #[test]
