@@ -190,7 +190,9 @@ fn image_limits(limits: &Limits) -> image::Limits {
 impl Encoded {
     /// Reads the header and checks the declared size against the limits.
     fn probe(data: Bytes, name: String, limits: &Limits) -> Result<Self> {
-        let format = image::guess_format(&data).ok();
+        let format = image::guess_format(&data)
+            .ok()
+            .or_else(|| is_bigtiff(&data).then_some(ImageFormat::Tiff));
         let data = match format {
             Some(ImageFormat::Gif) => gif_screen::cover_first_frame(data),
             _ => data,
@@ -459,6 +461,12 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
     }
 }
 
+/// BigTIFF (64-bit offsets; the `tiff` crate reads it), whose magic
+/// `image::guess_format` does not know.
+fn is_bigtiff(data: &[u8]) -> bool {
+    data.starts_with(b"II\x2b\x00") || data.starts_with(b"MM\x00\x2b")
+}
+
 /// The PNG end chunk: length 0, `IEND`, its CRC.
 const PNG_IEND: &[u8] = &[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
 
@@ -622,4 +630,54 @@ pub(crate) fn load_into(src: Source, cfg: &ImageConfig, out: &mut [u8]) -> Resul
         return Err(img.fail("output size differs from the batch's slot size"));
     }
     decode_into(&img, &plan, cfg, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian BigTIFF: 8-bit gray, one uncompressed strip.
+    fn bigtiff_gray(width: u16, height: u16, pixels: &[u8]) -> Vec<u8> {
+        let entries: [(u16, u16, u64); 8] = [
+            (256, 3, u64::from(width)),     // ImageWidth, SHORT
+            (257, 3, u64::from(height)),    // ImageLength
+            (258, 3, 8),                    // BitsPerSample
+            (259, 3, 1),                    // Compression: none
+            (262, 3, 1),                    // Photometric: black is zero
+            (273, 16, 0),                   // StripOffsets, LONG8 (set below)
+            (278, 3, u64::from(height)),    // RowsPerStrip
+            (279, 16, pixels.len() as u64), // StripByteCounts
+        ];
+        let data_at = 16 + 8 + 20 * entries.len() as u64 + 8;
+        let mut b = Vec::from(*b"II\x2b\x00");
+        b.extend(8u16.to_le_bytes());
+        b.extend(0u16.to_le_bytes());
+        b.extend(16u64.to_le_bytes());
+        b.extend((entries.len() as u64).to_le_bytes());
+        for (tag, kind, value) in entries {
+            let value = if tag == 273 { data_at } else { value };
+            b.extend(tag.to_le_bytes());
+            b.extend(kind.to_le_bytes());
+            b.extend(1u64.to_le_bytes());
+            b.extend(value.to_le_bytes());
+        }
+        b.extend(0u64.to_le_bytes()); // no next IFD
+        b.extend(pixels);
+        b
+    }
+
+    #[test]
+    fn bigtiff_decodes_like_classic_tiff() {
+        let pixels: Vec<u8> = (0..12u8 * 7).map(|v| v * 3).collect();
+        let tiff = bigtiff_gray(12, 7, &pixels);
+        let image = load_image(Source::from_bytes(tiff, "big.tif"), &ImageConfig::default()).unwrap();
+        assert_eq!(image.dim(), (7, 12, 3));
+        let gray: Vec<u8> = image.as_slice().unwrap().chunks(3).map(|p| p[0]).collect();
+        assert_eq!(gray, pixels);
+        assert!(image
+            .as_slice()
+            .unwrap()
+            .chunks(3)
+            .all(|p| p[0] == p[1] && p[1] == p[2]));
+    }
 }
