@@ -190,11 +190,21 @@ fn image_limits(limits: &Limits) -> image::Limits {
 impl Encoded {
     /// Reads the header and checks the declared size against the limits.
     fn probe(data: Bytes, name: String, limits: &Limits) -> Result<Self> {
-        let format = image::guess_format(&data)
+        // The format's name, when it differs from the decoder's format.
+        let mut label = None;
+        let mut format = image::guess_format(&data)
             .ok()
             .or_else(|| is_bigtiff(&data).then_some(ImageFormat::Tiff));
         let data = match format {
             Some(ImageFormat::Gif) => gif_screen::cover_first_frame(data),
+            // The image crate reads only RGBA PNG entries; Pillow writes RGB.
+            Some(ImageFormat::Ico) => match largest_png_entry(&data) {
+                Some(png) => {
+                    (format, label) = (Some(ImageFormat::Png), Some("ico"));
+                    data.slice(png)
+                }
+                None => data,
+            },
             _ => data,
         };
         let (codec, width, height, orientation, format) = match format {
@@ -208,7 +218,7 @@ impl Encoded {
                 }
             }
             Some(f) if f.reading_enabled() => {
-                let fname = f.extensions_str().first().copied().unwrap_or("image");
+                let fname = label.or(f.extensions_str().first().copied()).unwrap_or("image");
                 let header = image_decoder(&data, f, limits).map(|mut d| {
                     // An EXIF block (PNG eXIf, WebP EXIF) is read here; TIFF
                     // keeps its orientation as a tag of its own.
@@ -461,6 +471,22 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
     }
 }
 
+/// The byte range of an ICO's largest entry (by pixels, then bits per
+/// pixel, as Pillow and the image crate pick it) if that entry is a PNG.
+fn largest_png_entry(data: &[u8]) -> Option<std::ops::Range<usize>> {
+    let count = usize::from(u16::from_le_bytes(data.get(4..6)?.try_into().ok()?));
+    let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    let side = |b: u8| if b == 0 { 256 } else { usize::from(b) };
+    let best = (0..count)
+        .filter_map(|i| data.get(6 + 16 * i..22 + 16 * i))
+        .max_by_key(|e| (side(e[0]) * side(e[1]), u16::from_le_bytes([e[6], e[7]])))?;
+    let (size, offset) = (le32(&best[8..12]), le32(&best[12..16]));
+    let range = offset..offset.checked_add(size)?;
+    data.get(range.clone())?
+        .starts_with(b"\x89PNG\r\n\x1a\n")
+        .then_some(range)
+}
+
 /// BigTIFF (64-bit offsets; the `tiff` crate reads it), whose magic
 /// `image::guess_format` does not know.
 fn is_bigtiff(data: &[u8]) -> bool {
@@ -664,6 +690,33 @@ mod tests {
         b.extend(0u64.to_le_bytes()); // no next IFD
         b.extend(pixels);
         b
+    }
+
+    /// An RGB (not RGBA) PNG, as Pillow writes ICO entries.
+    fn rgb_png(side: u32) -> Vec<u8> {
+        let pixels = image::RgbImage::from_fn(side, side, |x, y| image::Rgb([x as u8 * 7, y as u8 * 5, 200]));
+        let mut png = Vec::new();
+        pixels.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).unwrap();
+        png
+    }
+
+    #[test]
+    fn an_ico_of_rgb_pngs_decodes_its_largest_entry() {
+        let entries = [rgb_png(16), rgb_png(32), rgb_png(24)];
+        let mut ico = vec![0, 0, 1, 0, entries.len() as u8, 0];
+        let mut offset = 6 + 16 * entries.len();
+        for (png, side) in entries.iter().zip([16u8, 32, 24]) {
+            ico.extend([side, side, 0, 0, 1, 0, 32, 0]);
+            ico.extend((png.len() as u32).to_le_bytes());
+            ico.extend((offset as u32).to_le_bytes());
+            offset += png.len();
+        }
+        entries.iter().for_each(|png| ico.extend(png));
+        let config = ImageConfig::default();
+        let image = load_image(Source::from_bytes(ico.clone(), "rgb.ico"), &config).unwrap();
+        let expected = load_image(Source::from_bytes(entries[1].clone(), "32.png"), &config).unwrap();
+        assert_eq!(image, expected);
+        assert_eq!(probe_image(Source::from_bytes(ico, "rgb.ico")).unwrap().format, "ico");
     }
 
     #[test]
