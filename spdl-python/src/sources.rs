@@ -58,7 +58,16 @@ pub(crate) fn extract(obj: &Bound<'_, PyAny>) -> PyResult<Source> {
     Ok(Source::from_bytes(data, "<buffer>"))
 }
 
-/// Sources for every item of a Python iterable.
+/// Sources for every item of a Python iterable. In-memory items are named
+/// by their position (`<bytes #3>`), so a batch's failure report says
+/// which one failed.
 pub(crate) fn extract_all(objs: &Bound<'_, PyAny>) -> PyResult<Vec<Source>> {
-    objs.try_iter()?.map(|o| extract(&o?)).collect()
+    let numbered = |(i, src): (usize, Source)| match src {
+        Source::Bytes { data, name } => Source::from_bytes(data, format!("{} #{i}>", name.trim_end_matches('>'))),
+        other => other,
+    };
+    objs.try_iter()?
+        .enumerate()
+        .map(|(i, o)| extract(&o?).map(|src| numbered((i, src))))
+        .collect()
 }

@@ -66,6 +66,11 @@ def test_resized_batch_equals_single_loads():
     images, failures = sio.load_image_batch(files + [bad], size=(64, 48), on_error="skip")
     assert images.shape[0] == 3
     assert len(failures) == 1 and failures[0][0] == bad
+    # In-memory inputs are named by their position in the list.
+    blobs = [open(f, "rb").read() for f in files] + [open(bad, "rb").read()]
+    images, failures = sio.load_image_batch(blobs, size=(64, 48), on_error="skip")
+    assert np.array_equal(images, batch)
+    assert [f[0] for f in failures] == ["<bytes #3>"], failures
 
 
 def ffmpeg_rgb(path, width, height):

@@ -53,7 +53,8 @@ def load_image_batch(
     """Decodes images on ``num_threads`` threads (0: one per core) into (N, H, W, C).
 
     With ``on_error="skip"`` failing images are left out and returned as
-    (source, reason) pairs.
+    (source, reason) pairs; an in-memory source is named by its position
+    in ``srcs`` (``"<bytes #3>"``).
     """
 
 def load_video(
