@@ -6,8 +6,9 @@
 //!
 //! Damage that Pillow reads past is read past here too: a PNG without its
 //! IEND chunk, a JPEG without EOI (both only when the image data is
-//! complete), and a GIF whose logical screen does not cover its first frame
-//! (grown to cover it, see `gif_screen`).
+//! complete), a GIF whose logical screen does not cover its first frame
+//! (grown to cover it), and a lossy WebP flagged as having alpha that it
+//! does not have (see `repair`).
 
 use std::io::Cursor;
 
@@ -16,10 +17,10 @@ use image::{ColorType, ImageDecoder, ImageError, ImageFormat, ImageReader};
 use ndarray::Array3;
 
 use crate::convert::{Crop, Interpolation, PixelFormat};
-use crate::gif_screen;
 use crate::jpeg::{self, JpegHeader};
 use crate::orient::{exif_orientation, orient, Orientation};
 use crate::pixels::{self, Sample};
+use crate::repair;
 use crate::resize::{self, Fit, Rect};
 use crate::{Error, Limits, Result, Source};
 
@@ -196,7 +197,8 @@ impl Encoded {
             .ok()
             .or_else(|| is_bigtiff(&data).then_some(ImageFormat::Tiff));
         let data = match format {
-            Some(ImageFormat::Gif) => gif_screen::cover_first_frame(data),
+            Some(ImageFormat::Gif) => repair::gif_screen_covering_first_frame(data),
+            Some(ImageFormat::WebP) => repair::webp_without_false_alpha(data),
             // The image crate reads only RGBA PNG entries; Pillow writes RGB.
             Some(ImageFormat::Ico) => match largest_png_entry(&data) {
                 Some(png) => {

@@ -37,7 +37,6 @@ mod error;
 #[allow(unsafe_code)]
 mod ffmpeg;
 mod frames;
-mod gif_screen;
 mod images;
 mod jpeg;
 mod limits;
@@ -47,6 +46,7 @@ mod pixels;
 mod ranged;
 mod rate;
 mod remote;
+mod repair;
 mod resize;
 mod shard;
 mod source;

@@ -1,11 +1,15 @@
-//! GIF logical screens that do not cover the first frame.
+//! Header fixes for images that Pillow reads past and the `image` crate
+//! rejects. Each rewrites only a header field, and only when the file is
+//! otherwise as its format requires; the pixels are decoded as stored.
 //!
-//! A GIF declares a logical screen (its canvas) and places each frame on
-//! it. Writers in the wild leave the screen at 0x0, or smaller than the
-//! first frame; the `image` crate then rejects the file as empty, or crops
-//! the frame. Pillow grows the screen to cover the first frame, and so does
-//! spdl-io: the screen size in the header is rewritten before decoding, and
-//! the grown size is what the pixel limits are checked against.
+//! - A GIF declares a logical screen (its canvas) and places each frame on
+//!   it. Writers in the wild leave the screen at 0x0, or smaller than the
+//!   first frame; the `image` crate then rejects the file as empty, or
+//!   crops the frame. Pillow grows the screen to cover the first frame, and
+//!   so does spdl-io; the grown size is what the pixel limits check.
+//! - A lossy WebP whose extended header (VP8X) flags alpha but that has no
+//!   alpha chunk (ALPH) is opaque to libwebp and Pillow; the `image` crate
+//!   reports a missing chunk. The flag is cleared.
 
 use bytes::Bytes;
 
@@ -15,7 +19,7 @@ const SCREEN_END: usize = 13;
 /// `data` with its logical screen grown to cover the first frame. `data`
 /// itself when the screen already covers it, or when the first frame's
 /// descriptor cannot be found (the decoder then reports the file).
-pub(crate) fn cover_first_frame(data: Bytes) -> Bytes {
+pub(crate) fn gif_screen_covering_first_frame(data: Bytes) -> Bytes {
     let Some((right, bottom)) = first_frame_extent(&data) else {
         return data;
     };
@@ -73,6 +77,45 @@ fn after_sub_blocks(data: &[u8], mut pos: usize) -> Option<usize> {
     }
 }
 
+/// `data` without the VP8X alpha flag when no ALPH chunk backs it in a
+/// still, lossy WebP; `data` itself otherwise.
+pub(crate) fn webp_without_false_alpha(data: Bytes) -> Bytes {
+    const ALPHA: u8 = 0x10;
+    const ANIMATION: u8 = 0x02;
+    let chunks = riff_chunks(&data);
+    let flags_at = match chunks.first() {
+        Some((b"VP8X", at, _)) if data[*at] & (ALPHA | ANIMATION) == ALPHA => *at,
+        _ => return data,
+    };
+    let has = |name: &[u8; 4]| chunks.iter().any(|(id, ..)| *id == name);
+    if has(b"ALPH") || !has(b"VP8 ") {
+        return data;
+    }
+    let mut fixed = data.to_vec();
+    fixed[flags_at] &= !ALPHA;
+    Bytes::from(fixed)
+}
+
+/// The chunks of a RIFF WEBP file: (id, data offset, data length), up to
+/// the first chunk that does not fit.
+fn riff_chunks(data: &[u8]) -> Vec<(&[u8; 4], usize, usize)> {
+    let mut chunks = Vec::new();
+    if data.get(..4) != Some(b"RIFF") || data.get(8..12) != Some(b"WEBP") {
+        return chunks;
+    }
+    let mut pos = 12;
+    while let Some(header) = data.get(pos..pos + 8) {
+        let id: &[u8; 4] = header[..4].try_into().expect("4 bytes");
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if data.len() - (pos + 8) < len {
+            break;
+        }
+        chunks.push((id, pos + 8, len));
+        pos += 8 + len + (len & 1);
+    }
+    chunks
+}
+
 fn le16(data: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([data[at], data[at + 1]])
 }
@@ -107,16 +150,48 @@ mod tests {
         let reference = decode(Bytes::from(gif_20x10())).unwrap();
         assert_eq!(reference.dim(), (10, 20, 3));
         for (w, h) in [(0, 0), (5, 5), (20, 0), (0, 10)] {
-            let grown = cover_first_frame(with_screen(gif_20x10(), w, h));
+            let grown = gif_screen_covering_first_frame(with_screen(gif_20x10(), w, h));
             assert_eq!((le16(&grown, 6), le16(&grown, 8)), (20, 10), "screen {w}x{h}");
             assert_eq!(decode(grown).unwrap(), reference, "screen {w}x{h}");
+        }
+    }
+
+    /// `webp_lossy.webp` (a plain VP8 file) rewrapped with a VP8X header
+    /// carrying `flags`, and the canvas size of the original.
+    fn extended_webp(flags: u8) -> (Bytes, Bytes) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/images/webp_lossy.webp");
+        let simple = Bytes::from(std::fs::read(path).unwrap());
+        let (w, h) = probe_size(&simple);
+        let mut vp8x = vec![flags, 0, 0, 0];
+        vp8x.extend(&(w - 1).to_le_bytes()[..3]);
+        vp8x.extend(&(h - 1).to_le_bytes()[..3]);
+        let body = [b"WEBP".as_slice(), b"VP8X", &10u32.to_le_bytes(), &vp8x, &simple[12..]].concat();
+        let file = [b"RIFF".as_slice(), &(body.len() as u32).to_le_bytes(), &body].concat();
+        (simple, Bytes::from(file))
+    }
+
+    fn probe_size(webp: &[u8]) -> (u32, u32) {
+        let info = crate::probe_image(Source::from_bytes(webp.to_vec(), "probe.webp")).unwrap();
+        (info.width, info.height)
+    }
+
+    #[test]
+    fn a_lossy_webp_flagged_with_alpha_it_lacks_decodes_opaque() {
+        let (simple, flagged) = extended_webp(0x10);
+        let fixed = webp_without_false_alpha(flagged.clone());
+        assert_ne!(fixed, flagged);
+        assert_eq!(decode(fixed).unwrap(), decode(simple).unwrap());
+        // Without the alpha flag (or with animation) nothing changes.
+        for flags in [0x00, 0x12] {
+            let (_, other) = extended_webp(flags);
+            assert_eq!(webp_without_false_alpha(other.clone()), other);
         }
     }
 
     #[test]
     fn a_screen_that_covers_the_frame_is_kept() {
         let wide = with_screen(gif_20x10(), 30, 12);
-        assert_eq!(cover_first_frame(wide.clone()), wide);
+        assert_eq!(gif_screen_covering_first_frame(wide.clone()), wide);
         assert_eq!(decode(wide).unwrap().dim(), (12, 30, 3));
     }
 
@@ -126,7 +201,7 @@ mod tests {
         let descriptor = first_frame_descriptor(&gif).unwrap();
         for len in [0, 5, 12, 13, descriptor, descriptor + 4] {
             let cut = gif.slice(..len.min(gif.len()));
-            assert_eq!(cover_first_frame(cut.clone()), cut, "cut at {len}");
+            assert_eq!(gif_screen_covering_first_frame(cut.clone()), cut, "cut at {len}");
             assert!(decode(cut).is_err(), "cut at {len}");
         }
     }
