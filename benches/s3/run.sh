@@ -44,12 +44,28 @@ $PY benches/s3/latency_proxy.py --listen 9100 --target 9000 --delay-ms 20 > /dev
 PROXY=$!
 trap 'kill $S3 $PROXY 2>/dev/null' EXIT
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
-bench() { ./target/release/spdl bench "$@" --kind image --threads "$THREADS" --json; }
-rate() { python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.1f (%d decoded)" % (r["items_per_second"], r["decoded"]))'; }
+# CPU seconds (user + system) the server and the proxy have used so far.
+server_cpu() { awk '{t += $14 + $15} END {printf "%.2f", t / 100}' "/proc/$S3/stat" "/proc/$PROXY/stat"; }
+# One bench run: "items/s (N decoded; client CPU s, server+proxy CPU s)".
+bench() {
+    local before after
+    before=$(server_cpu)
+    /usr/bin/time -f '%U %S' -o /tmp/s3bench.time ./target/release/spdl bench "$@" --kind image --threads "$THREADS" --json > /tmp/s3bench.json
+    after=$(server_cpu)
+    python3 - "$before" "$after" <<'EOF'
+import json, sys
+r = json.load(open("/tmp/s3bench.json"))
+user, system = map(float, open("/tmp/s3bench.time").read().split()[-2:])
+server = float(sys.argv[2]) - float(sys.argv[1])
+print("%.1f (%d decoded; CPU s: client %.2f, server+proxy %.2f)" % (r["items_per_second"], r["decoded"], user + system, server))
+EOF
+}
 echo "server $SERVER, $THREADS decode threads"
 for round in $(seq "$ROUNDS"); do
-    local_rate=$(bench "$SET" | rate)
-    s3_rate=$(AWS_ENDPOINT_URL=http://127.0.0.1:9000 bench s3://bench/bench-out/imagenet1k/ | rate)
-    slow_rate=$(AWS_ENDPOINT_URL=http://127.0.0.1:9100 bench s3://bench/bench-out/imagenet1k/ | rate)
-    echo "round $round: local $local_rate  s3 $s3_rate  s3+20ms $slow_rate items/s"
+    local_rate=$(bench "$SET")
+    s3_rate=$(AWS_ENDPOINT_URL=http://127.0.0.1:9000 bench s3://bench/bench-out/imagenet1k/)
+    slow_rate=$(AWS_ENDPOINT_URL=http://127.0.0.1:9100 bench s3://bench/bench-out/imagenet1k/)
+    echo "round $round: local $local_rate"
+    echo "         s3 $s3_rate"
+    echo "    s3+20ms $slow_rate"
 done
