@@ -263,6 +263,10 @@ fn still_image(src: &Path) -> sio::Result<Option<sio::ImageInfo>> {
         Ok(image) if image.format == "jpeg" && has_two_frames(src) => Ok(None),
         Ok(image) => Ok(Some(image)),
         Err(e @ sio::Error::Limit { .. }) => Err(e), // over the limits, not a video to try
+        // Recognised as an image format, but broken: its own error says more.
+        Err(e @ sio::Error::Image { .. }) if !matches!(&e, sio::Error::Image { format, .. } if format == "unknown") => {
+            Err(e)
+        }
         Err(_) => Ok(None),
     }
 }

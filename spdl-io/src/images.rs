@@ -18,7 +18,7 @@ use ndarray::Array3;
 
 use crate::convert::{Crop, Interpolation, PixelFormat};
 use crate::jpeg::{self, JpegHeader};
-use crate::orient::{exif_orientation, orient, Orientation};
+use crate::orient::{exif_orientation, ifd0_tag, orient, Orientation};
 use crate::pixels::{self, Sample};
 use crate::repair;
 use crate::resize::{self, Fit, Rect};
@@ -236,6 +236,12 @@ impl Encoded {
                     Ok(((w, h), o, color)) => (Codec::Image(f, color), w as usize, h as usize, o, fname.to_string()),
                     // A variant the image crate lacks (palette or YCbCr
                     // TIFF, ...): FFmpeg's decoder, if it reads the file.
+                    // FFmpeg 5.1 reads float TIFF samples as integers: garbage.
+                    Err(e @ ImageError::Unsupported(_))
+                        if f == ImageFormat::Tiff && ifd0_tag(&data, 339) == Some(3) =>
+                    {
+                        return Err(image_error(&name, fname, format!("floating-point samples: {e}")));
+                    }
                     Err(e @ ImageError::Unsupported(_)) => {
                         let (w, h, _) = ffmpeg_probe(&data, &name, limits).map_err(|_| image_error(&name, fname, e))?;
                         (Codec::Ffmpeg, w, h, Orientation::Normal, fname.to_string())
@@ -328,6 +334,12 @@ fn ffmpeg_probe(data: &Bytes, name: &str, limits: &Limits) -> Result<(usize, usi
         )));
     }
     let s = demuxer.stream_info(demuxer.best_video_stream()?)?;
+    if s.width == 0 || s.height == 0 {
+        return Err(not_image(format!(
+            "not a known image format (FFmpeg's {} reader finds no picture size)",
+            info.format
+        )));
+    }
     let format = if avif {
         "avif"
     } else {
@@ -664,67 +676,72 @@ pub(crate) fn load_into(src: Source, cfg: &ImageConfig, out: &mut [u8]) -> Resul
 mod tests {
     use super::*;
 
-    /// A little-endian BigTIFF: 8-bit gray, one uncompressed strip.
-    fn bigtiff_gray(width: u16, height: u16, pixels: &[u8]) -> Vec<u8> {
-        let entries: [(u16, u16, u64); 8] = [
-            (256, 3, u64::from(width)),     // ImageWidth, SHORT
-            (257, 3, u64::from(height)),    // ImageLength
-            (258, 3, 8),                    // BitsPerSample
-            (259, 3, 1),                    // Compression: none
-            (262, 3, 1),                    // Photometric: black is zero
-            (273, 16, 0),                   // StripOffsets, LONG8 (set below)
-            (278, 3, u64::from(height)),    // RowsPerStrip
-            (279, 16, pixels.len() as u64), // StripByteCounts
+    /// A little-endian gray TIFF (BigTIFF when `big`) with one
+    /// uncompressed strip of `bits`-bit samples of `sample_format` (1:
+    /// unsigned integers, 3: IEEE floats).
+    fn gray_tiff(big: bool, (width, height): (u16, u16), bits: u16, sample_format: u16, pixels: &[u8]) -> Vec<u8> {
+        let entries: [(u16, u64); 9] = [
+            (256, u64::from(width)),         // ImageWidth
+            (257, u64::from(height)),        // ImageLength
+            (258, u64::from(bits)),          // BitsPerSample
+            (259, 1),                        // Compression: none
+            (262, 1),                        // Photometric: black is zero
+            (273, 0),                        // StripOffsets (set below)
+            (278, u64::from(height)),        // RowsPerStrip
+            (279, pixels.len() as u64),      // StripByteCounts
+            (339, u64::from(sample_format)), // SampleFormat
         ];
-        let data_at = 16 + 8 + 20 * entries.len() as u64 + 8;
-        let mut b = Vec::from(*b"II\x2b\x00");
-        b.extend(8u16.to_le_bytes());
-        b.extend(0u16.to_le_bytes());
-        b.extend(16u64.to_le_bytes());
-        b.extend((entries.len() as u64).to_le_bytes());
-        for (tag, kind, value) in entries {
-            let value = if tag == 273 { data_at } else { value };
-            b.extend(tag.to_le_bytes());
-            b.extend(kind.to_le_bytes());
-            b.extend(1u64.to_le_bytes());
-            b.extend(value.to_le_bytes());
+        let (offset_bytes, count_bytes, entry_bytes) = if big { (8, 8, 20) } else { (4, 2, 12) };
+        let header = if big { 16 } else { 8 };
+        let data_at = (header + count_bytes + entry_bytes * entries.len() + offset_bytes) as u64;
+        let mut b = Vec::new();
+        let mut put = |v: u64, n: usize| b.extend(&v.to_le_bytes()[..n]);
+        if big {
+            [0x4949, 43, 8, 0].into_iter().for_each(|v| put(v, 2));
+        } else {
+            [0x4949, 42].into_iter().for_each(|v| put(v, 2));
         }
-        b.extend(0u64.to_le_bytes()); // no next IFD
+        put(header as u64, offset_bytes);
+        put(entries.len() as u64, count_bytes);
+        for (tag, value) in entries {
+            let long = tag == 273 || tag == 279;
+            put(u64::from(tag), 2);
+            put(
+                if long {
+                    if big {
+                        16
+                    } else {
+                        4
+                    }
+                } else {
+                    3
+                },
+                2,
+            ); // LONG8 / LONG / SHORT
+            put(1, offset_bytes);
+            put(if tag == 273 { data_at } else { value }, offset_bytes);
+        }
+        put(0, offset_bytes); // no next IFD
         b.extend(pixels);
         b
     }
 
-    /// An RGB (not RGBA) PNG, as Pillow writes ICO entries.
-    fn rgb_png(side: u32) -> Vec<u8> {
-        let pixels = image::RgbImage::from_fn(side, side, |x, y| image::Rgb([x as u8 * 7, y as u8 * 5, 200]));
-        let mut png = Vec::new();
-        pixels.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).unwrap();
-        png
-    }
-
     #[test]
-    fn an_ico_of_rgb_pngs_decodes_its_largest_entry() {
-        let entries = [rgb_png(16), rgb_png(32), rgb_png(24)];
-        let mut ico = vec![0, 0, 1, 0, entries.len() as u8, 0];
-        let mut offset = 6 + 16 * entries.len();
-        for (png, side) in entries.iter().zip([16u8, 32, 24]) {
-            ico.extend([side, side, 0, 0, 1, 0, 32, 0]);
-            ico.extend((png.len() as u32).to_le_bytes());
-            ico.extend((offset as u32).to_le_bytes());
-            offset += png.len();
-        }
-        entries.iter().for_each(|png| ico.extend(png));
-        let config = ImageConfig::default();
-        let image = load_image(Source::from_bytes(ico.clone(), "rgb.ico"), &config).unwrap();
-        let expected = load_image(Source::from_bytes(entries[1].clone(), "32.png"), &config).unwrap();
-        assert_eq!(image, expected);
-        assert_eq!(probe_image(Source::from_bytes(ico, "rgb.ico")).unwrap().format, "ico");
+    fn float_tiff_samples_are_an_error_not_garbage() {
+        let ones = 0x3C00u16.to_le_bytes().repeat(8); // 1.0 as IEEE half floats
+        let tiff = gray_tiff(false, (4, 2), 16, 3, &ones);
+        let err = load_image(Source::from_bytes(tiff, "f16.tif"), &ImageConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("floating-point samples"), "{err}");
+        // The same layout with integer samples decodes.
+        let tiff = gray_tiff(false, (4, 2), 8, 1, &[7; 8]);
+        let image = load_image(Source::from_bytes(tiff, "u8.tif"), &ImageConfig::default()).unwrap();
+        assert!(image.iter().all(|&v| v == 7));
     }
 
     #[test]
     fn bigtiff_decodes_like_classic_tiff() {
         let pixels: Vec<u8> = (0..12u8 * 7).map(|v| v * 3).collect();
-        let tiff = bigtiff_gray(12, 7, &pixels);
+        let tiff = gray_tiff(true, (12, 7), 8, 1, &pixels);
         let image = load_image(Source::from_bytes(tiff, "big.tif"), &ImageConfig::default()).unwrap();
         assert_eq!(image.dim(), (7, 12, 3));
         let gray: Vec<u8> = image.as_slice().unwrap().chunks(3).map(|p| p[0]).collect();

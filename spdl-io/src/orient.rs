@@ -105,33 +105,42 @@ pub(crate) fn orient(
 /// LONG).
 pub(crate) fn exif_orientation(exif: &[u8]) -> Orientation {
     let exif = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
-    let value = match exif.get(..2) {
-        Some(b"II") => ifd0_orientation(
-            exif,
-            |b| u16::from_le_bytes([b[0], b[1]]),
-            |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        ),
-        Some(b"MM") => ifd0_orientation(
-            exif,
-            |b| u16::from_be_bytes([b[0], b[1]]),
-            |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-        ),
-        _ => None,
-    };
-    value
+    ifd0_tag(exif, 0x0112)
         .and_then(|v| u16::try_from(v).ok())
         .map_or(Orientation::Normal, Orientation::from_exif)
 }
 
-/// Tag 0x0112 of IFD0, with the byte order's 16- and 32-bit readers.
-fn ifd0_orientation(exif: &[u8], u16_at: impl Fn(&[u8]) -> u16, u32_at: impl Fn(&[u8]) -> u32) -> Option<u32> {
-    let ifd = usize::try_from(u32_at(exif.get(4..8)?)).ok()?;
-    let count = usize::from(u16_at(exif.get(ifd..ifd + 2)?));
+/// The first value of `tag` in IFD0 of a TIFF structure (a TIFF file, or
+/// an EXIF block), when it is a SHORT or a LONG.
+pub(crate) fn ifd0_tag(tiff: &[u8], tag: u16) -> Option<u32> {
+    let big_endian = match tiff.get(..2)? {
+        b"II" => false,
+        b"MM" => true,
+        _ => return None,
+    };
+    let u16_at = |b: &[u8]| {
+        if big_endian {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        }
+    };
+    let u32_at = |b: &[u8]| {
+        let b = [b[0], b[1], b[2], b[3]];
+        if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let ifd = usize::try_from(u32_at(tiff.get(4..8)?)).ok()?;
+    let count = usize::from(u16_at(tiff.get(ifd..ifd.checked_add(2)?)?));
     (0..count).find_map(|i| {
-        let entry = exif.get(ifd + 2 + 12 * i..ifd + 14 + 12 * i)?;
-        match (u16_at(&entry[0..2]), u16_at(&entry[2..4])) {
-            (0x0112, 3) => Some(u32::from(u16_at(&entry[8..10]))),
-            (0x0112, 4) => Some(u32_at(&entry[8..12])),
+        let at = ifd + 2 + 12 * i;
+        let entry = tiff.get(at..at + 12)?;
+        match (u16_at(&entry[0..2]) == tag, u16_at(&entry[2..4])) {
+            (true, 3) => Some(u32::from(u16_at(&entry[8..10]))),
+            (true, 4) => Some(u32_at(&entry[8..12])),
             _ => None,
         }
     })
