@@ -262,11 +262,11 @@ fn still_image(src: &Path) -> sio::Result<Option<sio::ImageInfo>> {
     match sio::probe_image(src) {
         Ok(image) if image.format == "jpeg" && has_two_frames(src) => Ok(None),
         Ok(image) => Ok(Some(image)),
-        Err(e @ sio::Error::Limit { .. }) => Err(e), // over the limits, not a video to try
-        // Recognised as an image format, but broken: its own error says more.
-        Err(e @ sio::Error::Image { .. }) if !matches!(&e, sio::Error::Image { format, .. } if format == "unknown") => {
-            Err(e)
-        }
+        // Not an image format spdl-io knows: maybe a video or audio file.
+        Err(sio::Error::Image { format, .. }) if format == "unknown" => Ok(None),
+        // Over the limits, or a recognised image that is broken: not a
+        // video to try; its own error says more.
+        Err(e @ (sio::Error::Limit { .. } | sio::Error::Image { .. })) => Err(e),
         Err(_) => Ok(None),
     }
 }
