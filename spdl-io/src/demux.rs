@@ -119,9 +119,9 @@ pub struct StreamInfo {
     pub color_primaries: Option<String>,
     /// Transfer characteristic (video).
     pub color_transfer: Option<String>,
-    /// Clockwise rotation the display matrix asks for, to the nearest
-    /// right angle: 0, 90, 180 or 270. A mirror in the matrix is not
-    /// part of this number; decoding applies it too (see
+    /// Clockwise rotation the display matrix asks for: 0, 90, 180 or 270
+    /// (0 for other angles, which decoding does not apply). A mirror in
+    /// the matrix is not part of this number; decoding applies it too (see
     /// [`crate::VideoConfig::with_rotation`]).
     pub rotation: u32,
     /// A still picture attached to the file (an MP3's or FLAC's cover

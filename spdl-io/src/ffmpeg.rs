@@ -449,13 +449,18 @@ fn clockwise_degrees(matrix: &[i32; 9]) -> Option<f64> {
         .then(|| theta - 360.0 * (theta / 360.0 + 0.9 / 360.0).floor())
 }
 
-/// The clockwise rotation (0, 90, 180 or 270 degrees, the nearest right
-/// angle) that the stream's display matrix asks for.
+/// The clockwise rotation (0, 90, 180 or 270 degrees) that the stream's
+/// display matrix asks for; 0 for an angle more than 1 degree from a right
+/// angle, which [`stream_orientation`] does not apply either.
 pub(crate) fn stream_rotation(input: &ff::format::context::Input, stream: usize) -> u32 {
     let Some(cw) = display_matrix(input, stream).as_ref().and_then(clockwise_degrees) else {
         return 0;
     };
-    ((cw.rem_euclid(360.0) / 90.0).round() as u32 % 4) * 90
+    let quarter = (cw / 90.0).round();
+    match (cw - 90.0 * quarter).abs() < 1.0 {
+        true => (quarter.rem_euclid(4.0) as u32) * 90,
+        false => 0,
+    }
 }
 
 /// How to turn decoded frames for display, as the `ffmpeg` CLI's

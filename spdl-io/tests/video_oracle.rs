@@ -196,10 +196,16 @@ fn display_matrices_with_mirroring_match_the_cli() {
         let path = dir.join(format!("{name}.mp4"));
         std::fs::write(&path, patched).unwrap();
         let video = load_video(&path, &VideoConfig::default()).unwrap();
+        let rotation = spdl_io::probe(&path).unwrap().streams[0].rotation;
         if name == "rotate45" {
             let coded = load_video(&path, &VideoConfig::default().with_rotation(false)).unwrap();
             assert_eq!(video.frames, coded.frames, "{name} is not applied");
+            assert_eq!(rotation, 0, "nor reported");
             continue;
+        }
+        let turns = [("rotate90", 90), ("rotate180", 180), ("rotate270", 270)];
+        if let Some((_, degrees)) = turns.iter().find(|t| t.0 == name) {
+            assert_eq!(rotation, *degrees, "{name}");
         }
         let expected = ffmpeg_raw(&path, "rgb24", None, "bilinear");
         assert_eq!(video.frames.as_slice().unwrap(), &expected[..], "{name}");
