@@ -119,9 +119,17 @@ impl InputContext {
         let name = source.name();
         let input: Box<dyn RandomRead> = match source {
             Source::Path(path) => {
-                let len = std::fs::metadata(path).map_err(|e| io_error(&name, e))?.len();
-                Limits::check(&name, "input size in bytes", len, limits.max_input_bytes)?;
-                return open_path(path, &name);
+                let meta = std::fs::metadata(path).map_err(|e| io_error(&name, e))?;
+                Limits::check(&name, "input size in bytes", meta.len(), limits.max_input_bytes)?;
+                let file = std::fs::File::open(path).map_err(|e| io_error(&name, e))?;
+                let mut reader = FileReader { file, size: meta.len() };
+                // FFmpeg's own reader for a pipe or device, and for an HLS
+                // playlist, whose segments it opens as local files.
+                let mut head = [0u8; 7];
+                if !meta.is_file() || reader.read_at(0, &mut head).is_ok_and(|n| head[..n] == *b"#EXTM3U") {
+                    return open_path(path, &name);
+                }
+                Box::new(reader)
             }
             Source::Bytes { data, .. } => Box::new(MemoryReader(data.clone())),
             Source::Remote { url, store } => Box::new(RangedReader::open(Source::remote(url, store.as_ref())?, url)?),
@@ -204,6 +212,31 @@ pub(crate) trait RandomRead: Send {
     fn size(&self) -> u64;
     /// Reads up to `buf.len()` bytes at `pos`; 0 only at the end.
     fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::result::Result<usize, String>;
+}
+
+/// A regular file, read with `pread` at the position the demuxer keeps:
+/// a forked child reading the same open file cannot move the parent's
+/// offset (it could with FFmpeg's `file` protocol, which seeks the shared
+/// descriptor, so a parent's stream read the child's positions).
+struct FileReader {
+    file: std::fs::File,
+    size: u64,
+}
+
+impl RandomRead for FileReader {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> std::result::Result<usize, String> {
+        use std::os::unix::fs::FileExt;
+        loop {
+            match self.file.read_at(buf, pos) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                read => return read.map_err(|e| e.to_string()),
+            }
+        }
+    }
 }
 
 /// Bytes already in memory.

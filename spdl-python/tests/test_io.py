@@ -163,3 +163,21 @@ def test_fork_after_use_decodes_in_the_child():
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_stream_opened_before_fork_is_not_moved_by_the_child():
+    # An open file's offset is shared across fork(); reads must not depend on it.
+    video = str(FIXTURES / "long_h264.mp4")
+    want = np.concatenate(list(sio.stream_video(video, 5, size=(16, 16))))
+    chunks = sio.stream_video(video, 5, size=(16, 16))
+    got = [next(chunks)]
+    pid = os.fork()
+    if pid == 0:  # child: reads the rest of the same stream, then exits
+        try:
+            for _ in chunks:
+                pass
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    got.extend(chunks)
+    assert np.array_equal(np.concatenate(got), want)
