@@ -2,12 +2,15 @@
 //! pool, each written straight into its slot of one contiguous
 //! (N, H, W, C) array.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use ndarray::Array4;
 use rayon::prelude::*;
 
-use crate::images::{load_into, ImageConfig};
-use crate::pixels;
-use crate::{Error, Result, Source};
+use crate::images::{check_output_size, load_into, ImageConfig};
+use crate::{memory, pixels};
+use crate::{Error, Limits, Result, Source};
 
 /// What a batch does when an image fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,13 +31,15 @@ pub enum FailurePolicy {
 /// let config = BatchConfig::new(ImageConfig::default().with_size(224, 224)).with_policy(FailurePolicy::Skip);
 /// assert_eq!(config.policy, FailurePolicy::Skip);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BatchConfig {
     /// How each image is decoded, converted and resized.
     pub image: ImageConfig,
     /// Strict (default) or skip-and-report.
     pub policy: FailurePolicy,
+    /// Stops the batch early when cancelled (none by default).
+    pub cancel: Option<Cancel>,
 }
 
 impl BatchConfig {
@@ -43,6 +48,7 @@ impl BatchConfig {
         BatchConfig {
             image,
             policy: FailurePolicy::Strict,
+            cancel: None,
         }
     }
     /// Sets the failure policy.
@@ -50,6 +56,43 @@ impl BatchConfig {
     pub fn with_policy(mut self, policy: FailurePolicy) -> Self {
         self.policy = policy;
         self
+    }
+    /// Sets [`BatchConfig::cancel`].
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+}
+
+/// A flag another thread sets to stop a running batch (for example on
+/// Ctrl-C): images not started yet are skipped, and the batch returns
+/// [`Error::Cancelled`]. Clones share the flag.
+///
+/// ```
+/// let cancel = spdl_io::Cancel::default();
+/// let other = cancel.clone();
+/// other.cancel();
+/// assert!(cancel.is_cancelled());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Asks the batch to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    /// Whether [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The same flag.
+impl PartialEq for Cancel {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -78,7 +121,8 @@ pub struct ImageBatch {
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] without both width and height; with
-/// [`FailurePolicy::Strict`], the first image's error in input order.
+/// [`FailurePolicy::Strict`], the first image's error in input order;
+/// [`Error::Cancelled`] when [`BatchConfig::cancel`] was cancelled.
 pub fn load_image_batch<S: Into<Source>>(
     srcs: impl IntoIterator<Item = S>,
     config: &BatchConfig,
@@ -91,12 +135,21 @@ pub fn load_image_batch<S: Into<Source>>(
     };
     let channels = pixels::channels(cfg.pix_fmt)
         .ok_or_else(|| Error::InvalidConfig(format!("{} is not an image output format", cfg.pix_fmt.name())))?;
+    check_output_size(w, h)?;
     let srcs: Vec<Source> = srcs.into_iter().map(Into::into).collect();
     let slot = w as usize * h as usize * channels;
-    let total = slot
-        .checked_mul(srcs.len())
-        .ok_or_else(|| Error::InvalidConfig("batch too large".into()))?;
-    let mut data = vec![0u8; total];
+    let total = slot.saturating_mul(srcs.len());
+    Limits::check(
+        "batch",
+        "output size in bytes",
+        total as u64,
+        cfg.limits.max_output_bytes,
+    )?;
+    let mut data = memory::zeroed::<u8>(total).map_err(|bytes| Error::Convert {
+        src: "batch".into(),
+        reason: format!("cannot allocate {bytes} bytes for the output"),
+    })?;
+    let cancelled = || config.cancel.as_ref().is_some_and(Cancel::is_cancelled);
     let results: Vec<Result<()>> = data
         .par_chunks_mut(slot.max(1))
         // One image per task: image sizes vary a lot, and rayon's default
@@ -104,8 +157,14 @@ pub fn load_image_batch<S: Into<Source>>(
         // 2.09x over 1, BENCHMARKS.md).
         .with_max_len(1)
         .zip(srcs.par_iter())
-        .map(|(out, src)| load_into(src.clone(), cfg, out))
+        .map(|(out, src)| match cancelled() {
+            true => Err(Error::Cancelled),
+            false => load_into(src.clone(), cfg, out),
+        })
         .collect();
+    if cancelled() {
+        return Err(Error::Cancelled);
+    }
     let mut sources = Vec::with_capacity(srcs.len());
     let mut failures = Vec::new();
     for (i, (src, result)) in srcs.iter().zip(results).enumerate() {

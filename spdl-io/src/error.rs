@@ -140,6 +140,9 @@ pub enum Error {
     /// A configuration value is invalid (independent of any source).
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// The caller cancelled the work (see [`crate::Cancel`]).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// `Result` with this crate's [`Error`].

@@ -413,11 +413,13 @@ impl Plan {
             (None, Some(h)) => (side(rw * f64::from(h) / rh), h),
             (None, None) => (side(rw), side(rh)),
         };
-        if tw == 0 || th == 0 || tw > 1 << 16 || th > 1 << 16 {
-            return Err(Error::InvalidConfig(format!(
-                "output size {tw}x{th} is out of range (1..=65536)"
-            )));
-        }
+        check_output_size(tw, th)?;
+        Limits::check(
+            &img.name,
+            "output pixels per image",
+            u64::from(tw) * u64::from(th),
+            cfg.limits.max_pixels,
+        )?;
         if cfg.fit == Fit::Cover {
             region = region.cover(tw, th);
         }
@@ -499,6 +501,16 @@ fn largest_png_entry(data: &[u8]) -> Option<std::ops::Range<usize>> {
     data.get(range.clone())?
         .starts_with(b"\x89PNG\r\n\x1a\n")
         .then_some(range)
+}
+
+/// An output size is 1..=65536 on each side.
+pub(crate) fn check_output_size(width: u32, height: u32) -> Result<()> {
+    match (1..=1 << 16).contains(&width) && (1..=1 << 16).contains(&height) {
+        true => Ok(()),
+        false => Err(Error::InvalidConfig(format!(
+            "output size {width}x{height} is out of range (1..=65536)"
+        ))),
+    }
 }
 
 /// BigTIFF (64-bit offsets; the `tiff` crate reads it), whose magic

@@ -58,7 +58,7 @@ pub use audio::{
     audio_backend, load_audio, load_audio_i16, stream_audio, AudioBackend, AudioBuffer, AudioChunks, AudioConfig,
     AudioSample, ChannelOrder, AUDIO_MAX_SAMPLES,
 };
-pub use batch::{load_image_batch, BatchConfig, FailurePolicy, ImageBatch};
+pub use batch::{load_image_batch, BatchConfig, Cancel, FailurePolicy, ImageBatch};
 pub use convert::{ConvertConfig, Crop, Interpolation, PixelFormat};
 pub use dataset::{class_folders, list_dataset, list_store, ClassFolders, DatasetItem};
 pub use decode::{DecodeStatus, DecoderConfig, Frame, SendStatus, VideoDecoder};

@@ -326,6 +326,46 @@ fn batch_equals_single_loads_in_order() {
     }
 }
 
+/// The batch's output size is checked before anything is allocated: an
+/// empty size is a configuration error (it returned an empty batch and
+/// reported nothing), a huge one a limit error (it aborted the process).
+#[test]
+fn batch_output_size_is_checked_before_allocating() {
+    let files = vec![dir().join("jpeg_baseline_420.jpg"), dir().join("does_not_exist.jpg")];
+    for (w, h) in [(0, 0), (0, 10), (10, 0), (70_000, 10)] {
+        let config = BatchConfig::new(ImageConfig::default().with_size(w, h)).with_policy(FailurePolicy::Skip);
+        let err = load_image_batch(files.clone(), &config).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{w}x{h}: {err}");
+    }
+    let huge = BatchConfig::new(ImageConfig::default().with_size(65_536, 65_536));
+    let err = load_image_batch(files.clone(), &huge).unwrap_err();
+    assert!(matches!(err, Error::Limit { .. }), "{err}");
+    let err = load_image(&files[0], &huge.image).unwrap_err();
+    assert!(matches!(err, Error::Limit { .. }), "a single image too: {err}");
+}
+
+/// A cancelled batch stops and says so, under either failure policy:
+/// cancelled before it starts, and while it runs (2,000 images take
+/// seconds; the cancel comes after 20 ms).
+#[test]
+fn a_cancelled_batch_stops_with_cancelled() {
+    let files = vec![dir().join("jpeg_baseline_420.jpg"); 2000];
+    let image = ImageConfig::default().with_size(32, 32);
+    for policy in [FailurePolicy::Strict, FailurePolicy::Skip] {
+        let cancel = spdl_io::Cancel::default();
+        cancel.cancel();
+        let config = BatchConfig::new(image).with_policy(policy).with_cancel(cancel);
+        let err = load_image_batch(files[..4].to_vec(), &config).unwrap_err();
+        assert!(matches!(err, Error::Cancelled), "{err}");
+    }
+    let cancel = spdl_io::Cancel::default();
+    let config = BatchConfig::new(image).with_cancel(cancel.clone());
+    let running = std::thread::spawn(move || load_image_batch(files, &config));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    cancel.cancel();
+    assert!(matches!(running.join().unwrap(), Err(Error::Cancelled)));
+}
+
 #[test]
 fn batch_failures_are_strict_or_skipped_and_reported() {
     let files = ["png_rgb8.png", "truncated.png", "jpeg_gray.jpg", "not_image.png"].map(|f| dir().join(f));

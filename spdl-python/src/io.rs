@@ -2,11 +2,12 @@
 //! GIL released. Arrays own the Rust buffer (their `.base` keeps it alive),
 //! so nothing is copied on the way to Python, `torch.from_numpy` or DLPack.
 
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Mutex;
 
 use ndarray::{Array2, Array4};
 use numpy::IntoPyArray;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use spdl::io::{self as sio, AudioConfig, ChannelOrder, Fit, ImageConfig, Source, VideoConfig};
 
@@ -25,6 +26,33 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stream_audio, m)?)?;
     m.add_class::<ChunkIterator>()?;
     Ok(())
+}
+
+/// Runs `work` on a helper thread while this one waits without the GIL,
+/// checking for Python signals every 50 ms. On one (Ctrl-C), `cancel` is
+/// set, the work is waited for (it stops at its next image), and the
+/// signal's exception is raised, so a long batch stops when asked.
+fn interruptible<T: Send>(py: Python<'_>, cancel: &sio::Cancel, work: impl FnOnce() -> T + Send) -> PyResult<T> {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(move || done.send(work()));
+        loop {
+            match py.detach(|| result.recv_timeout(std::time::Duration::from_millis(50))) {
+                Ok(value) => return Ok(value),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(signal) = py.check_signals() {
+                        cancel.cancel();
+                        py.detach(|| result.recv()).ok();
+                        return Err(signal);
+                    }
+                }
+                // The work panicked; the scope re-raises its panic.
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PyRuntimeError::new_err("the batch's worker thread failed"))
+                }
+            }
+        }
+    })
 }
 
 fn value_error(e: impl std::fmt::Display) -> PyErr {
@@ -123,9 +151,10 @@ fn load_image_batch<'py>(
     .with_policy(policy);
     let sources = extract_all(srcs)?;
     let pool = cpu_pool(num_threads)?;
-    let batch = py
-        .detach(|| pool.install(|| sio::load_image_batch(sources, &config)))
-        .map_err(io_error)?;
+    let cancel = sio::Cancel::default();
+    let config = config.with_cancel(cancel.clone());
+    let batch =
+        interruptible(py, &cancel, || pool.install(|| sio::load_image_batch(sources, &config)))?.map_err(io_error)?;
     let images = batch.images.into_pyarray(py).into_any();
     if policy == sio::FailurePolicy::Strict {
         return Ok(images);

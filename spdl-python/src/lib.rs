@@ -18,8 +18,11 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    // Fail at import (not at the first array) if NumPy is missing.
+    // Fail at import (not at the first array) if NumPy is missing, and load
+    // its C API now: loaded lazily, a Ctrl-C pending at the first array
+    // made that load fail, and rust-numpy panics then.
     py.import("numpy")?;
+    numpy::PyArray1::<u8>::zeros(py, 0, false);
     errors::register(m)?;
     m.add_function(wrap_pyfunction!(pools::shutdown, m)?)?;
     let modules = py.import("sys")?.getattr("modules")?;
