@@ -410,9 +410,11 @@ impl AudioReader {
         if config.sample_rate.is_some_and(|r| !(1..=768_000).contains(&r))
             || config.channels.is_some_and(|c| !(1..=64).contains(&c))
         {
+            let or_source = |v: Option<u32>| v.map_or("the source's".to_string(), |v| v.to_string());
             return Err(Error::InvalidConfig(format!(
-                "cannot output {:?} channels at {:?} Hz (1..=64 channels, 1..=768000 Hz)",
-                config.channels, config.sample_rate
+                "cannot output {} channels at {} Hz (1..=64 channels, 1..=768000 Hz)",
+                or_source(config.channels),
+                or_source(config.sample_rate)
             )));
         }
         let out_rate = config.sample_rate.unwrap_or(rate);
@@ -645,6 +647,7 @@ fn to_buffer<T: AudioSample>(src: &str, d: Decoded, order: ChannelOrder) -> Resu
 /// Decodes a whole source with the backend the config picks; a remote
 /// object is fetched in one request (streaming readers use ranged reads).
 fn load<T: AudioSample>(src: Source, config: &AudioConfig) -> Result<AudioBuffer<T>> {
+    crate::demux::check_window(config.start, config.end)?;
     let src = src.fetched(&config.limits)?;
     let name = src.name();
     let decoded = match load_native(&src, config)? {
@@ -892,6 +895,7 @@ pub fn stream_audio(src: impl Into<Source>, config: &AudioConfig, chunk_samples:
     if chunk_samples == 0 {
         return Err(Error::InvalidConfig("chunk_samples must be at least 1".into()));
     }
+    crate::demux::check_window(config.start, config.end)?;
     Ok(AudioChunks {
         reader: AudioReader::open(src.into(), config)?,
         chunk: chunk_samples,

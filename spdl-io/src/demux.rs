@@ -155,6 +155,21 @@ pub struct MediaInfo {
     pub streams: Vec<StreamInfo>,
 }
 
+/// Checks a time window `[start, end)` in seconds (either bound may be
+/// open): finite bounds, and start before end.
+pub(crate) fn check_window(start: Option<f64>, end: Option<f64>) -> Result<()> {
+    let finite = start.is_none_or(f64::is_finite) && end.is_none_or(f64::is_finite);
+    if finite && !start.zip(end).is_some_and(|(s, e)| s >= e) {
+        return Ok(());
+    }
+    let bound = |b: Option<f64>, open: &str| b.map_or(open.to_string(), |v| v.to_string());
+    Err(Error::InvalidConfig(format!(
+        "the time window [{}, {}) is empty or not finite",
+        bound(start, "start"),
+        bound(end, "end")
+    )))
+}
+
 /// One compressed packet of a stream.
 pub struct Packet {
     pub(crate) inner: ff::Packet,

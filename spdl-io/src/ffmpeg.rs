@@ -993,6 +993,7 @@ impl AudioResampler {
         };
         let input = audio_input(frame);
         let mut ctx: *mut ffi::SwrContext = ptr::null_mut();
+        let unnamed_layout;
         // SAFETY: the layouts are plain structs initialised by FFmpeg
         // (copy or default) and uninitialised after use; the sample format
         // is range-checked before becoming an enum; swr_alloc_set_opts2
@@ -1010,6 +1011,7 @@ impl AudioResampler {
             }
             let mut out_layout: ffi::AVChannelLayout = std::mem::zeroed();
             ffi::av_channel_layout_default(&mut out_layout, out_channels as c_int);
+            unnamed_layout = out_layout.order == ffi::AVChannelOrder::AV_CHANNEL_ORDER_UNSPEC;
             let rc = ffi::swr_alloc_set_opts2(
                 &mut ctx,
                 &mut out_layout,
@@ -1036,7 +1038,11 @@ impl AudioResampler {
             planar,
         };
         if rc < 0 {
-            return Err(format!("cannot set up resampling: {}", ff::Error::from(rc)));
+            let hint = match unnamed_layout && input.1 != out_channels {
+                true => format!(" (FFmpeg has no standard layout of {out_channels} channels to mix into)"),
+                false => String::new(),
+            };
+            return Err(format!("cannot set up resampling: {}{hint}", ff::Error::from(rc)));
         }
         Ok(resampler)
     }

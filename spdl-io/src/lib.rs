@@ -73,7 +73,7 @@ pub use remote::{FetchStats, ObjectEntry, Store, StoreConfig};
 pub use resize::Fit;
 pub use shard::{ShardReader, ShardSample};
 pub use source::Source;
-pub use video::{load_video, sample_frames, stream_video, Video, VideoChunks, VideoConfig};
+pub use video::{load_video, sample_frames, stream_video, Video, VideoChunks, VideoConfig, MAX_FRAME_RATE};
 
 /// Reads the metadata of a media source without decoding it.
 ///

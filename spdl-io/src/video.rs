@@ -103,7 +103,8 @@ impl VideoConfig {
         self.end = Some(end);
         self
     }
-    /// Resamples to `num / den` frames per second.
+    /// Resamples to `num / den` frames per second (at most
+    /// [`MAX_FRAME_RATE`]).
     #[must_use]
     pub fn with_frame_rate(mut self, num: i32, den: i32) -> Self {
         self.frame_rate = Some(Ratio { num, den });
@@ -244,6 +245,7 @@ impl Batch {
 
 impl VideoSource {
     fn open(src: Source, config: &VideoConfig) -> Result<Self> {
+        crate::demux::check_window(config.start, config.end)?;
         let demuxer = Demuxer::open_with_limits(src.clone(), config.limits)?;
         let stream = match config.stream {
             Some(s) => s,
@@ -265,8 +267,14 @@ impl VideoSource {
         }
         .min(config.limits.max_frames as usize);
         let rate = match config.frame_rate {
-            Some(r) if r.num > 0 && r.den > 0 => Some(FrameRateConverter::new(r, info.time_base)),
-            Some(r) => return Err(Error::InvalidConfig(format!("frame rate {r} must be positive"))),
+            Some(r) if r.num > 0 && r.den > 0 && i64::from(r.num) <= MAX_FRAME_RATE * i64::from(r.den) => {
+                Some(FrameRateConverter::new(r, info.time_base))
+            }
+            Some(r) => {
+                return Err(Error::InvalidConfig(format!(
+                    "frame rate {r} must be positive and at most {MAX_FRAME_RATE} frames/s"
+                )))
+            }
             None => None,
         };
         let tb = info.time_base;
@@ -387,6 +395,10 @@ impl VideoSource {
 fn frame_seconds(frame: &Frame, tb: Ratio) -> f64 {
     frame.pts().map_or(f64::NAN, |t| tb.seconds(t))
 }
+
+/// The highest output frame rate: more is a mistake (a stream at 10^9
+/// frames/s from a 2 s clip never ended).
+pub const MAX_FRAME_RATE: i64 = 10_000;
 
 /// Decodes every frame of a video (or of `config`'s time window) into one
 /// array.

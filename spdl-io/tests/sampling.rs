@@ -189,3 +189,28 @@ fn demuxer_window_covers_the_frames_of_the_window() {
         "stops near the end"
     );
 }
+
+/// An empty or non-finite window is a configuration error for whole loads
+/// and streams alike (a NaN start returned the whole video; an empty
+/// window failed a load but gave an empty stream).
+#[test]
+fn empty_or_non_finite_windows_are_config_errors() {
+    let video = fixture("h264_yuv420p.mp4");
+    let audio = fixture("audio/flac_s16_44100_stereo.flac");
+    for (start, end) in [(1.0, 1.0), (1.5, 0.5), (f64::NAN, 1.0), (0.0, f64::INFINITY)] {
+        let v = VideoConfig::default().with_window(start, end);
+        let a = spdl_io::AudioConfig::default().with_window(start, end);
+        let errors = [
+            load_video(&video, &v).err(),
+            stream_video(&video, &v, 4).err(),
+            spdl_io::load_audio(&audio, &a).err(),
+            spdl_io::stream_audio(&audio, &a, 1024).err(),
+        ];
+        for err in errors {
+            assert!(
+                matches!(err, Some(Error::InvalidConfig(_))),
+                "[{start}, {end}): {err:?}"
+            );
+        }
+    }
+}

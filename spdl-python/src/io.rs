@@ -33,16 +33,22 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// set, the work is waited for (it stops at its next image), and the
 /// signal's exception is raised, so a long batch stops when asked.
 fn interruptible<T: Send>(py: Python<'_>, cancel: &sio::Cancel, work: impl FnOnce() -> T + Send) -> PyResult<T> {
-    let (done, result) = std::sync::mpsc::channel();
+    let (done, mut result) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
         s.spawn(move || done.send(work()));
         loop {
-            match py.detach(|| result.recv_timeout(std::time::Duration::from_millis(50))) {
+            // The receiver moves in and out: it may not be shared.
+            let (r, received) = py.detach(move || {
+                let received = result.recv_timeout(std::time::Duration::from_millis(50));
+                (result, received)
+            });
+            result = r;
+            match received {
                 Ok(value) => return Ok(value),
                 Err(RecvTimeoutError::Timeout) => {
                     if let Err(signal) = py.check_signals() {
                         cancel.cancel();
-                        py.detach(|| result.recv()).ok();
+                        py.detach(move || result.recv()).ok();
                         return Err(signal);
                     }
                 }

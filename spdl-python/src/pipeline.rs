@@ -7,12 +7,13 @@
 //! waits. Stats and the failure report are readable while and after it
 //! runs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ndarray::{Array2, Array3, Array4, Axis};
 use numpy::IntoPyArray;
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use spdl::io::{self as sio, ImageConfig, Source};
@@ -87,16 +88,31 @@ type Builder = sp::PipelineBuilder<Item, Item>;
 #[pyclass(frozen, module = "spdl_rs.pipeline")]
 struct PipelineBuilder {
     inner: Mutex<Option<Builder>>,
+    /// Nothing added yet: the only state in which `add_source` may come.
+    empty: AtomicBool,
 }
 
-fn stage(name: &str, concurrency: usize, ordered: bool, timeout: Option<f64>) -> StageConfig {
-    let mut cfg = StageConfig::new(name)
+fn stage(name: &str, concurrency: usize, ordered: bool, timeout: Option<Duration>) -> StageConfig {
+    let cfg = StageConfig::new(name)
         .with_concurrency(concurrency.max(1))
         .with_ordered(ordered);
-    if let Some(t) = timeout {
-        cfg = cfg.with_timeout(Duration::from_secs_f64(t));
+    match timeout {
+        Some(t) => cfg.with_timeout(t),
+        None => cfg,
     }
-    cfg
+}
+
+/// A stage timeout in seconds: positive and finite, or `inf` for none.
+fn stage_timeout(seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    match seconds {
+        None => Ok(None),
+        Some(t) if t == f64::INFINITY => Ok(None),
+        Some(t) => Duration::try_from_secs_f64(t)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .map(Some)
+            .ok_or_else(|| PyValueError::new_err(format!("timeout must be a positive number of seconds, not {t}"))),
+    }
 }
 
 /// Calls a Python stage function on a CPU thread, with the GIL held only
@@ -152,6 +168,7 @@ impl PipelineBuilder {
         let builder = slot
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("this builder was already built"))?;
+        this.empty.store(false, Ordering::SeqCst);
         *slot = Some(f(builder));
         Ok(slf.clone().unbind())
     }
@@ -163,12 +180,19 @@ impl PipelineBuilder {
     fn new() -> Self {
         PipelineBuilder {
             inner: Mutex::new(Some(sp::PipelineBuilder::branch())),
+            empty: AtomicBool::new(true),
         }
     }
 
     /// Items from a Python iterable, iterated again for every epoch.
     /// Strings and bytes stay native (for the decode stages).
     fn add_source(slf: &Bound<'_, Self>, iterable: Py<PyAny>) -> PyResult<Py<Self>> {
+        iterable.bind(slf.py()).try_iter()?; // a TypeError now, not an empty run
+        if !slf.get().empty.swap(false, Ordering::SeqCst) {
+            return Err(PyValueError::new_err(
+                "add_source must be the builder's first call, and its only source",
+            ));
+        }
         let iterable = Arc::new(iterable);
         Self::update(slf, move |_| {
             sp::PipelineBuilder::new().add_source_fn(move |_| PythonItems::new(iterable.clone()))
@@ -194,7 +218,7 @@ impl PipelineBuilder {
                 .getattr("__name__")
                 .map_or("python".into(), |n| n.to_string()),
         };
-        let cfg = stage(&name, concurrency, ordered, timeout);
+        let cfg = stage(&name, concurrency, ordered, stage_timeout(timeout)?);
         Self::update(slf, move |b| b.pipe_blocking(move |item| call_python(&fn_, item), cfg))
     }
 
@@ -261,9 +285,12 @@ impl PipelineBuilder {
     /// `drop_last`).
     #[pyo3(signature = (n, *, drop_last=false))]
     fn aggregate(slf: &Bound<'_, Self>, n: usize, drop_last: bool) -> PyResult<Py<Self>> {
+        if n == 0 {
+            return Err(PyValueError::new_err("aggregate needs n >= 1"));
+        }
         Self::update(slf, move |b| {
             b.aggregate_by("aggregate", move || ListAggregator {
-                n: n.max(1),
+                n,
                 drop_last,
                 group: Vec::new(),
             })
@@ -305,6 +332,12 @@ impl PipelineBuilder {
             .and_then(|mut b| b.take())
             .ok_or_else(|| PyRuntimeError::new_err("this builder was already built"))?;
         let mut config = PipelineConfig::default();
+        if num_threads > crate::pools::MAX_THREADS {
+            return Err(PyValueError::new_err(format!(
+                "num_threads is {num_threads}, over the maximum of {}",
+                crate::pools::MAX_THREADS
+            )));
+        }
         if num_threads > 0 {
             config.cpu_threads = num_threads;
         }

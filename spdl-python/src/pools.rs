@@ -19,12 +19,23 @@ static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
 /// How long `shutdown` waits for callables already running.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The most threads a pool may have: more is a mistake (starting a
+/// million threads never returned).
+pub(crate) const MAX_THREADS: usize = 1024;
+/// Pools of distinct sizes kept at once; a new size beyond this releases
+/// one (its threads end when no call uses it any more).
+const MAX_POOLS: usize = 4;
+
 /// The pool of `threads` threads (0: one per core) of this process.
 pub(crate) fn cpu_pool(threads: usize) -> PyResult<Arc<rayon::ThreadPool>> {
-    let threads = if threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        threads
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        1..=MAX_THREADS => threads,
+        _ => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "num_threads is {threads}, over the maximum of {MAX_THREADS}"
+            )))
+        }
     };
     let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
     let pid = std::process::id();
@@ -43,6 +54,10 @@ pub(crate) fn cpu_pool(threads: usize) -> PyResult<Arc<rayon::ThreadPool>> {
         .build()
         .map(Arc::new)
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start CPU threads: {e}")))?;
+    if pools.1.len() >= MAX_POOLS {
+        let size = *pools.1.keys().next().expect("at least one pool");
+        pools.1.remove(&size);
+    }
     pools.1.insert(threads, pool.clone());
     Ok(pool)
 }

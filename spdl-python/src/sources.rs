@@ -62,6 +62,11 @@ pub(crate) fn extract(obj: &Bound<'_, PyAny>) -> PyResult<Source> {
 /// by their position (`<bytes #3>`), so a batch's failure report says
 /// which one failed.
 pub(crate) fn extract_all(objs: &Bound<'_, PyAny>) -> PyResult<Vec<Source>> {
+    if objs.is_instance_of::<PyString>() || objs.is_instance_of::<PyBytes>() || objs.hasattr("__fspath__")? {
+        return Err(PyTypeError::new_err(
+            "expected an iterable of sources (a list of paths, URLs or bytes), not a single source",
+        ));
+    }
     let numbered = |(i, src): (usize, Source)| match src {
         Source::Bytes { data, name } => Source::from_bytes(data, format!("{} #{i}>", name.trim_end_matches('>'))),
         other => other,
