@@ -213,4 +213,10 @@ fn empty_or_non_finite_windows_are_config_errors() {
             );
         }
     }
+    // So is a frame rate no video has (a stream of 10^9 frames/s never ended).
+    let absurd = VideoConfig::default().with_frame_rate(1_000_000_000, 1);
+    assert!(matches!(
+        stream_video(&video, &absurd, 4).err(),
+        Some(Error::InvalidConfig(_))
+    ));
 }
