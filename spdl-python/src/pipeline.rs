@@ -506,6 +506,21 @@ impl PipelineRun {
     }
 }
 
+impl PipelineRun {
+    /// Waits for the next item without the GIL, checking for Python
+    /// signals every 50 ms, so Ctrl-C stops a wait on a slow stage.
+    fn wait_for_next(&self, py: Python<'_>) -> PyResult<Option<Result<Item, sp::Error>>> {
+        let slice = Duration::from_millis(50);
+        loop {
+            let next = py.detach(|| self.run.lock().ok().and_then(|mut r| r.as_mut()?.next_timeout(slice)));
+            match next {
+                Some(Err(sp::Error::Timeout(_))) => py.check_signals()?,
+                next => return Ok(next),
+            }
+        }
+    }
+}
+
 #[pymethods]
 impl PipelineRun {
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -517,7 +532,7 @@ impl PipelineRun {
         let ready = self.run.lock().ok().and_then(|mut r| r.as_mut()?.try_next());
         let next = match ready {
             Some(next) => next,
-            None => py.detach(|| self.run.lock().ok().and_then(|mut r| r.as_mut()?.next())),
+            None => self.wait_for_next(py)?,
         };
         match next {
             None => Ok(None),

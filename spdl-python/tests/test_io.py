@@ -142,6 +142,44 @@ def test_exception_classes():
         sio.load_image(12345)
 
 
+def test_misuse_is_refused_with_a_clear_exception():
+    img = str(FIXTURES / "images" / "jpeg_baseline_420.jpg")
+    video = FIXTURES / "h264_yuv420p.mp4"
+    with pytest.raises(TypeError, match="not a single source"):
+        sio.load_image_batch(img, size=(8, 8))  # a str is not a list of sources
+    with pytest.raises(ValueError, match="out of range"):
+        sio.load_image_batch([img], size=(0, 0))
+    with pytest.raises(spdl_rs.LimitError):
+        sio.load_image_batch([img], size=(65536, 65536))
+    with pytest.raises(ValueError, match="num_threads"):
+        sio.load_image_batch([img], size=(8, 8), num_threads=10**6)
+    with pytest.raises(ValueError, match="time window"):
+        sio.load_video(video, start=float("nan"), end=1.0)
+    with pytest.raises(ValueError, match="time window"):
+        list(sio.stream_video(video, 4, start=1.5, end=0.5))
+
+
+SIGINT_DURING_BATCH = """
+import os, signal, sys, threading, time
+import spdl_rs.io as sio
+threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+t0 = time.monotonic()
+try:
+    sio.load_image_batch([sys.argv[1]] * 100000, size=(8, 8), num_threads=2)
+    print("finished")
+except KeyboardInterrupt:
+    print("interrupted %.1f" % (time.monotonic() - t0))
+"""
+
+
+def test_ctrl_c_stops_a_long_batch():
+    img = str(FIXTURES / "images" / "jpeg_progressive.jpg")
+    out = subprocess.run([sys.executable, "-c", SIGINT_DURING_BATCH, img], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    # 100,000 decodes take minutes here; the interrupt lands within the 50 ms polling.
+    assert out.stdout.startswith("interrupted"), out.stdout + out.stderr
+
+
 def test_no_threads_at_import():
     def threads_after(imports):
         code = f"import os, {imports}; print(len(os.listdir('/proc/self/task')))"

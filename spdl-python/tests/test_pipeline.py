@@ -163,3 +163,46 @@ def test_exit_in_the_middle_of_iteration_returns_promptly():
     assert proc.returncode == 0, proc.stderr
     assert "leaving" in proc.stdout
     assert elapsed < 10, f"exit took {elapsed:.1f}s"
+
+
+def test_builder_misuse_is_refused_when_it_happens():
+    with pytest.raises(TypeError):
+        PipelineBuilder().add_source(None)
+    with pytest.raises(ValueError, match="first call"):
+        PipelineBuilder().add_source([1]).add_source([2])
+    with pytest.raises(ValueError, match="first call"):
+        PipelineBuilder().aggregate(2).add_source([1])
+    with pytest.raises(ValueError, match="n >= 1"):
+        PipelineBuilder().add_source([1]).aggregate(0)
+    for bad in (-1.0, float("nan"), 0.0, 1e300):
+        with pytest.raises(ValueError, match="timeout"):
+            PipelineBuilder().add_source([1]).pipe(lambda x: x, timeout=bad)
+    with pytest.raises(ValueError, match="num_threads"):
+        PipelineBuilder().add_source([1]).add_sink().build(num_threads=10**6)
+    # An infinite timeout is no timeout.
+    run = PipelineBuilder().add_source([1, 2]).pipe(lambda x: x, timeout=float("inf")).add_sink().build().run()
+    assert sorted(run) == [1, 2]
+
+
+SIGINT_DURING_SLOW_STAGE = """
+import os, signal, threading, time
+from spdl_rs.pipeline import PipelineBuilder
+def slow(x):
+    time.sleep(30)
+    return x
+run = PipelineBuilder().add_source([1]).pipe(slow).add_sink().build().run()
+threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+t0 = time.monotonic()
+try:
+    next(run)
+    print("finished")
+except KeyboardInterrupt:
+    print("interrupted %.1f" % (time.monotonic() - t0))
+"""
+
+
+def test_ctrl_c_stops_a_wait_on_a_slow_stage():
+    out = subprocess.run([sys.executable, "-c", SIGINT_DURING_SLOW_STAGE], capture_output=True, text=True, timeout=120)
+    # The stage sleeps 30 s; the interrupt lands within the 50 ms polling.
+    assert out.stdout.startswith("interrupted"), out.stdout + out.stderr
+    assert float(out.stdout.split()[1]) < 10, out.stdout
