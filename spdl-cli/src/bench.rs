@@ -111,6 +111,11 @@ impl Listing {
             let work: Vec<Work> = listed
                 .into_iter()
                 .filter_map(|item| {
+                    // What the listing could not read is reported, not skipped.
+                    if let Some(reason) = item.unreadable {
+                        let name = item.source.name();
+                        return Some(broken(&name, args.kind.unwrap_or(Kind::Image), reason));
+                    }
                     // Audio-only containers (.webm, .mkv, .mp4 ...) count as
                     // audio when audio is asked for.
                     let kind = match (args.kind, Kind::of(&item.relative)?) {

@@ -224,6 +224,27 @@ fn bench_over_a_folder_lists_every_failure() {
     );
 }
 
+/// Entries the listing cannot read (a dangling symlink, a symlink loop)
+/// are failures in the report, not the end of the run; a directory
+/// symlink loop is walked once.
+#[test]
+fn bench_reports_unreadable_entries_and_goes_on() {
+    use std::os::unix::fs::symlink;
+    let dir = std::env::temp_dir().join(format!("spdl-cli-odd-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::copy(fixture("images/jpeg_baseline_420.jpg"), dir.join("sub/good.jpg")).unwrap();
+    symlink("/nonexistent.jpg", dir.join("dangling.jpg")).unwrap();
+    symlink(dir.join("b.jpg"), dir.join("a.jpg")).unwrap();
+    symlink(dir.join("a.jpg"), dir.join("b.jpg")).unwrap();
+    symlink("..", dir.join("sub/up")).unwrap();
+    let out = spdl().args(["bench", "--json"]).arg(&dir).output().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["decoded"], 1);
+    assert_eq!(failed_files(&report), ["a.jpg", "b.jpg", "dangling.jpg"]);
+}
+
 /// `bench` over an S3 prefix (a real S3 server) decodes and fails exactly
 /// the files it does over the local folder: the pipeline's failure report
 /// is the same whatever the source.

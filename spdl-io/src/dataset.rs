@@ -5,6 +5,7 @@
 //! order (and therefore a seeded shuffle over it) is the same wherever the
 //! data lives.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -21,6 +22,11 @@ pub struct DatasetItem {
     pub relative: String,
     /// Size in bytes.
     pub size: u64,
+    /// Why the listing could not read this entry (a dangling symlink, a
+    /// symlink loop, a folder without permission); `None` for a file. Such
+    /// entries are listed whatever their extension, so a loader can report
+    /// them instead of losing them silently.
+    pub unreadable: Option<String>,
 }
 
 impl From<Source> for DatasetItem {
@@ -30,6 +36,7 @@ impl From<Source> for DatasetItem {
             relative: source.name(),
             source,
             size: 0,
+            unreadable: None,
         }
     }
 }
@@ -71,15 +78,18 @@ pub fn list_dataset(root: &str, extensions: &[&str]) -> Result<Vec<DatasetItem>>
         return list_store(&store, root, extensions);
     }
     let root_path = Path::new(root.strip_prefix("file://").unwrap_or(root));
+    let name = root_path.display().to_string();
     let mut files = Vec::new();
-    walk(root_path, &mut files)?;
+    let mut walked = HashSet::new();
+    walk(root_path, &mut walked, &mut files).map_err(|e| io_error(&name, e))?;
     let mut items: Vec<DatasetItem> = files
         .into_iter()
-        .filter(|(p, _)| has_extension(&p.to_string_lossy(), extensions))
-        .map(|(path, size)| DatasetItem {
+        .filter(|(p, _, unreadable)| unreadable.is_some() || has_extension(&p.to_string_lossy(), extensions))
+        .map(|(path, size, unreadable)| DatasetItem {
             relative: relative_path(root_path, &path),
             source: Source::Path(path),
             size,
+            unreadable,
         })
         .collect();
     items.sort_by(|a, b| a.relative.cmp(&b.relative));
@@ -98,6 +108,7 @@ pub fn list_store(store: &Store, prefix: &str, extensions: &[&str]) -> Result<Ve
             source: store.source(&e.url),
             relative: e.relative,
             size: e.size,
+            unreadable: None,
         })
         .collect())
 }
@@ -142,16 +153,30 @@ fn relative_path(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
-/// Every regular file under `dir` with its size (symlinks followed).
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<()> {
-    let name = dir.display().to_string();
-    for entry in std::fs::read_dir(dir).map_err(|e| io_error(&name, e))? {
-        let path = entry.map_err(|e| io_error(&name, e))?.path();
-        let meta = std::fs::metadata(&path).map_err(|e| io_error(&path.display().to_string(), e))?;
-        if meta.is_dir() {
-            walk(&path, out)?;
-        } else if meta.is_file() {
-            out.push((path, meta.len()));
+/// A file found by [`walk`]: path, size, and why it cannot be read.
+type Walked = (PathBuf, u64, Option<String>);
+
+/// Every regular file under `dir` with its size, following symlinks but
+/// never into a directory already walked (a symlink loop). An entry that
+/// cannot be read is kept with the reason; only an unreadable `dir`
+/// itself is an error.
+fn walk(dir: &Path, walked: &mut HashSet<(u64, u64)>, out: &mut Vec<Walked>) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)?;
+    if !walked.insert((meta.dev(), meta.ino())) {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                if let Err(e) = walk(&path, walked, out) {
+                    out.push((path, 0, Some(e.to_string())));
+                }
+            }
+            Ok(meta) if meta.is_file() => out.push((path, meta.len(), None)),
+            Ok(_) => {} // a pipe, socket or device: not media
+            Err(e) => out.push((path, 0, Some(e.to_string()))),
         }
     }
     Ok(())
@@ -160,6 +185,35 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A dangling symlink and a symlink loop are listed with why they
+    /// cannot be read; a directory symlink loop is walked once.
+    #[test]
+    fn unreadable_entries_are_listed_and_loops_walked_once() {
+        use std::os::unix::fs::symlink;
+        let root = std::env::temp_dir().join(format!("spdl-walk-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/good.jpg"), b"x").unwrap();
+        symlink("/nonexistent/target.jpg", root.join("dangling.jpg")).unwrap();
+        symlink(root.join("loop2.jpg"), root.join("loop1.jpg")).unwrap();
+        symlink(root.join("loop1.jpg"), root.join("loop2.jpg")).unwrap();
+        symlink("..", root.join("sub/up")).unwrap();
+        let items = list_dataset(root.to_str().unwrap(), &["jpg"]).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        let listed: Vec<_> = items
+            .iter()
+            .map(|i| (i.relative.as_str(), i.unreadable.is_some()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("dangling.jpg", true),
+                ("loop1.jpg", true),
+                ("loop2.jpg", true),
+                ("sub/good.jpg", false)
+            ]
+        );
+    }
 
     #[test]
     fn class_folders_label_sorted_classes() {
