@@ -183,9 +183,14 @@ fn invalid_url(url: &str, reason: impl std::fmt::Display) -> Error {
     Error::InvalidConfig(format!("{url}: not a usable storage URL: {reason}"))
 }
 
-/// `scheme://authority/` of a URL.
+/// What a store for `url` serves: `scheme://authority/`; for an HTTP URL
+/// with a query (a pre-signed or tokenised link) the URL itself, since a
+/// query cannot be part of an object path (its `?` would be escaped).
 fn base_of(url: &Url) -> String {
-    format!("{}/", &url[..url::Position::BeforePath])
+    match url.query() {
+        Some(_) if matches!(url.scheme(), "http" | "https") => url.to_string(),
+        _ => format!("{}/", &url[..url::Position::BeforePath]),
+    }
 }
 
 impl Store {
@@ -226,7 +231,9 @@ impl Store {
             return Ok(store.clone());
         }
         let store = Store::open(url, &StoreConfig::default())?;
-        cache.1.insert(base, store.clone());
+        if parsed.query().is_none() {
+            cache.1.insert(base, store.clone()); // not one per pre-signed URL
+        }
         Ok(store)
     }
 
@@ -271,6 +278,9 @@ impl Store {
 
     /// The object path of a full URL or key of this store.
     fn path_of(&self, url: &str) -> Result<ObjectPath> {
+        if Url::parse(url).is_ok_and(|u| u.as_str() == self.base) {
+            return Ok(ObjectPath::default()); // the store's own URL (one with a query)
+        }
         let key = url.strip_prefix(&self.base).unwrap_or(url);
         ObjectPath::from_url_path(key.trim_start_matches('/')).map_err(|e| invalid_url(url, e))
     }

@@ -103,6 +103,9 @@ pub struct Faults {
     pub drop_mid_body: AtomicUsize,
     /// Wait this long before answering every request (milliseconds).
     pub delay_ms: AtomicUsize,
+    /// Serve a file only to requests with this query (`sig=...`), as a
+    /// pre-signed URL is served; any query when unset.
+    pub required_query: std::sync::Mutex<Option<String>>,
 }
 
 /// An HTTP/1.1 server of the files under a root, with `Range` and `HEAD`
@@ -168,7 +171,13 @@ fn serve(stream: TcpStream, root: &Path, faults: &Faults, requests: &AtomicUsize
         requests.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(faults.delay_ms.load(Ordering::SeqCst) as u64));
         let mut parts = request_line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+        let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let required = faults.required_query.lock().unwrap().clone();
+        if required.is_some_and(|q| q != query) {
+            let _ = out.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+            continue;
+        }
         if take(&faults.unavailable) {
             let _ = out.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
             continue;
