@@ -281,8 +281,14 @@ impl Store {
         if Url::parse(url).is_ok_and(|u| u.as_str() == self.base) {
             return Ok(ObjectPath::default()); // the store's own URL (one with a query)
         }
-        let key = url.strip_prefix(&self.base).unwrap_or(url);
-        ObjectPath::from_url_path(key.trim_start_matches('/')).map_err(|e| invalid_url(url, e))
+        let key = url.strip_prefix(&self.base).unwrap_or(url).trim_start_matches('/');
+        // An HTTP path is percent-encoded; an object key (`s3://bucket/key`)
+        // is literal, as the AWS CLI reads it and as listings return it.
+        let path = match self.base.starts_with("http") {
+            true => ObjectPath::from_url_path(key),
+            false => ObjectPath::parse(key),
+        };
+        path.map_err(|e| invalid_url(url, e))
     }
 
     /// Runs one request on the I/O runtime under the concurrency limit.
