@@ -87,88 +87,95 @@ struct Decoded {
     units: u64,
 }
 
-/// What to run over: media files, or tar shards streamed sample by sample.
-enum Listing {
-    Files(Vec<Work>),
-    Shards(Vec<sio::DatasetItem>, Kind),
+/// What to run over: media files, and tar shards streamed sample by sample.
+struct Listing {
+    files: Vec<Work>,
+    shards: Vec<sio::DatasetItem>,
+    /// The kind of media taken from the shards' samples.
+    shard_kind: Kind,
 }
 
 impl Listing {
-    /// Media files under the source, or its tar shards when it is a shard
-    /// or holds shards and no other media; this rank's part of them.
+    /// Media files under the source and its tar shards (or the source
+    /// itself when it is a shard); this rank's part of each.
     fn new(args: &BenchArgs) -> Result<Listing> {
-        let kind = args.kind.unwrap_or(Kind::Image);
-        let listed = if args.src.ends_with(".tar") {
+        let listed = if is_shard(&args.src) {
             vec![sio::DatasetItem::from(Source::from(args.src.as_str()))]
         } else {
             sio::list_dataset(&args.src, &[])?
         };
-        let is_media = |item: &sio::DatasetItem| Kind::of(&item.relative).is_some();
-        let listing = if !listed.iter().any(is_media) && listed.iter().any(|i| i.relative.ends_with(".tar")) {
-            let shards: Vec<_> = listed.into_iter().filter(|i| i.relative.ends_with(".tar")).collect();
-            Listing::Shards(args.rank_part(shards), kind)
-        } else {
-            let work: Vec<Work> = listed
-                .into_iter()
-                .filter_map(|item| {
-                    // What the listing could not read is reported, not skipped.
-                    if let Some(reason) = item.unreadable {
-                        let name = item.source.name();
-                        return Some(broken(&name, args.kind.unwrap_or(Kind::Image), reason));
-                    }
-                    // Audio-only containers (.webm, .mkv, .mp4 ...) count as
-                    // audio when audio is asked for.
-                    let kind = match (args.kind, Kind::of(&item.relative)?) {
-                        (Some(Kind::Audio), Kind::Video) => Kind::Audio,
-                        (_, kind) => kind,
-                    };
-                    (args.kind.is_none_or(|k| k == kind)).then(|| Work {
-                        name: item.source.name(),
-                        kind,
-                        input: Input::Source(item.source, item.size),
-                    })
+        let (shards, others): (Vec<_>, Vec<_>) = listed
+            .into_iter()
+            .partition(|i| i.unreadable.is_none() && i.relative.ends_with(".tar"));
+        let files: Vec<Work> = others
+            .into_iter()
+            .filter_map(|item| {
+                let name = item.source.name();
+                // What the listing could not read is reported, not skipped;
+                // so are compressed shards, which are not read.
+                if let Some(reason) = item.unreadable {
+                    return Some(broken(&name, args.kind.unwrap_or(Kind::Image), reason));
+                }
+                if is_shard(&item.relative) {
+                    let reason = "compressed tar shards are not read; decompress them to .tar".to_string();
+                    return Some(broken(&name, args.kind.unwrap_or(Kind::Image), reason));
+                }
+                // Audio-only containers (.webm, .mkv, .mp4 ...) count as
+                // audio when audio is asked for.
+                let kind = match (args.kind, Kind::of(&item.relative)?) {
+                    (Some(Kind::Audio), Kind::Video) => Kind::Audio,
+                    (_, kind) => kind,
+                };
+                (args.kind.is_none_or(|k| k == kind)).then(|| Work {
+                    name,
+                    kind,
+                    input: Input::Source(item.source, item.size),
                 })
-                .take(args.limit.unwrap_or(usize::MAX))
-                .collect();
-            Listing::Files(args.rank_part(work))
-        };
-        Ok(listing)
+            })
+            .take(args.limit.unwrap_or(usize::MAX))
+            .collect();
+        Ok(Listing {
+            files: args.rank_part(files),
+            shards: args.rank_part(shards),
+            shard_kind: args.kind.unwrap_or(Kind::Image),
+        })
     }
 
     fn describe(&self) -> String {
-        match self {
-            Listing::Files(w) => format!("{} files", w.len()),
-            Listing::Shards(s, _) => format!("{} shards", s.len()),
+        match (self.files.len(), self.shards.len()) {
+            (f, 0) => format!("{f} files"),
+            (0, s) => format!("{s} shards"),
+            (f, s) => format!("{f} files and {s} shards"),
         }
     }
 
     fn is_empty(&self) -> bool {
-        match self {
-            Listing::Files(w) => w.is_empty(),
-            Listing::Shards(s, _) => s.is_empty(),
-        }
+        self.files.is_empty() && self.shards.is_empty()
     }
 
     /// The items of one epoch, produced lazily (a shard is read only when
-    /// the pipeline pulls its samples); each item's name is recorded in
-    /// `names` at its source position, for the failure report.
+    /// the pipeline pulls its samples): the files, then the shards'
+    /// samples; each item's name is recorded in `names` at its source
+    /// position, for the failure report.
     fn items(&self, names: Arc<Mutex<Vec<String>>>, limit: Option<usize>) -> Box<dyn Iterator<Item = Work> + Send> {
         let record = move |w: Work| {
             names.lock().expect("names lock").push(w.name.clone());
             w
         };
-        match self {
-            Listing::Files(work) => Box::new(work.clone().into_iter().map(record)),
-            Listing::Shards(shards, kind) => {
-                let kind = *kind;
-                let samples = shards
-                    .clone()
-                    .into_iter()
-                    .flat_map(move |shard| shard_samples(shard, kind));
-                Box::new(samples.take(limit.unwrap_or(usize::MAX)).map(record))
-            }
-        }
+        let kind = self.shard_kind;
+        let samples = self
+            .shards
+            .clone()
+            .into_iter()
+            .flat_map(move |shard| shard_samples(shard, kind));
+        let all = self.files.clone().into_iter().chain(samples);
+        Box::new(all.take(limit.unwrap_or(usize::MAX)).map(record))
     }
+}
+
+/// A tar shard by its name (`.tar`, or a compressed one, which is not read).
+fn is_shard(name: &str) -> bool {
+    [".tar", ".tar.gz", ".tgz"].iter().any(|ext| name.ends_with(ext))
 }
 
 impl BenchArgs {

@@ -245,6 +245,27 @@ fn bench_reports_unreadable_entries_and_goes_on() {
     assert_eq!(failed_files(&report), ["a.jpg", "b.jpg", "dangling.jpg"]);
 }
 
+/// A folder of loose files and tar shards runs both (the shards were
+/// ignored); a compressed shard, which is not read, is a reported failure.
+#[test]
+fn bench_runs_loose_files_and_shards_together() {
+    let dir = std::env::temp_dir().join(format!("spdl-cli-mixed-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::copy(fixture("images/jpeg_baseline_420.jpg"), dir.join("loose.jpg")).unwrap();
+    std::fs::copy(fixture("shards/shard-000.tar"), dir.join("sub/shard-000.tar")).unwrap();
+    std::fs::write(dir.join("packed.tar.gz"), b"\x1f\x8b not read").unwrap();
+    let out = spdl()
+        .args(["bench", "--json", "--kind", "image"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["decoded"], 1 + 4, "the loose image and the shard's 4 samples");
+    assert_eq!(failed_files(&report), ["packed.tar.gz"]);
+}
+
 /// `bench` over an S3 prefix (a real S3 server) decodes and fails exactly
 /// the files it does over the local folder: the pipeline's failure report
 /// is the same whatever the source.
