@@ -11,7 +11,9 @@
 //! (`path`, `size`) headers itself, so it owns its input and can be an
 //! `Iterator` without borrowing. A broken shard (truncated member, bad
 //! header checksum) yields one `Err` naming the shard and the member, then
-//! ends: nothing after an unreadable header can be found reliably.
+//! ends: nothing after an unreadable header can be found reliably. A sample
+//! with a repeated field, or with a member that is a link or a sparse file
+//! (not read), is an `Err` naming that member, and reading goes on.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -59,13 +61,16 @@ pub struct ShardReader<R> {
     max_member_bytes: u64,
     /// The member (or error) read past the end of the current sample.
     next: Option<Result<Member>>,
+    /// The path of the last member whose header was read.
+    last: String,
     done: bool,
 }
 
-/// A regular file read from the archive.
+/// A regular file read from the archive, or a member that holds no data
+/// of its own (a link, a sparse file), with why it cannot be read.
 struct Member {
     path: String,
-    data: Bytes,
+    data: std::result::Result<Bytes, &'static str>,
 }
 
 /// What a header block announces.
@@ -85,6 +90,7 @@ impl<R: Read> ShardReader<R> {
             name: name.into(),
             max_member_bytes,
             next: None,
+            last: "<the first header>".into(),
             done: false,
         }
     }
@@ -141,34 +147,45 @@ impl<R: Read> ShardReader<R> {
     /// The next regular file, following GNU long-name and PAX headers.
     fn member(&mut self) -> Result<Option<Member>> {
         let (mut long_name, mut pax_size) = (None::<String>, None::<u64>);
-        let mut last = String::from("<first header>");
         loop {
-            let Some(block) = self.block(&last)? else {
+            let after = format!("the header after {}", self.last);
+            let Some(block) = self.block(&after)? else {
                 return Ok(None);
             };
             if block.iter().all(|&b| b == 0) {
                 return Ok(None); // end-of-archive marker
             }
-            let header = parse_header(&block).map_err(|reason| self.error(&last, reason))?;
+            let header = parse_header(&block)
+                .map_err(|reason| self.error(&after, format!("{reason}; the rest of the shard is skipped")))?;
             let path = long_name.take().unwrap_or(header.path);
             let size = pax_size.take().unwrap_or(header.size);
-            last.clone_from(&path);
+            self.last.clone_from(&path);
             let data = self.data(&path, size)?;
-            match header.kind {
-                b'L' => long_name = Some(c_string(&data)),
+            let unread = match header.kind {
+                b'L' => {
+                    long_name = Some(c_string(&data));
+                    continue;
+                }
                 b'x' => {
                     let pax = parse_pax(&data);
-                    long_name = pax.path;
-                    pax_size = pax.size;
+                    (long_name, pax_size) = (pax.path, pax.size);
+                    continue;
                 }
                 b'0' | 0 | b'7' => {
                     return Ok(Some(Member {
                         path,
-                        data: data.into(),
+                        data: Ok(data.into()),
                     }))
                 }
-                _ => {} // directories, links, global PAX headers: no sample data
-            }
+                b'1' => "a hard link (links are not followed)",
+                b'2' => "a symbolic link (links are not followed)",
+                b'S' => "a GNU sparse file (not supported)",
+                _ => continue, // directories, global PAX headers: no sample data
+            };
+            return Ok(Some(Member {
+                path,
+                data: Err(unread),
+            }));
         }
     }
 }
@@ -181,15 +198,22 @@ impl<R: Read> Iterator for ShardReader<R> {
             return None;
         }
         let mut sample: Option<ShardSample> = None;
+        // The first member that makes the sample unusable (a repeated
+        // field, a link): the sample is then this error, and reading goes on.
+        let mut problem: Option<Error> = None;
+        let finish = |sample: Option<ShardSample>, problem: Option<Error>| match problem {
+            Some(e) => Some(Err(e)),
+            None => sample.map(Ok),
+        };
         loop {
             let member = match self.next.take().or_else(|| self.member().transpose()) {
                 None => {
                     self.done = true;
-                    return sample.map(Ok);
+                    return finish(sample, problem);
                 }
                 Some(Err(e)) if sample.is_some() => {
                     self.next = Some(Err(e)); // deliver the complete sample first
-                    return sample.map(Ok);
+                    return finish(sample, problem);
                 }
                 Some(Err(e)) => {
                     self.done = true;
@@ -200,22 +224,28 @@ impl<R: Read> Iterator for ShardReader<R> {
             let Some((key, ext)) = split_key(&member.path) else {
                 continue; // no extension: not part of any sample (as webdataset)
             };
-            match &mut sample {
+            let s = match &mut sample {
                 Some(s) if s.key != key => {
                     self.next = Some(Ok(member));
-                    return sample.map(Ok);
+                    return finish(sample, problem);
                 }
-                Some(s) => {
-                    s.fields.insert(ext.into(), member.data);
+                Some(s) => s,
+                None => sample.insert(ShardSample {
+                    shard: self.name.clone(),
+                    key: key.into(),
+                    fields: BTreeMap::new(),
+                }),
+            };
+            let reason = match member.data {
+                Ok(_) if s.fields.contains_key(ext) => Some(format!("repeats the sample's .{ext} field")),
+                Ok(data) => {
+                    s.fields.insert(ext.into(), data);
+                    None
                 }
-                None => {
-                    let fields = BTreeMap::from([(ext.to_string(), member.data)]);
-                    sample = Some(ShardSample {
-                        shard: self.name.clone(),
-                        key: key.into(),
-                        fields,
-                    });
-                }
+                Err(why) => Some(format!("is {why}")),
+            };
+            if let Some(reason) = reason.filter(|_| problem.is_none()) {
+                problem = Some(self.error(&member.path, reason));
             }
         }
     }
@@ -317,15 +347,21 @@ fn parse_pax(data: &[u8]) -> Pax {
 mod tests {
     use super::*;
 
-    /// A minimal ustar writer for tests (no long names).
+    /// A minimal ustar writer for tests (no long names), regular files.
     fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let typed: Vec<_> = members.iter().map(|&(p, d)| (p, d, b'0')).collect();
+        tar_typed(&typed)
+    }
+
+    /// The same with each member's type flag.
+    fn tar_typed(members: &[(&str, &[u8], u8)]) -> Vec<u8> {
         let mut out = Vec::new();
-        for (path, data) in members {
+        for &(path, data, kind) in members {
             let mut h = [0u8; BLOCK];
             h[..path.len()].copy_from_slice(path.as_bytes());
             h[100..107].copy_from_slice(b"0000644");
             h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
-            h[156] = b'0';
+            h[156] = kind;
             h[257..263].copy_from_slice(b"ustar\0");
             h[263..265].copy_from_slice(b"00");
             h[148..156].fill(b' ');
@@ -381,6 +417,53 @@ mod tests {
         let big = tar(&[("a/1.jpg", &[1u8; 2048])]);
         let err = ShardReader::new(&big[..], "b.tar", 1024).next().unwrap().unwrap_err();
         assert!(err.to_string().contains("over the limit"), "{err}");
+    }
+
+    /// A repeated field or a link member makes its sample an error naming
+    /// the member; the samples after it are still read.
+    #[test]
+    fn repeated_fields_and_links_fail_their_sample_only() {
+        let data = tar_typed(&[
+            ("a/1.jpg", b"J1", b'0'),
+            ("a/1.jpg", b"J1bis", b'0'),
+            ("a/2.jpg", b"", b'1'),
+            ("a/3.jpg", b"J3", b'0'),
+            ("a/4.jpg", b"", b'2'),
+        ]);
+        let items: Vec<_> = ShardReader::new(&data[..], "t.tar", 1 << 20).collect();
+        let text = |i: usize| {
+            items[i]
+                .as_ref()
+                .map(|s| s.key.clone())
+                .unwrap_or_else(|e| e.to_string())
+        };
+        assert_eq!(items.len(), 4, "{items:?}");
+        assert!(
+            text(0).contains("a/1.jpg") && text(0).contains("repeats"),
+            "{}",
+            text(0)
+        );
+        assert!(
+            text(1).contains("a/2.jpg") && text(1).contains("hard link"),
+            "{}",
+            text(1)
+        );
+        assert_eq!(text(2), "a/3");
+        assert!(text(3).contains("symbolic link"), "{}", text(3));
+    }
+
+    /// A bad header ends the shard, naming the member before it.
+    #[test]
+    fn a_bad_header_names_the_member_before_it() {
+        let mut data = tar(&[("a/1.jpg", b"J1"), ("a/2.jpg", b"J2"), ("a/3.jpg", b"J3")]);
+        data[2 * BLOCK + 148] ^= 1; // the second header's checksum
+        let items: Vec<_> = ShardReader::new(&data[..], "t.tar", 1 << 20).collect();
+        assert_eq!(items.len(), 2);
+        let err = items[1].as_ref().unwrap_err().to_string();
+        assert!(
+            err.contains("the header after a/1.jpg") && err.contains("rest of the shard is skipped"),
+            "{err}"
+        );
     }
 
     #[test]
