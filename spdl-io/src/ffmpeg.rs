@@ -132,7 +132,16 @@ impl InputContext {
                 Box::new(reader)
             }
             Source::Bytes { data, .. } => Box::new(MemoryReader(data.clone())),
-            Source::Remote { url, store } => Box::new(RangedReader::open(Source::remote(url, store.as_ref())?, url)?),
+            Source::Remote { url, store } => match RangedReader::open(Source::remote(url, store.as_ref())?, url) {
+                Ok(reader) => Box::new(reader),
+                // A server without range requests (`python -m http.server`,
+                // object_store's NotSupported): the whole object, in one GET
+                // within the input limit.
+                Err(Error::Remote { reason, .. }) if reason.contains("Range request not supported") => {
+                    Box::new(MemoryReader(source.read_all(limits)?))
+                }
+                Err(e) => return Err(e),
+            },
         };
         Limits::check(&name, "input size in bytes", input.size(), limits.max_input_bytes)?;
         open_custom(input, &name)

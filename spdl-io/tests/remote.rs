@@ -238,6 +238,18 @@ fn http_urls_keep_their_query() {
     assert!(load_image(Source::from(unsigned.as_str()), &ImageConfig::default()).is_err());
 }
 
+/// Video from a server that ignores `Range` (as `python -m http.server`
+/// does) is fetched whole instead of failing.
+#[test]
+fn video_from_a_server_without_ranges_is_fetched_whole() {
+    let server = FileServer::start(&workspace());
+    server.faults.ignore_range.store(1, Ordering::SeqCst);
+    let store = server.store(&StoreConfig::default());
+    let got = sample_frames(store.source(VIDEOS[0]), &[3, 40], &VideoConfig::default()).unwrap();
+    let local = sample_frames(workspace().join(VIDEOS[0]), &[3, 40], &VideoConfig::default()).unwrap();
+    assert_eq!(got.frames, local.frames);
+}
+
 #[test]
 fn a_body_cut_mid_transfer_is_resumed() {
     let server = FileServer::start(&workspace());

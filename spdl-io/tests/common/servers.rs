@@ -103,6 +103,9 @@ pub struct Faults {
     pub drop_mid_body: AtomicUsize,
     /// Wait this long before answering every request (milliseconds).
     pub delay_ms: AtomicUsize,
+    /// Answer every request with the whole file (200), ignoring `Range`,
+    /// as `python -m http.server` does, when non-zero.
+    pub ignore_range: AtomicUsize,
     /// Serve a file only to requests with this query (`sig=...`), as a
     /// pre-signed URL is served; any query when unset.
     pub required_query: std::sync::Mutex<Option<String>>,
@@ -187,6 +190,9 @@ fn serve(stream: TcpStream, root: &Path, faults: &Faults, requests: &AtomicUsize
             continue;
         };
         let len = data.len() as u64;
+        if faults.ignore_range.load(Ordering::SeqCst) != 0 {
+            range = None;
+        }
         let (status, body, extra) = match range {
             Some((a, b)) if a < len => {
                 let end = b.map_or(len - 1, |b| b.min(len - 1));
