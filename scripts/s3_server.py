@@ -23,7 +23,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--relative-to", default=".")
-    parser.add_argument("dirs", nargs="*")
+    parser.add_argument("dirs", nargs="*", help="folders (uploaded recursively) or files")
     args = parser.parse_args()
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -39,7 +39,8 @@ def main():
     s3.create_bucket(Bucket=args.bucket)
     base = pathlib.Path(args.relative_to).resolve()
     for d in args.dirs:
-        for path in sorted(pathlib.Path(d).resolve().rglob("*")):
+        top = pathlib.Path(d).resolve()
+        for path in [top] if top.is_file() else sorted(top.rglob("*")):
             if path.is_file():
                 s3.upload_file(str(path), args.bucket, path.relative_to(base).as_posix())
     print(f"ready {args.port}", flush=True)

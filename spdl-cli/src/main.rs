@@ -4,7 +4,7 @@
 mod bench;
 mod npy;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -22,8 +22,8 @@ struct Cli {
 enum Command {
     /// Print image header, or container and stream metadata.
     Info {
-        /// Media file.
-        src: PathBuf,
+        /// Media file or URL (s3://, gs://, az://, http(s)://).
+        src: String,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -73,8 +73,8 @@ struct BenchCli {
 
 #[derive(clap::Args)]
 struct DecodeArgs {
-    /// Media file.
-    src: PathBuf,
+    /// Media file or URL (s3://, gs://, az://, http(s)://).
+    src: String,
     /// Output .npy path.
     #[arg(short, long)]
     output: PathBuf,
@@ -158,8 +158,9 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn info(src: &Path, json: bool) -> Result<()> {
-    if let Ok(Some(image)) = still_image(src) {
+fn info(src: &str, json: bool) -> Result<()> {
+    let src = sio::Source::from(src);
+    if let Ok(Some(image)) = still_image(&src) {
         if json {
             println!("{}", serde_json::to_string_pretty(&image)?);
         } else {
@@ -170,12 +171,12 @@ fn info(src: &Path, json: bool) -> Result<()> {
         }
         return Ok(());
     }
-    let info = sio::probe(src)?;
+    let info = sio::probe(src.clone())?;
     let backend = info
         .streams
         .iter()
         .any(|s| s.kind == sio::StreamKind::Audio)
-        .then(|| sio::audio_backend(src, &sio::AudioConfig::default()).ok())
+        .then(|| sio::audio_backend(src.clone(), &sio::AudioConfig::default()).ok())
         .flatten()
         .map(|b| format!("{b:?}").to_lowercase());
     if json {
@@ -258,8 +259,8 @@ fn image_config(args: &DecodeArgs) -> Result<sio::ImageConfig> {
 
 /// The header of `src` if it is a still image. A raw MJPEG stream (JPEG
 /// frames back to back) starts as a JPEG too, but is a video.
-fn still_image(src: &Path) -> sio::Result<Option<sio::ImageInfo>> {
-    match sio::probe_image(src) {
+fn still_image(src: &sio::Source) -> sio::Result<Option<sio::ImageInfo>> {
+    match sio::probe_image(src.clone()) {
         Ok(image) if image.format == "jpeg" && has_two_frames(src) => Ok(None),
         Ok(image) => Ok(Some(image)),
         // Not an image format spdl-io knows: maybe a video or audio file.
@@ -272,8 +273,8 @@ fn still_image(src: &Path) -> sio::Result<Option<sio::ImageInfo>> {
 }
 
 /// Whether FFmpeg reads at least two packets of the video stream.
-fn has_two_frames(src: &Path) -> bool {
-    let Ok(mut demuxer) = sio::Demuxer::open(src) else {
+fn has_two_frames(src: &sio::Source) -> bool {
+    let Ok(mut demuxer) = sio::Demuxer::open(src.clone()) else {
         return false;
     };
     let Ok(stream) = demuxer.best_video_stream() else {
@@ -283,7 +284,8 @@ fn has_two_frames(src: &Path) -> bool {
 }
 
 fn decode(args: &DecodeArgs) -> Result<()> {
-    if still_image(&args.src)?.is_some() {
+    let src = sio::Source::from(args.src.as_str());
+    if still_image(&src)?.is_some() {
         let unused = [
             (args.start.is_some() || args.end.is_some(), "--start/--end"),
             (args.frames.is_some(), "--frames"),
@@ -294,19 +296,14 @@ fn decode(args: &DecodeArgs) -> Result<()> {
             ),
         ];
         if let Some((_, flag)) = unused.iter().find(|(set, _)| *set) {
-            bail!("{}: {flag} does not apply to an image", args.src.display());
+            bail!("{}: {flag} does not apply to an image", args.src);
         }
-        let image = sio::load_image(&args.src, &image_config(args)?)?;
+        let image = sio::load_image(src, &image_config(args)?)?;
         npy::write(&args.output, image.view()).with_context(|| format!("{}: cannot write", args.output.display()))?;
-        eprintln!(
-            "{}: image {:?} -> {}",
-            args.src.display(),
-            image.shape(),
-            args.output.display()
-        );
+        eprintln!("{}: image {:?} -> {}", args.src, image.shape(), args.output.display());
         return Ok(());
     }
-    let info = sio::probe(&args.src)?;
+    let info = sio::probe(src.clone())?;
     let has_video = info
         .streams
         .iter()
@@ -316,14 +313,14 @@ fn decode(args: &DecodeArgs) -> Result<()> {
     }
     let config = video_config(args)?;
     let video = match &args.frames {
-        Some(frames) => sio::sample_frames(&args.src, frames, &config)?,
-        None => sio::load_video(&args.src, &config)?,
+        Some(frames) => sio::sample_frames(src, frames, &config)?,
+        None => sio::load_video(src, &config)?,
     };
     npy::write(&args.output, video.frames.view())
         .with_context(|| format!("{}: cannot write", args.output.display()))?;
     eprintln!(
         "{}: {} frames {:?} -> {}",
-        args.src.display(),
+        args.src,
         video.len(),
         video.frames.shape(),
         args.output.display()
@@ -339,19 +336,19 @@ fn decode_audio(args: &DecodeArgs) -> Result<()> {
         (args.width.is_some() || args.height.is_some(), "--width/--height"),
     ];
     if let Some((_, flag)) = unused.iter().find(|(set, _)| *set) {
-        bail!("{}: {flag} does not apply to audio", args.src.display());
+        bail!("{}: {flag} does not apply to audio", args.src);
     }
     let mut config = sio::AudioConfig::default();
     config.sample_rate = args.sample_rate;
     config.channels = args.channels;
     config.start = args.start;
     config.end = args.end;
-    let audio = sio::load_audio(&args.src, &config)?;
+    let audio = sio::load_audio(args.src.as_str(), &config)?;
     npy::write(&args.output, audio.samples.view())
         .with_context(|| format!("{}: cannot write", args.output.display()))?;
     eprintln!(
         "{}: audio {:?} at {} Hz ({}, {} backend) -> {}",
-        args.src.display(),
+        args.src,
         audio.samples.shape(),
         audio.sample_rate,
         audio.channel_layout,

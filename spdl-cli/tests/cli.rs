@@ -293,6 +293,35 @@ fn bench_over_s3_reports_the_same_failures_as_the_local_folder() {
     assert_eq!(failed_files(&remote), failed);
 }
 
+/// `decode` and `info` take URLs too: frames sampled from an S3 object
+/// (a real S3 server) equal the library's from the local file.
+#[test]
+fn decode_and_info_read_urls() {
+    let s3 = servers::S3Server::start(&["fixtures/h264_yuv420p.mp4"]);
+    let url = format!("s3://{}/fixtures/h264_yuv420p.mp4", servers::BUCKET);
+    let out = std::env::temp_dir().join(format!("spdl-cli-url-{}.npy", std::process::id()));
+    let run = |args: &[&str]| {
+        spdl()
+            .args(args)
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", s3.port))
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    };
+    let decoded = run(&["decode", &url, "-o", out.to_str().unwrap(), "--frames", "0,30"]);
+    assert!(decoded.status.success(), "{}", String::from_utf8_lossy(&decoded.stderr));
+    let (shape, data) = read_npy(&out, "|u1");
+    std::fs::remove_file(&out).ok();
+    let local = spdl::io::sample_frames(fixture("h264_yuv420p.mp4"), &[0, 30], &Default::default()).unwrap();
+    assert_eq!(shape, local.frames.shape());
+    assert_eq!(data, local.frames.as_slice().unwrap());
+    let info = run(&["info", &url, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(v["streams"][0]["codec"], "h264");
+}
+
 /// Ranks split the files: together they cover every file, each an equal
 /// share (the last one padded).
 #[test]
