@@ -85,6 +85,10 @@ pub(crate) fn image_config(
         .with_fit(fit)
         .with_orientation(apply_orientation);
     if let Some((w, h)) = size {
+        // Checked here too, so a native pipeline stage refuses it when built.
+        if !(1..=65536).contains(&w) || !(1..=65536).contains(&h) {
+            return Err(value_error(format!("size must be 1..=65536 on each side, not {w}x{h}")));
+        }
         config = config.with_size(w, h);
     }
     Ok(config)
@@ -289,6 +293,12 @@ pub(crate) fn audio_config(
             )))
         }
     };
+    // Checked here too, so a native pipeline stage refuses them when built.
+    if sample_rate.is_some_and(|r| !(1..=768_000).contains(&r)) || channels.is_some_and(|c| !(1..=64).contains(&c)) {
+        return Err(value_error(format!(
+            "sample_rate must be 1..=768000 and channels 1..=64, not {sample_rate:?} and {channels:?}"
+        )));
+    }
     let mut config = AudioConfig::default().with_backend(backend);
     (config.sample_rate, config.channels, config.start, config.end) = (sample_rate, channels, start, end);
     config.order = match layout {

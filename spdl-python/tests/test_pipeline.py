@@ -179,6 +179,10 @@ def test_builder_misuse_is_refused_when_it_happens():
             PipelineBuilder().add_source([1]).pipe(lambda x: x, timeout=bad)
     with pytest.raises(ValueError, match="num_threads"):
         PipelineBuilder().add_source([1]).add_sink().build(num_threads=10**6)
+    with pytest.raises(ValueError, match="size"):
+        PipelineBuilder().add_source(IMAGES).decode_image(size=(0, 0))
+    with pytest.raises(ValueError, match="sample_rate"):
+        PipelineBuilder().add_source(IMAGES).decode_audio(sample_rate=0)
     # An infinite timeout is no timeout.
     run = PipelineBuilder().add_source([1, 2]).pipe(lambda x: x, timeout=float("inf")).add_sink().build().run()
     assert sorted(run) == [1, 2]
