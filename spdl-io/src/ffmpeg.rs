@@ -121,12 +121,14 @@ impl InputContext {
             Source::Path(path) => {
                 let meta = std::fs::metadata(path).map_err(|e| io_error(&name, e))?;
                 Limits::check(&name, "input size in bytes", meta.len(), limits.max_input_bytes)?;
+                if !meta.is_file() {
+                    return open_path(path, &name); // a pipe or device: FFmpeg's sequential reader
+                }
                 let file = std::fs::File::open(path).map_err(|e| io_error(&name, e))?;
                 let mut reader = FileReader { file, size: meta.len() };
-                // FFmpeg's own reader for a pipe or device, and for an HLS
-                // playlist, whose segments it opens as local files.
+                // An HLS playlist opens its segments as local files itself.
                 let mut head = [0u8; 7];
-                if !meta.is_file() || reader.read_at(0, &mut head).is_ok_and(|n| head[..n] == *b"#EXTM3U") {
+                if reader.read_at(0, &mut head).is_ok_and(|n| head[..n] == *b"#EXTM3U") {
                     return open_path(path, &name);
                 }
                 Box::new(reader)

@@ -319,7 +319,8 @@ fn dropping_a_run_midway_then_the_pipeline_does_not_hang() {
         .build()
         .unwrap();
     let mut run = pipeline.run(0);
-    assert_eq!(run.next().unwrap().unwrap(), 0);
+    // Unordered with two workers: either of the first two items comes first.
+    assert!(run.next().unwrap().unwrap() < 2);
     drop(run);
     drop(pipeline);
 }
