@@ -147,7 +147,7 @@ def test_misuse_is_refused_with_a_clear_exception():
     video = FIXTURES / "h264_yuv420p.mp4"
     with pytest.raises(TypeError, match="not a single source"):
         sio.load_image_batch(img, size=(8, 8))  # a str is not a list of sources
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match="size must be 1..=65536"):
         sio.load_image_batch([img], size=(0, 0))
     with pytest.raises(spdl_rs.LimitError):
         sio.load_image_batch([img], size=(65536, 65536))
