@@ -163,6 +163,9 @@ struct VideoSource {
     rate: Option<FrameRateConverter>,
     /// A converted frame that frame-rate conversion still has to repeat.
     repeat: Option<Repeat>,
+    /// A failure met while filling a streamed chunk: the chunk's frames go
+    /// out first, this with the next call.
+    deferred: Option<Error>,
 }
 
 /// A converted frame to be output `remaining` more times.
@@ -302,6 +305,7 @@ impl VideoSource {
             config: config.clone(),
             rate,
             repeat: None,
+            deferred: None,
         })
     }
 
@@ -345,6 +349,9 @@ impl VideoSource {
     /// Decodes up to `max` frames (all when `None`) into one array; `None`
     /// when the stream has no more frames.
     fn collect(&mut self, max: Option<usize>) -> Result<Option<Video>> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         let mut batch = Batch::new(self.src(), self.config.limits, max.unwrap_or(self.frames_hint));
         while max.is_none_or(|m| batch.pts.len() < m) {
             if let Some(rep) = self.repeat.as_mut().filter(|r| r.remaining > 0) {
@@ -355,7 +362,16 @@ impl VideoSource {
                 *batch.pts.last_mut().expect("slot pushed a pts") = self.tick_seconds(tick);
                 continue;
             }
-            let Some((mut frame, count, tick)) = self.next_output()? else {
+            let next = match self.next_output() {
+                Ok(next) => next,
+                // A stream hands out the frames decoded before a failure.
+                Err(e) if max.is_some() && !batch.pts.is_empty() => {
+                    self.deferred = Some(e);
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            let Some((mut frame, count, tick)) = next else {
                 break;
             };
             let shape = self.converter.layout(&frame)?.shape;

@@ -220,3 +220,23 @@ fn empty_or_non_finite_windows_are_config_errors() {
         Some(Error::InvalidConfig(_))
     ));
 }
+
+/// A stream that fails part-way (a truncated file) first hands out the
+/// frames it decoded before the failure, then the error (in chunks of 7,
+/// 3 chunks came out, and the 4 frames decoded after them were dropped
+/// with the error; now 25 frames come out).
+#[test]
+fn a_failing_stream_delivers_its_decoded_frames_first() {
+    let path = fixture("truncated_h264.mp4");
+    let config = VideoConfig::default().with_size(32, 32);
+    let items: Vec<_> = stream_video(&path, &config, 7).unwrap().collect();
+    let (last, chunks) = items.split_last().unwrap();
+    assert!(matches!(last, Err(Error::Decode { .. })), "{last:?}");
+    let frames: Vec<_> = chunks.iter().map(|c| c.as_ref().unwrap()).collect();
+    let total: usize = frames.iter().map(|c| c.len()).sum();
+    assert!(total > 21 && total % 7 != 0, "a partial last chunk: {total} frames");
+    // The file is the first 60% of h264_yuv420p.mp4: the same frames.
+    let whole = load_video(fixture("h264_yuv420p.mp4"), &config).unwrap();
+    let got: Vec<_> = frames.iter().flat_map(|c| c.frames.outer_iter()).collect();
+    assert!(got.iter().zip(whole.frames.outer_iter()).all(|(a, b)| *a == b));
+}
