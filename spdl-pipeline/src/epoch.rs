@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 use crate::config::FailureBudget;
+use crate::error::{Error, Failure};
 use crate::queue::{Receiver, Sender};
 use crate::stats::{PipelineStats, StageCounters};
-use crate::{Error, Failure};
 
 /// Capacity (items) of the queues the pipeline adds itself (after the
 /// source, aggregate, disaggregate, route).
@@ -99,6 +99,23 @@ impl Ctx {
                 failures: failures.clone(),
             });
         false
+    }
+
+    /// Records the panic `p` of stage `c` on the item at `item` as a
+    /// failure; returns false as [`Ctx::fail`] does.
+    pub(crate) fn fail_panic(
+        &self,
+        c: &StageCounters,
+        budget: &FailureBudget,
+        item: u64,
+        p: Box<dyn std::any::Any + Send>,
+    ) -> bool {
+        let failure = Failure {
+            stage: c.name.clone(),
+            item,
+            reason: panic_message(p),
+        };
+        self.fail(c, budget, failure)
     }
 
     pub(crate) fn aborted(&self) -> bool {

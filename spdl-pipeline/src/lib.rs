@@ -23,22 +23,23 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod aggregate;
+mod builder;
 mod config;
 mod epoch;
 mod error;
-mod merge;
-mod pipeline;
+mod profile;
 mod queue;
+mod run;
 mod sampler;
-mod source;
-mod stage;
+mod stages;
 mod stats;
 
-pub use aggregate::Aggregator;
+pub use builder::PipelineBuilder;
 pub use config::{FailureBudget, PipelineConfig, StageConfig};
 pub use error::{Error, Failure, Result};
-pub use merge::{Merge, MergePolicy};
-pub use pipeline::{Pipeline, PipelineBuilder, Run, StageProfile};
+pub use profile::StageProfile;
+pub use run::{Pipeline, Run};
 pub use sampler::{DistributedSampler, Remainder};
+pub use stages::aggregate::Aggregator;
+pub use stages::merge::{Merge, MergePolicy};
 pub use stats::{PipelineStats, StageStats};

@@ -1,6 +1,9 @@
-//! Feeding an epoch's source into the first queue: a blocking iterator on
-//! a thread of its own (it may block), gathered into chunks with a timed
-//! flush; a stream as a task on the runtime, in chunks of what is ready.
+//! The source stage: feeds an epoch's source into the first queue. A
+//! blocking iterator runs on a thread of its own (it may block), gathered
+//! into chunks with a timed flush ([`SOURCE_FLUSH`]); a stream runs as a
+//! task on the runtime, in chunks of what is ready. A panicking source is
+//! a fatal failure of the epoch; the source stops early at the run's
+//! profiling limit or when the run is dropped.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
@@ -10,9 +13,9 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 
 use crate::config::FailureBudget;
-use crate::epoch::{panic_message, Ctx, CtxRef, Env, Output, Tx, LINK_QUEUE};
+use crate::epoch::{Ctx, CtxRef, Env, Output, Rx, LINK_QUEUE};
+use crate::queue::queue;
 use crate::stats::StageCounters;
-use crate::Failure;
 
 /// A source iterator's items are handed over at most this long after they
 /// were produced, even when the chunk is not full (tokio's timer ticks
@@ -25,9 +28,10 @@ pub(crate) enum SourceItems<S> {
     Stream(futures::stream::BoxStream<'static, S>),
 }
 
-/// Feeds the epoch's source into the first queue: an iterator on a
-/// blocking thread (it may block), a stream as a task on the runtime.
-pub(crate) fn spawn_source<S: Send + 'static>(ctx: &CtxRef, source: SourceItems<S>, tx: Tx<S>) {
+/// Spawns the feed of the epoch's source into the first queue: an iterator
+/// on a blocking thread (it may block), a stream as a task on the runtime.
+pub(crate) fn spawn_source<S: Send + 'static>(ctx: &CtxRef, source: SourceItems<S>) -> Rx<S> {
+    let (tx, rx) = queue(LINK_QUEUE);
     let c = ctx.register("source", LINK_QUEUE);
     let output = Output::new(ctx, tx, c.clone());
     let ctx = ctx.clone();
@@ -43,6 +47,7 @@ pub(crate) fn spawn_source<S: Send + 'static>(ctx: &CtxRef, source: SourceItems<
                 .spawn(async move { feed_stream(&ctx, &c, items, output).await });
         }
     }
+    rx
 }
 
 /// A blocking iterator's items on their way to the first queue. The
@@ -163,12 +168,7 @@ fn source_item<S>(ctx: &Ctx, c: &StageCounters, seq: u64, next: std::thread::Res
             Some(value)
         }
         Err(p) => {
-            let failure = Failure {
-                stage: "source".into(),
-                item: seq,
-                reason: panic_message(p),
-            };
-            ctx.fail(c, &FailureBudget::count(0), failure);
+            ctx.fail_panic(c, &FailureBudget::count(0), seq, p);
             None
         }
     }

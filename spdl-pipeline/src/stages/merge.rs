@@ -1,8 +1,9 @@
 //! Merging several sources into one: round-robin, or weighted random with
 //! a seed (the order depends only on the seed and the epoch); a merged
-//! pipeline's run passes on every item it dropped.
+//! pipeline's run passes on every item it dropped. A merge is an iterator,
+//! so it feeds the source stage.
 
-use crate::{Error, Failure, Result, Run};
+use crate::error::{Error, Failure, Result};
 
 /// How [`Merge`] picks the next source.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,15 +109,22 @@ impl<I: Iterator> Iterator for Merge<I> {
 /// [`Error::Dropped`] for each item it dropped within its budgets, so no
 /// failure stays hidden inside a run nobody else can see. A run stopped
 /// over budget already lists its failures in that error.
-pub(crate) struct MergedRun<T> {
+pub(crate) struct MergedRun<R> {
     pipeline: usize,
-    run: Option<Run<'static, T>>,
+    run: Option<R>,
     stopped: bool,
     dropped: std::vec::IntoIter<Failure>,
 }
 
-impl<T> MergedRun<T> {
-    pub(crate) fn new(pipeline: usize, run: Run<'static, T>) -> Self {
+/// What a merged run reports once its items are out (`run.rs` implements it
+/// for a pipeline's run).
+pub(crate) trait DroppedItems {
+    /// Every item the run dropped.
+    fn failures(&self) -> Vec<Failure>;
+}
+
+impl<R> MergedRun<R> {
+    pub(crate) fn new(pipeline: usize, run: R) -> Self {
         MergedRun {
             pipeline,
             run: Some(run),
@@ -126,7 +134,7 @@ impl<T> MergedRun<T> {
     }
 }
 
-impl<T> Iterator for MergedRun<T> {
+impl<T, R: Iterator<Item = Result<T>> + DroppedItems> Iterator for MergedRun<R> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
