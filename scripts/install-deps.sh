@@ -19,11 +19,18 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+MSRV=1.89
 if ! command -v cargo >/dev/null; then
     [[ -x "$HOME/.cargo/bin/cargo" ]] && export PATH="$HOME/.cargo/bin:$PATH"
 fi
 if ! command -v cargo >/dev/null; then
-    echo "error: cargo not found; install a Rust toolchain (>= 1.82) with rustup first" >&2
+    echo "error: cargo not found; install a Rust toolchain (>= $MSRV) with rustup first" >&2
+    exit 1
+fi
+# The MSRV, as rust-version in Cargo.toml states it.
+have=$(rustc --version | awk '{print $2}')
+if [[ $(printf '%s\n' "$MSRV" "$have" | sort -V | head -1) != "$MSRV" ]]; then
+    echo "error: rustc $have is older than spdl-rs's minimum, $MSRV; run: rustup update stable" >&2
     exit 1
 fi
 if command -v rustup >/dev/null; then

@@ -9,7 +9,12 @@ export CARGO_TERM_COLOR=never
 # between them does not rebuild pyo3.
 export PYO3_PYTHON="$PWD/.venv-test/bin/python"
 cargo fmt --all --check
+# Layers: no import cycles, imports only downwards, unsafe only at the FFI edge.
+python3 scripts/check_layers.py spdl-io/src
+python3 scripts/check_layers.py spdl-pipeline/src
 cargo clippy --workspace --all-targets -- -D warnings
+# The heavy optional parts of spdl-io are features; it builds without them.
+cargo clippy -p spdl-io --no-default-features --lib -- -D warnings
 # The extension is tested from Python below (it links to the interpreter).
 cargo test --workspace --exclude spdl-python
 # Build the extension into the venv and run the Python tests.

@@ -129,20 +129,70 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// Reading a local source failed (anything but "not found": a
+    /// permission, a directory, an I/O error).
+    #[error("{src}: cannot read: {source}")]
+    Io {
+        /// The path.
+        src: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Fetching from object storage failed after the configured retries.
-    #[error("{src}: fetch failed: {reason}")]
+    #[error("{src}: fetch failed: {}", chain(.source.as_ref()))]
     Remote {
         /// The URL.
         src: String,
-        /// What the store reported (HTTP status, timeout, connection error).
-        reason: String,
+        /// What the store reported (HTTP status, timeout, connection
+        /// error), with its own causes.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A configuration value is invalid (independent of any source).
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
-    /// The caller cancelled the work (see [`crate::Cancel`]).
+    /// The caller cancelled the work (see [`Cancel`](crate::image::Cancel)).
     #[error("cancelled")]
     Cancelled,
+}
+
+impl Error {
+    /// An image that could not be decoded, `format` as detected.
+    pub(crate) fn image(src: &str, format: &str, reason: impl ToString) -> Error {
+        Error::Image {
+            src: src.into(),
+            format: format.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A file-system error on `src`: [`Error::NotFound`] or [`Error::Io`].
+    pub(crate) fn io(src: &str, source: std::io::Error) -> Error {
+        match source.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound { src: src.into() },
+            _ => Error::Io {
+                src: src.into(),
+                source,
+            },
+        }
+    }
+}
+
+/// An error and its causes on one line, each cause said once (stores nest
+/// the same text at several levels).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// `Result` with this crate's [`Error`].

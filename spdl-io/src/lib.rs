@@ -27,66 +27,49 @@
 //! ```
 #![deny(unsafe_code)]
 
-mod audio;
-mod batch;
-mod convert;
-mod dataset;
-mod decode;
-mod demux;
+// The ground floor: imported by every layer, importing none of them.
 mod error;
-#[allow(unsafe_code)]
-mod ffmpeg;
-mod frames;
-mod images;
-mod jpeg;
 mod limits;
 mod memory;
-mod orient;
-mod pixels;
-mod ranged;
-mod rate;
-mod remote;
-mod repair;
-mod resize;
-mod shard;
-mod source;
-mod symphonia_audio;
-mod video;
-mod wav;
+mod orientation;
 
-pub use audio::{
-    audio_backend, load_audio, load_audio_i16, stream_audio, AudioBackend, AudioBuffer, AudioChunks, AudioConfig,
-    AudioSample, ChannelOrder, AUDIO_MAX_SAMPLES,
-};
-pub use batch::{load_image_batch, BatchConfig, Cancel, FailurePolicy, ImageBatch};
-pub use convert::{ConvertConfig, Crop, Interpolation, PixelFormat};
-pub use dataset::{class_folders, list_dataset, list_store, ClassFolders, DatasetItem};
-pub use decode::{DecodeStatus, DecoderConfig, Frame, SendStatus, VideoDecoder};
-pub use demux::{Demuxer, MediaInfo, Packet, PacketWindow, Ratio, StreamInfo, StreamKind};
+// The layers, bottom up; each imports only the ones above it in this list.
+pub mod audio;
+pub mod dataset;
+#[allow(unsafe_code)]
+mod ffmpeg;
+pub mod image;
+pub mod media;
+pub mod source;
+pub mod video;
+
+pub use audio::{load_audio, load_audio_i16, stream_audio, AudioConfig};
 pub use error::{Error, Position, Result};
-pub use images::{load_image, load_image_u16, probe_image, ImageConfig, ImageInfo, IMAGE_MAX_PIXELS};
+pub use image::{load_image, load_image_batch, load_image_u16, probe_image, ImageConfig};
 pub use limits::Limits;
-pub use orient::Orientation;
-pub use pixels::Sample;
-pub use ranged::ObjectReader;
-pub use remote::{FetchStats, ObjectEntry, Store, StoreConfig};
-pub use resize::Fit;
-pub use shard::{ShardReader, ShardSample};
+pub use media::{probe, MediaInfo, PixelFormat};
+pub use orientation::Orientation;
 pub use source::Source;
-pub use video::{load_video, sample_frames, stream_video, Video, VideoChunks, VideoConfig, MAX_FRAME_RATE};
+pub use video::{load_video, sample_frames, stream_video, VideoConfig};
 
-/// Reads the metadata of a media source without decoding it.
-///
-/// ```no_run
-/// let info = spdl_io::probe("clip.mp4")?;
-/// for s in &info.streams {
-///     println!("stream {}: {} {}x{}", s.index, s.codec, s.width, s.height);
-/// }
-/// # Ok::<(), spdl_io::Error>(())
-/// ```
-///
-/// # Errors
-/// As [`Demuxer::open`].
-pub fn probe(src: impl Into<Source>) -> Result<MediaInfo> {
-    Ok(Demuxer::open(src)?.info())
-}
+// Names from before the crate had public modules, kept so code that uses
+// them from the root still compiles; new code names them by module.
+#[doc(hidden)]
+pub use audio::{audio_backend, AudioBackend, AudioBuffer, AudioChunks, AudioSample, ChannelOrder, AUDIO_MAX_SAMPLES};
+#[cfg(feature = "remote")]
+#[doc(hidden)]
+pub use dataset::list_store;
+#[doc(hidden)]
+pub use dataset::{class_folders, list_dataset, ClassFolders, DatasetItem, ShardReader, ShardSample};
+#[doc(hidden)]
+pub use image::{BatchConfig, Cancel, FailurePolicy, Fit, ImageBatch, ImageInfo, Sample, IMAGE_MAX_PIXELS};
+#[doc(hidden)]
+pub use media::{
+    ConvertConfig, Crop, DecodeStatus, DecoderConfig, Demuxer, Frame, Interpolation, Packet, PacketWindow, Ratio,
+    SendStatus, StreamInfo, StreamKind, VideoDecoder,
+};
+#[cfg(feature = "remote")]
+#[doc(hidden)]
+pub use source::{FetchStats, ObjectEntry, ObjectReader, Store, StoreConfig};
+#[doc(hidden)]
+pub use video::{Video, VideoChunks, MAX_FRAME_RATE};

@@ -1,9 +1,11 @@
 //! Safety limits checked before memory is allocated from header values.
 
+use crate::error::{Error, Result};
+
 /// Upper bounds that protect against forged headers and decompression bombs.
 ///
 /// Every value is checked before the corresponding allocation; going over
-/// one returns [`Error::Limit`](crate::Error::Limit) naming the source.
+/// one returns [`Error::Limit`] naming the source.
 ///
 /// ```
 /// let limits = spdl_io::Limits::default().with_max_frames(10_000);
@@ -61,9 +63,9 @@ impl Limits {
     }
 
     /// Checks `value` against `limit`, naming `what` and `src` on failure.
-    pub(crate) fn check(src: &str, what: &'static str, value: u64, limit: u64) -> crate::Result<()> {
+    pub(crate) fn check(src: &str, what: &'static str, value: u64, limit: u64) -> Result<()> {
         if value > limit {
-            return Err(crate::Error::Limit {
+            return Err(Error::Limit {
                 src: src.to_string(),
                 what,
                 value,

@@ -1,0 +1,84 @@
+//! The FFmpeg path for images: formats only FFmpeg reads (JPEG 2000, EXR,
+//! AVIF, PNM, TGA, QOI...) and variants the other decoders refuse. Probed
+//! with the demuxer and decoded through `media` directly (the first frame
+//! of the one stream), never through the video API.
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::media::convert::{ConvertConfig, FrameConverter, PixelFormat};
+use crate::media::decode::DecoderConfig;
+use crate::media::demux::Demuxer;
+use crate::media::frames::FrameReader;
+use crate::memory;
+use crate::source::Source;
+
+/// Whether `data` is an AVIF file (an ISOBMFF `ftyp` box with the `avif`
+/// or `avis` brand), which FFmpeg demuxes as MP4 with one AV1 frame.
+fn is_avif(data: &[u8]) -> bool {
+    data.get(4..8) == Some(b"ftyp") && matches!(data.get(8..12), Some(b"avif" | b"avis"))
+}
+
+/// Images in formats only FFmpeg reads (JPEG 2000, EXR, AVIF, ...): probed
+/// with the demuxer, accepted only when FFmpeg sees an image format (or the
+/// file is AVIF); the first frame is the image.
+pub(super) fn ffmpeg_probe(data: &Bytes, name: &str, limits: &Limits) -> Result<(usize, usize, String)> {
+    let not_image = |reason: String| Error::image(name, "unknown", reason);
+    let demuxer = Demuxer::open_with_limits(Source::from_bytes(data.clone(), name), *limits)
+        .map_err(|e| not_image(format!("not a known image format ({e})")))?;
+    let info = demuxer.info();
+    let avif = is_avif(data);
+    if !(avif || info.format.ends_with("_pipe") || info.format == "image2") {
+        return Err(not_image(format!(
+            "{} is a {} container, not an image",
+            name, info.format
+        )));
+    }
+    let s = demuxer.stream_info(demuxer.best_video_stream()?)?;
+    if s.width == 0 || s.height == 0 {
+        return Err(not_image(format!(
+            "not a known image format (FFmpeg's {} reader finds no picture size)",
+            info.format
+        )));
+    }
+    let format = if avif {
+        "avif"
+    } else {
+        info.format.trim_end_matches("_pipe")
+    };
+    Ok((s.width as usize, s.height as usize, format.to_string()))
+}
+
+/// The first frame of `data` as FFmpeg decodes it, in `pix_fmt`: the
+/// pixels, width and height.
+pub(super) fn first_frame(
+    data: Bytes,
+    name: &str,
+    pix_fmt: PixelFormat,
+    limits: Limits,
+) -> Result<(Vec<u8>, usize, usize)> {
+    let demuxer = Demuxer::open_with_limits(Source::from_bytes(data, name), limits.with_max_frames(1))?;
+    let stream = demuxer.best_video_stream()?;
+    let decoder = demuxer.video_decoder(stream, &DecoderConfig::default())?;
+    let config = ConvertConfig {
+        pix_fmt,
+        ..ConvertConfig::default()
+    };
+    let mut converter = FrameConverter::new(config, demuxer.orientation(stream), name);
+    let mut reader = FrameReader::new(demuxer, decoder, stream);
+    let mut frame = reader
+        .next_frame()?
+        .ok_or_else(|| Error::image(name, "unknown", "FFmpeg decodes no frame"))?;
+    let [h, w, c] = converter.layout(&frame)?.shape;
+    Limits::check(
+        name,
+        "output size in bytes",
+        (h * w * c) as u64,
+        limits.max_output_bytes,
+    )?;
+    let mut out =
+        memory::zeroed(h * w * c).map_err(|n| Error::image(name, "unknown", format!("cannot allocate {n} bytes")))?;
+    converter.convert(&mut frame, &mut out)?;
+    Ok((out, w, h))
+}

@@ -1,0 +1,27 @@
+//! Images: [`load_image`] and [`load_image_u16`] into (H, W, C) arrays,
+//! [`load_image_batch`] into one (N, H, W, C) array decoded in parallel,
+//! and [`probe_image`] for headers.
+//!
+//! One folder per concern: `probe` reads headers and picks the decoder
+//! (`jpeg`: libjpeg-turbo; the `image` crate; `ffmpeg`: FFmpeg through
+//! `media` for the rest), `load` decodes and writes into the output,
+//! `pixels` converts layouts, `resize` samples, `exif` reads orientation,
+//! `repair` fixes headers Pillow reads past, `batch` runs many at once.
+
+mod batch;
+mod config;
+mod exif;
+mod ffmpeg;
+mod jpeg;
+mod load;
+mod pixels;
+mod probe;
+mod repair;
+mod resize;
+
+pub use batch::{load_image_batch, BatchConfig, Cancel, FailurePolicy, ImageBatch};
+pub use config::{ImageConfig, IMAGE_MAX_PIXELS};
+pub use load::{load_image, load_image_u16};
+pub use pixels::Sample;
+pub use probe::{probe_image, ImageInfo};
+pub use resize::Fit;

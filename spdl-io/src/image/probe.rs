@@ -1,0 +1,234 @@
+//! Image headers: the format (from the first bytes), the declared size
+//! and EXIF orientation, checked against the limits before anything is
+//! decoded, and the decoder that will handle the image.
+
+use std::io::Cursor;
+
+use bytes::Bytes;
+use image::{ColorType, ImageDecoder, ImageError, ImageFormat, ImageReader};
+
+use super::config::ImageConfig;
+use super::exif::{exif_orientation, ifd0_tag};
+use super::ffmpeg::ffmpeg_probe;
+use super::jpeg::{self, JpegHeader};
+use super::repair;
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::orientation::Orientation;
+use crate::source::Source;
+
+/// What an image's header declares.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ImageInfo {
+    /// The source name.
+    pub source: String,
+    /// Format (`jpeg`, `png`, `webp`, `gif`, `bmp`, `tiff`, or FFmpeg's
+    /// demuxer name for other formats).
+    pub format: String,
+    /// Stored width in pixels (before orientation).
+    pub width: u32,
+    /// Stored height in pixels.
+    pub height: u32,
+    /// EXIF orientation (1-8 as the EXIF tag numbers them).
+    pub orientation: u16,
+    /// Colour layout, e.g. `rgb8`, `la16`, `cmyk8`, `ycck8`.
+    pub color: String,
+}
+
+/// Which decoder handles an image.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Codec {
+    Jpeg(JpegHeader),
+    Image(ImageFormat, ColorType),
+    Ffmpeg,
+}
+
+/// An image in memory with what its header says.
+pub(super) struct Encoded {
+    pub(super) data: Bytes,
+    pub(super) name: String,
+    pub(super) codec: Codec,
+    pub(super) width: usize,
+    pub(super) height: usize,
+    pub(super) orientation: Orientation,
+    pub(super) format: String,
+}
+
+pub(super) fn read_source(src: Source, limits: &Limits) -> Result<(Bytes, String)> {
+    Ok((src.read_all(limits)?, src.name()))
+}
+
+fn image_limits(limits: &Limits) -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(64 << 20));
+    l
+}
+
+impl Encoded {
+    /// Reads the header and checks the declared size against the limits.
+    pub(super) fn probe(data: Bytes, name: String, limits: &Limits) -> Result<Self> {
+        // The format's name, when it differs from the decoder's format.
+        let mut label = None;
+        let mut format = image::guess_format(&data)
+            .ok()
+            .or_else(|| is_bigtiff(&data).then_some(ImageFormat::Tiff));
+        let data = match format {
+            Some(ImageFormat::Gif) => repair::gif_screen_covering_first_frame(data),
+            Some(ImageFormat::WebP) => repair::webp_without_false_alpha(data),
+            // The image crate reads only RGBA PNG entries; Pillow writes RGB.
+            Some(ImageFormat::Ico) => match largest_png_entry(&data) {
+                Some(png) => {
+                    (format, label) = (Some(ImageFormat::Png), Some("ico"));
+                    data.slice(png)
+                }
+                None => data,
+            },
+            _ => data,
+        };
+        let (codec, width, height, orientation, format) = match format {
+            Some(ImageFormat::Jpeg) => {
+                let h = jpeg::read_header(&data).map_err(|e| Error::image(&name, "jpeg", e))?;
+                if h.lossless {
+                    let (w, h, _) = ffmpeg_probe(&data, &name, limits)?;
+                    (Codec::Ffmpeg, w, h, Orientation::Normal, "jpeg-lossless".to_string())
+                } else {
+                    (Codec::Jpeg(h), h.width, h.height, h.orientation, "jpeg".to_string())
+                }
+            }
+            Some(f) if f.reading_enabled() => {
+                let fname = label.or(f.extensions_str().first().copied()).unwrap_or("image");
+                let header = image_decoder(&data, f, limits).map(|mut d| {
+                    // An EXIF block (PNG eXIf, WebP EXIF) is read here; TIFF
+                    // keeps its orientation as a tag of its own.
+                    let o = match d.exif_metadata().ok().flatten() {
+                        Some(exif) => exif_orientation(&exif),
+                        None => d
+                            .orientation()
+                            .map_or(Orientation::Normal, |o| Orientation::from_exif(u16::from(o.to_exif()))),
+                    };
+                    (d.dimensions(), o, d.color_type())
+                });
+                match header {
+                    Ok(((w, h), o, color)) => (Codec::Image(f, color), w as usize, h as usize, o, fname.to_string()),
+                    // A variant the image crate lacks (palette or YCbCr
+                    // TIFF, ...): FFmpeg's decoder, if it reads the file.
+                    // FFmpeg 5.1 reads float TIFF samples as integers: garbage.
+                    Err(e @ ImageError::Unsupported(_))
+                        if f == ImageFormat::Tiff && ifd0_tag(&data, 339) == Some(3) =>
+                    {
+                        return Err(Error::image(&name, fname, format!("floating-point samples: {e}")));
+                    }
+                    Err(e @ ImageError::Unsupported(_)) => {
+                        let (w, h, _) =
+                            ffmpeg_probe(&data, &name, limits).map_err(|_| Error::image(&name, fname, e))?;
+                        (Codec::Ffmpeg, w, h, Orientation::Normal, fname.to_string())
+                    }
+                    Err(e) => return Err(Error::image(&name, fname, e)),
+                }
+            }
+            _ => {
+                let (w, h, fmt) = ffmpeg_probe(&data, &name, limits)?;
+                (Codec::Ffmpeg, w, h, Orientation::Normal, fmt)
+            }
+        };
+        Encoded::checked(data, name, (codec, width, height, orientation), &format, limits)
+    }
+
+    /// The probed image, once its declared size is within the limits.
+    fn checked(
+        data: Bytes,
+        name: String,
+        (codec, width, height, orientation): (Codec, usize, usize, Orientation),
+        format: &str,
+        limits: &Limits,
+    ) -> Result<Self> {
+        let pixels = width as u64 * height as u64;
+        Limits::check(&name, "pixels per image", pixels, limits.max_pixels)?;
+        if pixels == 0 {
+            return Err(Error::image(&name, format, "the header declares an empty image"));
+        }
+        Ok(Encoded {
+            data,
+            name,
+            codec,
+            width,
+            height,
+            orientation,
+            format: format.to_string(),
+        })
+    }
+
+    fn info(&self) -> ImageInfo {
+        let color = match self.codec {
+            Codec::Jpeg(h) => format!("{:?}8", h.colorspace).to_lowercase(),
+            Codec::Image(_, c) => format!("{c:?}").to_lowercase(),
+            Codec::Ffmpeg => "rgb8".into(),
+        };
+        ImageInfo {
+            source: self.name.clone(),
+            format: self.format.clone(),
+            width: self.width as u32,
+            height: self.height as u32,
+            orientation: orientation_number(self.orientation),
+            color,
+        }
+    }
+
+    pub(super) fn fail(&self, reason: impl ToString) -> Error {
+        Error::image(&self.name, &self.format, reason)
+    }
+}
+
+fn orientation_number(o: Orientation) -> u16 {
+    (1..=8).find(|&n| Orientation::from_exif(n) == o).unwrap_or(1)
+}
+
+pub(super) fn image_decoder<'a>(
+    data: &'a [u8],
+    f: ImageFormat,
+    limits: &Limits,
+) -> image::ImageResult<impl ImageDecoder + 'a> {
+    let mut reader = ImageReader::with_format(Cursor::new(data), f);
+    reader.limits(image_limits(limits));
+    reader.into_decoder()
+}
+
+/// The byte range of an ICO's largest entry (by pixels, then bits per
+/// pixel, as Pillow and the image crate pick it) if that entry is a PNG.
+fn largest_png_entry(data: &[u8]) -> Option<std::ops::Range<usize>> {
+    let count = usize::from(u16::from_le_bytes(data.get(4..6)?.try_into().ok()?));
+    let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    let side = |b: u8| if b == 0 { 256 } else { usize::from(b) };
+    let best = (0..count)
+        .filter_map(|i| data.get(6 + 16 * i..22 + 16 * i))
+        .max_by_key(|e| (side(e[0]) * side(e[1]), u16::from_le_bytes([e[6], e[7]])))?;
+    let (size, offset) = (le32(&best[8..12]), le32(&best[12..16]));
+    let range = offset..offset.checked_add(size)?;
+    data.get(range.clone())?
+        .starts_with(b"\x89PNG\r\n\x1a\n")
+        .then_some(range)
+}
+
+/// Reads the header of an image without decoding it.
+///
+/// ```no_run
+/// let info = spdl_io::probe_image("photo.jpg")?;
+/// println!("{} {}x{} orientation {}", info.format, info.width, info.height, info.orientation);
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::Image`] for non-images and broken headers,
+/// [`Error::Limit`] for declared sizes over the limits.
+pub fn probe_image(src: impl Into<Source>) -> Result<ImageInfo> {
+    let limits = ImageConfig::default().limits;
+    let (data, name) = read_source(src.into(), &limits)?;
+    Ok(Encoded::probe(data, name, &limits)?.info())
+}
+
+/// BigTIFF (64-bit offsets; the `tiff` crate reads it), whose magic
+/// `image::guess_format` does not know.
+fn is_bigtiff(data: &[u8]) -> bool {
+    data.starts_with(b"II\x2b\x00") || data.starts_with(b"MM\x00\x2b")
+}

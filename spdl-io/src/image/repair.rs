@@ -1,0 +1,209 @@
+//! Header fixes for images that Pillow reads past and the `image` crate
+//! rejects. Each rewrites only a header field, and only when the file is
+//! otherwise as its format requires; the pixels are decoded as stored.
+//!
+//! - A GIF declares a logical screen (its canvas) and places each frame on
+//!   it. Writers in the wild leave the screen at 0x0, or smaller than the
+//!   first frame; the `image` crate then rejects the file as empty, or
+//!   crops the frame. Pillow grows the screen to cover the first frame, and
+//!   so does spdl-io; the grown size is what the pixel limits check.
+//! - A lossy WebP whose extended header (VP8X) flags alpha but that has no
+//!   alpha chunk (ALPH) is opaque to libwebp and Pillow; the `image` crate
+//!   reports a missing chunk. The flag is cleared.
+
+use bytes::Bytes;
+
+/// Header (6) plus logical screen descriptor (7).
+const SCREEN_END: usize = 13;
+
+/// `data` with its logical screen grown to cover the first frame. `data`
+/// itself when the screen already covers it, or when the first frame's
+/// descriptor cannot be found (the decoder then reports the file).
+pub(crate) fn gif_screen_covering_first_frame(data: Bytes) -> Bytes {
+    let Some((right, bottom)) = first_frame_extent(&data) else {
+        return data;
+    };
+    let (width, height) = (le16(&data, 6), le16(&data, 8));
+    if right <= width && bottom <= height {
+        return data;
+    }
+    let mut grown = data.to_vec();
+    grown[6..8].copy_from_slice(&width.max(right).to_le_bytes());
+    grown[8..10].copy_from_slice(&height.max(bottom).to_le_bytes());
+    Bytes::from(grown)
+}
+
+/// The right and bottom edges (offset plus size) of the first frame.
+fn first_frame_extent(data: &[u8]) -> Option<(u16, u16)> {
+    let pos = first_frame_descriptor(data)?;
+    // Image descriptor: separator, left, top, width, height.
+    let at = |i| le16(data, pos + 1 + i);
+    Some((at(0).checked_add(at(4))?, at(2).checked_add(at(6))?))
+}
+
+/// Where the first frame's (complete) image descriptor starts.
+fn first_frame_descriptor(data: &[u8]) -> Option<usize> {
+    if data.len() < SCREEN_END {
+        return None;
+    }
+    let mut pos = SCREEN_END + color_table_len(data[10]);
+    loop {
+        match *data.get(pos)? {
+            0x2C => return (data.len() >= pos + 9).then_some(pos),
+            // Extension: introducer, label, then data sub-blocks.
+            0x21 => pos = after_sub_blocks(data, pos + 2)?,
+            _ => return None,
+        }
+    }
+}
+
+/// The size of the colour table a packed-fields byte declares.
+fn color_table_len(flags: u8) -> usize {
+    if flags & 0x80 == 0 {
+        return 0;
+    }
+    3 << ((flags & 7) + 1)
+}
+
+/// The position after the sub-blocks starting at `pos`: each is a length
+/// byte and that many bytes, and a zero length ends them.
+fn after_sub_blocks(data: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = usize::from(*data.get(pos)?);
+        pos += 1 + len;
+        if len == 0 {
+            return Some(pos);
+        }
+    }
+}
+
+/// `data` without the VP8X alpha flag when no ALPH chunk backs it in a
+/// still, lossy WebP; `data` itself otherwise.
+pub(crate) fn webp_without_false_alpha(data: Bytes) -> Bytes {
+    const ALPHA: u8 = 0x10;
+    const ANIMATION: u8 = 0x02;
+    let chunks = riff_chunks(&data);
+    let flags_at = match chunks.first() {
+        Some((b"VP8X", at, _)) if data[*at] & (ALPHA | ANIMATION) == ALPHA => *at,
+        _ => return data,
+    };
+    let has = |name: &[u8; 4]| chunks.iter().any(|(id, ..)| *id == name);
+    if has(b"ALPH") || !has(b"VP8 ") {
+        return data;
+    }
+    let mut fixed = data.to_vec();
+    fixed[flags_at] &= !ALPHA;
+    Bytes::from(fixed)
+}
+
+/// The chunks of a RIFF WEBP file: (id, data offset, data length), up to
+/// the first chunk that does not fit.
+fn riff_chunks(data: &[u8]) -> Vec<(&[u8; 4], usize, usize)> {
+    let mut chunks = Vec::new();
+    if data.get(..4) != Some(b"RIFF") || data.get(8..12) != Some(b"WEBP") {
+        return chunks;
+    }
+    let mut pos = 12;
+    while let Some(header) = data.get(pos..pos + 8) {
+        let id: &[u8; 4] = header[..4].try_into().expect("4 bytes");
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if data.len() - (pos + 8) < len {
+            break;
+        }
+        chunks.push((id, pos + 8, len));
+        pos += 8 + len + (len & 1);
+    }
+    chunks
+}
+
+fn le16(data: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([data[at], data[at + 1]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{load_image, probe_image, ImageConfig};
+    use crate::source::Source;
+    use image::codecs::gif::GifEncoder;
+    use image::{Frame, RgbaImage};
+
+    /// A 20x10 GIF: one frame at offset (0, 0) on a 20x10 screen.
+    fn gif_20x10() -> Vec<u8> {
+        let pixels = RgbaImage::from_fn(20, 10, |x, y| image::Rgba([x as u8 * 12, y as u8 * 25, 90, 255]));
+        let mut out = Vec::new();
+        GifEncoder::new(&mut out).encode_frame(Frame::new(pixels)).unwrap();
+        out
+    }
+
+    fn with_screen(mut gif: Vec<u8>, width: u16, height: u16) -> Bytes {
+        gif[6..8].copy_from_slice(&width.to_le_bytes());
+        gif[8..10].copy_from_slice(&height.to_le_bytes());
+        Bytes::from(gif)
+    }
+
+    fn decode(gif: Bytes) -> crate::error::Result<ndarray::Array3<u8>> {
+        load_image(Source::from_bytes(gif, "screen.gif"), &ImageConfig::default())
+    }
+
+    #[test]
+    fn a_screen_smaller_than_the_first_frame_grows_to_cover_it() {
+        let reference = decode(Bytes::from(gif_20x10())).unwrap();
+        assert_eq!(reference.dim(), (10, 20, 3));
+        for (w, h) in [(0, 0), (5, 5), (20, 0), (0, 10)] {
+            let grown = gif_screen_covering_first_frame(with_screen(gif_20x10(), w, h));
+            assert_eq!((le16(&grown, 6), le16(&grown, 8)), (20, 10), "screen {w}x{h}");
+            assert_eq!(decode(grown).unwrap(), reference, "screen {w}x{h}");
+        }
+    }
+
+    /// `webp_lossy.webp` (a plain VP8 file) rewrapped with a VP8X header
+    /// carrying `flags`, and the canvas size of the original.
+    fn extended_webp(flags: u8) -> (Bytes, Bytes) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/images/webp_lossy.webp");
+        let simple = Bytes::from(std::fs::read(path).unwrap());
+        let (w, h) = probe_size(&simple);
+        let mut vp8x = vec![flags, 0, 0, 0];
+        vp8x.extend(&(w - 1).to_le_bytes()[..3]);
+        vp8x.extend(&(h - 1).to_le_bytes()[..3]);
+        let body = [b"WEBP".as_slice(), b"VP8X", &10u32.to_le_bytes(), &vp8x, &simple[12..]].concat();
+        let file = [b"RIFF".as_slice(), &(body.len() as u32).to_le_bytes(), &body].concat();
+        (simple, Bytes::from(file))
+    }
+
+    fn probe_size(webp: &[u8]) -> (u32, u32) {
+        let info = probe_image(Source::from_bytes(webp.to_vec(), "probe.webp")).unwrap();
+        (info.width, info.height)
+    }
+
+    #[test]
+    fn a_lossy_webp_flagged_with_alpha_it_lacks_decodes_opaque() {
+        let (simple, flagged) = extended_webp(0x10);
+        let fixed = webp_without_false_alpha(flagged.clone());
+        assert_ne!(fixed, flagged);
+        assert_eq!(decode(fixed).unwrap(), decode(simple).unwrap());
+        // Without the alpha flag (or with animation) nothing changes.
+        for flags in [0x00, 0x12] {
+            let (_, other) = extended_webp(flags);
+            assert_eq!(webp_without_false_alpha(other.clone()), other);
+        }
+    }
+
+    #[test]
+    fn a_screen_that_covers_the_frame_is_kept() {
+        let wide = with_screen(gif_20x10(), 30, 12);
+        assert_eq!(gif_screen_covering_first_frame(wide.clone()), wide);
+        assert_eq!(decode(wide).unwrap().dim(), (12, 30, 3));
+    }
+
+    #[test]
+    fn files_cut_before_the_first_frame_are_left_to_the_decoder() {
+        let gif = with_screen(gif_20x10(), 0, 0);
+        let descriptor = first_frame_descriptor(&gif).unwrap();
+        for len in [0, 5, 12, 13, descriptor, descriptor + 4] {
+            let cut = gif.slice(..len.min(gif.len()));
+            assert_eq!(gif_screen_covering_first_frame(cut.clone()), cut, "cut at {len}");
+            assert!(decode(cut).is_err(), "cut at {len}");
+        }
+    }
+}

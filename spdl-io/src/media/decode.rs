@@ -1,0 +1,301 @@
+//! Decoding: compressed packets in, raw video frames out, in FFmpeg's
+//! send/receive model where "need more data" and "end of stream" are
+//! states, not errors.
+
+use ffmpeg_next as ff;
+
+use super::demux::{Demuxer, Packet};
+use super::time::Ratio;
+use crate::error::{Error, Position, Result};
+use crate::ffmpeg::{self, codec, log, stream};
+use crate::limits::Limits;
+
+/// Decoder settings.
+///
+/// ```
+/// let config = spdl_io::DecoderConfig::default().with_threads(2);
+/// assert_eq!(config.threads, 2);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DecoderConfig {
+    /// FFmpeg decoder threads (frame + slice threading). Default 1: data
+    /// loading gets its parallelism from decoding many files at once. 0 lets
+    /// FFmpeg start one thread per core.
+    pub threads: usize,
+    /// Packets the decoder may reject as corrupt before the stream fails.
+    /// Default 0: the first corrupt packet is an error. Skipped packets are
+    /// counted in [`VideoDecoder::corrupt_packets`].
+    pub max_corrupt_packets: usize,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            threads: 1,
+            max_corrupt_packets: 0,
+        }
+    }
+}
+
+impl DecoderConfig {
+    /// Sets [`DecoderConfig::threads`].
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+    /// Sets [`DecoderConfig::max_corrupt_packets`].
+    #[must_use]
+    pub fn with_max_corrupt_packets(mut self, n: usize) -> Self {
+        self.max_corrupt_packets = n;
+        self
+    }
+}
+
+/// Whether the decoder took a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum SendStatus {
+    /// The packet was accepted (or skipped as corrupt within the budget).
+    Accepted,
+    /// The decoder's output is full: receive frames, then send the packet again.
+    Full,
+}
+
+/// What [`VideoDecoder::receive_frame`] produced.
+#[derive(Debug)]
+#[must_use]
+pub enum DecodeStatus {
+    /// A decoded frame.
+    Frame(Frame),
+    /// The decoder needs another packet before it can output a frame.
+    NeedMoreData,
+    /// The decoder was sent end of stream and has been drained.
+    EndOfStream,
+}
+
+/// A decoded video frame in the stream's native pixel format.
+pub struct Frame {
+    pub(crate) inner: ff::frame::Video,
+    time_base: Ratio,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("width", &self.width())
+            .field("height", &self.height())
+            .field("pts", &self.pts())
+            .finish()
+    }
+}
+
+impl Frame {
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.inner.width()
+    }
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.inner.height()
+    }
+    /// FFmpeg's name of the pixel format, e.g. `yuv420p`.
+    pub fn pix_fmt(&self) -> String {
+        self.inner
+            .format()
+            .descriptor()
+            .map(|d| d.name().to_string())
+            .unwrap_or_default()
+    }
+    /// Best-effort presentation timestamp in the stream's time base (the
+    /// one the `ffmpeg` CLI uses).
+    pub fn pts(&self) -> Option<i64> {
+        self.inner.timestamp()
+    }
+    /// Sets the timestamp of a frame that came without one.
+    pub(crate) fn set_pts(&mut self, pts: i64) {
+        codec::set_best_effort_timestamp(&mut self.inner, pts);
+    }
+    /// Presentation timestamp in seconds.
+    pub fn pts_seconds(&self) -> Option<f64> {
+        self.pts().map(|t| self.time_base.seconds(t))
+    }
+    /// Duration in the stream's time base as the container declared it
+    /// (0 when unknown).
+    pub fn duration(&self) -> i64 {
+        self.inner.packet().duration
+    }
+}
+
+/// A video decoder for one stream. `Send` (it may move between threads) but
+/// not `Sync`: one codec context must never be used from two threads.
+///
+/// ```compile_fail
+/// fn assert_sync<T: Sync>() {}
+/// assert_sync::<spdl_io::VideoDecoder>();
+/// ```
+pub struct VideoDecoder {
+    inner: ff::decoder::Video,
+    src: String,
+    stream: usize,
+    time_base: Ratio,
+    max_pixels: u64,
+    max_corrupt_packets: usize,
+    corrupt_packets: usize,
+}
+
+impl VideoDecoder {
+    pub(crate) fn new(
+        st: &ff::format::stream::Stream,
+        src: &str,
+        config: &DecoderConfig,
+        limits: &Limits,
+    ) -> Result<Self> {
+        let stream = st.index();
+        let fail = |reason: String| Error::Decode {
+            src: src.into(),
+            stream,
+            at: Position::Unknown,
+            reason,
+        };
+        if st.parameters().medium() != ff::media::Type::Video {
+            return Err(Error::Stream {
+                src: src.into(),
+                reason: format!("stream {stream} is not a video stream"),
+            });
+        }
+        let mut ctx = ff::codec::Context::from_parameters(st.parameters()).map_err(|e| fail(e.to_string()))?;
+        let params = stream::codec_params(st);
+        Limits::check(
+            src,
+            "pixels per frame",
+            u64::from(params.width) * u64::from(params.height),
+            limits.max_pixels,
+        )?;
+        codec::set_decoder_threads(&mut ctx, config.threads);
+        ctx.set_time_base(st.time_base());
+        let codec = ff::decoder::find(ctx.id())
+            .ok_or_else(|| fail(format!("FFmpeg has no decoder for codec {}", params.codec)))?;
+        let inner = ctx
+            .decoder()
+            .open_as(codec)
+            .and_then(|o| o.video())
+            .map_err(|e| fail(format!("cannot open the {} decoder: {e}", params.codec)))?;
+        Ok(VideoDecoder {
+            inner,
+            src: src.into(),
+            stream,
+            time_base: Ratio::from(st.time_base()),
+            max_pixels: limits.max_pixels,
+            max_corrupt_packets: config.max_corrupt_packets,
+            corrupt_packets: 0,
+        })
+    }
+
+    /// Packets (or frames) rejected as corrupt so far, within the budget.
+    pub fn corrupt_packets(&self) -> usize {
+        self.corrupt_packets
+    }
+
+    /// The stream's time base.
+    pub fn time_base(&self) -> Ratio {
+        self.time_base
+    }
+
+    fn error_at(&mut self, at: Position, reason: String) -> Result<()> {
+        if self.corrupt_packets < self.max_corrupt_packets {
+            self.corrupt_packets += 1;
+            tracing::warn!(src = %self.src, stream = self.stream, %at, "skipping corrupt data: {reason}");
+            return Ok(());
+        }
+        Err(Error::Decode {
+            src: self.src.clone(),
+            stream: self.stream,
+            at,
+            reason,
+        })
+    }
+
+    /// Sends one packet.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the decoder rejects the packet and the
+    /// corrupt-packet budget is spent.
+    pub fn send_packet(&mut self, packet: &Packet) -> Result<SendStatus> {
+        log::clear_logged_error();
+        match self.inner.send_packet(&packet.inner) {
+            Ok(()) => Ok(SendStatus::Accepted),
+            Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => Ok(SendStatus::Full),
+            Err(e) => {
+                let at = packet.pts_seconds().map_or(Position::Unknown, Position::Pts);
+                let mut reason = log::logged_error(ffmpeg::describe(e));
+                if packet.inner.is_corrupt() {
+                    // Set by the demuxer, e.g. for a packet cut short by the end of the file.
+                    reason.push_str(" (the demuxer marked this packet damaged: the file is truncated or corrupt here)");
+                }
+                self.error_at(at, reason).map(|()| SendStatus::Accepted)
+            }
+        }
+    }
+
+    /// Signals the end of the stream; remaining frames can then be received.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] if FFmpeg refuses (the decoder is already drained).
+    pub fn send_eof(&mut self) -> Result<()> {
+        match self.inner.send_eof() {
+            Ok(()) | Err(ff::Error::Eof) => Ok(()),
+            Err(e) => self.error_at(Position::EndOfStream, ffmpeg::describe(e)),
+        }
+    }
+
+    /// Receives the next frame, if one is ready.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when decoding fails and the corrupt-packet budget
+    /// is spent; [`Error::Limit`] when a frame is over
+    /// [`Limits::max_pixels`].
+    pub fn receive_frame(&mut self) -> Result<DecodeStatus> {
+        loop {
+            let mut frame = ff::frame::Video::empty();
+            match self.inner.receive_frame(&mut frame) {
+                Ok(()) => {
+                    let pixels = u64::from(frame.width()) * u64::from(frame.height());
+                    Limits::check(&self.src, "pixels per frame", pixels, self.max_pixels)?;
+                    return Ok(DecodeStatus::Frame(Frame {
+                        inner: frame,
+                        time_base: self.time_base,
+                    }));
+                }
+                Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => return Ok(DecodeStatus::NeedMoreData),
+                Err(ff::Error::Eof) => return Ok(DecodeStatus::EndOfStream),
+                Err(e) => self.error_at(Position::Unknown, ffmpeg::describe(e))?,
+            }
+        }
+    }
+
+    /// Skips (or stops skipping) frames no other frame references; frames
+    /// that are output stay bit-identical to a full decode.
+    pub(crate) fn set_skip_nonref(&mut self, skip: bool) {
+        codec::set_skip_nonref(&mut self.inner, skip);
+    }
+
+    /// Drops buffered frames and resets the decoder (after a seek).
+    pub fn flush(&mut self) {
+        self.inner.flush();
+    }
+}
+
+impl Demuxer {
+    /// A decoder for `stream`.
+    ///
+    /// # Errors
+    /// [`Error::Stream`] when the stream is not video; [`Error::Decode`]
+    /// when FFmpeg has no decoder for it or cannot open one;
+    /// [`Error::Limit`] when the declared frame size is over
+    /// [`Limits::max_pixels`].
+    pub fn video_decoder(&self, stream: usize, config: &DecoderConfig) -> Result<VideoDecoder> {
+        VideoDecoder::new(&self.stream(stream)?, self.source_name(), config, self.limits())
+    }
+}

@@ -1,0 +1,394 @@
+//! Whole clips or time windows decoded into one array, and a streaming
+//! reader for long videos: the open stream (`VideoSource`) that the loaders
+//! and `sample_frames` share, and the batch its frames are written into.
+
+use ndarray::Array4;
+
+use super::config::{VideoConfig, MAX_FRAME_RATE};
+use super::rate::FrameRateConverter;
+use crate::error::{Error, Position, Result};
+use crate::limits::Limits;
+use crate::media::convert::{FrameConverter, PixelFormat};
+use crate::media::decode::Frame;
+use crate::media::demux::Demuxer;
+use crate::media::frames::FrameReader;
+use crate::media::time::{check_window, Ratio};
+use crate::source::Source;
+
+/// Decoded frames and their timestamps.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Video {
+    /// Frames, shape (N, H, W, C) for packed formats; see [`PixelFormat`]
+    /// for the planar layouts.
+    pub frames: Array4<u8>,
+    /// Presentation time of each frame in seconds (stream time).
+    pub pts: Vec<f64>,
+    /// The stream the frames came from.
+    pub stream: usize,
+    /// The pixel format of `frames`.
+    pub pix_fmt: PixelFormat,
+    /// Packets skipped as corrupt (only with a non-zero
+    /// [`DecoderConfig::max_corrupt_packets`]).
+    pub corrupt_packets: usize,
+    /// The frame count the container declares, if any. Headers can lie,
+    /// but a whole-stream load that returns far fewer frames than this
+    /// usually means a truncated or damaged file.
+    pub header_frames: Option<u64>,
+}
+
+impl Video {
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.pts.len()
+    }
+    /// Whether there are no frames.
+    pub fn is_empty(&self) -> bool {
+        self.pts.is_empty()
+    }
+}
+
+/// An opened stream ready to produce converted frames.
+pub(super) struct VideoSource {
+    pub(super) reader: FrameReader,
+    pub(super) converter: FrameConverter,
+    pub(super) time_base: Ratio,
+    /// Rough number of frames the load will produce (for preallocation).
+    frames_hint: usize,
+    pub(super) header_frames: Option<u64>,
+    config: VideoConfig,
+    rate: Option<FrameRateConverter>,
+    /// A converted frame that frame-rate conversion still has to repeat.
+    repeat: Option<Repeat>,
+    /// A failure met while filling a streamed chunk: the chunk's frames go
+    /// out first, this with the next call.
+    deferred: Option<Error>,
+}
+
+/// A converted frame to be output `remaining` more times.
+struct Repeat {
+    bytes: Vec<u8>,
+    shape: [usize; 3],
+    remaining: usize,
+    tick: i64,
+}
+
+/// Frames accumulated for one [`Video`], with limits checked per frame.
+struct Batch {
+    data: Vec<u8>,
+    pts: Vec<f64>,
+    shape: [usize; 3],
+    limits: Limits,
+    src: String,
+    hint: usize,
+}
+
+impl Batch {
+    fn new(src: &str, limits: Limits, hint: usize) -> Self {
+        Batch {
+            data: Vec::new(),
+            pts: Vec::new(),
+            shape: [0; 3],
+            limits,
+            src: src.into(),
+            hint: hint.max(1),
+        }
+    }
+
+    fn oom(&self, bytes: usize) -> Error {
+        Error::Convert {
+            src: self.src.clone(),
+            reason: format!("cannot allocate {bytes} bytes for the output"),
+        }
+    }
+
+    /// Appends a frame of `shape` shown at `pts` seconds and returns its
+    /// slot to fill.
+    fn slot(&mut self, shape: [usize; 3], pts: f64) -> Result<&mut [u8]> {
+        let bytes: usize = shape.iter().product();
+        let limits = self.limits;
+        Limits::check(&self.src, "frame count", self.pts.len() as u64 + 1, limits.max_frames)?;
+        let total = (self.data.len() + bytes) as u64;
+        Limits::check(&self.src, "output size in bytes", total, limits.max_output_bytes)?;
+        if self.data.capacity() == 0 {
+            // Headers can lie: reserve at most 1 GiB up front and grow
+            // (realloc of a large block remaps pages, it does not copy).
+            let want = self
+                .hint
+                .saturating_mul(bytes)
+                .min(limits.max_output_bytes as usize)
+                .min(1 << 30);
+            self.data = crate::memory::with_capacity(want).map_err(|n| self.oom(n))?;
+        }
+        let at = self.data.len();
+        self.data.try_reserve(bytes).map_err(|_| self.oom(at + bytes))?;
+        self.data.resize(at + bytes, 0);
+        self.shape = shape;
+        self.pts.push(pts);
+        Ok(&mut self.data[at..])
+    }
+
+    /// The frames as one (N, H, W, C) array with their pts; `None` if empty.
+    fn into_array(mut self) -> Result<Option<(Array4<u8>, Vec<f64>)>> {
+        if self.pts.is_empty() {
+            return Ok(None);
+        }
+        self.data.shrink_to_fit();
+        let [h, w, c] = self.shape;
+        let frames = Array4::from_shape_vec((self.pts.len(), h, w, c), self.data).map_err(|e| Error::Convert {
+            src: self.src.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Some((frames, self.pts)))
+    }
+}
+
+impl VideoSource {
+    pub(super) fn open(src: Source, config: &VideoConfig) -> Result<Self> {
+        check_window(config.start, config.end)?;
+        let demuxer = Demuxer::open_with_limits(src.clone(), config.limits)?;
+        let stream = match config.stream {
+            Some(s) => s,
+            None => demuxer.best_video_stream()?,
+        };
+        let info = demuxer.stream_info(stream)?;
+        let decoder = demuxer.video_decoder(stream, &config.decoder)?;
+        let converter = FrameConverter::new(config.convert, demuxer.orientation(stream), demuxer.source_name());
+        let fps = info.avg_frame_rate.and_then(Ratio::to_f64).unwrap_or(30.0);
+        let seconds = match (config.start, config.end, info.duration) {
+            (s, Some(e), _) => e - s.unwrap_or(0.0),
+            (s, None, Some(d)) => d - s.unwrap_or(0.0),
+            _ => 0.0,
+        };
+        let by_time = (seconds.max(0.0) * fps).ceil() as usize + 2;
+        let frames_hint = match (config.start, config.end, info.header_frames) {
+            (None, None, Some(n)) => n as usize,
+            _ => by_time,
+        }
+        .min(config.limits.max_frames as usize);
+        let rate = match config.frame_rate {
+            Some(r) if r.num > 0 && r.den > 0 && i64::from(r.num) <= MAX_FRAME_RATE * i64::from(r.den) => {
+                Some(FrameRateConverter::new(r, info.time_base))
+            }
+            Some(r) => {
+                return Err(Error::InvalidConfig(format!(
+                    "frame rate {r} must be positive and at most {MAX_FRAME_RATE} frames/s"
+                )))
+            }
+            None => None,
+        };
+        let tb = info.time_base;
+        let (start, end) = (
+            config.start.map(|s| tb.timestamp_at_or_after(s)),
+            config.end.map(|e| tb.timestamp_at_or_after(e)),
+        );
+        let mut reader = FrameReader::new(demuxer, decoder, stream);
+        if !reader.set_window(start, end, true)? {
+            tracing::debug!(
+                src = reader.demuxer().source_name(),
+                "no seek reaches the window; decoding from the start"
+            );
+            let demuxer = Demuxer::open_with_limits(src, config.limits)?;
+            let decoder = demuxer.video_decoder(stream, &config.decoder)?;
+            reader = FrameReader::new(demuxer, decoder, stream);
+            reader.set_window(start, end, false)?;
+        }
+        Ok(VideoSource {
+            reader,
+            converter,
+            time_base: tb,
+            frames_hint,
+            header_frames: info.header_frames,
+            config: config.clone(),
+            rate,
+            repeat: None,
+            deferred: None,
+        })
+    }
+
+    pub(super) fn src(&self) -> &str {
+        self.reader.demuxer().source_name()
+    }
+
+    /// Reopens `src` and decodes from its very start (no seek: some
+    /// containers cannot seek precisely to their first frame).
+    pub(super) fn restart(&mut self, src: &Source) -> Result<()> {
+        let mut fresh = VideoSource::open(src.clone(), &self.config)?.reader;
+        fresh.resume_from(&mut self.reader);
+        self.reader = fresh;
+        Ok(())
+    }
+
+    /// The next frame to output and how many consecutive times, with its
+    /// output tick when frame-rate conversion is on.
+    fn next_output(&mut self) -> Result<Option<(Frame, usize, Option<i64>)>> {
+        let Some(rate) = self.rate.as_mut() else {
+            return Ok(self.reader.next_frame()?.map(|f| (f, 1, None)));
+        };
+        loop {
+            let out = match self.reader.next_frame()? {
+                Some(f) => rate.push(f),
+                None => match rate.finish() {
+                    Some(o) => Some(o),
+                    None => return Ok(None),
+                },
+            };
+            if let Some(o) = out.filter(|o| o.count > 0) {
+                return Ok(Some((o.frame, o.count, Some(o.tick))));
+            }
+        }
+    }
+
+    fn tick_seconds(&self, tick: i64) -> f64 {
+        self.rate.as_ref().map_or(f64::NAN, |r| r.seconds(tick))
+    }
+
+    /// Decodes up to `max` frames (all when `None`) into one array; `None`
+    /// when the stream has no more frames.
+    fn collect(&mut self, max: Option<usize>) -> Result<Option<Video>> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        let mut batch = Batch::new(self.src(), self.config.limits, max.unwrap_or(self.frames_hint));
+        while max.is_none_or(|m| batch.pts.len() < m) {
+            if let Some(rep) = self.repeat.as_mut().filter(|r| r.remaining > 0) {
+                let tick = rep.tick;
+                batch.slot(rep.shape, f64::NAN)?.copy_from_slice(&rep.bytes);
+                rep.remaining -= 1;
+                rep.tick += 1;
+                *batch.pts.last_mut().expect("slot pushed a pts") = self.tick_seconds(tick);
+                continue;
+            }
+            let next = match self.next_output() {
+                Ok(next) => next,
+                // A stream hands out the frames decoded before a failure.
+                Err(e) if max.is_some() && !batch.pts.is_empty() => {
+                    self.deferred = Some(e);
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            let Some((mut frame, count, tick)) = next else {
+                break;
+            };
+            let shape = self.converter.layout(&frame)?.shape;
+            let pts = tick.map_or_else(|| frame_seconds(&frame, self.time_base), |t| self.tick_seconds(t));
+            let slot = batch.slot(shape, pts)?;
+            self.converter.convert(&mut frame, slot)?;
+            if let (Some(t), true) = (tick, count > 1) {
+                self.repeat = Some(Repeat {
+                    bytes: slot.to_vec(),
+                    shape,
+                    remaining: count - 1,
+                    tick: t + 1,
+                });
+            }
+        }
+        let Some((frames, pts)) = batch.into_array()? else {
+            return Ok(None);
+        };
+        Ok(Some(Video {
+            frames,
+            pts,
+            stream: self.reader.stream(),
+            pix_fmt: self.config.convert.pix_fmt,
+            corrupt_packets: self.reader.corrupt_packets(),
+            header_frames: self.header_frames,
+        }))
+    }
+
+    pub(super) fn convert_error(&self, reason: String) -> Error {
+        Error::Convert {
+            src: self.src().into(),
+            reason,
+        }
+    }
+}
+
+pub(super) fn frame_seconds(frame: &Frame, tb: Ratio) -> f64 {
+    frame.pts().map_or(f64::NAN, |t| tb.seconds(t))
+}
+
+/// Decodes every frame of a video (or of `config`'s time window) into one
+/// array.
+///
+/// ```no_run
+/// use spdl_io::{load_video, VideoConfig};
+/// let video = load_video("clip.mp4", &VideoConfig::default().with_size(224, 224))?;
+/// assert_eq!(video.frames.shape()[1..], [224, 224, 3]);
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// Any [`Error`] naming the source: missing or unreadable input, no video
+/// stream, corrupt data, conversion failures, [`Limits`] exceeded, or a
+/// stream (or window) with no frames at all.
+pub fn load_video(src: impl Into<Source>, config: &VideoConfig) -> Result<Video> {
+    let mut source = VideoSource::open(src.into(), config)?;
+    source.collect(None)?.ok_or_else(|| no_frames(&source))
+}
+
+fn no_frames(source: &VideoSource) -> Error {
+    Error::Decode {
+        src: source.src().into(),
+        stream: source.reader.stream(),
+        at: Position::EndOfStream,
+        reason: match (source.config.start, source.config.end, source.config.frame_rate) {
+            (None, None, None) => "no frame could be decoded".into(),
+            (None, None, Some(rate)) => format!(
+                "no frame at {rate} frames/s (the stream is shorter than one output frame interval, or none could be decoded)"
+            ),
+            (s, e, _) => format!(
+                "no frame is shown in the window [{}, {}) s (or none could be decoded there; frames without timestamps cannot be placed in a window)",
+                s.unwrap_or(0.0),
+                e.map_or("end".into(), |e| e.to_string())
+            ),
+        },
+    }
+}
+
+/// A streaming reader yielding chunks of at most `chunk_frames` frames, so
+/// long videos decode with bounded memory. Created by [`stream_video`].
+pub struct VideoChunks {
+    source: VideoSource,
+    chunk_frames: usize,
+    done: bool,
+}
+
+impl Iterator for VideoChunks {
+    type Item = Result<Video>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let chunk = self.source.collect(Some(self.chunk_frames)).transpose();
+        self.done = !matches!(chunk, Some(Ok(_)));
+        chunk
+    }
+}
+
+/// Opens a video for streaming decode in chunks of `chunk_frames` frames.
+///
+/// ```no_run
+/// let chunks = spdl_io::stream_video("long.mp4", &Default::default(), 64)?;
+/// for chunk in chunks {
+///     let chunk = chunk?;
+///     println!("{} frames from {:.3}s", chunk.len(), chunk.pts[0]);
+/// }
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`load_video`] for opening; each chunk may carry a decode error,
+/// after which the iterator ends.
+pub fn stream_video(src: impl Into<Source>, config: &VideoConfig, chunk_frames: usize) -> Result<VideoChunks> {
+    if chunk_frames == 0 {
+        return Err(Error::InvalidConfig("chunk_frames must be at least 1".into()));
+    }
+    Ok(VideoChunks {
+        source: VideoSource::open(src.into(), config)?,
+        chunk_frames,
+        done: false,
+    })
+}

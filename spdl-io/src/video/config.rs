@@ -1,0 +1,118 @@
+//! How a video is loaded: stream, decoder threads, output pixel format,
+//! size, crop, rotation, time window, frame rate and limits.
+
+use crate::limits::Limits;
+use crate::media::convert::{ConvertConfig, Crop, Interpolation, PixelFormat};
+use crate::media::decode::DecoderConfig;
+use crate::media::time::Ratio;
+
+/// How to load a video. Every field has a default; setters chain.
+///
+/// ```
+/// use spdl_io::{PixelFormat, VideoConfig};
+/// let config = VideoConfig::default()
+///     .with_size(224, 224)
+///     .with_pix_fmt(PixelFormat::Rgb24)
+///     .with_window(1.0, 3.0)
+///     .with_threads(2);
+/// assert_eq!(config.convert.width, Some(224));
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct VideoConfig {
+    /// The stream to decode; `None` picks FFmpeg's best video stream.
+    pub stream: Option<usize>,
+    /// Decoder threads and corrupt-packet budget.
+    pub decoder: DecoderConfig,
+    /// Output pixel format, size, crop and rotation.
+    pub convert: ConvertConfig,
+    /// Start of the time window in seconds (stream time, as ffprobe shows).
+    pub start: Option<f64>,
+    /// End of the time window in seconds, exclusive.
+    pub end: Option<f64>,
+    /// Output frame rate: frames are repeated or dropped as FFmpeg's `fps`
+    /// filter does (pts rounded to the nearest tick). `None` keeps every
+    /// decoded frame.
+    pub frame_rate: Option<Ratio>,
+    /// Safety limits.
+    pub limits: Limits,
+}
+
+impl VideoConfig {
+    /// Decodes stream `index` instead of the best video stream.
+    #[must_use]
+    pub fn with_stream(mut self, index: usize) -> Self {
+        self.stream = Some(index);
+        self
+    }
+    /// Sets the decoder's thread count (see [`DecoderConfig::threads`]).
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.decoder.threads = threads;
+        self
+    }
+    /// Sets the decoder settings.
+    #[must_use]
+    pub fn with_decoder(mut self, decoder: DecoderConfig) -> Self {
+        self.decoder = decoder;
+        self
+    }
+    /// Sets the output pixel format.
+    #[must_use]
+    pub fn with_pix_fmt(mut self, pix_fmt: PixelFormat) -> Self {
+        self.convert.pix_fmt = pix_fmt;
+        self
+    }
+    /// Resizes every frame to `width` x `height`.
+    #[must_use]
+    pub fn with_size(mut self, width: u32, height: u32) -> Self {
+        self.convert.width = Some(width);
+        self.convert.height = Some(height);
+        self
+    }
+    /// Sets the resampling filter used for resizing.
+    #[must_use]
+    pub fn with_interpolation(mut self, interpolation: Interpolation) -> Self {
+        self.convert.interpolation = interpolation;
+        self
+    }
+    /// Crops every frame (in decoded-frame coordinates) before resizing.
+    #[must_use]
+    pub fn with_crop(mut self, crop: Crop) -> Self {
+        self.convert.crop = Some(crop);
+        self
+    }
+    /// Whether to apply the stream's display matrix (default: yes), as the
+    /// `ffmpeg` CLI's autorotation does: right-angle rotations, with the
+    /// horizontal or vertical mirror or transpose the matrix adds. Other
+    /// angles are not applied.
+    #[must_use]
+    pub fn with_rotation(mut self, apply: bool) -> Self {
+        self.convert.ignore_rotation = !apply;
+        self
+    }
+    /// Keeps only frames with `start <= pts < end` (seconds).
+    #[must_use]
+    pub fn with_window(mut self, start: f64, end: f64) -> Self {
+        self.start = Some(start);
+        self.end = Some(end);
+        self
+    }
+    /// Resamples to `num / den` frames per second (at most
+    /// [`MAX_FRAME_RATE`]).
+    #[must_use]
+    pub fn with_frame_rate(mut self, num: i32, den: i32) -> Self {
+        self.frame_rate = Some(Ratio { num, den });
+        self
+    }
+    /// Sets the safety limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// The highest output frame rate: more is a mistake (a stream at 10^9
+/// frames/s from a 2 s clip never ended).
+pub const MAX_FRAME_RATE: i64 = 10_000;
