@@ -25,9 +25,9 @@ UNSAFE_ALLOWED = ("ffmpeg/", "memory.rs")
 # spdl-io's layers, bottom up: a module may import only from lower ranks
 # (and the ground floor's limits from error).
 LAYERS = {
-    "error": 0, "memory": 0, "orientation": 0, "limits": 1,
+    "error": 0, "memory": 0, "orientation": 0, "limits": 1, "choice": 1,
     "source": 2, "ffmpeg": 3, "media": 4,
-    "audio": 5, "image": 5, "video": 5, "dataset": 6,
+    "audio": 5, "image": 5, "video": 5, "dataset": 6, "kind": 6,
 }
 
 

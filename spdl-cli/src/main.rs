@@ -160,18 +160,11 @@ fn run(cli: Cli) -> Result<()> {
 
 fn info(src: &str, json: bool) -> Result<()> {
     let src = sio::Source::from(src);
-    if let Ok(Some(image)) = still_image(&src) {
-        if json {
-            println!("{}", serde_json::to_string_pretty(&image)?);
-        } else {
-            println!(
-                "{}: {} image {}x{} {} orientation={}",
-                image.source, image.format, image.width, image.height, image.color, image.orientation
-            );
-        }
-        return Ok(());
-    }
-    let info = sio::probe(src.clone())?;
+    let info = match sio::probe_kind(src.clone())? {
+        sio::MediaKind::Image(image) => return print_image_info(&image, json),
+        sio::MediaKind::Video(info) | sio::MediaKind::Audio(info) => info,
+        other => bail!("{}: no metadata for {other:?}", src.name()),
+    };
     let backend = info
         .streams
         .iter()
@@ -257,60 +250,49 @@ fn image_config(args: &DecodeArgs) -> Result<sio::ImageConfig> {
     Ok(config)
 }
 
-/// The header of `src` if it is a still image. A raw MJPEG stream (JPEG
-/// frames back to back) starts as a JPEG too, but is a video.
-fn still_image(src: &sio::Source) -> sio::Result<Option<sio::ImageInfo>> {
-    match sio::probe_image(src.clone()) {
-        Ok(image) if image.format == "jpeg" && has_two_frames(src) => Ok(None),
-        Ok(image) => Ok(Some(image)),
-        // Not an image format spdl-io knows: maybe a video or audio file.
-        Err(sio::Error::Image { format, .. }) if format == "unknown" => Ok(None),
-        // Over the limits, or a recognised image that is broken: not a
-        // video to try; its own error says more.
-        Err(e @ (sio::Error::Limit { .. } | sio::Error::Image { .. })) => Err(e),
-        Err(_) => Ok(None),
+fn print_image_info(image: &sio::ImageInfo, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(image)?);
+    } else {
+        println!(
+            "{}: {} image {}x{} {} orientation={}",
+            image.source, image.format, image.width, image.height, image.color, image.orientation
+        );
     }
-}
-
-/// Whether FFmpeg reads at least two packets of the video stream.
-fn has_two_frames(src: &sio::Source) -> bool {
-    let Ok(mut demuxer) = sio::Demuxer::open(src.clone()) else {
-        return false;
-    };
-    let Ok(stream) = demuxer.best_video_stream() else {
-        return false;
-    };
-    (0..2).all(|_| matches!(demuxer.read_packet(stream), Ok(Some(_))))
+    Ok(())
 }
 
 fn decode(args: &DecodeArgs) -> Result<()> {
     let src = sio::Source::from(args.src.as_str());
-    if still_image(&src)?.is_some() {
-        let unused = [
-            (args.start.is_some() || args.end.is_some(), "--start/--end"),
-            (args.frames.is_some(), "--frames"),
-            (args.fps.is_some(), "--fps"),
-            (
-                args.sample_rate.is_some() || args.channels.is_some(),
-                "--sample-rate/--channels",
-            ),
-        ];
-        if let Some((_, flag)) = unused.iter().find(|(set, _)| *set) {
-            bail!("{}: {flag} does not apply to an image", args.src);
-        }
-        let image = sio::load_image(src, &image_config(args)?)?;
-        npy::write(&args.output, image.view()).with_context(|| format!("{}: cannot write", args.output.display()))?;
-        eprintln!("{}: image {:?} -> {}", args.src, image.shape(), args.output.display());
-        return Ok(());
+    match sio::probe_kind(src.clone())? {
+        sio::MediaKind::Image(_) => decode_image(args, src),
+        sio::MediaKind::Audio(_) => decode_audio(args),
+        _ => decode_video(args, src),
     }
-    let info = sio::probe(src.clone())?;
-    let has_video = info
-        .streams
-        .iter()
-        .any(|s| s.kind == sio::StreamKind::Video && !s.attached_picture);
-    if !has_video && info.streams.iter().any(|s| s.kind == sio::StreamKind::Audio) {
-        return decode_audio(args);
+}
+
+/// Writes an image as an (H, W, C) uint8 `.npy`.
+fn decode_image(args: &DecodeArgs, src: sio::Source) -> Result<()> {
+    let unused = [
+        (args.start.is_some() || args.end.is_some(), "--start/--end"),
+        (args.frames.is_some(), "--frames"),
+        (args.fps.is_some(), "--fps"),
+        (
+            args.sample_rate.is_some() || args.channels.is_some(),
+            "--sample-rate/--channels",
+        ),
+    ];
+    if let Some((_, flag)) = unused.iter().find(|(set, _)| *set) {
+        bail!("{}: {flag} does not apply to an image", args.src);
     }
+    let image = sio::load_image(src, &image_config(args)?)?;
+    npy::write(&args.output, image.view()).with_context(|| format!("{}: cannot write", args.output.display()))?;
+    eprintln!("{}: image {:?} -> {}", args.src, image.shape(), args.output.display());
+    Ok(())
+}
+
+/// Writes frames as an (N, H, W, C) uint8 `.npy`.
+fn decode_video(args: &DecodeArgs, src: sio::Source) -> Result<()> {
     let config = video_config(args)?;
     let video = match &args.frames {
         Some(frames) => sio::sample_frames(src, frames, &config)?,

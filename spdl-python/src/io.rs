@@ -9,7 +9,7 @@ use ndarray::{Array2, Array4};
 use numpy::IntoPyArray;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use spdl::io::{self as sio, AudioConfig, ChannelOrder, Fit, ImageConfig, Source, VideoConfig};
+use spdl::io::{self as sio, AudioConfig, ImageConfig, Source, VideoConfig};
 
 use crate::errors::io_error;
 use crate::pools::cpu_pool;
@@ -74,23 +74,14 @@ pub(crate) fn image_config(
     fit: &str,
     apply_orientation: bool,
 ) -> PyResult<ImageConfig> {
-    let fit = match fit {
-        "stretch" => Fit::Stretch,
-        "cover" => Fit::Cover,
-        other => return Err(value_error(format!("fit must be 'stretch' or 'cover', not {other:?}"))),
-    };
     let mut config = ImageConfig::default()
         .with_pix_fmt(pix_fmt.parse().map_err(value_error)?)
         .with_interpolation(interpolation.parse().map_err(value_error)?)
-        .with_fit(fit)
+        .with_fit(fit.parse().map_err(value_error)?)
         .with_orientation(apply_orientation);
-    if let Some((w, h)) = size {
-        // Checked here too, so a native pipeline stage refuses it when built.
-        if !(1..=65536).contains(&w) || !(1..=65536).contains(&h) {
-            return Err(value_error(format!("size must be 1..=65536 on each side, not {w}x{h}")));
-        }
-        config = config.with_size(w, h);
-    }
+    (config.width, config.height) = (size.map(|s| s.0), size.map(|s| s.1));
+    // Checked when made, so a native pipeline stage refuses it when built.
+    config.validate().map_err(value_error)?;
     Ok(config)
 }
 
@@ -99,9 +90,10 @@ pub(crate) fn image_config(
 fn info(py: Python<'_>, src: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     let source = extract(src)?;
     let json = py.detach(|| -> Result<String, sio::Error> {
-        let text = match sio::probe_image(source.clone()) {
-            Ok(image) => serde_json::to_string(&image),
-            Err(_) => serde_json::to_string(&sio::probe(source)?),
+        let text = match sio::probe_kind(source)? {
+            sio::MediaKind::Image(image) => serde_json::to_string(&image),
+            sio::MediaKind::Video(info) | sio::MediaKind::Audio(info) => serde_json::to_string(&info),
+            other => return Err(sio::Error::InvalidConfig(format!("no metadata for {other:?}"))),
         };
         text.map_err(|e| sio::Error::InvalidConfig(e.to_string()))
     });
@@ -142,15 +134,7 @@ fn load_image_batch<'py>(
     num_threads: usize,
     on_error: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let policy = match on_error {
-        "raise" => sio::FailurePolicy::Strict,
-        "skip" => sio::FailurePolicy::Skip,
-        other => {
-            return Err(value_error(format!(
-                "on_error must be 'raise' or 'skip', not {other:?}"
-            )))
-        }
-    };
+    let policy: sio::FailurePolicy = on_error.parse().map_err(value_error)?;
     let config = sio::BatchConfig::new(image_config(
         Some(size),
         pix_fmt,
@@ -197,6 +181,7 @@ pub(crate) fn video_config(
     if let Some((num, den)) = fps {
         config = config.with_frame_rate(num, den);
     }
+    config.validate().map_err(value_error)?;
     Ok(config)
 }
 
@@ -282,34 +267,11 @@ pub(crate) fn audio_config(
     layout: &str,
     backend: &str,
 ) -> PyResult<AudioConfig> {
-    let backend = match backend {
-        "auto" => sio::AudioBackend::Auto,
-        "ffmpeg" => sio::AudioBackend::Ffmpeg,
-        "symphonia" => sio::AudioBackend::Symphonia,
-        "pcm" => sio::AudioBackend::Pcm,
-        other => {
-            return Err(value_error(format!(
-                "backend must be 'auto', 'ffmpeg', 'symphonia' or 'pcm', not {other:?}"
-            )))
-        }
-    };
-    // Checked here too, so a native pipeline stage refuses them when built.
-    if sample_rate.is_some_and(|r| !(1..=768_000).contains(&r)) || channels.is_some_and(|c| !(1..=64).contains(&c)) {
-        return Err(value_error(format!(
-            "sample_rate must be 1..=768000 and channels 1..=64, not {sample_rate:?} and {channels:?}"
-        )));
-    }
-    let mut config = AudioConfig::default().with_backend(backend);
+    let mut config = AudioConfig::default().with_backend(backend.parse().map_err(value_error)?);
     (config.sample_rate, config.channels, config.start, config.end) = (sample_rate, channels, start, end);
-    config.order = match layout {
-        "channels_first" => ChannelOrder::ChannelsFirst,
-        "interleaved" => ChannelOrder::Interleaved,
-        other => {
-            return Err(value_error(format!(
-                "layout must be 'channels_first' or 'interleaved', not {other:?}"
-            )))
-        }
-    };
+    config.order = layout.parse().map_err(value_error)?;
+    // Checked when made, so a native pipeline stage refuses it when built.
+    config.validate().map_err(value_error)?;
     Ok(config)
 }
 

@@ -1,7 +1,10 @@
 //! How audio is loaded: stream, output rate and channels, time window,
 //! channel order, backend and limits.
 
+use crate::choice;
+use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::media::time::check_window;
 
 /// How samples are laid out in the output array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -12,6 +15,19 @@ pub enum ChannelOrder {
     ChannelsFirst,
     /// (samples, channels): interleaved.
     Interleaved,
+}
+
+impl std::str::FromStr for ChannelOrder {
+    type Err = Error;
+    /// `channels_first` or `interleaved`.
+    fn from_str(s: &str) -> Result<Self> {
+        use ChannelOrder::*;
+        choice::parse(
+            "channel order",
+            s,
+            &[("channels_first", ChannelsFirst), ("interleaved", Interleaved)],
+        )
+    }
 }
 
 /// Which decoder reads audio.
@@ -32,6 +48,21 @@ pub enum AudioBackend {
     /// The direct PCM WAV reader (u8, s16, s24, s32, f32, f64): one pass
     /// from the file into the output layout. Auto picks it for PCM WAV.
     Pcm,
+}
+
+impl std::str::FromStr for AudioBackend {
+    type Err = Error;
+    /// `auto`, `ffmpeg`, `symphonia` or `pcm`.
+    fn from_str(s: &str) -> Result<Self> {
+        use AudioBackend::*;
+        let names = [
+            ("auto", Auto),
+            ("ffmpeg", Ffmpeg),
+            ("symphonia", Symphonia),
+            ("pcm", Pcm),
+        ];
+        choice::parse("audio backend", s, &names)
+    }
 }
 
 /// How to load audio. Every field has a default; setters chain.
@@ -81,6 +112,28 @@ impl Default for AudioConfig {
 }
 
 impl AudioConfig {
+    /// Checks the settings that do not depend on a source: the time window
+    /// (finite, start before end), the output rate (1..=768000 Hz) and
+    /// channel count (1..=64). Every load calls it; front ends call it to
+    /// refuse a config when it is made.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the value.
+    pub fn validate(&self) -> Result<()> {
+        check_window(self.start, self.end)?;
+        if self.sample_rate.is_some_and(|r| !(1..=768_000).contains(&r))
+            || self.channels.is_some_and(|c| !(1..=64).contains(&c))
+        {
+            let or_source = |v: Option<u32>| v.map_or("the source's".to_string(), |v| v.to_string());
+            return Err(Error::InvalidConfig(format!(
+                "cannot output {} channels at {} Hz (sample_rate must be 1..=768000, channels 1..=64)",
+                or_source(self.channels),
+                or_source(self.sample_rate)
+            )));
+        }
+        Ok(())
+    }
+
     /// Resamples to `rate` Hz.
     #[must_use]
     pub fn with_sample_rate(mut self, rate: u32) -> Self {

@@ -13,7 +13,7 @@ use crate::error::{Error, Position, Result};
 use crate::ffmpeg::resample::{self, AudioResampler};
 use crate::ffmpeg::{self as ffi_edge, log};
 use crate::media::demux::{Demuxer, Packet};
-use crate::media::time::{check_window, Ratio};
+use crate::media::time::Ratio;
 use crate::source::Source;
 
 /// Decodes one audio stream into interleaved f32 at the output rate and
@@ -50,6 +50,7 @@ struct AudioReader {
 
 impl AudioReader {
     fn open(src: Source, config: &AudioConfig) -> Result<Self> {
+        config.validate()?;
         let demuxer = Demuxer::open_with_limits(src, config.limits)?;
         let stream = match config.stream {
             Some(s) => s,
@@ -77,16 +78,6 @@ impl AudioReader {
         let (rate, channels) = (decoder.rate(), u32::from(decoder.channels()));
         if rate == 0 || rate > i32::MAX as u32 || channels == 0 || channels > 64 {
             return Err(fail(format!("the header declares {channels} channels at {rate} Hz")));
-        }
-        if config.sample_rate.is_some_and(|r| !(1..=768_000).contains(&r))
-            || config.channels.is_some_and(|c| !(1..=64).contains(&c))
-        {
-            let or_source = |v: Option<u32>| v.map_or("the source's".to_string(), |v| v.to_string());
-            return Err(Error::InvalidConfig(format!(
-                "cannot output {} channels at {} Hz (1..=64 channels, 1..=768000 Hz)",
-                or_source(config.channels),
-                or_source(config.sample_rate)
-            )));
         }
         let out_rate = config.sample_rate.unwrap_or(rate);
         let out_channels = config.channels.unwrap_or(channels);
@@ -350,7 +341,6 @@ pub fn stream_audio(src: impl Into<Source>, config: &AudioConfig, chunk_samples:
     if chunk_samples == 0 {
         return Err(Error::InvalidConfig("chunk_samples must be at least 1".into()));
     }
-    check_window(config.start, config.end)?;
     Ok(AudioChunks {
         reader: AudioReader::open(src.into(), config)?,
         chunk: chunk_samples,

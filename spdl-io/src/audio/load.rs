@@ -18,14 +18,13 @@ use super::symphonia::{prefers_symphonia, SymphoniaInput};
 use super::wav::PcmWav;
 use crate::error::{Error, Position, Result};
 use crate::limits::Limits;
-use crate::media::time::check_window;
 use crate::source::path::has_extension;
 use crate::source::Source;
 
 /// Decodes a whole source with the backend the config picks; a remote
 /// object is fetched in one request (streaming readers use ranged reads).
 fn load<T: AudioSample>(src: Source, config: &AudioConfig) -> Result<AudioBuffer<T>> {
-    check_window(config.start, config.end)?;
+    config.validate()?;
     let src = src.fetched(&config.limits)?;
     let name = src.name();
     let decoded = match load_native(&src, config)? {

@@ -9,8 +9,9 @@ use ndarray::Array4;
 use rayon::prelude::*;
 
 use super::config::ImageConfig;
-use super::load::{check_output_size, load_into};
+use super::load::load_into;
 use super::pixels;
+use crate::choice;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::memory;
@@ -25,6 +26,19 @@ pub enum FailurePolicy {
     Strict,
     /// Failed images are left out and reported in [`ImageBatch::failures`].
     Skip,
+}
+
+impl std::str::FromStr for FailurePolicy {
+    type Err = Error;
+    /// `strict` (or `raise`, Python's word) or `skip`.
+    fn from_str(s: &str) -> Result<Self> {
+        use FailurePolicy::*;
+        choice::parse(
+            "failure policy",
+            s,
+            &[("strict", Strict), ("raise", Strict), ("skip", Skip)],
+        )
+    }
 }
 
 /// Settings of [`load_image_batch`]: the per-image config (which must set
@@ -137,9 +151,9 @@ pub fn load_image_batch<S: Into<Source>>(
             "a batch needs both width and height to size its slots".into(),
         ));
     };
+    cfg.validate()?;
     let channels = pixels::channels(cfg.pix_fmt)
         .ok_or_else(|| Error::InvalidConfig(format!("{} is not an image output format", cfg.pix_fmt.name())))?;
-    check_output_size(w, h)?;
     let srcs: Vec<Source> = srcs.into_iter().map(Into::into).collect();
     let slot = w as usize * h as usize * channels;
     let total = slot.saturating_mul(srcs.len());

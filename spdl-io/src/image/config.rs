@@ -1,6 +1,8 @@
 //! How an image is loaded: output pixel format, size and fit, crop,
 //! interpolation, orientation, DCT scaling and limits.
 
+use super::pixels;
+use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::media::convert::{Crop, Interpolation, PixelFormat};
 
@@ -63,6 +65,32 @@ impl Default for ImageConfig {
 pub const IMAGE_MAX_PIXELS: u64 = 2 * 89_478_485;
 
 impl ImageConfig {
+    /// Checks the settings that do not depend on a source: an output size
+    /// of 1..=65536 on each side given, and an image output format (not a
+    /// planar YUV one). Every load calls it; front ends call it to refuse
+    /// a config when it is made.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the value.
+    pub fn validate(&self) -> Result<()> {
+        let side = |v: Option<u32>| v.is_none_or(|v| (1..=1 << 16).contains(&v));
+        if !side(self.width) || !side(self.height) {
+            let show = |v: Option<u32>| v.map_or("auto".to_string(), |v| v.to_string());
+            return Err(Error::InvalidConfig(format!(
+                "size must be 1..=65536 on each side, not {}x{}",
+                show(self.width),
+                show(self.height)
+            )));
+        }
+        match pixels::channels(self.pix_fmt) {
+            Some(_) => Ok(()),
+            None => Err(Error::InvalidConfig(format!(
+                "{} is not an image output format",
+                self.pix_fmt.name()
+            ))),
+        }
+    }
+
     /// Sets the output pixel format.
     #[must_use]
     pub fn with_pix_fmt(mut self, pix_fmt: PixelFormat) -> Self {

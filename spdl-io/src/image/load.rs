@@ -248,6 +248,7 @@ fn decode_into<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig, out: &m
 }
 
 fn load<T: Sample>(src: Source, cfg: &ImageConfig) -> Result<Array3<T>> {
+    cfg.validate()?;
     let (data, name) = read_source(src, &cfg.limits)?;
     let img = Encoded::probe(data, name, &cfg.limits)?;
     let plan = Plan::new(&img, cfg)?;

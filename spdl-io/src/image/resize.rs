@@ -7,6 +7,8 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
 use super::pixels::Sample;
+use crate::choice;
+use crate::error::{Error, Result};
 use crate::media::convert::{Crop, Interpolation};
 use crate::orientation::Orientation;
 
@@ -20,6 +22,14 @@ pub enum Fit {
     /// Keep the aspect ratio: scale to cover W x H and crop the centre
     /// (torchvision's `Resize` + `CenterCrop`).
     Cover,
+}
+
+impl std::str::FromStr for Fit {
+    type Err = Error;
+    /// `stretch` or `cover`.
+    fn from_str(s: &str) -> Result<Self> {
+        choice::parse("fit", s, &[("stretch", Fit::Stretch), ("cover", Fit::Cover)])
+    }
 }
 
 /// A rectangle in floating-point pixel coordinates.

@@ -7,6 +7,7 @@ use ff::ffi;
 use ffmpeg_next as ff;
 
 use super::decode::Frame;
+use crate::choice;
 use crate::error::{Error, Result};
 use crate::ffmpeg::scale::{self, PlaneLayout, Scaler, ScalerKey};
 use crate::orientation::{orient, Orientation};
@@ -79,20 +80,22 @@ impl PixelFormat {
 
 impl FromStr for PixelFormat {
     type Err = Error;
+    /// `rgb24` (or `rgb`), `bgr24` (`bgr`), `rgba`, `gray8` (`gray`),
+    /// `yuv420p`, `yuv444p`.
     fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "rgb24" | "rgb" => PixelFormat::Rgb24,
-            "bgr24" | "bgr" => PixelFormat::Bgr24,
-            "rgba" => PixelFormat::Rgba,
-            "gray8" | "gray" => PixelFormat::Gray8,
-            "yuv420p" => PixelFormat::Yuv420p,
-            "yuv444p" => PixelFormat::Yuv444p,
-            _ => {
-                return Err(Error::InvalidConfig(format!(
-                    "unknown pixel format {s:?} (expected rgb24, bgr24, rgba, gray8, yuv420p or yuv444p)"
-                )))
-            }
-        })
+        use PixelFormat::*;
+        let names = [
+            ("rgb24", Rgb24),
+            ("rgb", Rgb24),
+            ("bgr24", Bgr24),
+            ("bgr", Bgr24),
+            ("rgba", Rgba),
+            ("gray8", Gray8),
+            ("gray", Gray8),
+            ("yuv420p", Yuv420p),
+            ("yuv444p", Yuv444p),
+        ];
+        choice::parse("pixel format", s, &names)
     }
 }
 
@@ -127,19 +130,17 @@ impl Interpolation {
 
 impl FromStr for Interpolation {
     type Err = Error;
+    /// `bilinear`, `bicubic`, `area`, `nearest`, `lanczos`.
     fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "bilinear" => Interpolation::Bilinear,
-            "bicubic" => Interpolation::Bicubic,
-            "area" => Interpolation::Area,
-            "nearest" => Interpolation::Nearest,
-            "lanczos" => Interpolation::Lanczos,
-            _ => {
-                return Err(Error::InvalidConfig(format!(
-                    "unknown interpolation {s:?} (expected bilinear, bicubic, area, nearest or lanczos)"
-                )))
-            }
-        })
+        use Interpolation::*;
+        let names = [
+            ("bilinear", Bilinear),
+            ("bicubic", Bicubic),
+            ("area", Area),
+            ("nearest", Nearest),
+            ("lanczos", Lanczos),
+        ];
+        choice::parse("interpolation", s, &names)
     }
 }
 

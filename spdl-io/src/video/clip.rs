@@ -4,7 +4,7 @@
 
 use ndarray::Array4;
 
-use super::config::{VideoConfig, MAX_FRAME_RATE};
+use super::config::VideoConfig;
 use super::rate::FrameRateConverter;
 use crate::error::{Error, Position, Result};
 use crate::limits::Limits;
@@ -12,7 +12,7 @@ use crate::media::convert::{FrameConverter, PixelFormat};
 use crate::media::decode::Frame;
 use crate::media::demux::Demuxer;
 use crate::media::frames::FrameReader;
-use crate::media::time::{check_window, Ratio};
+use crate::media::time::Ratio;
 use crate::source::Source;
 
 /// Decoded frames and their timestamps.
@@ -145,7 +145,7 @@ impl Batch {
 
 impl VideoSource {
     pub(super) fn open(src: Source, config: &VideoConfig) -> Result<Self> {
-        check_window(config.start, config.end)?;
+        config.validate()?;
         let demuxer = Demuxer::open_with_limits(src.clone(), config.limits)?;
         let stream = match config.stream {
             Some(s) => s,
@@ -166,17 +166,7 @@ impl VideoSource {
             _ => by_time,
         }
         .min(config.limits.max_frames as usize);
-        let rate = match config.frame_rate {
-            Some(r) if r.num > 0 && r.den > 0 && i64::from(r.num) <= MAX_FRAME_RATE * i64::from(r.den) => {
-                Some(FrameRateConverter::new(r, info.time_base))
-            }
-            Some(r) => {
-                return Err(Error::InvalidConfig(format!(
-                    "frame rate {r} must be positive and at most {MAX_FRAME_RATE} frames/s"
-                )))
-            }
-            None => None,
-        };
+        let rate = config.frame_rate.map(|r| FrameRateConverter::new(r, info.time_base));
         let tb = info.time_base;
         let (start, end) = (
             config.start.map(|s| tb.timestamp_at_or_after(s)),

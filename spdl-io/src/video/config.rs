@@ -1,10 +1,11 @@
 //! How a video is loaded: stream, decoder threads, output pixel format,
 //! size, crop, rotation, time window, frame rate and limits.
 
+use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::media::convert::{ConvertConfig, Crop, Interpolation, PixelFormat};
 use crate::media::decode::DecoderConfig;
-use crate::media::time::Ratio;
+use crate::media::time::{check_window, Ratio};
 
 /// How to load a video. Every field has a default; setters chain.
 ///
@@ -39,6 +40,25 @@ pub struct VideoConfig {
 }
 
 impl VideoConfig {
+    /// Checks the settings that do not depend on a source: the time window
+    /// (finite, start before end) and the frame rate (positive, at most
+    /// [`MAX_FRAME_RATE`]). Every load calls it; front ends call it to
+    /// refuse a config when it is made.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the value.
+    pub fn validate(&self) -> Result<()> {
+        check_window(self.start, self.end)?;
+        match self.frame_rate {
+            Some(r) if r.num <= 0 || r.den <= 0 || i64::from(r.num) > MAX_FRAME_RATE * i64::from(r.den) => {
+                Err(Error::InvalidConfig(format!(
+                    "frame rate {r} must be positive and at most {MAX_FRAME_RATE} frames/s"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Decodes stream `index` instead of the best video stream.
     #[must_use]
     pub fn with_stream(mut self, index: usize) -> Self {
