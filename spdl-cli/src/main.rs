@@ -188,7 +188,8 @@ fn info(src: &str, json: bool) -> Result<()> {
         backend.map_or(String::new(), |b| format!(" audio_backend={b}"))
     );
     for s in &info.streams {
-        let head = format!("  stream {} {:?} {}", s.index, s.kind, s.codec);
+        let p = &s.params;
+        let head = format!("  stream {} {:?} {}", s.index, s.kind, p.codec);
         let common = format!(
             "time_base={} start={} duration={} header_frames={}",
             s.time_base,
@@ -199,23 +200,23 @@ fn info(src: &str, json: bool) -> Result<()> {
         match s.kind {
             sio::StreamKind::Video => println!(
                 "{head} {}x{} {} space={} range={} primaries={} trc={} avg_fps={} r_fps={} rotation={} {common}",
-                s.width,
-                s.height,
-                s.pix_fmt.as_deref().unwrap_or("-"),
-                s.color_space.as_deref().unwrap_or("-"),
-                s.color_range.as_deref().unwrap_or("-"),
-                s.color_primaries.as_deref().unwrap_or("-"),
-                s.color_transfer.as_deref().unwrap_or("-"),
+                p.width,
+                p.height,
+                p.pix_fmt.as_deref().unwrap_or("-"),
+                p.color_space.as_deref().unwrap_or("-"),
+                p.color_range.as_deref().unwrap_or("-"),
+                p.color_primaries.as_deref().unwrap_or("-"),
+                p.color_transfer.as_deref().unwrap_or("-"),
                 s.avg_frame_rate.map_or("-".into(), |r| r.to_string()),
                 s.real_frame_rate.map_or("-".into(), |r| r.to_string()),
                 s.rotation,
             ),
             sio::StreamKind::Audio => println!(
                 "{head} {} Hz {} channels ({}) {} {common}",
-                s.sample_rate,
-                s.channels,
-                s.channel_layout.as_deref().unwrap_or("-"),
-                s.sample_fmt.as_deref().unwrap_or("-"),
+                p.sample_rate,
+                p.channels,
+                p.channel_layout.as_deref().unwrap_or("-"),
+                p.sample_fmt.as_deref().unwrap_or("-"),
             ),
             _ => println!("{head} {common}"),
         }

@@ -197,3 +197,39 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn io_and_remote_errors_keep_their_cause() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let err = Error::io("a.jpg", denied);
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        let cause = err.source().expect("the io::Error");
+        assert_eq!(
+            cause.downcast_ref::<std::io::Error>().map(std::io::Error::kind),
+            Some(std::io::ErrorKind::PermissionDenied)
+        );
+        let missing = Error::io("b.jpg", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(matches!(missing, Error::NotFound { .. }));
+
+        let inner = std::io::Error::other("connection reset");
+        let outer = Error::Io {
+            src: "proxy".into(),
+            source: inner,
+        };
+        let err = Error::Remote {
+            src: "s3://b/k".into(),
+            source: Box::new(outer),
+        };
+        assert_eq!(
+            err.to_string(),
+            "s3://b/k: fetch failed: proxy: cannot read: connection reset"
+        );
+        assert!(err.source().and_then(|e| e.source()).is_some(), "the chain is kept");
+    }
+}

@@ -69,8 +69,8 @@ pub use dataset::{class_folders, list_dataset, ClassFolders, DatasetItem, ShardR
 pub use image::{BatchConfig, Cancel, FailurePolicy, Fit, ImageBatch, ImageInfo, Sample, IMAGE_MAX_PIXELS};
 #[doc(hidden)]
 pub use media::{
-    ConvertConfig, Crop, DecodeStatus, DecoderConfig, Demuxer, Frame, Interpolation, Packet, PacketWindow, Ratio,
-    SendStatus, StreamInfo, StreamKind, VideoDecoder,
+    CodecParameters, ConvertConfig, Crop, DecodeStatus, DecoderConfig, Demuxer, Frame, Interpolation, Packet,
+    PacketWindow, Ratio, SendStatus, StreamInfo, StreamKind, VideoDecoder,
 };
 #[cfg(feature = "remote")]
 #[doc(hidden)]

@@ -115,26 +115,42 @@ pub(crate) fn stream_orientation(input: &ff::format::context::Input, stream: usi
     }
 }
 
-/// Codec parameters of one stream, read from its `AVCodecParameters`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CodecParams {
+/// What a stream's codec headers declare (FFmpeg's `AVCodecParameters`):
+/// the codec, the picture's size and formats for video, the rate, channels
+/// and formats for audio. Header values can lie; decoding finds the truth.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct CodecParameters {
+    /// Codec name (FFmpeg's short name, e.g. `h264`).
     pub codec: String,
+    /// Coded width (video).
     pub width: u32,
+    /// Coded height (video).
     pub height: u32,
+    /// Pixel format (video).
     pub pix_fmt: Option<String>,
+    /// Colour matrix (video), e.g. `bt709`.
     pub color_space: Option<String>,
+    /// Colour range (video): `tv` (limited) or `pc` (full).
     pub color_range: Option<String>,
+    /// Colour primaries (video).
     pub color_primaries: Option<String>,
+    /// Transfer characteristic (video).
     pub color_transfer: Option<String>,
+    /// Sample rate in Hz (audio).
     pub sample_rate: u32,
+    /// Channel count (audio).
     pub channels: u32,
+    /// Channel layout (audio), e.g. `stereo` or `5.1`.
     pub channel_layout: Option<String>,
+    /// Sample format (audio), e.g. `fltp`.
     pub sample_fmt: Option<String>,
+    /// Declared bit rate in bits/s (0 if unknown).
     pub bit_rate: i64,
 }
 
 /// Reads the codec parameters of `stream`.
-pub(crate) fn codec_params(stream: &ff::format::stream::Stream) -> CodecParams {
+pub(crate) fn codec_params(stream: &ff::format::stream::Stream) -> CodecParameters {
     let params = stream.parameters();
     // SAFETY: the parameters belong to a live stream; every name function
     // accepts any enum value and returns null for unknown ones; formats are
@@ -149,7 +165,7 @@ pub(crate) fn codec_params(stream: &ff::format::stream::Stream) -> CodecParams {
         } else {
             -1
         };
-        CodecParams {
+        CodecParameters {
             codec: c_name(ffi::avcodec_get_name(p.codec_id)).unwrap_or_default(),
             width: p.width.max(0) as u32,
             height: p.height.max(0) as u32,

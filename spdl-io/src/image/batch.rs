@@ -10,7 +10,6 @@ use rayon::prelude::*;
 
 use super::config::ImageConfig;
 use super::load::load_into;
-use super::pixels;
 use crate::choice;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
@@ -152,7 +151,9 @@ pub fn load_image_batch<S: Into<Source>>(
         ));
     };
     cfg.validate()?;
-    let channels = pixels::channels(cfg.pix_fmt)
+    let channels = cfg
+        .pix_fmt
+        .packed_channels()
         .ok_or_else(|| Error::InvalidConfig(format!("{} is not an image output format", cfg.pix_fmt.name())))?;
     let srcs: Vec<Source> = srcs.into_iter().map(Into::into).collect();
     let slot = w as usize * h as usize * channels;

@@ -1,7 +1,6 @@
 //! How an image is loaded: output pixel format, size and fit, crop,
 //! interpolation, orientation, DCT scaling and limits.
 
-use super::pixels;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::media::convert::{Crop, Interpolation, PixelFormat};
@@ -82,7 +81,7 @@ impl ImageConfig {
                 show(self.height)
             )));
         }
-        match pixels::channels(self.pix_fmt) {
+        match self.pix_fmt.packed_channels() {
             Some(_) => Ok(()),
             None => Err(Error::InvalidConfig(format!(
                 "{} is not an image output format",

@@ -36,7 +36,7 @@ pub(super) fn ffmpeg_probe(data: &Bytes, name: &str, limits: &Limits) -> Result<
         )));
     }
     let s = demuxer.stream_info(demuxer.best_video_stream()?)?;
-    if s.width == 0 || s.height == 0 {
+    if s.params.width == 0 || s.params.height == 0 {
         return Err(not_image(format!(
             "not a known image format (FFmpeg's {} reader finds no picture size)",
             info.format
@@ -47,7 +47,7 @@ pub(super) fn ffmpeg_probe(data: &Bytes, name: &str, limits: &Limits) -> Result<
     } else {
         info.format.trim_end_matches("_pipe")
     };
-    Ok((s.width as usize, s.height as usize, format.to_string()))
+    Ok((s.params.width as usize, s.params.height as usize, format.to_string()))
 }
 
 /// The first frame of `data` as FFmpeg decodes it, in `pix_fmt`: the

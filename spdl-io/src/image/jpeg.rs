@@ -149,13 +149,14 @@ pub(crate) fn scaled_size(header: &JpegHeader, eighths: usize) -> (usize, usize)
 }
 
 fn tj_format(fmt: PixelFormat) -> Option<(TjFormat, usize)> {
-    Some(match fmt {
-        PixelFormat::Rgb24 => (TjFormat::RGB, 3),
-        PixelFormat::Bgr24 => (TjFormat::BGR, 3),
-        PixelFormat::Rgba => (TjFormat::RGBA, 4),
-        PixelFormat::Gray8 => (TjFormat::GRAY, 1),
+    let tj = match fmt {
+        PixelFormat::Rgb24 => TjFormat::RGB,
+        PixelFormat::Bgr24 => TjFormat::BGR,
+        PixelFormat::Rgba => TjFormat::RGBA,
+        PixelFormat::Gray8 => TjFormat::GRAY,
         _ => return None,
-    })
+    };
+    Some((tj, fmt.packed_channels()?))
 }
 
 /// Decodes at scale `eighths/8` into `out` (exactly the scaled size in

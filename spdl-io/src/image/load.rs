@@ -41,7 +41,7 @@ struct Plan {
 
 impl Plan {
     fn new(img: &Encoded, cfg: &ImageConfig) -> Result<Plan> {
-        let channels = pixels::channels(cfg.pix_fmt).ok_or_else(|| {
+        let channels = cfg.pix_fmt.packed_channels().ok_or_else(|| {
             Error::InvalidConfig(format!(
                 "{} is not an image output format (rgb24, bgr24, rgba, gray8)",
                 cfg.pix_fmt.name()

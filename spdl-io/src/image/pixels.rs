@@ -43,16 +43,6 @@ impl Sample for u16 {
     }
 }
 
-/// Output channels of a pixel format usable for images.
-pub(crate) fn channels(fmt: PixelFormat) -> Option<usize> {
-    match fmt {
-        PixelFormat::Rgb24 | PixelFormat::Bgr24 => Some(3),
-        PixelFormat::Rgba => Some(4),
-        PixelFormat::Gray8 => Some(1),
-        _ => None,
-    }
-}
-
 /// Converts pixels of `in_channels` (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA)
 /// into `fmt`, sample by sample through `sample`.
 pub(crate) fn convert<S: Copy, T: Sample>(
@@ -62,7 +52,7 @@ pub(crate) fn convert<S: Copy, T: Sample>(
     out: &mut [T],
     sample: impl Fn(S) -> T,
 ) {
-    let out_channels = channels(fmt).expect("checked by the caller");
+    let out_channels = fmt.packed_channels().expect("checked by the caller");
     for (p, o) in src.chunks_exact(in_channels).zip(out.chunks_exact_mut(out_channels)) {
         let (r, g, b, a) = match in_channels {
             1 | 2 => {

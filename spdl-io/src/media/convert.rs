@@ -57,14 +57,27 @@ impl PixelFormat {
         }
     }
 
+    /// Channels per pixel of a packed format (rgb24 and bgr24 3, rgba 4,
+    /// gray8 1); `None` for the planar YUV formats, which have no channel
+    /// axis. The one place that says how wide a pixel is.
+    pub fn packed_channels(self) -> Option<usize> {
+        match self {
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 => Some(3),
+            PixelFormat::Rgba => Some(4),
+            PixelFormat::Gray8 => Some(1),
+            PixelFormat::Yuv420p | PixelFormat::Yuv444p => None,
+        }
+    }
+
     /// The planes of one `w` x `h` frame and the (rows, cols, channels)
     /// shape of its slot in the output array.
     fn layout(self, w: usize, h: usize) -> (Vec<PlaneLayout>, [usize; 3]) {
         let plane = |offset, stride, rows| PlaneLayout { offset, stride, rows };
         match self {
-            PixelFormat::Rgb24 | PixelFormat::Bgr24 => (vec![plane(0, w * 3, h)], [h, w, 3]),
-            PixelFormat::Rgba => (vec![plane(0, w * 4, h)], [h, w, 4]),
-            PixelFormat::Gray8 => (vec![plane(0, w, h)], [h, w, 1]),
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 | PixelFormat::Rgba | PixelFormat::Gray8 => {
+                let c = self.packed_channels().unwrap_or(1);
+                (vec![plane(0, w * c, h)], [h, w, c])
+            }
             PixelFormat::Yuv420p => {
                 let (y, c) = (w * h, (w / 2) * (h / 2));
                 let planes = vec![plane(0, w, h), plane(y, w / 2, h / 2), plane(y + c, w / 2, h / 2)];

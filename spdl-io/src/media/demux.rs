@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::time::Ratio;
 use crate::error::{Error, Position, Result};
 use crate::ffmpeg::input::InputContext;
+use crate::ffmpeg::stream::CodecParameters;
 use crate::ffmpeg::{self, stream as ffstream};
 use crate::limits::Limits;
 use crate::orientation::Orientation;
@@ -37,8 +38,11 @@ pub struct StreamInfo {
     pub index: usize,
     /// What the stream carries.
     pub kind: StreamKind,
-    /// Codec name (FFmpeg's short name, e.g. `h264`).
-    pub codec: String,
+    /// What the codec headers declare: codec name, size, pixel and colour
+    /// formats (video), rate, channels and sample format (audio), bit rate.
+    /// Serialized inline (`codec`, `width`, ... beside `index`).
+    #[serde(flatten)]
+    pub params: CodecParameters,
     /// Time base of the stream's timestamps.
     pub time_base: Ratio,
     /// Start time in seconds, when declared.
@@ -51,20 +55,6 @@ pub struct StreamInfo {
     pub avg_frame_rate: Option<Ratio>,
     /// Real base frame rate, FFmpeg's `r_frame_rate` (video).
     pub real_frame_rate: Option<Ratio>,
-    /// Coded width (video).
-    pub width: u32,
-    /// Coded height (video).
-    pub height: u32,
-    /// Pixel format (video).
-    pub pix_fmt: Option<String>,
-    /// Colour matrix (video), e.g. `bt709`.
-    pub color_space: Option<String>,
-    /// Colour range (video): `tv` (limited) or `pc` (full).
-    pub color_range: Option<String>,
-    /// Colour primaries (video).
-    pub color_primaries: Option<String>,
-    /// Transfer characteristic (video).
-    pub color_transfer: Option<String>,
     /// Clockwise rotation the display matrix asks for: 0, 90, 180 or 270
     /// (0 for other angles, which decoding does not apply). A mirror in
     /// the matrix is not part of this number; decoding applies it too (see
@@ -73,16 +63,6 @@ pub struct StreamInfo {
     /// A still picture attached to the file (an MP3's or FLAC's cover
     /// art), not a video: [`Demuxer::best_video_stream`] skips it.
     pub attached_picture: bool,
-    /// Sample rate in Hz (audio).
-    pub sample_rate: u32,
-    /// Channel count (audio).
-    pub channels: u32,
-    /// Channel layout (audio), e.g. `stereo` or `5.1`.
-    pub channel_layout: Option<String>,
-    /// Sample format (audio), e.g. `fltp`.
-    pub sample_fmt: Option<String>,
-    /// Declared bit rate in bits/s (0 if unknown).
-    pub bit_rate: i64,
 }
 
 /// The metadata of a container and all its streams.
@@ -231,31 +211,19 @@ impl Demuxer {
         Ok(StreamInfo {
             index,
             kind,
-            codec: p.codec,
+            params: p,
             time_base: tb,
             start_time: known(st.start_time()),
             duration: known(st.duration()).filter(|d| *d > 0.0),
             header_frames: (st.frames() > 0).then_some(st.frames() as u64),
             avg_frame_rate: Ratio::nonzero(st.avg_frame_rate()).filter(|_| is_video),
             real_frame_rate: Ratio::nonzero(st.rate()).filter(|_| is_video),
-            width: p.width,
-            height: p.height,
-            pix_fmt: p.pix_fmt,
-            color_space: p.color_space,
-            color_range: p.color_range,
-            color_primaries: p.color_primaries,
-            color_transfer: p.color_transfer,
             rotation: if is_video {
                 ffstream::stream_rotation(input, index)
             } else {
                 0
             },
             attached_picture: is_attached_picture(&st),
-            sample_rate: p.sample_rate,
-            channels: p.channels,
-            channel_layout: p.channel_layout,
-            sample_fmt: p.sample_fmt,
-            bit_rate: p.bit_rate,
         })
     }
 

@@ -19,6 +19,8 @@ pub use decode::{DecodeStatus, DecoderConfig, Frame, SendStatus, VideoDecoder};
 pub use demux::{Demuxer, MediaInfo, Packet, PacketWindow, StreamInfo, StreamKind};
 pub use time::Ratio;
 
+pub use crate::ffmpeg::stream::CodecParameters;
+
 use crate::error::Result;
 use crate::source::Source;
 
@@ -27,7 +29,7 @@ use crate::source::Source;
 /// ```no_run
 /// let info = spdl_io::probe("clip.mp4")?;
 /// for s in &info.streams {
-///     println!("stream {}: {} {}x{}", s.index, s.codec, s.width, s.height);
+///     println!("stream {}: {} {}x{}", s.index, s.params.codec, s.params.width, s.params.height);
 /// }
 /// # Ok::<(), spdl_io::Error>(())
 /// ```
