@@ -28,6 +28,29 @@ impl fmt::Display for Position {
     }
 }
 
+/// A status an FFmpeg call returned: the cause kept by [`Error::Open`],
+/// [`Error::Demux`] and [`Error::Decode`] (their `reason` adds what FFmpeg
+/// logged and where).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FfmpegError {
+    code: i32,
+    message: String,
+}
+
+impl FfmpegError {
+    /// Made by the FFmpeg layer from a status and FFmpeg's text for it.
+    pub(crate) fn new(code: i32, message: String) -> Self {
+        FfmpegError { code, message }
+    }
+
+    /// FFmpeg's status code (a negative `AVERROR` value, such as
+    /// `AVERROR_INVALIDDATA` or `AVERROR(EIO)`).
+    pub fn code(&self) -> i32 {
+        self.code
+    }
+}
+
 /// Everything that can go wrong in spdl-io.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -45,6 +68,9 @@ pub enum Error {
         src: String,
         /// What FFmpeg or the OS reported.
         reason: String,
+        /// The status FFmpeg returned, when an FFmpeg call failed.
+        #[source]
+        cause: Option<FfmpegError>,
     },
     /// The media has no stream of the requested kind, or the index is wrong.
     #[error("{src}: {reason}")]
@@ -65,6 +91,9 @@ pub enum Error {
         at: Position,
         /// What FFmpeg reported.
         reason: String,
+        /// The status FFmpeg returned, when an FFmpeg call failed.
+        #[source]
+        cause: Option<FfmpegError>,
     },
     /// The decoder rejected the stream or a packet.
     #[error("{src}: stream {stream}: decoding failed at {at}: {reason}")]
@@ -77,6 +106,9 @@ pub enum Error {
         at: Position,
         /// What FFmpeg reported.
         reason: String,
+        /// The status FFmpeg returned, when an FFmpeg call failed.
+        #[source]
+        cause: Option<FfmpegError>,
     },
     /// An image could not be decoded (or is not an image).
     #[error("{src}: cannot decode {format} image: {reason}")]

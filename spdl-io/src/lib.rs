@@ -47,7 +47,7 @@ pub mod source;
 pub mod video;
 
 pub use audio::{load_audio, load_audio_i16, stream_audio, AudioConfig};
-pub use error::{Error, Position, Result};
+pub use error::{Error, FfmpegError, Position, Result};
 pub use image::{load_image, load_image_batch, load_image_u16, probe_image, ImageConfig};
 pub use kind::{probe_kind, MediaKind};
 pub use limits::Limits;

@@ -216,3 +216,21 @@ fn playlists_cannot_open_other_files_or_the_network() {
         "FFmpeg connected to the URL a playlist named"
     );
 }
+
+#[test]
+fn ffmpeg_failures_keep_ffmpegs_status_as_the_cause() {
+    use std::error::Error as _;
+    // AVERROR_INVALIDDATA: FFERRTAG('I','N','D','A').
+    const INVALIDDATA: i32 = -0x41444e49;
+    let err = load_video(fixture("not_media.mp4"), &VideoConfig::default()).unwrap_err();
+    let cause = err.source().and_then(|c| c.downcast_ref::<spdl_io::FfmpegError>());
+    assert_eq!(cause.map(spdl_io::FfmpegError::code), Some(INVALIDDATA), "{err:?}");
+    // A decode failure mid-stream keeps the decoder's status too.
+    let err = load_video(fixture("truncated_h264.mp4"), &VideoConfig::default()).unwrap_err();
+    match &err {
+        Error::Decode { cause, .. } | Error::Demux { cause, .. } => {
+            assert!(cause.as_ref().is_some_and(|c| c.code() < 0), "{err:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -62,6 +62,7 @@ impl AudioReader {
             stream,
             at: Position::Unknown,
             reason,
+            cause: None,
         };
         let st = demuxer.stream(stream)?;
         if st.parameters().medium() != ff::media::Type::Audio {
@@ -115,6 +116,7 @@ impl AudioReader {
             stream: self.stream,
             at,
             reason: log::logged_error(ffi_edge::describe(e)),
+            cause: Some(ffi_edge::cause(e)),
         }
     }
 

@@ -37,6 +37,7 @@ fn load<T: AudioSample>(src: Source, config: &AudioConfig) -> Result<AudioBuffer
             stream: config.stream.unwrap_or(0),
             at: Position::EndOfStream,
             reason: "no audio samples could be decoded".into(),
+            cause: None,
         });
     }
     let per_channel = decoded.interleaved.len() / decoded.channels as usize;
@@ -92,6 +93,7 @@ fn choose(src: &Source, config: &AudioConfig) -> Result<Chosen> {
     let cannot = |what: &str| Error::Open {
         src: name.clone(),
         reason: format!("the {what} backend cannot read this container or codec"),
+        cause: None,
     };
     if forced == Some(AudioBackend::Pcm) {
         return Err(cannot("PCM"));
@@ -146,6 +148,7 @@ fn load_native(src: &Source, config: &AudioConfig) -> Result<Option<Decoded>> {
                         at: Position::EndOfStream,
                         reason: "symphonia ended before the length the header declares (the ffmpeg backend reads it)"
                             .into(),
+                        cause: None,
                     }),
                 };
             };

@@ -57,6 +57,7 @@ fn error(name: &str, at: Position, e: impl std::fmt::Display) -> Error {
         stream: 0,
         at,
         reason: format!("symphonia: {e}"),
+        cause: None,
     }
 }
 

@@ -44,6 +44,7 @@ fn open_error(name: &str, code: c_int) -> Error {
     Error::Open {
         src: name.into(),
         reason: logged_error(ff::Error::from(code).to_string()),
+        cause: Some(super::cause(ff::Error::from(code))),
     }
 }
 
@@ -52,6 +53,7 @@ fn open_path(path: &Path, name: &str) -> Result<InputContext> {
     let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Open {
         src: name.into(),
         reason: "path contains a NUL byte".into(),
+        cause: None,
     })?;
     let mut ctx: *mut ffi::AVFormatContext = ptr::null_mut();
     // SAFETY: `ctx` is null so avformat_open_input allocates it; `c_path`
@@ -143,6 +145,7 @@ fn open_custom(input: Box<dyn RandomRead>, name: &str) -> Result<InputContext> {
     let oom = || Error::Open {
         src: name.into(),
         reason: "out of memory allocating the I/O context".into(),
+        cause: None,
     };
     let reader = Box::into_raw(Box::new(IoState {
         input,

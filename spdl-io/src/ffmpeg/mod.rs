@@ -31,6 +31,8 @@ use std::sync::Once;
 use ff::ffi;
 use ffmpeg_next as ff;
 
+use crate::error::FfmpegError;
+
 /// Initialises FFmpeg once per process and routes its log to `tracing`.
 pub(crate) fn init() {
     static INIT: Once = Once::new();
@@ -57,6 +59,11 @@ pub(crate) fn describe(e: ff::Error) -> String {
         }
         s => s,
     }
+}
+
+/// An FFmpeg error as the cause an [`Error`](crate::error::Error) keeps.
+pub(crate) fn cause(e: ff::Error) -> FfmpegError {
+    FfmpegError::new(i32::from(e), e.to_string())
 }
 
 /// Adds a hint to a demuxer read error: an I/O error in the middle of a

@@ -158,6 +158,7 @@ impl VideoDecoder {
             stream,
             at: Position::Unknown,
             reason,
+            cause: None,
         };
         if st.parameters().medium() != ff::media::Type::Video {
             return Err(Error::Stream {
@@ -203,7 +204,7 @@ impl VideoDecoder {
         self.time_base
     }
 
-    fn error_at(&mut self, at: Position, reason: String) -> Result<()> {
+    fn error_at(&mut self, at: Position, e: ff::Error, reason: String) -> Result<()> {
         if self.corrupt_packets < self.max_corrupt_packets {
             self.corrupt_packets += 1;
             tracing::warn!(src = %self.src, stream = self.stream, %at, "skipping corrupt data: {reason}");
@@ -214,6 +215,7 @@ impl VideoDecoder {
             stream: self.stream,
             at,
             reason,
+            cause: Some(ffmpeg::cause(e)),
         })
     }
 
@@ -234,7 +236,7 @@ impl VideoDecoder {
                     // Set by the demuxer, e.g. for a packet cut short by the end of the file.
                     reason.push_str(" (the demuxer marked this packet damaged: the file is truncated or corrupt here)");
                 }
-                self.error_at(at, reason).map(|()| SendStatus::Accepted)
+                self.error_at(at, e, reason).map(|()| SendStatus::Accepted)
             }
         }
     }
@@ -246,7 +248,7 @@ impl VideoDecoder {
     pub fn send_eof(&mut self) -> Result<()> {
         match self.inner.send_eof() {
             Ok(()) | Err(ff::Error::Eof) => Ok(()),
-            Err(e) => self.error_at(Position::EndOfStream, ffmpeg::describe(e)),
+            Err(e) => self.error_at(Position::EndOfStream, e, ffmpeg::describe(e)),
         }
     }
 
@@ -270,7 +272,7 @@ impl VideoDecoder {
                 }
                 Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => return Ok(DecodeStatus::NeedMoreData),
                 Err(ff::Error::Eof) => return Ok(DecodeStatus::EndOfStream),
-                Err(e) => self.error_at(Position::Unknown, ffmpeg::describe(e))?,
+                Err(e) => self.error_at(Position::Unknown, e, ffmpeg::describe(e))?,
             }
         }
     }

@@ -316,6 +316,7 @@ impl Demuxer {
                         stream,
                         at: Position::Unknown,
                         reason: ffmpeg::describe_read(e),
+                        cause: Some(ffmpeg::cause(e)),
                     })
                 }
             }
@@ -340,6 +341,7 @@ impl Demuxer {
             stream,
             at: Position::Pts(tb.seconds(ts)),
             reason: format!("seek failed: {e}"),
+            cause: Some(ffmpeg::cause(e)),
         })
     }
 

@@ -270,6 +270,7 @@ impl FrameReader {
                                 stream: self.stream,
                                 at: p.pts_seconds().map_or(Position::Unknown, Position::Pts),
                                 reason: "the decoder neither accepts packets nor outputs frames".into(),
+                                cause: None,
                             });
                         }
                     }

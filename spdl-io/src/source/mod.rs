@@ -190,6 +190,7 @@ fn no_remote(url: &str) -> Error {
     Error::Open {
         src: url.into(),
         reason: "remote sources need spdl-io's `remote` feature, which this build lacks".into(),
+        cause: None,
     }
 }
 

@@ -334,6 +334,7 @@ fn no_frames(source: &VideoSource) -> Error {
                 e.map_or("end".into(), |e| e.to_string())
             ),
         },
+        cause: None,
     }
 }
 

@@ -257,6 +257,7 @@ fn ended_before(source: &VideoSource, target: usize) -> Error {
         stream: source.reader.stream(),
         at: Position::Frame(target),
         reason: "the decoder ended before producing this frame".into(),
+        cause: None,
     }
 }
 
