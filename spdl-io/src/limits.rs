@@ -23,6 +23,15 @@ pub struct Limits {
     pub max_output_bytes: u64,
     /// Largest input (file or buffer), in bytes. Default: 64 GiB.
     pub max_input_bytes: u64,
+    /// Whether inputs are trusted. Default `false`: only the containers a
+    /// media dataset holds are demuxed (MP4/MOV, Matroska/WebM, AVI,
+    /// MPEG-TS/PS, Ogg, FLV, ..., raw audio and video streams, images), so
+    /// a file cannot make FFmpeg read anything but itself: playlists (HLS,
+    /// DASH, concat), text-as-video, device and pattern demuxers are
+    /// refused, naming the format. `true` demuxes any container FFmpeg has,
+    /// and lets a local HLS playlist open the local files it names (never
+    /// a network URL).
+    pub trusted_input: bool,
 }
 
 impl Default for Limits {
@@ -32,6 +41,7 @@ impl Default for Limits {
             max_frames: 100_000,
             max_output_bytes: 16 << 30,
             max_input_bytes: 64 << 30,
+            trusted_input: false,
         }
     }
 }
@@ -59,6 +69,13 @@ impl Limits {
     #[must_use]
     pub fn with_max_input_bytes(mut self, v: u64) -> Self {
         self.max_input_bytes = v;
+        self
+    }
+
+    /// Sets [`Limits::trusted_input`].
+    #[must_use]
+    pub fn with_trusted_input(mut self, v: bool) -> Self {
+        self.trusted_input = v;
         self
     }
 

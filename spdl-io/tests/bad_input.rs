@@ -179,8 +179,9 @@ fn playlist(segments: &[String]) -> String {
     text + "#EXT-X-ENDLIST\n"
 }
 
-/// A playlist (HLS) can name other files and URLs. From bytes or a remote
-/// object it may open none of them; from a local path only local files,
+/// A playlist (HLS) can name other files and URLs. By default it is
+/// refused by format; from bytes or a remote object it may open none of
+/// them even when trusted; from a trusted local path only local files,
 /// never the network. Hostile media cannot read other files into frames.
 #[test]
 fn playlists_cannot_open_other_files_or_the_network() {
@@ -189,28 +190,31 @@ fn playlists_cannot_open_other_files_or_the_network() {
     let segment = dir.join("segment.ts");
     std::fs::copy(fixture("mpeg2_yuv420p.ts"), &segment).unwrap();
     let local = playlist(&[format!("file://{}", segment.display())]);
-    // As bytes: the local segment is refused.
-    let from_bytes = load_video(
-        Source::from_bytes(local.clone().into_bytes(), "list.m3u8"),
-        &VideoConfig::default(),
-    );
+    let trusted = VideoConfig::default().with_limits(Limits::default().with_trusted_input(true));
+    // As bytes, even trusted: the local segment is refused.
+    let from_bytes = load_video(Source::from_bytes(local.clone().into_bytes(), "list.m3u8"), &trusted);
     assert!(
         from_bytes.map_or(true, |v| v.frames.is_empty()),
         "a playlist in memory read a local file"
     );
-    // From a path, local segments are allowed (a local HLS copy plays).
-    let path = dir.join("local.m3u8");
+    // From a path: refused by default, naming the format ...
+    let path = dir.join("local.mp4");
     std::fs::write(&path, &local).unwrap();
-    let video = load_video(&path, &VideoConfig::default()).unwrap();
+    let err = load_video(&path, &VideoConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("`hls`"), "{err}");
+    // ... and trusted, local segments play (a local HLS copy).
+    let video = load_video(&path, &trusted).unwrap();
     assert!(!video.frames.is_empty());
-    // ... but a URL segment is never requested.
+    // A URL segment is never requested, trusted or not.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/segment.ts", listener.local_addr().unwrap());
     let path = dir.join("remote.m3u8");
     std::fs::write(&path, playlist(&[url])).unwrap();
-    let remote = load_video(&path, &VideoConfig::default());
-    assert!(remote.map_or(true, |v| v.frames.is_empty()));
+    for config in [VideoConfig::default(), trusted] {
+        let remote = load_video(&path, &config);
+        assert!(remote.map_or(true, |v| v.frames.is_empty()));
+    }
     assert!(
         listener.accept().is_err(),
         "FFmpeg connected to the URL a playlist named"

@@ -19,21 +19,136 @@ use crate::error::{Error, Result};
 use crate::source::read::{ByteInput, RandomRead};
 
 /// An opened container. Field order matters: the format context is closed
-/// before the custom I/O context it reads from is freed.
+/// before the I/O context it reads from is freed.
 pub(crate) struct InputContext {
     pub(crate) input: ff::format::context::Input,
-    _io: Option<MemoryIo>,
+    _io: InputIo,
+}
+
+/// The I/O context a container reads from, owned beside it.
+enum InputIo {
+    /// Our callbacks over a [`RandomRead`].
+    Custom(MemoryIo),
+    /// FFmpeg's `file` protocol over a path.
+    File(FileIo),
+}
+
+impl InputIo {
+    fn avio(&self) -> *mut ffi::AVIOContext {
+        match self {
+            InputIo::Custom(io) => io.avio,
+            InputIo::File(io) => io.0,
+        }
+    }
 }
 
 impl InputContext {
     /// Opens `input` (named `name` in messages) and reads enough to know
-    /// its streams.
-    pub(crate) fn open(input: ByteInput, name: &str) -> Result<Self> {
+    /// its streams. The format is probed first and, unless `trusted`,
+    /// must be one of [`MEDIA_CONTAINERS`]; the container may then open no
+    /// other file or URL (`trusted`: local files, for a path).
+    pub(crate) fn open(input: ByteInput, name: &str, trusted: bool) -> Result<Self> {
         init();
-        match input {
-            ByteInput::Random(reader) => open_custom(reader, name),
-            ByteInput::SequentialFile(path) => open_path(&path, name),
+        let c_name = CString::new(name.replace('\0', "")).unwrap_or_default();
+        let (io, protocols) = match input {
+            ByteInput::Random(reader) => (InputIo::Custom(MemoryIo::new(reader, name)?), c"none"),
+            ByteInput::SequentialFile(path) => (InputIo::File(FileIo::open(&path, name)?), c"file"),
+        };
+        let format = probe_format(io.avio(), &c_name, name)?;
+        if !trusted {
+            check_container(format, name, matches!(io, InputIo::File(_)))?;
         }
+        // SAFETY: allocating an empty format context.
+        let mut ctx = unsafe { ffi::avformat_alloc_context() };
+        if ctx.is_null() {
+            return Err(oom(name));
+        }
+        // SAFETY: `ctx` is freshly allocated; setting `pb` before opening
+        // makes FFmpeg mark it AVFMT_FLAG_CUSTOM_IO and leave the I/O
+        // context to `io`. `format` is a static demuxer from the probe. On
+        // failure avformat_open_input frees `ctx`.
+        let rc = unsafe {
+            (*ctx).pb = io.avio();
+            open_input(&mut ctx, &c_name, format, protocols)
+        };
+        if rc < 0 {
+            return Err(open_error(name, rc));
+        }
+        // SAFETY: `ctx` is opened and owned from here on.
+        let input = unsafe { find_stream_info(ctx, name)? };
+        Ok(InputContext { input, _io: io })
+    }
+}
+
+/// The demuxers a media dataset needs, by FFmpeg's names: video and audio
+/// containers, raw elementary streams, and single images (with every
+/// `*_pipe` image demuxer but SVG's, which can reference other files).
+/// Left out: playlists and references (`hls`, `dash`, `concat`,
+/// `webm_dash_manifest`, `sdp`, `rtsp`, `ffmetadata`), text as video
+/// (`tty`, `bin`, `xbin`, `idf`, `adf`), filter graphs and devices
+/// (`lavfi`, `v4l2`, `x11grab`, ...), subtitles, and everything exotic.
+/// `image2` reads a pattern of file names when opened from a path, so it
+/// is allowed only for inputs read through our own I/O.
+#[rustfmt::skip]
+const MEDIA_CONTAINERS: &[&str] = &[
+    // Video containers.
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "mpegts", "mpeg", "flv", "asf", "nut",
+    "ogg", "mxf", "dv", "ivf", "yuv4mpegpipe", "rm", "live_flv", "mpjpeg",
+    // Raw video streams.
+    "h261", "h263", "h264", "hevc", "m4v", "mpegvideo", "vc1", "av1", "obu", "dirac", "mjpeg", "cavsvideo", "dnxhd",
+    // Audio containers and raw audio streams.
+    "wav", "w64", "aiff", "flac", "mp3", "aac", "loas", "ac3", "eac3", "dts", "dtshd", "truehd", "mlp", "amr",
+    "amrnb", "amrwb", "au", "caf", "wv", "ape", "tta", "tak", "mpc", "mpc8", "dsf", "voc", "xwma", "gsm", "shn",
+    "nistsphere", "ircam", "sox",
+    // Images.
+    "image2pipe", "gif", "apng", "ico", "webp",
+];
+
+/// Whether FFmpeg's demuxer `format` (a comma list of names, such as
+/// `mov,mp4,m4a,3gp,3g2,mj2`) is one a media dataset holds.
+fn is_media_container(format: &str, from_path: bool) -> bool {
+    format.split(',').any(|n| {
+        MEDIA_CONTAINERS.contains(&n) || (n.ends_with("_pipe") && n != "svg_pipe") || (n == "image2" && !from_path)
+    })
+}
+
+/// Probes the container format of what `avio` reads (as avformat_open_input
+/// would, keeping the probed bytes in the I/O buffer).
+fn probe_format(avio: *mut ffi::AVIOContext, c_name: &CStr, name: &str) -> Result<*const ffi::AVInputFormat> {
+    let mut format: *const ffi::AVInputFormat = ptr::null();
+    clear_logged_error();
+    // SAFETY: `avio` is an open read context owned by the caller; `format`
+    // receives a pointer to a static demuxer; the name outlives the call.
+    let rc = unsafe { ffi::av_probe_input_buffer2(avio, &mut format, c_name.as_ptr(), ptr::null_mut(), 0, 0) };
+    if rc < 0 || format.is_null() {
+        return Err(open_error(name, rc.min(ffi::AVERROR_INVALIDDATA)));
+    }
+    Ok(format)
+}
+
+/// Refuses a demuxer outside [`MEDIA_CONTAINERS`], naming it.
+fn check_container(format: *const ffi::AVInputFormat, name: &str, from_path: bool) -> Result<()> {
+    // SAFETY: `format` is a static demuxer, whose name is a static C string.
+    let format = unsafe { CStr::from_ptr((*format).name) }.to_string_lossy();
+    if is_media_container(&format, from_path) {
+        return Ok(());
+    }
+    Err(Error::Open {
+        src: name.into(),
+        reason: format!(
+            "the container format is `{format}`, which media datasets do not hold and which can make FFmpeg read \
+             other files or URLs; refused (set Limits::trusted_input, `trusted_input=True` in Python or \
+             `--trusted-input` in the CLI, for inputs you trust)"
+        ),
+        cause: None,
+    })
+}
+
+fn oom(name: &str) -> Error {
+    Error::Open {
+        src: name.into(),
+        reason: "out of memory allocating the I/O context".into(),
+        cause: None,
     }
 }
 
@@ -48,42 +163,77 @@ fn open_error(name: &str, code: c_int) -> Error {
     }
 }
 
-fn open_path(path: &Path, name: &str) -> Result<InputContext> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Open {
-        src: name.into(),
-        reason: "path contains a NUL byte".into(),
-        cause: None,
-    })?;
-    let mut ctx: *mut ffi::AVFormatContext = ptr::null_mut();
-    // SAFETY: `ctx` is null so avformat_open_input allocates it; `c_path`
-    // outlives the call. On failure FFmpeg frees the context itself.
-    let rc = unsafe { open_input(&mut ctx, &c_path, c"file") };
-    if rc < 0 {
-        return Err(open_error(name, rc));
+/// FFmpeg's `file` protocol over a path (a pipe or a device, which cannot
+/// be read at random; a trusted playlist); closed on drop.
+struct FileIo(*mut ffi::AVIOContext);
+
+// SAFETY: owned by one `InputContext`, touched from one thread at a time.
+unsafe impl Send for FileIo {}
+
+impl FileIo {
+    fn open(path: &Path, name: &str) -> Result<FileIo> {
+        use std::os::unix::ffi::OsStrExt;
+        let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Open {
+            src: name.into(),
+            reason: "path contains a NUL byte".into(),
+            cause: None,
+        })?;
+        let mut avio: *mut ffi::AVIOContext = ptr::null_mut();
+        let mut options: *mut ffi::AVDictionary = ptr::null_mut();
+        // SAFETY: the strings outlive the calls; av_dict_set copies them;
+        // on failure avio_open2 leaves `avio` null.
+        let rc = unsafe {
+            ffi::av_dict_set(&mut options, c"protocol_whitelist".as_ptr(), c"file".as_ptr(), 0);
+            clear_logged_error();
+            let rc = ffi::avio_open2(
+                &mut avio,
+                c_path.as_ptr(),
+                ffi::AVIO_FLAG_READ,
+                ptr::null(),
+                &mut options,
+            );
+            ffi::av_dict_free(&mut options);
+            rc
+        };
+        if rc < 0 {
+            return Err(open_error(name, rc));
+        }
+        Ok(FileIo(avio))
     }
-    // SAFETY: `ctx` was opened above and is owned from here on.
-    let input = unsafe { find_stream_info(ctx, name)? };
-    Ok(InputContext { input, _io: None })
 }
 
-/// `avformat_open_input` allowing only `protocols` for the files a
-/// container opens by itself (HLS and `concat` playlists name other files
-/// or URLs): local files for a path source, none (no protocol is named
-/// "none") for bytes and remote objects. Hostile media then cannot make
-/// FFmpeg read other files into frames or reach the network.
+impl Drop for FileIo {
+    fn drop(&mut self) {
+        // SAFETY: the format context reading from it has been closed
+        // (field order in `InputContext`); avio_closep nulls the pointer.
+        unsafe { ffi::avio_closep(&mut self.0) };
+    }
+}
+
+/// `avformat_open_input` with the probed `format`, allowing only
+/// `protocols` for the files a container opens by itself (HLS and
+/// `concat` playlists name other files or URLs; QuickTime data references
+/// are off): local files for a trusted path, none (no protocol is named
+/// "none") for everything else. Hostile media then cannot make FFmpeg read
+/// other files into frames or reach the network.
 ///
 /// # Safety
-/// As `avformat_open_input`: `ctx` is null or an allocated context (freed
-/// by FFmpeg on failure).
-unsafe fn open_input(ctx: &mut *mut ffi::AVFormatContext, url: &CStr, protocols: &CStr) -> c_int {
+/// As `avformat_open_input`: `ctx` is an allocated context (freed by
+/// FFmpeg on failure) and `format` a demuxer or null.
+unsafe fn open_input(
+    ctx: &mut *mut ffi::AVFormatContext,
+    url: &CStr,
+    format: *const ffi::AVInputFormat,
+    protocols: &CStr,
+) -> c_int {
     let mut options: *mut ffi::AVDictionary = ptr::null_mut();
     // SAFETY: the strings outlive the calls; av_dict_set copies them, and
     // av_dict_free frees what avformat_open_input leaves in the dictionary.
     unsafe {
         ffi::av_dict_set(&mut options, c"protocol_whitelist".as_ptr(), protocols.as_ptr(), 0);
+        ffi::av_dict_set(&mut options, c"enable_drefs".as_ptr(), c"0".as_ptr(), 0);
         clear_logged_error();
-        let rc = ffi::avformat_open_input(ctx, url.as_ptr(), ptr::null(), &mut options);
+        let rc = ffi::avformat_open_input(ctx, url.as_ptr(), format, &mut options);
         ffi::av_dict_free(&mut options);
         rc
     }
@@ -141,65 +291,44 @@ impl Drop for MemoryIo {
 
 const AVIO_BUFFER_SIZE: usize = 64 * 1024;
 
-fn open_custom(input: Box<dyn RandomRead>, name: &str) -> Result<InputContext> {
-    let oom = || Error::Open {
-        src: name.into(),
-        reason: "out of memory allocating the I/O context".into(),
-        cause: None,
-    };
-    let reader = Box::into_raw(Box::new(IoState {
-        input,
-        pos: 0,
-        name: name.into(),
-    }));
-    // SAFETY: av_malloc returns memory FFmpeg may later free or replace.
-    let buffer = unsafe { ffi::av_malloc(AVIO_BUFFER_SIZE) } as *mut u8;
-    if buffer.is_null() {
-        // SAFETY: `reader` came from Box::into_raw above and is not shared yet.
-        drop(unsafe { Box::from_raw(reader) });
-        return Err(oom());
-    }
-    // SAFETY: `buffer` is av_malloc'ed of the size given; `reader` stays
-    // valid until `MemoryIo` drops, after the format context is closed.
-    let avio = unsafe {
-        ffi::avio_alloc_context(
-            buffer,
-            AVIO_BUFFER_SIZE as c_int,
-            0,
-            reader as *mut c_void,
-            Some(read_input),
-            None,
-            Some(seek_input),
-        )
-    };
-    if avio.is_null() {
-        // SAFETY: neither pointer was handed to anything that outlives us.
-        unsafe {
-            ffi::av_free(buffer as *mut c_void);
-            drop(Box::from_raw(reader));
+impl MemoryIo {
+    /// A custom AVIO context reading `input` through our callbacks.
+    fn new(input: Box<dyn RandomRead>, name: &str) -> Result<MemoryIo> {
+        let reader = Box::into_raw(Box::new(IoState {
+            input,
+            pos: 0,
+            name: name.into(),
+        }));
+        // SAFETY: av_malloc returns memory FFmpeg may later free or replace.
+        let buffer = unsafe { ffi::av_malloc(AVIO_BUFFER_SIZE) } as *mut u8;
+        if buffer.is_null() {
+            // SAFETY: `reader` came from Box::into_raw above and is not shared yet.
+            drop(unsafe { Box::from_raw(reader) });
+            return Err(oom(name));
         }
-        return Err(oom());
+        // SAFETY: `buffer` is av_malloc'ed of the size given; `reader` stays
+        // valid until `MemoryIo` drops, after the format context is closed.
+        let avio = unsafe {
+            ffi::avio_alloc_context(
+                buffer,
+                AVIO_BUFFER_SIZE as c_int,
+                0,
+                reader as *mut c_void,
+                Some(read_input),
+                None,
+                Some(seek_input),
+            )
+        };
+        if avio.is_null() {
+            // SAFETY: neither pointer was handed to anything that outlives us.
+            unsafe {
+                ffi::av_free(buffer as *mut c_void);
+                drop(Box::from_raw(reader));
+            }
+            return Err(oom(name));
+        }
+        Ok(MemoryIo { avio, reader })
     }
-    let io = MemoryIo { avio, reader };
-    // SAFETY: allocating an empty format context.
-    let mut ctx = unsafe { ffi::avformat_alloc_context() };
-    if ctx.is_null() {
-        return Err(oom());
-    }
-    let c_name = CString::new(name.replace('\0', "")).unwrap_or_default();
-    // SAFETY: `ctx` is freshly allocated; setting `pb` before opening makes
-    // FFmpeg mark it AVFMT_FLAG_CUSTOM_IO and leave `avio` to us. On failure
-    // avformat_open_input frees `ctx` (but not `avio`, which `io` frees).
-    let rc = unsafe {
-        (*ctx).pb = io.avio;
-        open_input(&mut ctx, &c_name, c"none")
-    };
-    if rc < 0 {
-        return Err(open_error(name, rc));
-    }
-    // SAFETY: `ctx` is opened and owned from here on.
-    let input = unsafe { find_stream_info(ctx, name)? };
-    Ok(InputContext { input, _io: Some(io) })
 }
 
 unsafe extern "C" fn read_input(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {

@@ -157,7 +157,7 @@ impl Demuxer {
     /// As [`Demuxer::open`].
     pub fn open_with_limits(src: impl Into<Source>, limits: Limits) -> Result<Self> {
         let src = src.into();
-        let ctx = InputContext::open(src.open_random(&limits)?, &src.name())?;
+        let ctx = InputContext::open(src.open_random(&limits)?, &src.name(), limits.trusted_input)?;
         Ok(Demuxer {
             ctx,
             src: src.name(),

@@ -131,8 +131,9 @@ impl Source {
     /// Decides which reader a demuxer reads this source through, checking
     /// the input size against `limits`:
     /// - a regular file: `pread` at the demuxer's own position (see
-    ///   [`FileReader`]); a pipe, a device or an HLS playlist: FFmpeg's own
-    ///   file reader;
+    ///   [`FileReader`]); a pipe, a device or (with
+    ///   [`Limits::trusted_input`]) an HLS playlist: FFmpeg's own file
+    ///   reader;
     /// - bytes: read in place;
     /// - a remote object: ranged GETs with read-ahead ([`RangedReader`]),
     ///   or the whole object in one GET when the server cannot serve ranges.
@@ -176,9 +177,10 @@ fn open_path(path: &Path, name: &str, limits: &Limits) -> Result<ByteInput> {
     }
     let file = std::fs::File::open(path).map_err(|e| Error::io(name, e))?;
     let mut reader = FileReader::new(file, meta.len());
-    // An HLS playlist opens its segments as local files itself.
+    // A trusted HLS playlist opens its segments as local files itself
+    // (untrusted, the demuxer refuses its format).
     let mut head = [0u8; 7];
-    if reader.read_at(0, &mut head).is_ok_and(|n| head[..n] == *b"#EXTM3U") {
+    if limits.trusted_input && reader.read_at(0, &mut head).is_ok_and(|n| head[..n] == *b"#EXTM3U") {
         return Ok(ByteInput::SequentialFile(path.to_path_buf()));
     }
     Ok(ByteInput::Random(Box::new(reader)))
