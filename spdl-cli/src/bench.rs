@@ -60,6 +60,8 @@ pub struct BenchArgs {
     pub rank: usize,
     pub world_size: usize,
     pub json: bool,
+    /// The limits every decode runs with (`--trusted-input` among them).
+    pub limits: sio::Limits,
 }
 
 /// One unit of work: where it came from and how to read it.
@@ -102,7 +104,7 @@ impl Listing {
         let listed = if is_shard(&args.src) {
             vec![sio::DatasetItem::from(Source::from(args.src.as_str()))]
         } else {
-            sio::list_dataset(&args.src, &[])?
+            sio::dataset::list_dataset_with(&args.src, &[], args.limits.trusted_input)?
         };
         let (shards, others): (Vec<_>, Vec<_>) = listed
             .into_iter()
@@ -247,7 +249,7 @@ async fn fetch(work: Work) -> Result<Work, String> {
 }
 
 /// Decodes one item, counting its encoded bytes in `read`.
-fn decode(work: Work, size: (u32, u32), read: &AtomicU64) -> Result<Decoded, String> {
+fn decode(work: Work, size: (u32, u32), limits: sio::Limits, read: &AtomicU64) -> Result<Decoded, String> {
     let source = match work.input {
         Input::Source(s, size) => {
             read.fetch_add(size, Ordering::Relaxed);
@@ -263,33 +265,40 @@ fn decode(work: Work, size: (u32, u32), read: &AtomicU64) -> Result<Decoded, Str
     let e = |e: sio::Error| e.to_string();
     Ok(match work.kind {
         Kind::Image => {
-            let image = sio::load_image(source, &sio::ImageConfig::default().with_size(w, h)).map_err(e)?;
+            let image =
+                sio::load_image(source, &sio::ImageConfig::default().with_size(w, h).with_limits(limits)).map_err(e)?;
             Decoded {
                 kind: Kind::Image,
                 image: Some(image),
                 units: 1,
             }
         }
-        Kind::Video => match sio::load_video(source.clone(), &sio::VideoConfig::default().with_size(w, h)) {
+        Kind::Video => match sio::load_video(
+            source.clone(),
+            &sio::VideoConfig::default().with_size(w, h).with_limits(limits),
+        ) {
             Ok(video) => Decoded {
                 kind: Kind::Video,
                 image: None,
                 units: video.len() as u64,
             },
             // A video container holding only audio (and maybe cover art).
-            Err(sio::Error::Stream { .. }) if has_audio(&source) => decode_audio(source).map_err(e)?,
+            Err(sio::Error::Stream { .. }) if has_audio(&source, limits) => decode_audio(source, limits).map_err(e)?,
             Err(err) => return Err(e(err)),
         },
-        Kind::Audio => decode_audio(source).map_err(e)?,
+        Kind::Audio => decode_audio(source, limits).map_err(e)?,
     })
 }
 
-fn has_audio(source: &Source) -> bool {
-    sio::probe(source.clone()).is_ok_and(|i| i.streams.iter().any(|s| s.kind == sio::StreamKind::Audio))
+fn has_audio(source: &Source, limits: sio::Limits) -> bool {
+    matches!(
+        sio::probe_kind_with_limits(source.clone(), limits),
+        Ok(sio::MediaKind::Audio(_))
+    )
 }
 
-fn decode_audio(source: Source) -> sio::Result<Decoded> {
-    let audio = sio::load_audio(source, &sio::AudioConfig::default())?;
+fn decode_audio(source: Source, limits: sio::Limits) -> sio::Result<Decoded> {
+    let audio = sio::load_audio(source, &sio::AudioConfig::default().with_limits(limits))?;
     Ok(Decoded {
         kind: Kind::Audio,
         image: None,
@@ -336,7 +345,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let names = Arc::new(Mutex::new(Vec::new()));
     let fetched = Arc::new(AtomicU64::new(0));
-    let (read, size) = (fetched.clone(), args.size);
+    let (read, size, limits) = (fetched.clone(), args.size, args.limits);
     let (source_names, limit) = (names.clone(), args.limit);
     let pipeline = PipelineBuilder::new()
         .add_source_fn(move |_| listing.items(source_names.clone(), limit))
@@ -345,7 +354,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             StageConfig::new("fetch").with_concurrency(args.fetch_concurrency),
         )
         .pipe_blocking(
-            move |w| decode(w, size, &read),
+            move |w| decode(w, size, limits, &read),
             StageConfig::new("decode").with_concurrency(args.threads),
         )
         .aggregate(args.batch)

@@ -27,6 +27,11 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Trust the input: demux any container FFmpeg reads (playlists, text
+        /// and device formats included) and follow symlinks out of a dataset
+        /// folder. By default those are refused, so a file reads only itself.
+        #[arg(long)]
+        trusted_input: bool,
     },
     /// Decode video frames into a NumPy .npy file, shape (N,H,W,C) uint8,
     /// an image into (H,W,C) uint8, or audio into (channels, samples) float32.
@@ -69,6 +74,11 @@ struct BenchCli {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Trust the input: demux any container FFmpeg reads (playlists, text
+    /// and device formats included) and follow symlinks out of a dataset
+    /// folder. By default those are refused, so a file reads only itself.
+    #[arg(long)]
+    trusted_input: bool,
 }
 
 #[derive(clap::Args)]
@@ -111,6 +121,11 @@ struct DecodeArgs {
     /// Audio: down/upmix to this many channels.
     #[arg(long)]
     channels: Option<u32>,
+    /// Trust the input: demux any container FFmpeg reads (playlists, text
+    /// and device formats included) and follow symlinks out of a dataset
+    /// folder. By default those are refused, so a file reads only itself.
+    #[arg(long)]
+    trusted_input: bool,
     /// Keep the frames as coded, ignoring rotation metadata (EXIF
     /// orientation for images).
     #[arg(long)]
@@ -141,7 +156,11 @@ fn tracing_subscriber_init() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Info { src, json } => info(&src, json),
+        Command::Info {
+            src,
+            json,
+            trusted_input,
+        } => info(&src, json, limits(trusted_input)),
         Command::Decode(args) => decode(&args),
         Command::Bench(args) => bench::run(&bench::BenchArgs {
             kind: args.kind,
@@ -153,14 +172,21 @@ fn run(cli: Cli) -> Result<()> {
             rank: args.rank,
             world_size: args.world_size,
             json: args.json,
+            limits: limits(args.trusted_input),
             src: args.src,
         }),
     }
 }
 
-fn info(src: &str, json: bool) -> Result<()> {
+/// The limits the CLI decodes with: the defaults, trusting the input when
+/// asked (`--trusted-input`).
+fn limits(trusted_input: bool) -> sio::Limits {
+    sio::Limits::default().with_trusted_input(trusted_input)
+}
+
+fn info(src: &str, json: bool, limits: sio::Limits) -> Result<()> {
     let src = sio::Source::from(src);
-    let info = match sio::probe_kind(src.clone())? {
+    let info = match sio::probe_kind_with_limits(src.clone(), limits)? {
         sio::MediaKind::Image(image) => return print_image_info(&image, json),
         sio::MediaKind::Video(info) | sio::MediaKind::Audio(info) => info,
         other => bail!("{}: no metadata for {other:?}", src.name()),
@@ -169,7 +195,7 @@ fn info(src: &str, json: bool) -> Result<()> {
         .streams
         .iter()
         .any(|s| s.kind == sio::StreamKind::Audio)
-        .then(|| sio::audio_backend(src.clone(), &sio::AudioConfig::default()).ok())
+        .then(|| sio::audio_backend(src.clone(), &sio::AudioConfig::default().with_limits(limits)).ok())
         .flatten()
         .map(|b| format!("{b:?}").to_lowercase());
     if json {
@@ -229,7 +255,8 @@ fn video_config(args: &DecodeArgs) -> Result<VideoConfig> {
         .with_pix_fmt(args.pix_fmt.parse::<PixelFormat>()?)
         .with_interpolation(args.interpolation.parse()?)
         .with_threads(args.threads)
-        .with_rotation(!args.no_rotation);
+        .with_rotation(!args.no_rotation)
+        .with_limits(limits(args.trusted_input));
     config.convert.width = args.width;
     config.convert.height = args.height;
     config.start = args.start;
@@ -245,7 +272,8 @@ fn image_config(args: &DecodeArgs) -> Result<sio::ImageConfig> {
     let mut config = sio::ImageConfig::default()
         .with_pix_fmt(args.pix_fmt.parse::<PixelFormat>()?)
         .with_interpolation(args.interpolation.parse()?)
-        .with_orientation(!args.no_rotation);
+        .with_orientation(!args.no_rotation)
+        .with_limits(limits(args.trusted_input));
     config.width = args.width;
     config.height = args.height;
     Ok(config)
@@ -265,7 +293,7 @@ fn print_image_info(image: &sio::ImageInfo, json: bool) -> Result<()> {
 
 fn decode(args: &DecodeArgs) -> Result<()> {
     let src = sio::Source::from(args.src.as_str());
-    match sio::probe_kind(src.clone())? {
+    match sio::probe_kind_with_limits(src.clone(), limits(args.trusted_input))? {
         sio::MediaKind::Image(_) => decode_image(args, src),
         sio::MediaKind::Audio(_) => decode_audio(args),
         _ => decode_video(args, src),
@@ -321,7 +349,7 @@ fn decode_audio(args: &DecodeArgs) -> Result<()> {
     if let Some((_, flag)) = unused.iter().find(|(set, _)| *set) {
         bail!("{}: {flag} does not apply to audio", args.src);
     }
-    let mut config = sio::AudioConfig::default();
+    let mut config = sio::AudioConfig::default().with_limits(limits(args.trusted_input));
     config.sample_rate = args.sample_rate;
     config.channels = args.channels;
     config.start = args.start;

@@ -358,3 +358,39 @@ fn bench_ranks_split_the_files() {
     let parts: Vec<u64> = (0..3).map(decoded).collect();
     assert!(parts.iter().all(|&p| p == all.div_ceil(3)), "{parts:?} of {all}");
 }
+
+/// A playlist named like a video is refused by format unless the input is
+/// trusted (`--trusted-input`), in `info`, `decode` and `bench` alike.
+#[test]
+fn untrusted_formats_are_refused_unless_trusted_input() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-untrusted");
+    std::fs::create_dir_all(&dir).unwrap();
+    let segment = fixture("mpeg2_yuv420p.ts");
+    let playlist = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1.0,\nfile://{}\n#EXT-X-ENDLIST\n",
+        segment.display()
+    );
+    let clip = dir.join("clip.mp4");
+    std::fs::write(&clip, playlist).unwrap();
+    let run = |args: &[&str]| spdl().args(args).arg(&clip).output().unwrap();
+    let refused = run(&["info"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("`hls`") && stderr.contains("--trusted-input"),
+        "{stderr}"
+    );
+    let trusted = run(&["info", "--trusted-input"]);
+    assert!(trusted.status.success(), "{}", String::from_utf8_lossy(&trusted.stderr));
+    let out = dir.join("clip.npy");
+    let decoded = spdl()
+        .args(["decode", "--trusted-input", "-o"])
+        .arg(&out)
+        .arg(&clip)
+        .output()
+        .unwrap();
+    assert!(decoded.status.success(), "{}", String::from_utf8_lossy(&decoded.stderr));
+    let report = spdl().args(["bench", "--json"]).arg(&dir).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert!(failed_files(&report).iter().any(|f| f.contains("clip.mp4")), "{report}");
+}

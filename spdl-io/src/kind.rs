@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::image::{probe_image, ImageInfo};
+use crate::limits::Limits;
 use crate::media::{Demuxer, MediaInfo, StreamKind};
 use crate::source::Source;
 
@@ -38,6 +39,15 @@ pub enum MediaKind {
 /// error; otherwise as [`Demuxer::open`], or [`Error::Stream`] for a
 /// container with neither video nor audio.
 pub fn probe_kind(src: impl Into<Source>) -> Result<MediaKind> {
+    probe_kind_with_limits(src, Limits::default())
+}
+
+/// [`probe_kind`] with the given limits (for example
+/// [`Limits::trusted_input`] to accept any container FFmpeg reads).
+///
+/// # Errors
+/// As [`probe_kind`].
+pub fn probe_kind_with_limits(src: impl Into<Source>, limits: Limits) -> Result<MediaKind> {
     let src = src.into();
     match probe_image(src.clone()) {
         Ok(image) if image.format == "jpeg" && has_two_frames(&src) => {}
@@ -48,7 +58,7 @@ pub fn probe_kind(src: impl Into<Source>) -> Result<MediaKind> {
         Err(e @ (Error::Limit { .. } | Error::Image { .. })) => return Err(e),
         Err(_) => {}
     }
-    let info = Demuxer::open(src)?.info();
+    let info = Demuxer::open_with_limits(src, limits)?.info();
     let has = |kind| info.streams.iter().any(|s| s.kind == kind && !s.attached_picture);
     match (has(StreamKind::Video), has(StreamKind::Audio)) {
         (true, _) => Ok(MediaKind::Video(info)),

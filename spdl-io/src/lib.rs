@@ -49,7 +49,7 @@ pub mod video;
 pub use audio::{load_audio, load_audio_i16, stream_audio, AudioConfig};
 pub use error::{Error, FfmpegError, Position, Result};
 pub use image::{load_image, load_image_batch, load_image_u16, probe_image, ImageConfig};
-pub use kind::{probe_kind, MediaKind};
+pub use kind::{probe_kind, probe_kind_with_limits, MediaKind};
 pub use limits::Limits;
 pub use media::{probe, MediaInfo, PixelFormat};
 pub use orientation::Orientation;

@@ -87,10 +87,12 @@ pub(crate) fn image_config(
 
 /// Container and stream metadata (or an image's header) as a dict.
 #[pyfunction]
-fn info(py: Python<'_>, src: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+#[pyo3(signature = (src, *, trusted_input=false))]
+fn info(py: Python<'_>, src: &Bound<'_, PyAny>, trusted_input: bool) -> PyResult<Py<PyAny>> {
     let source = extract(src)?;
+    let limits = sio::Limits::default().with_trusted_input(trusted_input);
     let json = py.detach(|| -> Result<String, sio::Error> {
-        let text = match sio::probe_kind(source)? {
+        let text = match sio::probe_kind_with_limits(source, limits)? {
             sio::MediaKind::Image(image) => serde_json::to_string(&image),
             sio::MediaKind::Video(info) | sio::MediaKind::Audio(info) => serde_json::to_string(&info),
             other => return Err(sio::Error::InvalidConfig(format!("no metadata for {other:?}"))),
@@ -197,7 +199,7 @@ fn video_result<'py>(py: Python<'py>, video: sio::Video, return_pts: bool) -> Py
 
 /// Decodes a video (or the window `[start, end)` seconds of it).
 #[pyfunction]
-#[pyo3(signature = (src, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true, return_pts=false))]
+#[pyo3(signature = (src, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true, return_pts=false, trusted_input=false))]
 #[allow(clippy::too_many_arguments)]
 fn load_video<'py>(
     py: Python<'py>,
@@ -211,8 +213,9 @@ fn load_video<'py>(
     num_threads: usize,
     apply_rotation: bool,
     return_pts: bool,
+    trusted_input: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let config = video_config(
+    let mut config = video_config(
         size,
         pix_fmt,
         interpolation,
@@ -222,6 +225,7 @@ fn load_video<'py>(
         num_threads,
         apply_rotation,
     )?;
+    config.limits.trusted_input = trusted_input;
     let source = extract(src)?;
     let video = py.detach(|| sio::load_video(source, &config)).map_err(io_error)?;
     video_result(py, video, return_pts)
@@ -229,7 +233,7 @@ fn load_video<'py>(
 
 /// Decodes only the frames at `indices` (presentation order).
 #[pyfunction]
-#[pyo3(signature = (src, indices, *, size=None, pix_fmt="rgb24", interpolation="bilinear", num_threads=1, apply_rotation=true, return_pts=false))]
+#[pyo3(signature = (src, indices, *, size=None, pix_fmt="rgb24", interpolation="bilinear", num_threads=1, apply_rotation=true, return_pts=false, trusted_input=false))]
 #[allow(clippy::too_many_arguments)]
 fn sample_frames<'py>(
     py: Python<'py>,
@@ -241,8 +245,9 @@ fn sample_frames<'py>(
     num_threads: usize,
     apply_rotation: bool,
     return_pts: bool,
+    trusted_input: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let config = video_config(
+    let mut config = video_config(
         size,
         pix_fmt,
         interpolation,
@@ -252,6 +257,7 @@ fn sample_frames<'py>(
         num_threads,
         apply_rotation,
     )?;
+    config.limits.trusted_input = trusted_input;
     let source = extract(src)?;
     let video = py
         .detach(|| sio::sample_frames(source, &indices, &config))
@@ -277,7 +283,7 @@ pub(crate) fn audio_config(
 
 /// Decodes audio to float32 (channels, samples) and its sample rate.
 #[pyfunction]
-#[pyo3(signature = (src, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first", backend="auto"))]
+#[pyo3(signature = (src, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first", backend="auto", trusted_input=false))]
 #[allow(clippy::too_many_arguments)]
 fn load_audio<'py>(
     py: Python<'py>,
@@ -288,8 +294,10 @@ fn load_audio<'py>(
     end: Option<f64>,
     layout: &str,
     backend: &str,
+    trusted_input: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let config = audio_config(sample_rate, channels, start, end, layout, backend)?;
+    let mut config = audio_config(sample_rate, channels, start, end, layout, backend)?;
+    config.limits.trusted_input = trusted_input;
     let source = extract(src)?;
     let audio = py.detach(|| sio::load_audio(source, &config)).map_err(io_error)?;
     Ok((audio.samples.into_pyarray(py), audio.sample_rate)
@@ -338,7 +346,7 @@ fn chunks(py: Python<'_>, open: impl FnOnce() -> Result<Chunks, sio::Error> + Se
 
 /// Streams a video in chunks of `chunk_frames` frames, (n, H, W, C) each.
 #[pyfunction]
-#[pyo3(signature = (src, chunk_frames, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true))]
+#[pyo3(signature = (src, chunk_frames, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true, trusted_input=false))]
 #[allow(clippy::too_many_arguments)]
 fn stream_video(
     py: Python<'_>,
@@ -352,8 +360,9 @@ fn stream_video(
     fps: Option<(i32, i32)>,
     num_threads: usize,
     apply_rotation: bool,
+    trusted_input: bool,
 ) -> PyResult<ChunkIterator> {
-    let config = video_config(
+    let mut config = video_config(
         size,
         pix_fmt,
         interpolation,
@@ -363,6 +372,7 @@ fn stream_video(
         num_threads,
         apply_rotation,
     )?;
+    config.limits.trusted_input = trusted_input;
     let source: Source = extract(src)?;
     chunks(py, move || {
         let it = sio::stream_video(source, &config, chunk_frames)?;
@@ -372,7 +382,7 @@ fn stream_video(
 
 /// Streams audio in chunks of `chunk_samples` samples per channel.
 #[pyfunction]
-#[pyo3(signature = (src, chunk_samples, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first"))]
+#[pyo3(signature = (src, chunk_samples, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first", trusted_input=false))]
 #[allow(clippy::too_many_arguments)]
 fn stream_audio(
     py: Python<'_>,
@@ -383,8 +393,10 @@ fn stream_audio(
     start: Option<f64>,
     end: Option<f64>,
     layout: &str,
+    trusted_input: bool,
 ) -> PyResult<ChunkIterator> {
-    let config = audio_config(sample_rate, channels, start, end, layout, "ffmpeg")?;
+    let mut config = audio_config(sample_rate, channels, start, end, layout, "ffmpeg")?;
+    config.limits.trusted_input = trusted_input;
     let source: Source = extract(src)?;
     chunks(py, move || {
         let it = sio::stream_audio(source, &config, chunk_samples)?;

@@ -219,3 +219,20 @@ def test_a_stream_opened_before_fork_is_not_moved_by_the_child():
     os.waitpid(pid, 0)
     got.extend(chunks)
     assert np.array_equal(np.concatenate(got), want)
+
+
+def test_untrusted_formats_are_refused_unless_trusted_input(tmp_path):
+    """A playlist named like a video reads nothing but itself by default."""
+    segment = FIXTURES / "mpeg2_yuv420p.ts"
+    clip = tmp_path / "clip.mp4"
+    clip.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1.0,\nfile://{segment}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(spdl_rs.DecodeError, match="`hls`.*trusted_input"):
+        sio.load_video(str(clip))
+    with pytest.raises(spdl_rs.DecodeError, match="`hls`"):
+        sio.info(str(clip))
+    frames = sio.load_video(str(clip), trusted_input=True)
+    assert frames.shape[0] > 0
+    assert sio.info(str(clip), trusted_input=True)["format"] == "hls"
+    concat = f"ffconcat version 1.0\nfile '{FIXTURES / 'audio' / 'pcm_s16le_16000_mono.wav'}'\n".encode()
+    with pytest.raises(spdl_rs.DecodeError, match="`concat`"):
+        sio.load_audio(concat)

@@ -75,14 +75,34 @@ fn is_url(root: &str) -> bool {
 /// [`Error::NotFound`] if a local root does not exist; listing errors from
 /// the store as `Store::list`.
 pub fn list_dataset(root: &str, extensions: &[&str]) -> Result<Vec<DatasetItem>> {
+    list_dataset_with(root, extensions, false)
+}
+
+/// [`list_dataset`], choosing whether symlinks may lead out of a local
+/// root. By default (`external_links` false) a symlink to a file or folder
+/// outside the root is listed as unreadable, saying why, so a dataset
+/// cannot make the loader read files it does not hold; `true` follows them
+/// (a dataset that links to shared storage, when it is trusted).
+///
+/// # Errors
+/// As [`list_dataset`].
+pub fn list_dataset_with(root: &str, extensions: &[&str], external_links: bool) -> Result<Vec<DatasetItem>> {
     if is_url(root) {
         return list_url(root, extensions);
     }
     let root_path = Path::new(root.strip_prefix("file://").unwrap_or(root));
     let name = root_path.display().to_string();
-    let mut files = Vec::new();
-    let mut walked = HashSet::new();
-    walk(root_path, &mut walked, &mut files).map_err(|e| Error::io(&name, e))?;
+    let io = |e| Error::io(&name, e);
+    let mut walker = Walker {
+        root: (!external_links)
+            .then(|| root_path.canonicalize())
+            .transpose()
+            .map_err(io)?,
+        walked: HashSet::new(),
+        files: Vec::new(),
+    };
+    walker.walk(root_path).map_err(io)?;
+    let files = walker.files;
     let mut items: Vec<DatasetItem> = files
         .into_iter()
         .filter(|(p, _, unreadable)| unreadable.is_some() || has_extension(&p.to_string_lossy(), extensions))
@@ -169,33 +189,65 @@ fn relative_path(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
-/// A file found by [`walk`]: path, size, and why it cannot be read.
+/// A file found by a walk: path, size, and why it cannot be read.
 type Walked = (PathBuf, u64, Option<String>);
 
-/// Every regular file under `dir` with its size, following symlinks but
-/// never into a directory already walked (a symlink loop). An entry that
-/// cannot be read is kept with the reason; only an unreadable `dir`
-/// itself is an error.
-fn walk(dir: &Path, walked: &mut HashSet<(u64, u64)>, out: &mut Vec<Walked>) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir)?;
-    if !walked.insert((meta.dev(), meta.ino())) {
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => {
-                if let Err(e) = walk(&path, walked, out) {
-                    out.push((path, 0, Some(e.to_string())));
-                }
-            }
-            Ok(meta) if meta.is_file() => out.push((path, meta.len(), None)),
-            Ok(_) => {} // a pipe, socket or device: not media
-            Err(e) => out.push((path, 0, Some(e.to_string()))),
+/// A walk of a local dataset folder.
+struct Walker {
+    /// The canonical root symlinks must stay under; `None`: follow all.
+    root: Option<PathBuf>,
+    /// Folders walked, by (device, inode): a symlink loop is walked once.
+    walked: HashSet<(u64, u64)>,
+    files: Vec<Walked>,
+}
+
+impl Walker {
+    /// Every regular file under `dir` with its size, following symlinks
+    /// (within the root, unless external links are allowed) but never into
+    /// a directory already walked. An entry that cannot be read is kept
+    /// with the reason; only an unreadable `dir` itself is an error.
+    fn walk(&mut self, dir: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dir)?;
+        if !self.walked.insert((meta.dev(), meta.ino())) {
+            return Ok(());
         }
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if let Some(why) = self.outside_root(&entry) {
+                self.files.push((path, 0, Some(why)));
+                continue;
+            }
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => {
+                    if let Err(e) = self.walk(&path) {
+                        self.files.push((path, 0, Some(e.to_string())));
+                    }
+                }
+                Ok(meta) if meta.is_file() => self.files.push((path, meta.len(), None)),
+                Ok(_) => {} // a pipe, socket or device: not media
+                Err(e) => self.files.push((path, 0, Some(e.to_string()))),
+            }
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Why a symlink may not be followed: it leads out of the root.
+    fn outside_root(&self, entry: &std::fs::DirEntry) -> Option<String> {
+        let root = self.root.as_ref()?;
+        if !entry.file_type().ok()?.is_symlink() {
+            return None;
+        }
+        // A dangling link or a loop is reported by the walk itself.
+        let target = entry.path().canonicalize().ok()?;
+        (!target.starts_with(root)).then(|| {
+            format!(
+                "a symlink to {}, outside the dataset root: refused (list with external links allowed to read it)",
+                target.display()
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -228,6 +280,53 @@ mod tests {
                 ("loop2.jpg", true),
                 ("sub/good.jpg", false)
             ]
+        );
+    }
+
+    /// A symlink out of the root is listed as refused, saying why, unless
+    /// external links are allowed; one inside the root is followed.
+    #[test]
+    fn symlinks_out_of_the_root_are_refused_by_default() {
+        use std::os::unix::fs::symlink;
+        let base = std::env::temp_dir().join(format!("spdl-links-{}", std::process::id()));
+        let (root, outside) = (base.join("data"), base.join("secret"));
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(root.join("sub/in.jpg"), b"x").unwrap();
+        std::fs::write(outside.join("key.jpg"), b"secret").unwrap();
+        symlink(outside.join("key.jpg"), root.join("out.jpg")).unwrap();
+        symlink(&outside, root.join("outdir")).unwrap();
+        symlink(root.join("sub/in.jpg"), root.join("alias.jpg")).unwrap();
+        let list = |external| {
+            let items = list_dataset_with(root.to_str().unwrap(), &["jpg"], external).unwrap();
+            items
+                .into_iter()
+                .map(|i| (i.relative, i.unreadable))
+                .collect::<Vec<_>>()
+        };
+        let (default, trusted) = (list(false), list(true));
+        std::fs::remove_dir_all(&base).unwrap();
+        let names =
+            |l: &[(String, Option<String>)]| l.iter().map(|(r, u)| (r.clone(), u.is_some())).collect::<Vec<_>>();
+        let pairs = |v: &[(&str, bool)]| v.iter().map(|(r, u)| (r.to_string(), *u)).collect::<Vec<_>>();
+        assert_eq!(
+            names(&default),
+            pairs(&[
+                ("alias.jpg", false),
+                ("out.jpg", true),
+                ("outdir", true),
+                ("sub/in.jpg", false)
+            ])
+        );
+        assert!(default[1].1.as_deref().unwrap().contains("outside the dataset root"));
+        assert_eq!(
+            names(&trusted),
+            pairs(&[
+                ("alias.jpg", false),
+                ("out.jpg", false),
+                ("outdir/key.jpg", false),
+                ("sub/in.jpg", false)
+            ])
         );
     }
 

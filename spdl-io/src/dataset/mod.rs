@@ -9,5 +9,5 @@ mod shard;
 
 #[cfg(feature = "remote")]
 pub use listing::list_store;
-pub use listing::{class_folders, list_dataset, ClassFolders, DatasetItem};
+pub use listing::{class_folders, list_dataset, list_dataset_with, ClassFolders, DatasetItem};
 pub use shard::{ShardReader, ShardSample};

@@ -8,8 +8,15 @@ import numpy.typing as npt
 Src = str | os.PathLike[str] | bytes | memoryview | bytearray | npt.NDArray[np.uint8]
 """A path, a URL (s3://, gs://, az://, http(s)://) or encoded bytes (not copied)."""
 
-def info(src: Src) -> dict[str, Any]:
-    """An image's header, or a container's and its streams' metadata."""
+def info(src: Src, *, trusted_input: bool = False) -> dict[str, Any]:
+    """An image's header, or a container's and its streams' metadata.
+
+    ``trusted_input`` (here and in every video and audio function): by default only
+    the containers a media dataset holds are read, so a file can make the loader read
+    nothing but itself (playlists such as HLS or DASH, concat lists, text-as-video and
+    device formats raise ``DecodeError`` naming the format). ``True`` reads any format
+    FFmpeg has and lets a local HLS playlist open the local files it names (never a
+    network URL). Only for inputs you trust."""
 
 def load_image(
     src: Src,
@@ -69,6 +76,7 @@ def load_video(
     num_threads: int = 1,
     apply_rotation: bool = True,
     return_pts: bool = False,
+    trusted_input: bool = False,
 ) -> Any:
     """Decodes frames in [start, end) seconds to (N, H, W, C) uint8 (and pts in seconds
     when ``return_pts``); ``fps=(num, den)`` resamples as FFmpeg's fps filter."""
@@ -83,6 +91,7 @@ def sample_frames(
     num_threads: int = 1,
     apply_rotation: bool = True,
     return_pts: bool = False,
+    trusted_input: bool = False,
 ) -> Any:
     """Decodes only the frames at ``indices`` (presentation order, any order, repeats
     allowed), seeking to the keyframe before each run."""
@@ -104,6 +113,7 @@ def stream_video(
     fps: tuple[int, int] | None = None,
     num_threads: int = 1,
     apply_rotation: bool = True,
+    trusted_input: bool = False,
 ) -> ChunkIterator:
     """Frames in chunks of ``chunk_frames``, (n, H, W, C) uint8 each."""
 
@@ -116,6 +126,7 @@ def load_audio(
     end: float | None = None,
     layout: Literal["channels_first", "interleaved"] = "channels_first",
     backend: Literal["auto", "ffmpeg", "symphonia", "pcm"] = "auto",
+    trusted_input: bool = False,
 ) -> tuple[npt.NDArray[np.float32], int]:
     """Decodes audio to float32 (channels, samples) (or (samples, channels) when
     interleaved) and returns it with its sample rate. ``backend="auto"`` uses the direct
@@ -131,5 +142,6 @@ def stream_audio(
     start: float | None = None,
     end: float | None = None,
     layout: Literal["channels_first", "interleaved"] = "channels_first",
+    trusted_input: bool = False,
 ) -> ChunkIterator:
     """Audio in chunks of ``chunk_samples`` samples per channel."""
