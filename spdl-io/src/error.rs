@@ -211,6 +211,21 @@ impl Error {
     }
 }
 
+/// Runs `f`, catching a panic inside it (an assertion in a third-party
+/// decoder, on input it did not expect) as `Err` with the panic's message,
+/// so that the caller can turn it into an error naming the source, or try
+/// another decoder. Panics are bugs, ours included: this is the boundary
+/// that keeps one bad file from taking the process down.
+pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into())
+    })
+}
+
 /// An error and its causes on one line, each cause said once (stores nest
 /// the same text at several levels).
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {

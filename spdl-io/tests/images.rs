@@ -561,3 +561,24 @@ fn a_bad_jpeg_does_not_fail_the_jpegs_after_it() {
     assert_eq!(failed, ["height0.jpg"]);
     assert_eq!(batch.images.shape()[0], 8);
 }
+
+/// A panic inside a third-party decoder (the tiff crate asserts on tiled
+/// TIFFs with separate planes and partial tiles) is an error naming the
+/// file, never a crash; a batch in skip mode skips that file only.
+#[test]
+fn a_decoder_panic_is_an_error_and_a_skipped_file() {
+    let bad = dir().join("tiff_tiled_planar_partial.tif");
+    let err = load_image(&bad, &ImageConfig::default()).unwrap_err();
+    assert!(matches!(err, Error::Image { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("tiff_tiled_planar_partial.tif") && text.contains("panicked"),
+        "{text}"
+    );
+    let config =
+        spdl_io::BatchConfig::new(ImageConfig::default().with_size(16, 16)).with_policy(spdl_io::FailurePolicy::Skip);
+    let batch = spdl_io::load_image_batch([dir().join("png_rgb8.png"), bad], &config).unwrap();
+    assert_eq!(batch.images.shape()[0], 1);
+    assert_eq!(batch.failures.len(), 1);
+    assert!(batch.failures[0].0.contains("tiff_tiled_planar_partial.tif"));
+}

@@ -58,6 +58,27 @@ pub(crate) fn io_error(e: IoError) -> PyErr {
     }
 }
 
+/// Runs library work with the GIL released. A panic in it (a bug, ours or
+/// a decoder's that spdl-io did not catch) becomes `DecodeError`, never
+/// pyo3's `PanicException`, which derives from `BaseException` and so
+/// escapes `except Exception`.
+pub(crate) fn off_gil<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T, IoError> + Send) -> PyResult<T> {
+    match py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))) {
+        Ok(result) => result.map_err(io_error),
+        Err(payload) => Err(panicked(payload)),
+    }
+}
+
+/// A panic's payload as the `DecodeError` of the work that panicked.
+pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>) -> PyErr {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    DecodeError::new_err(format!("internal error: a panic ({message}); please report it"))
+}
+
 /// The Python exception for a pipeline error.
 pub(crate) fn pipeline_error(e: PipelineError) -> PyErr {
     match e {

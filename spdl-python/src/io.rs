@@ -11,7 +11,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use spdl::io::{self as sio, AudioConfig, ImageConfig, Source, VideoConfig};
 
-use crate::errors::io_error;
+use crate::errors::{io_error, off_gil, panicked};
 use crate::pools::cpu_pool;
 use crate::sources::{extract, extract_all};
 
@@ -35,7 +35,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 fn interruptible<T: Send>(py: Python<'_>, cancel: &sio::Cancel, work: impl FnOnce() -> T + Send) -> PyResult<T> {
     let (done, mut result) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
-        s.spawn(move || done.send(work()));
+        // A panic in the work is caught here: the scope would re-raise it.
+        s.spawn(move || done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))));
         loop {
             // The receiver moves in and out: it may not be shared.
             let (r, received) = py.detach(move || {
@@ -44,7 +45,7 @@ fn interruptible<T: Send>(py: Python<'_>, cancel: &sio::Cancel, work: impl FnOnc
             });
             result = r;
             match received {
-                Ok(value) => return Ok(value),
+                Ok(value) => return value.map_err(panicked),
                 Err(RecvTimeoutError::Timeout) => {
                     if let Err(signal) = py.check_signals() {
                         cancel.cancel();
@@ -52,7 +53,6 @@ fn interruptible<T: Send>(py: Python<'_>, cancel: &sio::Cancel, work: impl FnOnc
                         return Err(signal);
                     }
                 }
-                // The work panicked; the scope re-raises its panic.
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(PyRuntimeError::new_err("the batch's worker thread failed"))
                 }
@@ -91,7 +91,7 @@ pub(crate) fn image_config(
 fn info(py: Python<'_>, src: &Bound<'_, PyAny>, trusted_input: bool) -> PyResult<Py<PyAny>> {
     let source = extract(src)?;
     let limits = sio::Limits::default().with_trusted_input(trusted_input);
-    let json = py.detach(|| -> Result<String, sio::Error> {
+    let json = off_gil(py, || -> Result<String, sio::Error> {
         let text = match sio::probe_kind_with_limits(source, limits)? {
             sio::MediaKind::Image(image) => serde_json::to_string(&image),
             sio::MediaKind::Video(info) | sio::MediaKind::Audio(info) => serde_json::to_string(&info),
@@ -99,7 +99,7 @@ fn info(py: Python<'_>, src: &Bound<'_, PyAny>, trusted_input: bool) -> PyResult
         };
         text.map_err(|e| sio::Error::InvalidConfig(e.to_string()))
     });
-    let json = json.map_err(io_error)?;
+    let json = json?;
     Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
 }
 
@@ -117,7 +117,7 @@ fn load_image<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let config = image_config(size, pix_fmt, interpolation, fit, apply_orientation)?;
     let source = extract(src)?;
-    let image = py.detach(|| sio::load_image(source, &config)).map_err(io_error)?;
+    let image = off_gil(py, || sio::load_image(source, &config))?;
     Ok(image.into_pyarray(py).into_any())
 }
 
@@ -227,7 +227,7 @@ fn load_video<'py>(
     )?;
     config.limits.trusted_input = trusted_input;
     let source = extract(src)?;
-    let video = py.detach(|| sio::load_video(source, &config)).map_err(io_error)?;
+    let video = off_gil(py, || sio::load_video(source, &config))?;
     video_result(py, video, return_pts)
 }
 
@@ -259,9 +259,7 @@ fn sample_frames<'py>(
     )?;
     config.limits.trusted_input = trusted_input;
     let source = extract(src)?;
-    let video = py
-        .detach(|| sio::sample_frames(source, &indices, &config))
-        .map_err(io_error)?;
+    let video = off_gil(py, || sio::sample_frames(source, &indices, &config))?;
     video_result(py, video, return_pts)
 }
 
@@ -299,7 +297,7 @@ fn load_audio<'py>(
     let mut config = audio_config(sample_rate, channels, start, end, layout, backend)?;
     config.limits.trusted_input = trusted_input;
     let source = extract(src)?;
-    let audio = py.detach(|| sio::load_audio(source, &config)).map_err(io_error)?;
+    let audio = off_gil(py, || sio::load_audio(source, &config))?;
     Ok((audio.samples.into_pyarray(py), audio.sample_rate)
         .into_pyobject(py)?
         .into_any())
@@ -327,7 +325,7 @@ impl ChunkIterator {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let next = py.detach(|| self.inner.lock().map(|mut it| it.next()).unwrap_or(None));
+        let next = off_gil(py, || Ok(self.inner.lock().map(|mut it| it.next()).unwrap_or(None)))?;
         match next {
             None => Ok(None),
             Some(Err(e)) => Err(io_error(e)),
@@ -338,7 +336,7 @@ impl ChunkIterator {
 }
 
 fn chunks(py: Python<'_>, open: impl FnOnce() -> Result<Chunks, sio::Error> + Send) -> PyResult<ChunkIterator> {
-    let inner = py.detach(open).map_err(io_error)?;
+    let inner = off_gil(py, open)?;
     Ok(ChunkIterator {
         inner: Mutex::new(inner),
     })

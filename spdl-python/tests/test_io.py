@@ -236,3 +236,14 @@ def test_untrusted_formats_are_refused_unless_trusted_input(tmp_path):
     concat = f"ffconcat version 1.0\nfile '{FIXTURES / 'audio' / 'pcm_s16le_16000_mono.wav'}'\n".encode()
     with pytest.raises(spdl_rs.DecodeError, match="`concat`"):
         sio.load_audio(concat)
+
+
+def test_a_decoder_panic_is_a_decode_error_never_a_panic_exception():
+    """The tiff crate panics on this file; Python sees DecodeError (an Exception)."""
+    bad = str(FIXTURES / "images" / "tiff_tiled_planar_partial.tif")
+    with pytest.raises(spdl_rs.DecodeError, match="panicked"):
+        sio.load_image(bad)
+    good = str(FIXTURES / "images" / "png_rgb8.png")
+    images, failures = sio.load_image_batch([good, bad], size=(16, 16), on_error="skip")
+    assert images.shape == (1, 16, 16, 3)
+    assert [name for name, _ in failures] == [bad]

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::config::ImageConfig;
 use super::load::load_into;
 use crate::choice;
-use crate::error::{Error, Result};
+use crate::error::{catch_panic, Error, Result};
 use crate::limits::Limits;
 use crate::memory;
 use crate::source::Source;
@@ -178,7 +178,14 @@ pub fn load_image_batch<S: Into<Source>>(
         .zip(srcs.par_iter())
         .map(|(out, src)| match cancelled() {
             true => Err(Error::Cancelled),
-            false => load_into(src.clone(), cfg, out),
+            // One image's panic (a bug anywhere below) fails that image only.
+            false => catch_panic(|| load_into(src.clone(), cfg, out)).unwrap_or_else(|panic| {
+                Err(Error::image(
+                    &src.name(),
+                    "unknown",
+                    format!("decoding panicked ({panic})"),
+                ))
+            }),
         })
         .collect();
     if cancelled() {

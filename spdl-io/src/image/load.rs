@@ -17,7 +17,7 @@ use super::config::ImageConfig;
 use super::ffmpeg;
 use super::jpeg;
 use super::pixels::{self, Sample};
-use super::probe::{image_decoder, read_source, Codec, Encoded};
+use super::probe::{guarded, image_decoder, read_source, Codec, Encoded};
 use super::resize::{self, Fit, Rect};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
@@ -130,7 +130,7 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
                 scale: eighths as f64 / 8.0,
             })
         }
-        Codec::Image(f, color) => match decode_with_image_crate(&img.data, f, color, plan, cfg) {
+        Codec::Image(f, color) => match guarded(f, || decode_with_image_crate(&img.data, f, color, plan, cfg)) {
             Ok(d) => Ok(d),
             Err(e @ ImageError::Unsupported(_)) => from_ffmpeg(img, cfg).map_err(|_| img.fail(e)),
             // A PNG whose writer never added the IEND chunk, with all its
@@ -138,7 +138,7 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
             // decode it. A truncated PNG still fails (its data is short).
             Err(e) if f == ImageFormat::Png && !img.data.ends_with(PNG_IEND) => {
                 let closed = [&img.data[..], PNG_IEND].concat();
-                decode_with_image_crate(&closed, f, color, plan, cfg).map_err(|_| img.fail(e))
+                guarded(f, || decode_with_image_crate(&closed, f, color, plan, cfg)).map_err(|_| img.fail(e))
             }
             Err(e) => Err(img.fail(e)),
         },

@@ -5,6 +5,7 @@
 use std::io::Cursor;
 
 use bytes::Bytes;
+use image::error::{DecodingError, ImageFormatHint};
 use image::{ColorType, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use super::config::ImageConfig;
@@ -12,7 +13,7 @@ use super::exif::{exif_orientation, ifd0_tag};
 use super::ffmpeg::ffmpeg_probe;
 use super::jpeg::{self, JpegHeader};
 use super::repair;
-use crate::error::{Error, Result};
+use crate::error::{catch_panic, Error, Result};
 use crate::limits::Limits;
 use crate::orientation::Orientation;
 use crate::source::Source;
@@ -98,7 +99,7 @@ impl Encoded {
             }
             Some(f) if f.reading_enabled() => {
                 let fname = label.or(f.extensions_str().first().copied()).unwrap_or("image");
-                let header = image_decoder(&data, f, limits).map(|mut d| {
+                let header = guarded(f, || image_decoder(&data, f, limits)).map(|mut d| {
                     // An EXIF block (PNG eXIf, WebP EXIF) is read here; TIFF
                     // keeps its orientation as a tag of its own.
                     let o = match d.exif_metadata().ok().flatten() {
@@ -182,6 +183,20 @@ impl Encoded {
 
 fn orientation_number(o: Orientation) -> u16 {
     (1..=8).find(|&n| Orientation::from_exif(n) == o).unwrap_or(1)
+}
+
+/// Runs a call into the `image` crate for format `f`, a panic inside it
+/// (the `tiff` crate asserts on some tiled layouts) becoming a decoding
+/// error that says so. It is not handed to FFmpeg: for the layouts seen
+/// panicking, FFmpeg's decoder returns black pixels without an error.
+pub(super) fn guarded<T>(f: ImageFormat, run: impl FnOnce() -> image::ImageResult<T>) -> image::ImageResult<T> {
+    catch_panic(run).unwrap_or_else(|panic| {
+        let reason = format!("its decoder panicked ({panic})");
+        Err(ImageError::Decoding(DecodingError::new(
+            ImageFormatHint::Exact(f),
+            reason,
+        )))
+    })
 }
 
 pub(super) fn image_decoder<'a>(
