@@ -400,9 +400,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         failures: &failures,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.json(&run.stats()))?);
+        out!("{}", serde_json::to_string_pretty(&report.json(&run.stats()))?);
     } else {
-        report.print(&run.stats());
+        report.print(&run.stats())?;
     }
     Ok(())
 }
@@ -419,9 +419,9 @@ struct Report<'a> {
 }
 
 impl Report<'_> {
-    fn print(&self, stats: &spdl::pipeline::PipelineStats) {
+    fn print(&self, stats: &spdl::pipeline::PipelineStats) -> Result<()> {
         let [ok, images, frames, samples] = self.totals;
-        println!(
+        out!(
             "{}: {} listed in {:.2}s, {} items; {ok} decoded, {} failed in {:.2}s",
             self.src,
             self.listing,
@@ -430,19 +430,20 @@ impl Report<'_> {
             self.failures.len(),
             self.secs
         );
-        println!(
+        out!(
             "  {:.1} items/s, {:.1} MB/s; {images} images, {frames} video frames ({:.1} frames/s), {samples} audio samples",
             ok as f64 / self.secs,
             self.bytes as f64 / 1e6 / self.secs,
             frames as f64 / self.secs,
         );
-        println!("\n{stats}");
+        out!("\n{stats}");
         if !self.failures.is_empty() {
-            println!("failed:");
+            out!("failed:");
             for (stage, name, reason) in self.failures {
-                println!("  [{stage}] {name}: {reason}");
+                out!("  [{stage}] {name}: {reason}");
             }
         }
+        Ok(())
     }
 
     fn json(&self, stats: &spdl::pipeline::PipelineStats) -> serde_json::Value {

@@ -1,6 +1,15 @@
 //! The `spdl` command: inspect media, decode it to `.npy`, and benchmark
 //! decoding over a folder of files.
 
+/// `println!` that returns the write's error instead of panicking, so a
+/// closed stdout (`spdl info F | head -c 1`) ends the command quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod bench;
 mod npy;
 
@@ -136,8 +145,10 @@ fn main() -> ExitCode {
     tracing_subscriber_init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        // Like other Unix tools, stop quietly when the reader went away.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("spdl: {e:#}");
+            eprintln!("spdl: {}", message(&e));
             ExitCode::FAILURE
         }
     }
@@ -152,6 +163,25 @@ fn tracing_subscriber_init() {
             .with_writer(std::io::stderr)
             .try_init();
     }
+}
+
+/// `e` and its causes on one line, each said once (spdl-io's messages
+/// already include the cause they keep as their source).
+fn message(e: &anyhow::Error) -> String {
+    e.chain().skip(1).fold(e.to_string(), |mut text, cause| {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+        text
+    })
+}
+
+/// Whether `e` is a write to a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -201,11 +231,11 @@ fn info(src: &str, json: bool, limits: sio::Limits) -> Result<()> {
     if json {
         let mut value = serde_json::to_value(&info)?;
         value["audio_backend"] = serde_json::json!(backend);
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        out!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.6}"));
-    println!(
+    out!(
         "{}: {} duration={} bit_rate={}{}",
         info.source,
         info.format,
@@ -224,7 +254,7 @@ fn info(src: &str, json: bool, limits: sio::Limits) -> Result<()> {
             s.header_frames.map_or("-".into(), |n| n.to_string())
         );
         match s.kind {
-            sio::StreamKind::Video => println!(
+            sio::StreamKind::Video => out!(
                 "{head} {}x{} {} space={} range={} primaries={} trc={} avg_fps={} r_fps={} rotation={} {common}",
                 p.width,
                 p.height,
@@ -237,14 +267,14 @@ fn info(src: &str, json: bool, limits: sio::Limits) -> Result<()> {
                 s.real_frame_rate.map_or("-".into(), |r| r.to_string()),
                 s.rotation,
             ),
-            sio::StreamKind::Audio => println!(
+            sio::StreamKind::Audio => out!(
                 "{head} {} Hz {} channels ({}) {} {common}",
                 p.sample_rate,
                 p.channels,
                 p.channel_layout.as_deref().unwrap_or("-"),
                 p.sample_fmt.as_deref().unwrap_or("-"),
             ),
-            _ => println!("{head} {common}"),
+            _ => out!("{head} {common}"),
         }
     }
     Ok(())
@@ -281,11 +311,16 @@ fn image_config(args: &DecodeArgs) -> Result<sio::ImageConfig> {
 
 fn print_image_info(image: &sio::ImageInfo, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(image)?);
+        out!("{}", serde_json::to_string_pretty(image)?);
     } else {
-        println!(
+        out!(
             "{}: {} image {}x{} {} orientation={}",
-            image.source, image.format, image.width, image.height, image.color, image.orientation
+            image.source,
+            image.format,
+            image.width,
+            image.height,
+            image.color,
+            image.orientation
         );
     }
     Ok(())

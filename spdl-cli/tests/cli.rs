@@ -394,3 +394,29 @@ fn untrusted_formats_are_refused_unless_trusted_input() {
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert!(failed_files(&report).iter().any(|f| f.contains("clip.mp4")), "{report}");
 }
+
+/// Output into a closed pipe (`spdl info F | head -c 1`) ends the command
+/// quietly, like other Unix tools: no panic, no message, exit 0. An error
+/// names its cause once.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let (video, images) = (fixture("h264_aac.mp4"), fixture("images"));
+    for (args, src) in [
+        (vec!["info"], &video),
+        (vec!["info", "--json"], &video),
+        (vec!["bench"], &images),
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = spdl().args(&args).arg(src).stdout(writer).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = spdl().arg("bench").arg(&video).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("Not a directory").count(), 1, "{stderr}");
+}

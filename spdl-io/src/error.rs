@@ -216,14 +216,41 @@ impl Error {
 /// so that the caller can turn it into an error naming the source, or try
 /// another decoder. Panics are bugs, ours included: this is the boundary
 /// that keeps one bad file from taking the process down.
+///
+/// A caught panic is logged through `tracing` (a warning with where it
+/// happened) instead of the default hook's message and backtrace on
+/// stderr: the process wraps the panic hook it had once, on first use,
+/// and defers to it for every panic outside this function.
 pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+    install_quiet_hook();
+    let outer = CATCHING.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(outer));
+    result.map_err(|payload| {
         payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic without a message".into())
     })
+}
+
+thread_local! {
+    /// Whether this thread is inside [`catch_panic`].
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wraps the process's panic hook (once) so that panics [`catch_panic`]
+/// catches are logged, not printed.
+fn install_quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| match CATCHING.with(|c| c.get()) {
+            true => tracing::warn!(target: "spdl_io", "caught a panic: {info}"),
+            false => previous(info),
+        }));
+    });
 }
 
 /// An error and its causes on one line, each cause said once (stores nest

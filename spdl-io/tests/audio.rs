@@ -418,3 +418,39 @@ fn cover_art_is_not_a_video() {
         "{err}"
     );
 }
+
+/// A valid file with no samples (0 s of silence, which FFmpeg and
+/// soundfile read as empty) is an empty array, through each backend (PCM,
+/// symphonia, FFmpeg); a zero-byte file is still an error.
+#[test]
+fn a_valid_empty_stream_is_an_empty_array() {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("empty-audio");
+    std::fs::create_dir_all(&tmp).unwrap();
+    for (name, codec) in [("zero.wav", "pcm_s16le"), ("zero.flac", "flac")] {
+        let path = tmp.join(name);
+        let status = Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "anullsrc=r=16000:cl=mono",
+                "-t",
+                "0",
+            ])
+            .args(["-c:a", codec])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{name}");
+        for backend in [AudioBackend::Auto, AudioBackend::Ffmpeg] {
+            let config = AudioConfig::default().with_backend(backend);
+            let audio = load_audio(&path, &config).unwrap_or_else(|e| panic!("{name} {backend:?}: {e}"));
+            assert_eq!(audio.samples.shape(), [1, 0], "{name} ({})", audio.backend);
+            assert_eq!(audio.sample_rate, 16_000, "{name} ({})", audio.backend);
+        }
+    }
+    assert!(load_audio(dir().join("empty.wav"), &AudioConfig::default()).is_err());
+}

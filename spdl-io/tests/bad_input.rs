@@ -238,3 +238,38 @@ fn ffmpeg_failures_keep_ffmpegs_status_as_the_cause() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Devices are refused before any read (`/dev/zero` never ends); a pipe
+/// still works, read at most up to the input limit.
+#[test]
+fn devices_are_refused_and_pipes_are_bounded() {
+    use spdl_io::{load_audio, load_image, AudioConfig, ImageConfig};
+    for device in ["/dev/zero", "/dev/urandom"] {
+        let errors = [
+            load_image(device, &ImageConfig::default()).unwrap_err(),
+            load_video(device, &VideoConfig::default()).unwrap_err(),
+            load_audio(device, &AudioConfig::default()).unwrap_err(),
+        ];
+        for err in errors {
+            assert!(err.to_string().contains("a device, not a media file"), "{err}");
+        }
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fifos");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = |name: &str, data: Vec<u8>| {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        let status = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(status.success());
+        let writer_path = path.clone();
+        // The writer may hit a closed pipe once the reader has had enough.
+        std::thread::spawn(move || drop(std::fs::write(writer_path, data)));
+        path
+    };
+    let png = std::fs::read(fixture("images/png_rgb8.png")).unwrap();
+    let image = load_image(fifo("image.png", png.clone()), &ImageConfig::default()).unwrap();
+    assert_eq!(image.shape()[2], 3);
+    let small = ImageConfig::default().with_limits(Limits::default().with_max_input_bytes(100));
+    let err = load_image(fifo("big.png", png), &small).unwrap_err();
+    assert!(matches!(err, Error::Limit { .. }), "{err:?}");
+}

@@ -76,7 +76,13 @@ fn configs_validate_what_does_not_depend_on_a_source() {
 
     assert!(AudioConfig::default().with_sample_rate(16_000).validate().is_ok());
     let err = AudioConfig::default().with_sample_rate(0).validate().unwrap_err();
-    assert!(err.to_string().contains("sample_rate must be 1..=768000"), "{err}");
+    assert!(err.to_string().contains("sample_rate must be 1000..=768000"), "{err}");
+    // Accepted rates give audio: 1 Hz used to pass the check and then fail
+    // as "no audio samples could be decoded".
+    assert!(AudioConfig::default().with_sample_rate(1).validate().is_err());
+    let low = AudioConfig::default().with_sample_rate(1000);
+    let audio = spdl_io::load_audio(fixture("audio/flac_s16_44100_stereo.flac"), &low).unwrap();
+    assert_eq!(audio.samples.shape()[1], 1000);
     assert!(AudioConfig::default().with_channels(65).validate().is_err());
     assert!(AudioConfig::default().with_window(f64::NAN, 1.0).validate().is_err());
 }

@@ -113,7 +113,8 @@ impl Default for AudioConfig {
 
 impl AudioConfig {
     /// Checks the settings that do not depend on a source: the time window
-    /// (finite, start before end), the output rate (1..=768000 Hz) and
+    /// (finite, start before end), the output rate (1000..=768000 Hz:
+    /// below 1 kHz swresample gives short or no output) and
     /// channel count (1..=64). Every load calls it; front ends call it to
     /// refuse a config when it is made.
     ///
@@ -121,12 +122,12 @@ impl AudioConfig {
     /// [`Error::InvalidConfig`] naming the value.
     pub fn validate(&self) -> Result<()> {
         check_window(self.start, self.end)?;
-        if self.sample_rate.is_some_and(|r| !(1..=768_000).contains(&r))
+        if self.sample_rate.is_some_and(|r| !(1000..=768_000).contains(&r))
             || self.channels.is_some_and(|c| !(1..=64).contains(&c))
         {
             let or_source = |v: Option<u32>| v.map_or("the source's".to_string(), |v| v.to_string());
             return Err(Error::InvalidConfig(format!(
-                "cannot output {} channels at {} Hz (sample_rate must be 1..=768000, channels 1..=64)",
+                "cannot output {} channels at {} Hz (sample_rate must be 1000..=768000, channels 1..=64)",
                 or_source(self.channels),
                 or_source(self.sample_rate)
             )));

@@ -203,10 +203,14 @@ impl AudioReader {
                 Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => self.feed()?,
                 Err(ff::Error::Eof) => {
                     while self.convert(None)? > 0 {}
+                    self.done = true;
                     if let Some(damage) = self.damage.take() {
+                        // Nothing decoded at all: the damage is the stream.
+                        if self.window.first_time().is_none() {
+                            return Err(damage);
+                        }
                         tracing::warn!("{damage} (after the last decodable frame: ignored)");
                     }
-                    self.done = true;
                 }
                 Err(e) => self.damaged(e, Position::Unknown),
             }

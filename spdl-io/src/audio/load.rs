@@ -31,15 +31,6 @@ fn load<T: AudioSample>(src: Source, config: &AudioConfig) -> Result<AudioBuffer
         Some(d) => d,
         None => load_ffmpeg(src, config)?,
     };
-    if decoded.interleaved.is_empty() {
-        return Err(Error::Decode {
-            src: name,
-            stream: config.stream.unwrap_or(0),
-            at: Position::EndOfStream,
-            reason: "no audio samples could be decoded".into(),
-            cause: None,
-        });
-    }
     let per_channel = decoded.interleaved.len() / decoded.channels as usize;
     Limits::check(
         &name,

@@ -101,9 +101,24 @@ impl Source {
         let check = |len: u64| Limits::check(&name, "input size in bytes", len, limits.max_input_bytes);
         match self {
             Source::Path(path) => {
+                let meta = readable_metadata(path, &name)?;
+                check(meta.len())?;
                 let io = |e: std::io::Error| Error::io(&name, e);
-                check(std::fs::metadata(path).map_err(io)?.len())?;
-                Ok(Bytes::from(std::fs::read(path).map_err(io)?))
+                if meta.is_file() {
+                    return Ok(Bytes::from(std::fs::read(path).map_err(io)?));
+                }
+                // A pipe: no length to check first, so read at most the limit.
+                let limit = limits.max_input_bytes.min(UNKNOWN_LENGTH_MAX);
+                let mut data = Vec::new();
+                let file = std::fs::File::open(path).map_err(io)?;
+                std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut data).map_err(io)?;
+                Limits::check(
+                    &name,
+                    "input size in bytes (read from a pipe)",
+                    data.len() as u64,
+                    limit,
+                )?;
+                Ok(Bytes::from(data))
             }
             Source::Bytes { data, .. } => {
                 check(data.len() as u64)?;
@@ -168,9 +183,33 @@ impl Store {
     }
 }
 
+/// The most bytes read whole from an input of unknown length (a pipe),
+/// whatever [`Limits::max_input_bytes`] allows.
+const UNKNOWN_LENGTH_MAX: u64 = 1 << 30;
+
+/// The metadata of a local path, refusing devices and sockets before any
+/// read: they are not media files, and some never end (`/dev/zero`,
+/// `/dev/urandom`). Regular files, pipes and (for their own error)
+/// directories pass.
+fn readable_metadata(path: &Path, name: &str) -> Result<std::fs::Metadata> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(name, e))?;
+    let kind = meta.file_type();
+    let what = match () {
+        _ if kind.is_char_device() || kind.is_block_device() => "a device",
+        _ if kind.is_socket() => "a socket",
+        _ => return Ok(meta),
+    };
+    Err(Error::Open {
+        src: name.into(),
+        reason: format!("{what}, not a media file: not read"),
+        cause: None,
+    })
+}
+
 /// The reader for a local path (see [`Source::open_random`]).
 fn open_path(path: &Path, name: &str, limits: &Limits) -> Result<ByteInput> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(name, e))?;
+    let meta = readable_metadata(path, name)?;
     Limits::check(name, "input size in bytes", meta.len(), limits.max_input_bytes)?;
     if !meta.is_file() {
         return Ok(ByteInput::SequentialFile(path.to_path_buf()));
