@@ -77,7 +77,34 @@ impl PipelineBuilder<(), ()> {
         It: Iterator + Send + 'static,
         It::Item: Send + 'static,
     {
-        self.with_source(Arc::new(move |epoch| SourceItems::Iter(Box::new(f(epoch)))))
+        self.with_source(Arc::new(move |epoch| SourceItems::Iter(Box::new(f(epoch).map(Ok)))))
+    }
+
+    /// A fallible source made per epoch by `f(epoch)`: its `Err` item ends
+    /// the epoch with [`Error::Source`](crate::Error::Source) after the
+    /// items before it were delivered (a source that cannot be read is an
+    /// error, never a short epoch), and is listed by `Run::failures`.
+    ///
+    /// ```
+    /// use spdl_pipeline::{Error, PipelineBuilder};
+    /// let pipeline = PipelineBuilder::new()
+    ///     .add_try_source_fn(|_| vec![Ok(1), Ok(2), Err("disk gone"), Ok(3)].into_iter())
+    ///     .build()
+    ///     .unwrap();
+    /// let out: Vec<_> = pipeline.run(0).collect();
+    /// assert_eq!(out[..2].iter().map(|r| *r.as_ref().unwrap()).collect::<Vec<i32>>(), [1, 2]);
+    /// assert!(matches!(out[2], Err(Error::Source { item: 2, .. })));
+    /// assert_eq!(out.len(), 3);
+    /// ```
+    pub fn add_try_source_fn<F, It, T, E>(self, f: F) -> PipelineBuilder<T, T>
+    where
+        F: Fn(u64) -> It + Send + Sync + 'static,
+        It: Iterator<Item = std::result::Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: std::fmt::Display,
+    {
+        let items = move |epoch| f(epoch).map(|r: std::result::Result<T, E>| r.map_err(|e| e.to_string()));
+        self.with_source(Arc::new(move |epoch| SourceItems::Iter(Box::new(items(epoch)))))
     }
 
     /// An async source made per epoch by `f(epoch)`: a `Stream` polled on
@@ -99,7 +126,7 @@ impl PipelineBuilder<(), ()> {
         St: Stream + Send + 'static,
         St::Item: Send + 'static,
     {
-        self.with_source(Arc::new(move |epoch| SourceItems::Stream(f(epoch).boxed())))
+        self.with_source(Arc::new(move |epoch| SourceItems::Stream(f(epoch).map(Ok).boxed())))
     }
 
     /// A builder whose chain starts at `source`, keeping this one's settings.

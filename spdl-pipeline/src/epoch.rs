@@ -118,6 +118,23 @@ impl Ctx {
         self.fail(c, budget, failure)
     }
 
+    /// Records that the source failed before its `item`-th item: the
+    /// epoch ends with [`Error::Source`] after the items already produced.
+    pub(crate) fn fail_source(&self, c: &StageCounters, item: u64, reason: String) {
+        tracing::warn!(target: "spdl_pipeline", "the source failed at item {item}: {reason}");
+        c.failures.fetch_add(1, Ordering::Relaxed);
+        let failure = Failure {
+            stage: c.name.clone(),
+            item,
+            reason: reason.clone(),
+        };
+        self.failures.lock().expect("failures lock").push(failure);
+        self.abort
+            .lock()
+            .expect("abort lock")
+            .get_or_insert(Error::Source { item, reason });
+    }
+
     pub(crate) fn aborted(&self) -> bool {
         self.abort.lock().expect("abort lock").is_some()
     }

@@ -43,6 +43,15 @@ pub enum Error {
         /// What it dropped and why.
         failure: Failure,
     },
+    /// The source failed (a fallible source gave an error); the items it
+    /// produced before were delivered.
+    #[error("the source failed after {item} items: {reason}")]
+    Source {
+        /// How many items the source produced before it failed.
+        item: u64,
+        /// Why it failed.
+        reason: String,
+    },
     /// No item arrived within the caller's timeout.
     #[error("no item within {0:?}")]
     Timeout(Duration),

@@ -195,7 +195,7 @@ impl PipelineBuilder {
         }
         let iterable = Arc::new(iterable);
         Self::update(slf, move |_| {
-            sp::PipelineBuilder::new().add_source_fn(move |_| PythonItems::new(iterable.clone()))
+            sp::PipelineBuilder::new().add_try_source_fn(move |_| PythonItems::new(iterable.clone()))
         })
     }
 
@@ -396,6 +396,9 @@ struct PythonItems {
     iter: Option<Py<PyAny>>,
     pulled: std::collections::VecDeque<Item>,
     ended: bool,
+    /// The exception the iterable raised, handed out after the items
+    /// pulled before it: the run then ends with `PipelineFailure`.
+    failed: Option<String>,
 }
 
 const PULL_TIME: std::time::Duration = std::time::Duration::from_micros(50);
@@ -408,18 +411,18 @@ impl PythonItems {
             iter: None,
             pulled: Default::default(),
             ended: false,
+            failed: None,
         }
     }
 
-    /// Pulls the next batch; sets `ended` at the end (or on an error, which
-    /// is printed, as Python prints an exception in a thread).
+    /// Pulls the next batch; sets `ended` at the end, and `failed` too when
+    /// the iterable raised.
     fn pull(&mut self, py: Python<'_>) {
         if self.iter.is_none() {
             match self.iterable.bind(py).try_iter() {
                 Ok(iter) => self.iter = Some(iter.into_any().unbind()),
                 Err(e) => {
-                    e.print(py);
-                    self.ended = true;
+                    self.fail(py, e);
                     return;
                 }
             }
@@ -432,11 +435,12 @@ impl PythonItems {
         loop {
             match iter.call_method0("__next__") {
                 Ok(obj) => self.pulled.push_back(Item::from_py(obj)),
-                Err(e) => {
-                    if !e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) {
-                        e.print(py);
-                    }
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => {
                     self.ended = true;
+                    return;
+                }
+                Err(e) => {
+                    self.fail(py, e);
                     return;
                 }
             }
@@ -447,15 +451,27 @@ impl PythonItems {
     }
 }
 
-impl Iterator for PythonItems {
-    type Item = Item;
+impl PythonItems {
+    /// Ends the source with the exception `e` (type and message).
+    fn fail(&mut self, py: Python<'_>, e: PyErr) {
+        let kind = e.get_type(py).name().map_or("Exception".into(), |n| n.to_string());
+        self.failed = Some(format!("{kind}: {}", e.value(py)));
+        self.ended = true;
+    }
+}
 
-    fn next(&mut self) -> Option<Item> {
+impl Iterator for PythonItems {
+    type Item = Result<Item, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
         if self.pulled.is_empty() && !self.ended {
             // At interpreter exit no item is pulled: the source ends.
             self.ended |= with_python(|py| self.pull(py)).is_none();
         }
-        self.pulled.pop_front()
+        match self.pulled.pop_front() {
+            Some(item) => Some(Ok(item)),
+            None => self.failed.take().map(Err),
+        }
     }
 }
 

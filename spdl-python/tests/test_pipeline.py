@@ -210,3 +210,21 @@ def test_ctrl_c_stops_a_wait_on_a_slow_stage():
     # The stage sleeps 30 s; the interrupt lands within the 50 ms polling.
     assert out.stdout.startswith("interrupted"), out.stdout + out.stderr
     assert float(out.stdout.split()[1]) < 10, out.stdout
+
+
+def test_a_raising_source_ends_the_run_with_pipeline_failure():
+    """The items before the exception arrive, then PipelineFailure: never a short epoch."""
+
+    def source():
+        yield from range(5)
+        raise OSError("the shard server went away")
+
+    pipeline = PipelineBuilder().add_source(source()).pipe(lambda x: x * 10).add_sink(4).build()
+    got = []
+    run = pipeline.run()
+    with pytest.raises(spdl_rs.PipelineFailure, match="OSError: the shard server went away"):
+        for item in run:
+            got.append(item)
+    assert sorted(got) == [0, 10, 20, 30, 40]
+    assert [(f[0], f[1]) for f in run.failures()] == [("source", 5)]
+    assert "OSError" in run.failures()[0][2]

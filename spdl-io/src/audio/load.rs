@@ -16,7 +16,7 @@ use super::sinks::SampleWindow;
 #[cfg(feature = "symphonia")]
 use super::symphonia::{prefers_symphonia, SymphoniaInput};
 use super::wav::PcmWav;
-use crate::error::{Error, Position, Result};
+use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::source::path::has_extension;
 use crate::source::Source;
@@ -148,7 +148,7 @@ fn load_native(src: &Source, config: &AudioConfig) -> Result<Option<Decoded>> {
                     return Err(Error::Decode {
                         src: src.name(),
                         stream: 0,
-                        at: Position::EndOfStream,
+                        at: crate::error::Position::EndOfStream,
                         reason: format!("{reason} (the ffmpeg backend reads it)"),
                         cause: None,
                     })

@@ -1,9 +1,11 @@
 //! The source stage: feeds an epoch's source into the first queue. A
 //! blocking iterator runs on a thread of its own (it may block), gathered
 //! into chunks with a timed flush ([`SOURCE_FLUSH`]); a stream runs as a
-//! task on the runtime, in chunks of what is ready. A panicking source is
-//! a fatal failure of the epoch; the source stops early at the run's
-//! profiling limit or when the run is dropped.
+//! task on the runtime, in chunks of what is ready. A source that fails
+//! (an `Err` item of a fallible source) or panics ends the epoch with an
+//! error after the items it produced: never a short epoch that looks
+//! complete. The source stops early at the run's profiling limit or when
+//! the run is dropped.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
@@ -22,10 +24,13 @@ use crate::stats::StageCounters;
 /// every millisecond).
 const SOURCE_FLUSH: Duration = Duration::from_millis(1);
 
+/// One item of a source, or why the source cannot go on.
+pub(crate) type SourceItem<S> = Result<S, String>;
+
 /// The items of one epoch: a blocking iterator or an async stream.
 pub(crate) enum SourceItems<S> {
-    Iter(Box<dyn Iterator<Item = S> + Send>),
-    Stream(futures::stream::BoxStream<'static, S>),
+    Iter(Box<dyn Iterator<Item = SourceItem<S>> + Send>),
+    Stream(futures::stream::BoxStream<'static, SourceItem<S>>),
 }
 
 /// Spawns the feed of the epoch's source into the first queue: an iterator
@@ -92,7 +97,7 @@ impl<S> SourceChunks<S> {
 fn feed_iter<S: Send + 'static>(
     ctx: &Ctx,
     c: &StageCounters,
-    mut items: Box<dyn Iterator<Item = S> + Send>,
+    mut items: Box<dyn Iterator<Item = SourceItem<S>> + Send>,
     output: Output<S>,
 ) {
     let chunks = Arc::new(SourceChunks {
@@ -130,7 +135,7 @@ fn feed_iter<S: Send + 'static>(
 async fn feed_stream<S>(
     ctx: &Ctx,
     c: &StageCounters,
-    mut items: futures::stream::BoxStream<'static, S>,
+    mut items: futures::stream::BoxStream<'static, SourceItem<S>>,
     mut output: Output<S>,
 ) {
     let mut seq = 0;
@@ -155,17 +160,26 @@ async fn feed_stream<S>(
 }
 
 /// The source's `seq`-th item, or `None` at its end, at the profiling
-/// limit, or after a panic (a fatal failure of the epoch).
-fn source_item<S>(ctx: &Ctx, c: &StageCounters, seq: u64, next: std::thread::Result<Option<S>>) -> Option<S> {
+/// limit, or after a failure or a panic (a fatal failure of the epoch).
+fn source_item<S>(
+    ctx: &Ctx,
+    c: &StageCounters,
+    seq: u64,
+    next: std::thread::Result<Option<SourceItem<S>>>,
+) -> Option<S> {
     if ctx.limit.is_some_and(|l| seq >= l) {
         return None;
     }
     match next {
-        Ok(value) => {
-            let value = value?;
+        Ok(Some(Ok(value))) => {
             ctx.source_items.fetch_add(1, Ordering::Relaxed);
             c.items_in.fetch_add(1, Ordering::Relaxed);
             Some(value)
+        }
+        Ok(None) => None,
+        Ok(Some(Err(reason))) => {
+            ctx.fail_source(c, seq, reason);
+            None
         }
         Err(p) => {
             ctx.fail_panic(c, &FailureBudget::count(0), seq, p);

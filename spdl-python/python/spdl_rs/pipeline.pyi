@@ -6,7 +6,9 @@ class PipelineBuilder:
     def __init__(self) -> None: ...
     def add_source(self, iterable: Iterable[Any]) -> "PipelineBuilder":
         """Items from ``iterable`` (iterated again every epoch); str and bytes items stay
-        native for the decode stages."""
+        native for the decode stages. An exception raised by the iterable ends the run
+        with ``PipelineFailure`` after the items produced before it (it is listed by
+        ``failures()`` as stage "source"): never a short epoch."""
     # Every stage takes ordered=False: output in completion order; True keeps
     # the input order (at the cost of head-of-line waits).
     def pipe(
