@@ -17,6 +17,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p spdl-io --no-default-features --lib -- -D warnings
 # The extension is tested from Python below (it links to the interpreter).
 cargo test --workspace --exclude spdl-python
+# A short mutation-fuzz run, fixed seed, under a memory cap (the long run:
+# bash scripts/fuzz.sh --count 20000).
+PROFILE=debug bash scripts/fuzz.sh --seed 1 --count 3000
 # Build the extension into the venv and run the Python tests.
 (
     source .venv-test/bin/activate

@@ -99,3 +99,20 @@ fn every_fixture_container_is_allowed_by_default() {
         assert!(!info.streams.is_empty(), "{name}");
     }
 }
+
+/// A file whose name is an image-sequence pattern reads only itself: the
+/// pattern is never expanded into other files' names.
+#[test]
+fn an_image_sequence_pattern_reads_only_its_own_file() {
+    let dir = dir().join("pattern");
+    std::fs::create_dir_all(&dir).unwrap();
+    let own = std::fs::read(fixture("images/png_rgb8.png")).unwrap();
+    let other = std::fs::read(fixture("images/png_gray8.png")).unwrap();
+    std::fs::write(dir.join("seq%d.png"), &own).unwrap();
+    for n in 0..3 {
+        std::fs::write(dir.join(format!("seq{n}.png")), &other).unwrap();
+    }
+    let video = load_video(dir.join("seq%d.png"), &VideoConfig::default()).unwrap();
+    let alone = load_video(Source::from_bytes(own, "own.png"), &VideoConfig::default()).unwrap();
+    assert_eq!(video.frames, alone.frames, "decoded another file than the one named");
+}
