@@ -167,13 +167,15 @@ fn corpus(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// A watchdog that ends the process if one mutant runs past `timeout`.
-fn watchdog(started: Arc<AtomicU64>, timeout: Duration) {
-    let t0 = Instant::now();
+/// A watchdog that ends the process if one mutant runs past `timeout`;
+/// `started` holds when the current one started (ms after `t0`, plus 1;
+/// 0 while none runs).
+fn watchdog(t0: Instant, started: Arc<AtomicU64>, timeout: Duration) {
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_millis(200));
         let since = started.load(Ordering::Relaxed);
-        if since > 0 && t0.elapsed().as_millis() as u64 - since > timeout.as_millis() as u64 {
+        let running = (t0.elapsed().as_millis() as u64 + 1).saturating_sub(since);
+        if since > 0 && running > timeout.as_millis() as u64 {
             let current = std::fs::read_to_string("target/fuzz-current.txt").unwrap_or_default();
             eprintln!("HANG: over {timeout:?} on {current}");
             std::process::exit(3);
@@ -196,8 +198,8 @@ fn main() -> Result<()> {
         bail!("no input files");
     }
     let started = Arc::new(AtomicU64::new(0));
-    watchdog(started.clone(), args.timeout);
     let t0 = Instant::now();
+    watchdog(t0, started.clone(), args.timeout);
     let range = args.only.map_or(0..args.count, |i| i..i + 1);
     let mut failures = 0;
     for index in range.clone() {

@@ -86,12 +86,70 @@ fn declares_no_sample_rate(data: &[u8]) -> bool {
     false
 }
 
+/// Whether an MP4's sample tables declare more entries than their atoms
+/// hold. Symphonia's MP4 reader reserves memory for the declared count
+/// before reading a table (`Vec::with_capacity(entry_count)`): a forged
+/// count of 0x7FFFFFFF asks for 8 GiB and aborts the process under a memory
+/// cap (found by `examples/fuzz_mutants.rs`). FFmpeg checks these counts.
+fn mp4_tables_overstate(data: &[u8]) -> bool {
+    data.get(4..8) == Some(b"ftyp") && !mp4_boxes_fit(data, 0)
+}
+
+/// Whether every sample table in the boxes of `data` (nested up to a few
+/// levels) declares no more entries than its bytes hold.
+fn mp4_boxes_fit(data: &[u8], depth: usize) -> bool {
+    let be32 = |b: &[u8], at: usize| b.get(at..at + 4).map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+    let mut pos = 0usize;
+    while let (Some(size), Some(kind)) = (be32(data, pos), data.get(pos + 4..pos + 8)) {
+        let (head, size) = match size {
+            0 => (8, data.len() - pos),
+            1 => match data.get(pos + 8..pos + 16) {
+                Some(v) => (
+                    16,
+                    u64::from_be_bytes(v.try_into().expect("8 bytes")).min(usize::MAX as u64) as usize,
+                ),
+                None => return true,
+            },
+            s => (8, s as usize),
+        };
+        if size < head {
+            return true; // malformed: symphonia stops here, allocating nothing
+        }
+        let body = &data[(pos + head).min(data.len())..pos.saturating_add(size).min(data.len())];
+        // (bytes before the entries, bytes per entry); stsz has entries
+        // only when its fixed sample size is 0.
+        let table = match kind {
+            b"stco" | b"stss" => Some((8, 4)),
+            b"co64" | b"stts" | b"ctts" => Some((8, 8)),
+            b"stsc" => Some((8, 12)),
+            b"stsz" if be32(body, 4) == Some(0) => Some((12, 4)),
+            _ => None,
+        };
+        let fits = match table {
+            Some((start, entry)) => be32(body, start - 4)
+                .is_none_or(|n| (n as usize).saturating_mul(entry) <= body.len().saturating_sub(start)),
+            None if depth < 8 && matches!(kind, b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"edts") => {
+                mp4_boxes_fit(body, depth + 1)
+            }
+            None => true,
+        };
+        if !fits {
+            return false;
+        }
+        pos = pos.saturating_add(size);
+    }
+    true
+}
+
 impl SymphoniaInput {
     /// Probes in-memory (or local) media; `None` if symphonia does not
     /// read this container or has no decoder for its first audio track.
     pub(crate) fn open(source: &Source, data: bytes::Bytes) -> Option<SymphoniaInput> {
         if declares_no_sample_rate(&data) {
             return None; // symphonia panics on it (a zero time base); FFmpeg refuses it cleanly
+        }
+        if mp4_tables_overstate(&data) {
+            return None; // symphonia would reserve memory for the forged count; FFmpeg checks it
         }
         let name = source.name();
         let mut hint = Hint::new();
@@ -259,7 +317,22 @@ fn seconds(time_base: Option<symphonia::core::units::TimeBase>, ts: u64) -> f64 
 
 #[cfg(test)]
 mod tests {
-    use super::declares_no_sample_rate;
+    use super::{declares_no_sample_rate, mp4_tables_overstate};
+
+    #[test]
+    fn mp4_sample_tables_are_checked_against_their_atoms() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/audio");
+        let m4a = std::fs::read(dir.join("aac_lc_44100_stereo.m4a")).unwrap();
+        assert!(!mp4_tables_overstate(&m4a), "a valid file passes");
+        let at = m4a.windows(4).position(|w| w == b"stco").expect("an stco atom");
+        let mut forged = m4a.clone();
+        forged[at + 8..at + 12].copy_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
+        assert!(mp4_tables_overstate(&forged));
+        // A cut file is checked without panicking (a panic fails the test).
+        for cut in [at + 6, at + 12, m4a.len() / 2] {
+            mp4_tables_overstate(&m4a[..cut]);
+        }
+    }
 
     fn wav(rate: u32) -> Vec<u8> {
         let mut d = b"RIFF\0\0\0\0WAVEJUNK\x02\0\0\0\0\0fmt \x10\0\0\0\x01\0\x01\0".to_vec();
