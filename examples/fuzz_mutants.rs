@@ -109,11 +109,11 @@ fn decode_all(data: &[u8], name: &str) {
     let _ = sio::probe(src());
     let _ = sio::probe_kind(src());
     let _ = sio::load_image(src(), &image);
-    let _ = sio::load_image(src(), &image.clone().with_size(64, 48));
+    let _ = sio::load_image(src(), &image.with_size(64, 48));
     let _ = sio::load_video(src(), &video);
     let _ = sio::sample_frames(src(), &[0, 3, 1], &video);
     let _ = sio::load_audio(src(), &audio);
-    let _ = sio::load_audio(src(), &audio.clone().with_sample_rate(16_000).with_channels(1));
+    let _ = sio::load_audio(src(), &audio.with_sample_rate(16_000).with_channels(1));
 }
 
 struct Args {
