@@ -495,6 +495,7 @@ impl Pipeline {
         let run = py.detach(|| self.inner.run_shared(epoch));
         Ok(PipelineRun {
             run: Mutex::new(Some(run)),
+            pid: std::process::id(),
         })
     }
 
@@ -507,6 +508,21 @@ impl Pipeline {
 #[pyclass(frozen, module = "spdl_rs.pipeline")]
 struct PipelineRun {
     run: Mutex<Option<sp::Run<'static, Item>>>,
+    /// The process that started the run: its threads exist only there.
+    pid: u32,
+}
+
+impl Drop for PipelineRun {
+    /// In a forked child the run's threads do not exist: dropping it would
+    /// wait for them forever, so it is leaked instead (the parent's copy
+    /// is the one that runs).
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            if let Some(run) = self.run.get_mut().ok().and_then(Option::take) {
+                std::mem::forget(run);
+            }
+        }
+    }
 }
 
 impl PipelineRun {
@@ -525,6 +541,18 @@ impl PipelineRun {
 impl PipelineRun {
     /// Waits for the next item without the GIL, checking for Python
     /// signals every 50 ms, so Ctrl-C stops a wait on a slow stage.
+    /// Refuses a run inherited across `fork()`: its threads are in the
+    /// parent, and waiting on them here would hang.
+    fn check_process(&self) -> PyResult<()> {
+        if self.pid == std::process::id() {
+            return Ok(());
+        }
+        Err(PyRuntimeError::new_err(
+            "this run was started in another process (before a fork): its threads are not in this one; \
+             start a new run here",
+        ))
+    }
+
     fn wait_for_next(&self, py: Python<'_>) -> PyResult<Option<Result<Item, sp::Error>>> {
         let slice = Duration::from_millis(50);
         loop {
@@ -544,6 +572,7 @@ impl PipelineRun {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.check_process()?;
         // The GIL is released only when the next item is not ready yet.
         let ready = self.run.lock().ok().and_then(|mut r| r.as_mut()?.try_next());
         let next = match ready {
@@ -571,6 +600,9 @@ impl PipelineRun {
     /// Stops the run (blocking work already running finishes, its result is
     /// dropped). Idempotent.
     fn close(&self, py: Python<'_>) {
+        if self.check_process().is_err() {
+            return; // dropped (leaked) with the object: see `Drop`
+        }
         let run = self.run.lock().ok().and_then(|mut r| r.take());
         py.detach(move || drop(run));
     }

@@ -228,3 +228,31 @@ def test_a_raising_source_ends_the_run_with_pipeline_failure():
     assert sorted(got) == [0, 10, 20, 30, 40]
     assert [(f[0], f[1]) for f in run.failures()] == [("source", 5)]
     assert "OSError" in run.failures()[0][2]
+
+
+def test_a_run_inherited_across_fork_raises_in_the_child_instead_of_hanging():
+    def slow(x):
+        time.sleep(0.01)
+        return x
+
+    run = PipelineBuilder().add_source(range(100)).pipe(slow, concurrency=2).build(num_threads=2).run()
+    first = next(run)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            try:
+                next(run)
+                os._exit(3)  # must refuse: the run's threads are in the parent
+            except RuntimeError as e:
+                os._exit(0 if "another process" in str(e) else 4)
+        except BaseException:
+            os._exit(2)
+    deadline = time.monotonic() + 20
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        assert time.monotonic() < deadline, "the child hung on the inherited run"
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sorted([first, *run]) == list(range(100))  # the parent's run goes on
