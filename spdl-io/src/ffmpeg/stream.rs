@@ -224,7 +224,8 @@ pub(crate) fn container_index(input: &ff::format::context::Input, stream: usize)
         let st = st.as_ptr() as *mut ffi::AVStream;
         let delay = (*(*st).codecpar).video_delay;
         let count = ffi::avformat_index_get_entries_count(st);
-        let mut entries = Vec::with_capacity(count.max(0) as usize);
+        // Grown as read: the count comes from the file.
+        let mut entries = Vec::new();
         for i in 0..count {
             let e = ffi::avformat_index_get_entry(st, i);
             if e.is_null() || (*e).flags() & ffi::AVINDEX_DISCARD_FRAME != 0 {

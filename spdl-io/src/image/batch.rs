@@ -191,7 +191,7 @@ pub fn load_image_batch<S: Into<Source>>(
     if cancelled() {
         return Err(Error::Cancelled);
     }
-    let mut sources = Vec::with_capacity(srcs.len());
+    let mut sources = Vec::new();
     let mut failures = Vec::new();
     for (i, (src, result)) in srcs.iter().zip(results).enumerate() {
         match result {

@@ -11,6 +11,7 @@ use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat as TjFormat, Scalin
 use super::exif::exif_orientation;
 use super::pixels;
 use crate::media::convert::PixelFormat;
+use crate::memory;
 use crate::orientation::Orientation;
 
 /// Progressive scans allowed before a JPEG is rejected (a guard against
@@ -217,9 +218,10 @@ fn decode_data(
     if !header.is_cmyk() {
         return decompress(tj, channels, out);
     }
-    let mut cmyk = vec![0u8; w * h * 4];
+    let buffer = |len: usize| memory::zeroed(len).map_err(|n| format!("cannot allocate {n} bytes"));
+    let mut cmyk = buffer(w * h * 4)?;
     decompress(TjFormat::CMYK, 4, &mut cmyk)?;
-    let mut rgb = vec![0u8; w * h * 3];
+    let mut rgb = buffer(w * h * 3)?;
     cmyk_to_rgb(&cmyk, header.adobe, &mut rgb);
     pixels::convert_u8(&rgb, 3, fmt, out);
     Ok(())

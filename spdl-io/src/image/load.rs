@@ -21,6 +21,7 @@ use super::probe::{guarded, image_decoder, read_source, Codec, Encoded};
 use super::resize::{self, Fit, Rect};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::memory;
 use crate::orientation::{orient, Orientation};
 use crate::source::Source;
 
@@ -121,7 +122,8 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
                 8
             };
             let (w, h2) = jpeg::scaled_size(&h, eighths);
-            let mut bytes = vec![0u8; w * h2 * plan.channels];
+            let mut bytes =
+                memory::zeroed(w * h2 * plan.channels).map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
             jpeg::decode_into(&img.data, &h, eighths, cfg.pix_fmt, &mut bytes).map_err(|e| img.fail(e))?;
             Ok(Decoded {
                 pixels: widen(bytes),
@@ -159,6 +161,16 @@ pub(crate) fn check_output_size(width: u32, height: u32) -> Result<()> {
 /// The PNG end chunk: length 0, `IEND`, its CRC.
 const PNG_IEND: &[u8] = &[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
 
+/// A zeroed buffer for the image crate's path, its failure as the image
+/// crate's out-of-memory error.
+fn buffer<T: Clone + Default>(len: usize) -> image::ImageResult<Vec<T>> {
+    memory::zeroed(len).map_err(|_| {
+        ImageError::Limits(image::error::LimitError::from_kind(
+            image::error::LimitErrorKind::InsufficientMemory,
+        ))
+    })
+}
+
 fn decode_with_image_crate<T: Sample>(
     data: &[u8],
     f: ImageFormat,
@@ -169,16 +181,16 @@ fn decode_with_image_crate<T: Sample>(
     let decoder = image_decoder(data, f, &cfg.limits)?;
     let (w, h) = decoder.dimensions();
     let (w, h) = (w as usize, h as usize);
-    let mut out = vec![T::default(); w * h * plan.channels];
+    let mut out = buffer(w * h * plan.channels)?;
     let in_channels = usize::from(color.channel_count());
     match color {
         ColorType::L8 | ColorType::La8 | ColorType::Rgb8 | ColorType::Rgba8 => {
-            let mut buf = vec![0u8; decoder.total_bytes() as usize];
+            let mut buf = buffer::<u8>(decoder.total_bytes() as usize)?;
             decoder.read_image(&mut buf)?;
             pixels::convert(&buf, in_channels, cfg.pix_fmt, &mut out, T::from_u8);
         }
         ColorType::L16 | ColorType::La16 | ColorType::Rgb16 | ColorType::Rgba16 => {
-            let mut buf = vec![0u16; decoder.total_bytes() as usize / 2];
+            let mut buf = buffer::<u16>(decoder.total_bytes() as usize / 2)?;
             decoder.read_image(bytemuck::cast_slice_mut(&mut buf))?;
             pixels::convert(&buf, in_channels, cfg.pix_fmt, &mut out, T::from_u16);
         }
@@ -252,8 +264,8 @@ fn load<T: Sample>(src: Source, cfg: &ImageConfig) -> Result<Array3<T>> {
     let (data, name) = read_source(src, &cfg.limits)?;
     let img = Encoded::probe(data, name, &cfg.limits)?;
     let plan = Plan::new(&img, cfg)?;
-    let mut out = crate::memory::zeroed::<T>(plan.len())
-        .map_err(|n| img.fail(format!("cannot allocate {n} bytes for the output")))?;
+    let mut out =
+        memory::zeroed::<T>(plan.len()).map_err(|n| img.fail(format!("cannot allocate {n} bytes for the output")))?;
     decode_into(&img, &plan, cfg, &mut out)?;
     let (w, h) = plan.displayed;
     Array3::from_shape_vec((h, w, plan.channels), out).map_err(|e| img.fail(e))

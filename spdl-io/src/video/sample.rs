@@ -210,7 +210,8 @@ pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoCo
                 total as u64,
                 config.limits.max_output_bytes,
             )?;
-            data = vec![0u8; total];
+            data = crate::memory::zeroed(total)
+                .map_err(|n| source.convert_error(format!("cannot allocate {n} bytes for the output")))?;
         }
         let positions: Vec<usize> = (0..indices.len()).filter(|&k| indices[k] == target).collect();
         let first = positions[0];
