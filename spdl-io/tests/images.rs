@@ -582,3 +582,23 @@ fn a_decoder_panic_is_an_error_and_a_skipped_file() {
     assert_eq!(batch.failures.len(), 1);
     assert!(batch.failures[0].0.contains("tiff_tiled_planar_partial.tif"));
 }
+
+/// A JPEG whose EXIF segment comes after a comment and fill bytes keeps
+/// its orientation, as Pillow's `exif_transpose` applies it.
+#[test]
+fn exif_after_other_segments_and_fill_bytes_is_applied() {
+    let data = std::fs::read(dir().join("jpeg_exif_orientation_6.jpg")).unwrap();
+    let app1 = data
+        .windows(2)
+        .position(|w| w == [0xFF, 0xE1])
+        .expect("an APP1 segment");
+    let mut moved = data[..app1].to_vec();
+    moved.extend([0xFF, 0xFE, 0x00, 0x06, b'n', b'o', b't', b'e']); // a comment first
+    moved.extend([0xFF, 0xFF]); // fill bytes before the marker
+    moved.extend(&data[app1..]);
+    let config = ImageConfig::default();
+    let want = load_image(dir().join("jpeg_exif_orientation_6.jpg"), &config).unwrap();
+    let got = load_image(spdl_io::Source::from_bytes(moved, "moved.jpg"), &config).unwrap();
+    assert_eq!(got.shape(), want.shape());
+    assert_eq!(got, want);
+}

@@ -105,13 +105,25 @@ struct Markers<'a> {
     frame: bool,
 }
 
+/// Reads the marker segments up to the first scan as libjpeg does: fill
+/// bytes (`FF FF ...`) before a marker and stray bytes between segments
+/// (which libjpeg skips with a warning) do not end the scan, so an EXIF
+/// segment after them is still found.
 fn scan_markers(data: &[u8]) -> Markers<'_> {
     let mut m = Markers::default();
     let mut i = 2; // after SOI
-    while i + 4 <= data.len() && data[i] == 0xFF {
+    while i + 4 <= data.len() {
+        if data[i] != 0xFF || data[i + 1] == 0xFF {
+            i += 1; // a stray byte, or a fill byte before the marker
+            continue;
+        }
         let marker = data[i + 1];
         if marker == 0xDA || marker == 0xD9 {
             break; // start of scan / end of image
+        }
+        if matches!(marker, 0x00 | 0x01 | 0xD0..=0xD7) {
+            i += 2; // no length: a stuffed byte, TEM or a restart marker
+            continue;
         }
         let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]]));
         let Some(body) = data.get(i + 4..i + 2 + len.max(2)) else {
@@ -277,6 +289,23 @@ mod tests {
         let m = scan_markers(&jpeg);
         assert!(m.adobe && m.lossless && m.frame);
         assert_eq!(m.exif, Some(&b"MM"[..]));
+    }
+
+    /// EXIF after a comment, fill bytes and stray bytes (which libjpeg
+    /// skips with a warning) is still read: Pillow applies it.
+    #[test]
+    fn exif_after_fill_and_stray_bytes_is_found() {
+        let mut jpeg = vec![0xFF, 0xD8];
+        jpeg.extend([0xFF, 0xFE, 0x00, 0x05, b'h', b'i', b'!']); // COM
+        jpeg.extend([0x00, 0x17]); // stray bytes
+        jpeg.extend([0xFF, 0xFF, 0xFF]); // fill bytes
+        jpeg.extend([0xFF, 0xE1, 0x00, 0x0A]);
+        jpeg.extend(b"Exif\0\0II");
+        jpeg.extend([0xFF, 0xC0, 0x00, 0x02]);
+        jpeg.extend([0xFF, 0xDA, 0x00, 0x02]);
+        let m = scan_markers(&jpeg);
+        assert_eq!(m.exif, Some(&b"II"[..]));
+        assert!(m.frame && !m.lossless);
     }
 
     #[test]
