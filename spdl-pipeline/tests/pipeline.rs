@@ -676,3 +676,33 @@ fn merged_pipelines_run_the_same_epoch_and_pass_on_every_drop() {
     // The merged pipelines stay usable on their own.
     assert_eq!(tens.run(5).map(Result::unwrap).collect::<Vec<_>>(), [500, 501, 502]);
 }
+
+/// A blocking stage's timeout counts from the call's start: items queued
+/// behind a call that timed out (which keeps its pool thread until it
+/// returns) are not reported as timed out, and all of them arrive.
+#[test]
+fn a_timeout_counts_from_the_call_not_from_the_queue() {
+    let mut config = small();
+    config.cpu_threads = 1;
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..4u32)
+        .pipe_blocking(
+            |x: u32| {
+                std::thread::sleep(Duration::from_millis(if x == 0 { 400 } else { 20 }));
+                Ok::<_, String>(x)
+            },
+            StageConfig::new("slow")
+                .with_timeout(Duration::from_millis(150))
+                .with_concurrency(2),
+        )
+        .with_config(config)
+        .build()
+        .unwrap();
+    for epoch in 0..2 {
+        let mut run = pipeline.run(epoch);
+        let mut out: Vec<u32> = run.by_ref().map(Result::unwrap).collect();
+        out.sort();
+        let failed: Vec<u64> = run.failures().iter().map(|f| f.item).collect();
+        assert_eq!((out, failed), (vec![1, 2, 3], vec![0]), "epoch {epoch}");
+    }
+}

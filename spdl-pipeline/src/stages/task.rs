@@ -4,7 +4,10 @@
 //! the pipeline's rayon pool and are awaited, so no runtime thread ever
 //! blocks; when they are short, one pool task runs about [`UNIT_TIME`] of
 //! them one after another, so the hand-off is shared. An `Err`, a panic or
-//! a timeout drops the item and is reported.
+//! a timeout drops the item and is reported. A blocking call's timeout
+//! counts from the moment the call starts on a pool thread, not from when
+//! it was queued: a call that timed out keeps its thread until it returns,
+//! and the items queued behind it have not timed out.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -171,7 +174,9 @@ fn start_blocking<T: Send + 'static, U: Send + 'static>(
 ) -> BoxFuture<'static, Done<U>> {
     let seqs: Vec<u64> = items.iter().map(|env| env.seq).collect();
     let (tx, rx) = tokio::sync::oneshot::channel::<Done<U>>();
+    let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
     ctx.pool.spawn(move || {
+        let _ = started_tx.send(());
         let done = items.into_iter().map(|env| {
             let t0 = Instant::now();
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(env.value)));
@@ -182,9 +187,15 @@ fn start_blocking<T: Send + 'static, U: Send + 'static>(
     });
     async move {
         let result = match timeout {
-            Some(t) => tokio::time::timeout(t, rx)
-                .await
-                .unwrap_or_else(|_| Ok(all_failed(&seqs, timed_out(t)))),
+            // The clock starts when the call does: an item still waiting
+            // for a pool thread (one busy with an earlier call that timed
+            // out, say) has not timed out.
+            Some(t) => match started.await {
+                Ok(()) => tokio::time::timeout(t, rx)
+                    .await
+                    .unwrap_or_else(|_| Ok(all_failed(&seqs, timed_out(t)))),
+                Err(e) => Err(e),
+            },
             None => rx.await,
         };
         result.unwrap_or_else(|_| all_failed(&seqs, "the CPU pool dropped the task".into()))
