@@ -227,28 +227,25 @@ fn truncated_and_bit_flipped_audio_never_crashes() {
     }
 }
 
+/// Writes `path` from the lavfi source `lavfi` with the `ffmpeg` CLI and
+/// the extra output `args`.
+fn ffmpeg_lavfi(path: &std::path::Path, lavfi: &str, args: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", lavfi])
+        .args(args)
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg -i {lavfi} {args:?} {}", path.display());
+}
+
 /// Regression: the default limits must not refuse ordinary lengths (they
 /// once capped audio at 100 000 samples, about 2 s). A 30 s file made by
 /// the `ffmpeg` CLI decodes to exactly 30 s of samples.
 #[test]
 fn default_limits_accept_minutes_of_audio() {
     let path = std::env::temp_dir().join(format!("spdl-audio-30s-{}.flac", std::process::id()));
-    let status = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=30:sample_rate=48000",
-            "-ac",
-            "2",
-        ])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    ffmpeg_lavfi(&path, "sine=frequency=440:duration=30:sample_rate=48000", &["-ac", "2"]);
     let audio = load_audio(&path, &AudioConfig::default()).unwrap();
     assert_eq!(audio.samples.shape(), [2, 30 * 48_000]);
     std::fs::remove_file(path).ok();
@@ -428,23 +425,7 @@ fn a_valid_empty_stream_is_an_empty_array() {
     std::fs::create_dir_all(&tmp).unwrap();
     for (name, codec) in [("zero.wav", "pcm_s16le"), ("zero.flac", "flac")] {
         let path = tmp.join(name);
-        let status = Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                "anullsrc=r=16000:cl=mono",
-                "-t",
-                "0",
-            ])
-            .args(["-c:a", codec])
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(status.success(), "{name}");
+        ffmpeg_lavfi(&path, "anullsrc=r=16000:cl=mono", &["-t", "0", "-c:a", codec]);
         for backend in [AudioBackend::Auto, AudioBackend::Ffmpeg] {
             let config = AudioConfig::default().with_backend(backend);
             let audio = load_audio(&path, &config).unwrap_or_else(|e| panic!("{name} {backend:?}: {e}"));

@@ -50,7 +50,6 @@ struct AudioReader {
 
 impl AudioReader {
     fn open(src: Source, config: &AudioConfig) -> Result<Self> {
-        config.validate()?;
         let demuxer = Demuxer::open_with_limits(src, config.limits)?;
         let stream = match config.stream {
             Some(s) => s,
@@ -347,6 +346,7 @@ pub fn stream_audio(src: impl Into<Source>, config: &AudioConfig, chunk_samples:
     if chunk_samples == 0 {
         return Err(Error::InvalidConfig("chunk_samples must be at least 1".into()));
     }
+    config.validate()?;
     Ok(AudioChunks {
         reader: AudioReader::open(src.into(), config)?,
         chunk: chunk_samples,

@@ -97,11 +97,7 @@ fn choose(src: &Source, config: &AudioConfig) -> Result<Chosen> {
 /// and it cannot read the source.
 #[cfg(feature = "symphonia")]
 fn choose_symphonia(src: &Source, data: bytes::Bytes, forced: bool) -> Option<Chosen> {
-    // A panic while probing is a container symphonia cannot read.
-    match (
-        forced,
-        crate::error::catch_panic(|| SymphoniaInput::open(src, data)).unwrap_or(None),
-    ) {
+    match (forced, SymphoniaInput::open(src, data)) {
         (true, input) => input.map(Chosen::Symphonia),
         (false, Some(input)) if prefers_symphonia(input.codec) => Some(Chosen::Symphonia(input)),
         (false, _) => Some(Chosen::Ffmpeg),
@@ -133,26 +129,19 @@ fn load_native(src: &Source, config: &AudioConfig) -> Result<Option<Decoded>> {
         #[cfg(feature = "symphonia")]
         Chosen::Symphonia(input) => {
             let planar = config.order == ChannelOrder::ChannelsFirst;
-            // A panic in symphonia hands over to FFmpeg like an early end.
-            let decoded = crate::error::catch_panic(|| input.decode(&mut window, config.limits.max_frames, planar));
-            let why = match decoded {
-                Ok(Ok(Some(d))) => Ok(d),
-                Ok(Ok(None)) => Err("symphonia ended before the length the header declares".to_string()),
-                Ok(Err(e)) => return Err(e),
-                Err(panic) => Err(format!("symphonia's decoder panicked ({panic})")),
-            };
-            let (interleaved, rate, channels) = match (why, config.backend) {
-                (Ok(d), _) => d,
-                (Err(_), AudioBackend::Auto) => return Ok(None),
-                (Err(reason), _) => {
-                    return Err(Error::Decode {
+            let Some((interleaved, rate, channels)) = input.decode(&mut window, config.limits.max_frames, planar)?
+            else {
+                return match config.backend {
+                    AudioBackend::Auto => Ok(None),
+                    _ => Err(Error::Decode {
                         src: src.name(),
                         stream: 0,
                         at: crate::error::Position::EndOfStream,
-                        reason: format!("{reason} (the ffmpeg backend reads it)"),
+                        reason: "symphonia ended before the length the header declares (the ffmpeg backend reads it)"
+                            .into(),
                         cause: None,
-                    })
-                }
+                    }),
+                };
             };
             Decoded {
                 interleaved,

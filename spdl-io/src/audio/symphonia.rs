@@ -19,7 +19,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use super::sinks::{oom, ChannelPlanes, SampleWindow};
-use crate::error::{Error, Position, Result};
+use crate::error::{catch_panic, Error, Position, Result};
 use crate::source::Source;
 
 /// Whether auto selection uses symphonia for `codec`: FLAC, and PCM the
@@ -163,9 +163,7 @@ impl SymphoniaInput {
         };
         // symphonia may panic on hostile input; a panic is "cannot read".
         let probe = || symphonia::default::get_probe().format(&hint, stream, &options, &MetadataOptions::default());
-        let probed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(probe))
-            .ok()?
-            .ok()?;
+        let probed = catch_panic(probe).ok()?.ok()?;
         let track = probed
             .format
             .tracks()
@@ -195,14 +193,8 @@ impl SymphoniaInput {
     ) -> Result<Option<(Vec<f32>, u32, u32)>> {
         let name = self.name.clone();
         let decode = || self.decode_all(window, max_samples, planar);
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|p| {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(error(&name, Position::Unknown, format!("decoder panicked: {what}")))
-        })
+        catch_panic(decode)
+            .unwrap_or_else(|what| Err(error(&name, Position::Unknown, format!("decoder panicked: {what}"))))
     }
 
     fn decode_all(
