@@ -233,6 +233,48 @@ def pipeline_native_contenders(items, spdl_items, threads):
     return {"spdl_rs": ours, "spdl 0.8": spdl_pipe}, {"spdl_rs": items, "spdl 0.8": spdl_items}
 
 
+def async_contenders(items, concurrency, sleep):
+    """SPDL's asyncio benchmark shape: `await asyncio.sleep(sleep)` per item at
+    `concurrency`; plain asyncio (a semaphore and gather on one loop) is the
+    ceiling on this machine (asyncio's sleeps overshoot)."""
+    import asyncio
+
+    from spdl.pipeline import PipelineBuilder as SpdlBuilder
+
+    from spdl_rs.pipeline import PipelineBuilder
+
+    async def nap(x):
+        await asyncio.sleep(sleep)
+        return x
+
+    def ours():
+        p = PipelineBuilder().add_source(range(items)).pipe(nap, concurrency=concurrency).add_sink(64).build(num_threads=1)
+        n = sum(1 for _ in p)
+        assert n == items
+        return n
+
+    def spdl_pipe():
+        p = SpdlBuilder().add_source(range(items)).pipe(nap, concurrency=concurrency).add_sink(64).build(num_threads=1)
+        with p.auto_stop():
+            n = sum(1 for _ in p)
+        assert n == items
+        return n
+
+    def plain():
+        async def main():
+            sem = asyncio.Semaphore(concurrency)
+
+            async def one(i):
+                async with sem:
+                    return await nap(i)
+
+            return await asyncio.gather(*(one(i) for i in range(items)))
+
+        return len(asyncio.run(main()))
+
+    return {"spdl_rs": ours, "spdl 0.8": spdl_pipe, "plain asyncio": plain}
+
+
 AUDIO_FORMATS = {
     "wav": ("wav", ["-c:a", "pcm_s16le"]),
     "flac": ("flac", ["-c:a", "flac"]),
@@ -325,7 +367,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--tasks", nargs="+", default=["image", "video", "audio", "pipeline", "pipeline-native"])
+    ap.add_argument("--tasks", nargs="+", default=["image", "video", "audio", "pipeline", "pipeline-native", "async"])
+    ap.add_argument("--async-items", type=int, default=2000)
     ap.add_argument("--pipeline-items", type=int, default=20000)
     ap.add_argument("--native-items", type=int, default=200000)
     ap.add_argument("--audio-seconds", type=int, default=60)
@@ -353,6 +396,12 @@ def main():
             contenders, items = pipeline_native_contenders(a.native_items, a.spdl_native_items, threads)
             for r in run_task("pipeline-native", contenders, a.rounds, items):
                 rows.append({**r, "threads": threads})
+    if "async" in a.tasks:
+        # Threads do not matter here: one event loop does the waiting.
+        ideal = a.async_items * 0.01 / 32
+        for r in run_task("async-sleep", async_contenders(a.async_items, 32, 0.01), a.rounds, a.async_items):
+            rows.append({**r, "threads": 1, "of_ideal": ideal / r["median_s"]})
+            print(f"async-sleep {r['contender']}: {ideal / r['median_s']:.1%} of the ideal rate")
     if "audio" in a.tasks:
         # items/s = seconds of audio decoded per second (x realtime).
         for name, path in make_audio(ROOT / "bench-out" / "audio", a.audio_seconds, a.audio_formats).items():

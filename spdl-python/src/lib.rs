@@ -5,6 +5,7 @@
 //! buffer (no copy), and no thread is started at import: CPU pools are
 //! created on first use and rebuilt in a forked child.
 
+mod aio;
 mod errors;
 mod io;
 mod pipeline;
@@ -24,6 +25,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     py.import("numpy")?;
     numpy::PyArray1::<u8>::zeros(py, 0, false);
     errors::register(m)?;
+    install_logging(py)?;
     m.add_function(wrap_pyfunction!(pools::shutdown, m)?)?;
     let modules = py.import("sys")?.getattr("modules")?;
     for (name, register) in [
@@ -35,5 +37,20 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_submodule(&sub)?;
         modules.set_item(format!("spdl_rs.{name}"), &sub)?;
     }
+    Ok(())
+}
+
+/// Routes Rust `log` records and `tracing` events (the pipeline's dropped
+/// items and periodic reports, FFmpeg's log) to Python's `logging`, under
+/// loggers named `spdl_rs.<target>` (`spdl_rs.ffmpeg`,
+/// `spdl_rs.spdl_pipeline`). Records below INFO are not forwarded (each
+/// costs a GIL hand-off). Loggers are cached but their levels are not, so
+/// `logging` configured after import takes effect.
+fn install_logging(py: Python<'_>) -> PyResult<()> {
+    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?
+        .set_prefix("spdl_rs")
+        .filter(log::LevelFilter::Info);
+    // Another extension in the process may own the `log` facade already.
+    let _ = logger.install();
     Ok(())
 }

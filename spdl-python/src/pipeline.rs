@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use ndarray::{Array2, Array3, Array4, Axis};
 use numpy::IntoPyArray;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use spdl::io::{self as sio, ImageConfig, Source};
 use spdl::pipeline::{self as sp, FailureBudget, PipelineConfig, StageConfig};
 
+use crate::aio::{call_async, EventLoop, LoopLease};
 use crate::errors::pipeline_error;
 use crate::io::{audio_config, image_config, video_config};
 use crate::pools::with_python;
@@ -31,7 +32,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// A value moving through the pipeline.
-enum Item {
+pub(crate) enum Item {
     /// Any Python object (GIL needed to touch it).
     Object(Py<PyAny>),
     /// A path, URL or bytes: what native decode stages take.
@@ -49,7 +50,7 @@ enum Item {
 impl Item {
     /// Wraps a Python object, keeping strings, paths and bytes as native
     /// sources so decode stages need no GIL.
-    fn from_py(obj: Bound<'_, PyAny>) -> Item {
+    pub(crate) fn from_py(obj: Bound<'_, PyAny>) -> Item {
         let native = obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>();
         match native.then(|| crate::sources::extract(&obj)) {
             Some(Ok(source)) => Item::Source(source),
@@ -57,7 +58,7 @@ impl Item {
         }
     }
 
-    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    pub(crate) fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(match self {
             Item::Object(o) => o,
             Item::Source(Source::Bytes { data, .. }) => PyBytes::new(py, &data).into_any().unbind(),
@@ -70,6 +71,14 @@ impl Item {
                 PyList::new(py, objs)?.into_any().unbind()
             }
         })
+    }
+
+    /// The items of an `Item::List` (an async generator stage's outputs).
+    fn elements_of_list(self) -> Result<Vec<Item>, String> {
+        match self {
+            Item::List(items) => Ok(items),
+            _ => Err("expected the list of a generator's outputs".into()),
+        }
     }
 
     fn source(self) -> Result<Source, String> {
@@ -90,16 +99,29 @@ struct PipelineBuilder {
     inner: Mutex<Option<Builder>>,
     /// Nothing added yet: the only state in which `add_source` may come.
     empty: AtomicBool,
+    /// The event loop of `async def` stages and async sources.
+    aio: Arc<EventLoop>,
+    /// Whether a stage or the source is async (runs then hold the loop).
+    needs_loop: AtomicBool,
 }
 
 fn stage(name: &str, concurrency: usize, ordered: bool, timeout: Option<Duration>) -> StageConfig {
     let cfg = StageConfig::new(name)
         .with_concurrency(concurrency.max(1))
         .with_ordered(ordered);
+    with_timeout(cfg, timeout)
+}
+
+fn with_timeout(cfg: StageConfig, timeout: Option<Duration>) -> StageConfig {
     match timeout {
         Some(t) => cfg.with_timeout(t),
         None => cfg,
     }
+}
+
+/// A function of `spdl_rs._aio`.
+fn aio_helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    py.import("spdl_rs._aio")?.getattr(name)
 }
 
 /// A stage timeout in seconds: positive and finite, or `inf` for none.
@@ -116,15 +138,35 @@ fn stage_timeout(seconds: Option<f64>) -> PyResult<Option<Duration>> {
 }
 
 /// Calls a Python stage function on a CPU thread, with the GIL held only
-/// around the call; refuses once the interpreter is shutting down.
-fn call_python(f: &Py<PyAny>, item: Item) -> Result<Item, String> {
+/// around the call; refuses once the interpreter is shutting down. `out`
+/// turns what the function returned into the stage's output.
+fn call_python<R>(f: &Py<PyAny>, item: Item, out: impl FnOnce(Bound<'_, PyAny>) -> PyResult<R>) -> Result<R, String> {
     with_python(|py| {
         let arg = item.into_py(py)?;
-        let out = f.call1(py, (arg,))?;
-        Ok::<_, PyErr>(Item::from_py(out.into_bound(py)))
+        out(f.call1(py, (arg,))?.into_bound(py))
     })
     .ok_or_else(|| "the Python interpreter is shutting down".to_string())?
     .map_err(|e| e.to_string())
+}
+
+/// A sync stage's output; an awaitable is refused (a function returning a
+/// coroutine without being `async def` would pass coroutines on).
+fn one_output(out: Bound<'_, PyAny>) -> PyResult<Item> {
+    if out.hasattr("__await__")? {
+        // Closed so Python does not warn that it was never awaited.
+        if out.hasattr("close")? {
+            out.call_method0("close")?;
+        }
+        return Err(PyTypeError::new_err(
+            "the stage returned an awaitable: declare the function `async def` so the pipeline awaits it",
+        ));
+    }
+    Ok(Item::from_py(out))
+}
+
+/// A generator stage's outputs (every item it yields).
+fn all_outputs(out: Bound<'_, PyAny>) -> PyResult<Vec<Item>> {
+    out.try_iter()?.map(|o| o.map(Item::from_py)).collect()
 }
 
 /// Stacks a group of same-shaped images (or frame arrays) into one batch.
@@ -181,28 +223,41 @@ impl PipelineBuilder {
         PipelineBuilder {
             inner: Mutex::new(Some(sp::PipelineBuilder::branch())),
             empty: AtomicBool::new(true),
+            aio: Arc::default(),
+            needs_loop: AtomicBool::new(false),
         }
     }
 
-    /// Items from a Python iterable, iterated again for every epoch.
-    /// Strings and bytes stay native (for the decode stages).
+    /// Items from a Python iterable or async iterable, iterated again for
+    /// every epoch. Strings and bytes stay native (for the decode stages).
     fn add_source(slf: &Bound<'_, Self>, iterable: Py<PyAny>) -> PyResult<Py<Self>> {
-        iterable.bind(slf.py()).try_iter()?; // a TypeError now, not an empty run
+        let py = slf.py();
+        let is_async = aio_helper(py, "is_async_iterable")?.call1((&iterable,))?.is_truthy()?;
+        if !is_async {
+            iterable.bind(py).try_iter()?; // a TypeError now, not an empty run
+        }
         if !slf.get().empty.swap(false, Ordering::SeqCst) {
             return Err(PyValueError::new_err(
                 "add_source must be the builder's first call, and its only source",
             ));
         }
+        let aio = is_async.then(|| slf.get().aio.clone());
+        slf.get().needs_loop.fetch_or(is_async, Ordering::SeqCst);
         let iterable = Arc::new(iterable);
         Self::update(slf, move |_| {
-            sp::PipelineBuilder::new().add_try_source_fn(move |_| PythonItems::new(iterable.clone()))
+            sp::PipelineBuilder::new().add_try_source_fn(move |_| PythonItems::new(iterable.clone(), aio.clone()))
         })
     }
 
     /// A Python-callable stage: `fn(item) -> item`, run on up to
-    /// `concurrency` CPU threads, holding the GIL only while it runs. An
-    /// exception drops the item and is reported in `failures()`.
-    #[pyo3(signature = (fn_, *, concurrency=1, name=None, ordered=false, timeout=None))]
+    /// `concurrency` CPU threads, holding the GIL only while it runs; an
+    /// `async def` function is awaited on the run's event loop (up to
+    /// `concurrency` coroutines in flight); a generator function (sync or
+    /// async) passes on every item it yields. An exception, a timeout or a
+    /// cancellation drops the item and is reported in `failures()`; more
+    /// than `max_failures` of them in this stage stop the run.
+    #[pyo3(signature = (fn_, *, concurrency=1, name=None, ordered=false, timeout=None, max_failures=None))]
+    #[allow(clippy::too_many_arguments)]
     fn pipe(
         slf: &Bound<'_, Self>,
         fn_: Py<PyAny>,
@@ -210,16 +265,54 @@ impl PipelineBuilder {
         name: Option<String>,
         ordered: bool,
         timeout: Option<f64>,
+        max_failures: Option<u64>,
     ) -> PyResult<Py<Self>> {
+        let py = slf.py();
         let name = match name {
             Some(n) => n,
             None => fn_
-                .bind(slf.py())
+                .bind(py)
                 .getattr("__name__")
                 .map_or("python".into(), |n| n.to_string()),
         };
-        let cfg = stage(&name, concurrency, ordered, stage_timeout(timeout)?);
-        Self::update(slf, move |b| b.pipe_blocking(move |item| call_python(&fn_, item), cfg))
+        let timeout = stage_timeout(timeout)?;
+        let kind: String = aio_helper(py, "kind")?.call1((&fn_,))?.extract()?;
+        let mut cfg = stage(&name, concurrency, ordered, None);
+        if let Some(k) = max_failures {
+            cfg = cfg.with_budget(FailureBudget::count(k));
+        }
+        let fn_ = Arc::new(fn_);
+        let aio = slf.get().aio.clone();
+        match kind.as_str() {
+            "async" | "asyncgen" => {
+                slf.get().needs_loop.store(true, Ordering::SeqCst);
+                let secs = timeout.map(|t| t.as_secs_f64());
+                let many = kind == "asyncgen";
+                let call = move |item| call_async(aio.clone(), fn_.clone(), item, secs, many);
+                if !many {
+                    Self::update(slf, move |b| b.pipe(call, cfg))
+                } else {
+                    let many = move |item| {
+                        let out = call(item);
+                        async move { out.await.and_then(Item::elements_of_list) }
+                    };
+                    Self::update(slf, move |b| b.pipe(many, cfg).disaggregate())
+                }
+            }
+            "gen" => {
+                let cfg = with_timeout(cfg, timeout);
+                Self::update(slf, move |b| {
+                    b.pipe_blocking(move |item| call_python(&fn_, item, all_outputs), cfg)
+                        .disaggregate()
+                })
+            }
+            _ => {
+                let cfg = with_timeout(cfg, timeout);
+                Self::update(slf, move |b| {
+                    b.pipe_blocking(move |item| call_python(&fn_, item, one_output), cfg)
+                })
+            }
+        }
     }
 
     /// A native stage decoding each item (path, URL or bytes) to an
@@ -350,6 +443,7 @@ impl PipelineBuilder {
         Ok(Pipeline {
             inner: Arc::new(pipeline),
             pid: std::process::id(),
+            aio: self.needs_loop.load(Ordering::SeqCst).then(|| self.aio.clone()),
         })
     }
 }
@@ -393,6 +487,8 @@ impl sp::Aggregator<Item> for ListAggregator {
 /// no longer than one item past that.
 struct PythonItems {
     iterable: Arc<Py<PyAny>>,
+    /// The event loop, for an async iterable.
+    aio: Option<Arc<EventLoop>>,
     iter: Option<Py<PyAny>>,
     pulled: std::collections::VecDeque<Item>,
     ended: bool,
@@ -405,9 +501,10 @@ const PULL_TIME: std::time::Duration = std::time::Duration::from_micros(50);
 const PULL_MAX: usize = 256;
 
 impl PythonItems {
-    fn new(iterable: Arc<Py<PyAny>>) -> Self {
+    fn new(iterable: Arc<Py<PyAny>>, aio: Option<Arc<EventLoop>>) -> Self {
         PythonItems {
             iterable,
+            aio,
             iter: None,
             pulled: Default::default(),
             ended: false,
@@ -419,8 +516,13 @@ impl PythonItems {
     /// the iterable raised.
     fn pull(&mut self, py: Python<'_>) {
         if self.iter.is_none() {
-            match self.iterable.bind(py).try_iter() {
-                Ok(iter) => self.iter = Some(iter.into_any().unbind()),
+            let iterable = self.iterable.bind(py);
+            let iter = match self.aio {
+                Some(_) => iterable.call_method0("__aiter__"),
+                None => iterable.try_iter().map(Bound::into_any),
+            };
+            match iter {
+                Ok(iter) => self.iter = Some(iter.unbind()),
                 Err(e) => {
                     self.fail(py, e);
                     return;
@@ -430,6 +532,19 @@ impl PythonItems {
         let Some(iter) = self.iter.as_ref().map(|i| i.bind(py).clone()) else {
             return;
         };
+        if let Some(aio) = &self.aio {
+            match aio.pull(py, &iter, PULL_MAX, PULL_TIME.as_secs_f64()) {
+                Ok((items, ended, error)) => {
+                    self.pulled.extend(items);
+                    self.ended = ended;
+                    if let Some(e) = error {
+                        self.fail(py, e);
+                    }
+                }
+                Err(e) => self.fail(py, e),
+            }
+            return;
+        }
         // At least one item per call: an empty batch would read as the end.
         let t0 = std::time::Instant::now();
         loop {
@@ -480,6 +595,8 @@ impl Iterator for PythonItems {
 struct Pipeline {
     inner: Arc<sp::Pipeline<Item>>,
     pid: u32,
+    /// The event loop its runs hold, when a stage or the source is async.
+    aio: Option<Arc<EventLoop>>,
 }
 
 #[pymethods]
@@ -492,9 +609,11 @@ impl Pipeline {
                 "this pipeline was built in another process (before a fork); build it again in this process",
             ));
         }
+        let lease = self.aio.as_ref().map(|aio| aio.acquire(py)).transpose()?;
         let run = py.detach(|| self.inner.run_shared(epoch));
         Ok(PipelineRun {
             run: Mutex::new(Some(run)),
+            lease: Mutex::new(lease),
             pid: std::process::id(),
         })
     }
@@ -507,7 +626,10 @@ impl Pipeline {
 /// One epoch's output; also a context manager that stops the run on exit.
 #[pyclass(frozen, module = "spdl_rs.pipeline")]
 struct PipelineRun {
+    /// Declared before `lease`: the run stops before its event loop does.
     run: Mutex<Option<sp::Run<'static, Item>>>,
+    /// The run's hold on the event loop; released when the run ends.
+    lease: Mutex<Option<LoopLease>>,
     /// The process that started the run: its threads exist only there.
     pid: u32,
 }
@@ -526,6 +648,12 @@ impl Drop for PipelineRun {
 }
 
 impl PipelineRun {
+    /// Lets the event loop stop (if no other run holds it): the run ended.
+    fn release_loop(&self, py: Python<'_>) {
+        let lease = self.lease.lock().ok().and_then(|mut l| l.take());
+        py.detach(move || drop(lease));
+    }
+
     fn with_run<R>(&self, f: impl FnOnce(&sp::Run<'static, Item>) -> R) -> PyResult<R> {
         let guard = self
             .run
@@ -580,7 +708,10 @@ impl PipelineRun {
             None => self.wait_for_next(py)?,
         };
         match next {
-            None => Ok(None),
+            None => {
+                self.release_loop(py);
+                Ok(None)
+            }
             Some(Err(e)) => Err(pipeline_error(e)),
             Some(Ok(item)) => item.into_py(py).map(Some),
         }
@@ -605,6 +736,7 @@ impl PipelineRun {
         }
         let run = self.run.lock().ok().and_then(|mut r| r.take());
         py.detach(move || drop(run));
+        self.release_loop(py);
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {

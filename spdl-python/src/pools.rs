@@ -122,6 +122,8 @@ fn keep_thread_state() {
 #[pyfunction]
 pub(crate) fn shutdown(py: Python<'_>) {
     SHUTDOWN.store(true, Ordering::SeqCst);
+    // Log records would take the GIL from Rust threads: stop them too.
+    log::set_max_level(log::LevelFilter::Off);
     py.detach(|| {
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         while IN_PYTHON.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {

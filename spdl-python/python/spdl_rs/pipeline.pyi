@@ -1,11 +1,12 @@
 """Concurrent data-loading pipelines: Python-callable and native stages."""
-from typing import Any, Callable, Iterable, Iterator, Literal
+from typing import Any, AsyncIterable, Callable, Iterable, Iterator, Literal
 
 class PipelineBuilder:
     """Chain ``add_source``, stages, ``aggregate``/``collate`` and ``build``."""
     def __init__(self) -> None: ...
-    def add_source(self, iterable: Iterable[Any]) -> "PipelineBuilder":
-        """Items from ``iterable`` (iterated again every epoch); str and bytes items stay
+    def add_source(self, iterable: Iterable[Any] | AsyncIterable[Any]) -> "PipelineBuilder":
+        """Items from ``iterable``, sync or async (an async generator is pulled on the
+        run's event loop), iterated again every epoch; str and bytes items stay
         native for the decode stages. An exception raised by the iterable ends the run
         with ``PipelineFailure`` after the items produced before it (it is listed by
         ``failures()`` as stage "source"): never a short epoch."""
@@ -19,9 +20,15 @@ class PipelineBuilder:
         name: str | None = None,
         ordered: bool = False,
         timeout: float | None = None,
+        max_failures: int | None = None,
     ) -> "PipelineBuilder":
-        """A Python stage on CPU threads; the GIL is held only while ``fn_`` runs. An
-        exception drops the item and is listed in ``failures()``."""
+        """A Python stage. A plain function runs on the CPU threads, the GIL held only
+        while it runs; an ``async def`` function is awaited on the run's event loop
+        (one thread, started with the run and stopped with it), ``concurrency``
+        coroutines in flight; a generator function, sync or async, passes on every
+        item it yields. An exception, a ``timeout`` (seconds) or a cancellation drops
+        the item and is listed in ``failures()``; more than ``max_failures`` drops in
+        this stage stop the run with ``PipelineFailure``."""
     def decode_image(
         self,
         *,
