@@ -196,20 +196,10 @@ impl BenchArgs {
 /// kind in each), read as the iterator is pulled.
 fn shard_samples(shard: sio::DatasetItem, kind: Kind) -> Box<dyn Iterator<Item = Work> + Send> {
     let name = shard.source.name();
-    let reader: Box<dyn std::io::Read + Send> = match &shard.source {
-        Source::Remote { url, store } => {
-            let store = store.clone().map_or_else(|| sio::Store::for_url(url), Ok);
-            match store.and_then(|s| s.reader(url)) {
-                Ok(r) => Box::new(std::io::BufReader::new(r)),
-                Err(e) => return Box::new(std::iter::once(broken(&name, kind, e.to_string()))),
-            }
-        }
-        other => match std::fs::File::open(other.name()) {
-            Ok(f) => Box::new(std::io::BufReader::new(f)),
-            Err(e) => return Box::new(std::iter::once(broken(&name, kind, format!("{name}: {e}")))),
-        },
+    let samples = match sio::ShardReader::open(&shard.source, 1 << 30) {
+        Ok(samples) => samples,
+        Err(e) => return Box::new(std::iter::once(broken(&name, kind, e.to_string()))),
     };
-    let samples = sio::ShardReader::new(reader, name.clone(), 1 << 30);
     Box::new(samples.filter_map(move |sample| match sample {
         Ok(s) => {
             let (ext, data) = s.fields.iter().find(|(e, _)| Kind::of_extension(e) == Some(kind))?;

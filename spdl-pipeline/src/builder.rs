@@ -16,7 +16,7 @@ use crate::run::Pipeline;
 use crate::sampler::DistributedSampler;
 use crate::stages::aggregate::{spawn_aggregate, Aggregator, CountAggregator};
 use crate::stages::flatten::spawn_flatten;
-use crate::stages::merge::{Merge, MergePolicy, MergedRun};
+use crate::stages::merge::{merge_runs, Merge, MergePolicy};
 use crate::stages::route::spawn_route;
 use crate::stages::sink::spawn_sink;
 use crate::stages::source::{spawn_source, SourceItems};
@@ -206,11 +206,7 @@ impl PipelineBuilder<(), ()> {
         pipelines: Vec<Arc<Pipeline<T>>>,
         policy: MergePolicy,
     ) -> PipelineBuilder<Result<T>, Result<T>> {
-        self.add_source_fn(move |epoch| {
-            let runs = pipelines.iter().enumerate();
-            let runs = runs.map(|(i, p)| MergedRun::new(i, p.run_shared(epoch))).collect();
-            Merge::new(runs, policy.clone(), epoch)
-        })
+        self.add_source_fn(move |epoch| merge_runs(&pipelines, &policy, epoch))
     }
 }
 

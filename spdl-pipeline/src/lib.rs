@@ -41,5 +41,5 @@ pub use profile::StageProfile;
 pub use run::{Pipeline, Run};
 pub use sampler::{DistributedSampler, Remainder};
 pub use stages::aggregate::Aggregator;
-pub use stages::merge::{Merge, MergePolicy};
+pub use stages::merge::{merge_runs, Merge, MergePolicy};
 pub use stats::{PipelineStats, StageStats};

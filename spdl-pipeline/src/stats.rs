@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A log-linear histogram of durations (8 sub-buckets per power of two of
 /// nanoseconds): constant memory, percentiles within 12.5%.
@@ -78,6 +78,14 @@ pub(crate) struct StageCounters {
     pub get_wait_ns: AtomicU64,
     pub queue_capacity: usize,
     pub queue_len: AtomicU64,
+    /// Calls that may run at once (1 for stages without a concurrency).
+    pub concurrency: AtomicU64,
+    /// When the counters were made (the run's start).
+    started: Instant,
+    /// Nanoseconds after `started` at which the first task began and the
+    /// last task ended (0: none yet).
+    first_task_ns: AtomicU64,
+    last_task_ns: AtomicU64,
 }
 
 impl StageCounters {
@@ -93,7 +101,38 @@ impl StageCounters {
             get_wait_ns: AtomicU64::new(0),
             queue_capacity,
             queue_len: AtomicU64::new(0),
+            concurrency: AtomicU64::new(1),
+            started: Instant::now(),
+            first_task_ns: AtomicU64::new(0),
+            last_task_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Records one task of `elapsed` that just ended.
+    pub(crate) fn record_task(&self, elapsed: Duration) {
+        Self::add(&self.task_ns, elapsed);
+        self.task_time.record(elapsed);
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let end = nanos(self.started.elapsed()).max(1);
+        let _ = self.first_task_ns.compare_exchange(
+            0,
+            end.saturating_sub(nanos(elapsed)).max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        self.last_task_ns.fetch_max(end, Ordering::Relaxed);
+    }
+
+    /// Busy time over the time from the first task's start to the last
+    /// task's end, times the concurrency (0..=1; 0 before any task).
+    fn occupancy(&self) -> f64 {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let span = load(&self.last_task_ns).saturating_sub(load(&self.first_task_ns));
+        let slots = span as f64 * load(&self.concurrency).max(1) as f64;
+        if span == 0 {
+            return 0.0;
+        }
+        (load(&self.task_ns) as f64 / slots).min(1.0)
     }
 
     pub(crate) fn add(counter: &AtomicU64, d: Duration) {
@@ -116,6 +155,8 @@ impl StageCounters {
             get_wait: Duration::from_nanos(load(&self.get_wait_ns)),
             queue_len: load(&self.queue_len) as usize,
             queue_capacity: self.queue_capacity,
+            concurrency: load(&self.concurrency) as usize,
+            occupancy: self.occupancy(),
         }
     }
 }
@@ -149,6 +190,13 @@ pub struct StageStats {
     pub queue_len: usize,
     /// Capacity of the output queue.
     pub queue_capacity: usize,
+    /// Calls that may run at once.
+    pub concurrency: usize,
+    /// How busy the stage's slots were: task time over (time from the
+    /// first task's start to the last one's end x concurrency), 0..=1. A
+    /// stage near 1 is saturated: more concurrency (or a faster stage)
+    /// would raise throughput.
+    pub occupancy: f64,
 }
 
 /// A snapshot of every stage, source first.
@@ -177,13 +225,13 @@ impl std::fmt::Display for PipelineStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{:<16} {:>8} {:>8} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7}",
-            "stage", "in", "out", "fail", "mean", "p50", "p90", "p99", "put-wait", "get-wait", "queue"
+            "{:<16} {:>8} {:>8} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>5}",
+            "stage", "in", "out", "fail", "mean", "p50", "p90", "p99", "put-wait", "get-wait", "queue", "busy"
         )?;
         for s in &self.stages {
             writeln!(
                 f,
-                "{:<16} {:>8} {:>8} {:>6} {:>10.3?} {:>10.3?} {:>10.3?} {:>10.3?} {:>10.3?} {:>10.3?} {:>3}/{:<3}",
+                "{:<16} {:>8} {:>8} {:>6} {:>10.3?} {:>10.3?} {:>10.3?} {:>10.3?} {:>10.3?} {:>10.3?} {:>3}/{:<3} {:>4.0}%",
                 s.name,
                 s.items_in,
                 s.items_out,
@@ -195,7 +243,8 @@ impl std::fmt::Display for PipelineStats {
                 s.put_wait,
                 s.get_wait,
                 s.queue_len,
-                s.queue_capacity
+                s.queue_capacity,
+                s.occupancy * 100.0
             )?;
         }
         if let Some(b) = self.bottleneck() {

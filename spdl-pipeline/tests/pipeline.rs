@@ -290,6 +290,33 @@ fn stats_name_the_bottleneck() {
 }
 
 #[test]
+fn occupancy_tells_a_saturated_stage_from_an_idle_one() {
+    let sleepy = |ms: u64| {
+        move |x: u32| {
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok::<_, String>(x)
+        }
+    };
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..20u32)
+        .pipe_blocking(sleepy(5), StageConfig::new("busy"))
+        .pipe_blocking(sleepy(1), StageConfig::new("idle").with_concurrency(4))
+        .with_config(spdl_pipeline::PipelineConfig::default().with_cpu_threads(8))
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    assert_eq!(run.by_ref().count(), 20);
+    let stats = run.stats();
+    let stage = |name| stats.stages.iter().find(|s| s.name == name).unwrap();
+    assert_eq!(stage("idle").concurrency, 4);
+    // "busy" works all the time it runs; "idle" waits for it, 4 slots for
+    // 1 ms of work every 5 ms.
+    assert!(stage("busy").occupancy > 0.8, "{stats}");
+    assert!(stage("idle").occupancy < 0.3, "{stats}");
+    assert!(stats.to_string().contains("busy"), "{stats}");
+}
+
+#[test]
 fn next_timeout_reports_a_stalled_pipeline() {
     let pipeline = PipelineBuilder::new()
         .add_source(0..1u32)

@@ -25,7 +25,49 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_audio, m)?)?;
     m.add_function(wrap_pyfunction!(stream_audio, m)?)?;
     m.add_class::<ChunkIterator>()?;
+    m.add_function(wrap_pyfunction!(list_dataset, m)?)?;
+    m.add_function(wrap_pyfunction!(class_folders, m)?)?;
     Ok(())
+}
+
+/// The files under `root` (a folder, or a URL prefix such as
+/// `s3://bucket/train/`), recursively, whose names end with one of
+/// `extensions` (case-insensitive; none keeps all), sorted: paths or URLs
+/// ready for a pipeline source. Entries that cannot be read (a dangling
+/// or out-of-root symlink, a folder without permission) are listed too,
+/// so the decode stage reports them instead of losing them silently.
+#[pyfunction]
+#[pyo3(signature = (root, extensions=None, *, external_links=false))]
+fn list_dataset(
+    py: Python<'_>,
+    root: &str,
+    extensions: Option<Vec<String>>,
+    external_links: bool,
+) -> PyResult<Vec<String>> {
+    let extensions = extensions.unwrap_or_default();
+    let exts: Vec<&str> = extensions.iter().map(String::as_str).collect();
+    let items = off_gil(py, || sio::dataset::list_dataset_with(root, &exts, external_links))?;
+    Ok(items.into_iter().map(|item| item.source.name()).collect())
+}
+
+/// Class names, and every file with its label.
+type LabelledFiles = (Vec<String>, Vec<(String, usize)>);
+
+/// A labelled dataset in class folders (`root/<class>/<file>`), as
+/// torchvision's `ImageFolder`: `(classes, [(path, label), ...])`, classes
+/// sorted by name and labels their index.
+#[pyfunction]
+#[pyo3(signature = (root, extensions=None))]
+fn class_folders(py: Python<'_>, root: &str, extensions: Option<Vec<String>>) -> PyResult<LabelledFiles> {
+    let extensions = extensions.unwrap_or_default();
+    let exts: Vec<&str> = extensions.iter().map(String::as_str).collect();
+    let data = off_gil(py, || sio::class_folders(root, &exts))?;
+    let items = data
+        .items
+        .into_iter()
+        .map(|(item, label)| (item.source.name(), label))
+        .collect();
+    Ok((data.classes, items))
 }
 
 /// Runs `work` on a helper thread while this one waits without the GIL,

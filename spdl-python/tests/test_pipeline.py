@@ -111,7 +111,14 @@ def test_failures_report_exactly_the_dropped_items():
     assert len(out) == 3
     assert sorted((stage, item) for stage, item, _ in failures) == [("decode_image", 1), ("decode_image", 3)]
     assert "no/such/file.jpg" in failures[0][2] or "no/such/file.jpg" in failures[1][2]
-    assert "decode_image" in stats
+    assert "decode_image" in str(stats)
+    by_name = {s["name"]: s for s in stats.stages}
+    assert by_name["decode_image"]["items_in"] == 5
+    assert by_name["decode_image"]["failures"] == 2
+    assert by_name["reject_small"]["items_out"] == 3
+    assert 0.0 <= by_name["decode_image"]["occupancy"] <= 1.0
+    assert by_name["decode_image"]["p50"] > 0
+    assert stats.bottleneck in by_name
 
 
 def test_a_failure_budget_stops_the_run():

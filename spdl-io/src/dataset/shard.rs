@@ -21,6 +21,7 @@ use std::io::Read;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
+use crate::source::Source;
 
 const BLOCK: usize = 512;
 
@@ -78,6 +79,44 @@ struct Header {
     path: String,
     size: u64,
     kind: u8,
+}
+
+impl ShardReader<Box<dyn Read + Send>> {
+    /// Opens the shard `source` (a file, bytes, or an object streamed in
+    /// ranged reads) and reads its samples as [`ShardReader::new`] does.
+    ///
+    /// ```no_run
+    /// let shard = spdl_io::Source::from("shards/train-000.tar");
+    /// for sample in spdl_io::ShardReader::open(&shard, 1 << 30)? {
+    ///     println!("{}", sample?.key);
+    /// }
+    /// # Ok::<(), spdl_io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or [`Error::Io`] for a file that cannot be
+    /// opened; as [`Store::reader`](crate::source::Store::reader) for an object.
+    pub fn open(source: &Source, max_member_bytes: u64) -> Result<Self> {
+        let name = source.name();
+        let input: Box<dyn Read + Send> = match source {
+            Source::Path(path) => Box::new(std::io::BufReader::new(
+                std::fs::File::open(path).map_err(|e| Error::io(&name, e))?,
+            )),
+            Source::Bytes { data, .. } => Box::new(std::io::Cursor::new(data.clone())),
+            #[cfg(feature = "remote")]
+            Source::Remote { url, store } => {
+                let store = store.clone().map_or_else(|| crate::source::Store::for_url(url), Ok)?;
+                Box::new(std::io::BufReader::new(store.reader(url)?))
+            }
+            #[cfg(not(feature = "remote"))]
+            Source::Remote { url } => {
+                return Err(Error::InvalidConfig(format!(
+                    "{url}: reading a URL needs spdl-io's `remote` feature, which this build lacks"
+                )))
+            }
+        };
+        Ok(ShardReader::new(input, name, max_member_bytes))
+    }
 }
 
 impl<R: Read> ShardReader<R> {

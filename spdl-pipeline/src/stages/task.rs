@@ -50,11 +50,6 @@ impl<T, U> Clone for Work<T, U> {
     }
 }
 
-fn record_task_time(c: &StageCounters, elapsed: Duration) {
-    StageCounters::add(&c.task_ns, elapsed);
-    c.task_time.record(elapsed);
-}
-
 fn timed_out(t: Duration) -> String {
     format!("timed out after {t:?}")
 }
@@ -145,7 +140,7 @@ fn start_async<T: Send + 'static, U: Send + 'static>(
                     .unwrap_or_else(|_| Ok(Err(timed_out(t)))),
                 None => work.await,
             };
-            record_task_time(&c, t0.elapsed());
+            c.record_task(t0.elapsed());
             done.push((env.seq, result.unwrap_or_else(|p| Err(panic_message(p)))));
         }
         done
@@ -180,7 +175,7 @@ fn start_blocking<T: Send + 'static, U: Send + 'static>(
         let done = items.into_iter().map(|env| {
             let t0 = Instant::now();
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(env.value)));
-            record_task_time(&c, t0.elapsed());
+            c.record_task(t0.elapsed());
             (env.seq, result.unwrap_or_else(|p| Err(panic_message(p))))
         });
         let _ = tx.send(done.collect());
@@ -264,13 +259,15 @@ pub(crate) fn spawn_task_stage<T: Send + 'static, U: Send + 'static>(
     let c = ctx.register(&cfg.name, cfg.queue_capacity());
     let ordinal = ctx.task_stages.fetch_add(1, Ordering::Relaxed) as usize;
     let profiled = ctx.profile.filter(|(k, _)| *k == ordinal).map(|(_, n)| n);
+    let concurrency = profiled.unwrap_or(cfg.concurrency);
+    c.concurrency.store(concurrency as u64, Ordering::Relaxed);
     let mut input = Input::new(rx, c.clone());
     let output = Output::new(ctx, tx, c.clone());
     let stage = TaskStage {
         ctx: ctx.clone(),
         c,
         work,
-        concurrency: profiled.unwrap_or(cfg.concurrency),
+        concurrency,
         cfg,
     };
     ctx.handle.spawn(async move {

@@ -16,6 +16,7 @@ No thread starts at import; CPU pools start on first use and are rebuilt in a fo
 child.
 """
 import atexit as _atexit
+import logging as _logging
 
 from . import _native
 from ._native import (
@@ -27,6 +28,11 @@ from ._native import (
     io,
     pipeline,
 )
+
+# Rust log records (dropped items, periodic stats reports, FFmpeg's log) go to
+# loggers under "spdl_rs"; as a library, nothing is printed unless the
+# application configures logging.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 # Before the interpreter finalizes, stop pipeline threads from calling into Python,
 # so exiting in the middle of an iteration neither hangs nor crashes.

@@ -145,3 +145,13 @@ def stream_audio(
     trusted_input: bool = False,
 ) -> ChunkIterator:
     """Audio in chunks of ``chunk_samples`` samples per channel."""
+
+def list_dataset(root: str, extensions: list[str] | None = None, *, external_links: bool = False) -> list[str]:
+    """The files under ``root`` (a folder or a URL prefix such as ``s3://bucket/train/``),
+    recursively, whose names end with one of ``extensions`` (case-insensitive; None
+    keeps all), sorted. Unreadable entries (dangling or out-of-root symlinks) are listed
+    too, so a decode stage reports them instead of losing them silently."""
+
+def class_folders(root: str, extensions: list[str] | None = None) -> tuple[list[str], list[tuple[str, int]]]:
+    """``root/<class>/<file>`` as ``(classes, [(path, label), ...])``, classes sorted and
+    labels their index (torchvision's ImageFolder)."""

@@ -1,6 +1,44 @@
 """Concurrent data-loading pipelines: Python-callable and native stages."""
 from typing import Any, AsyncIterable, Callable, Iterable, Iterator, Literal
 
+class DistributedSampler:
+    """Shuffled, rank-sharded dataset indices: the order is a function of (seed,
+    epoch, rank, world size) only; ranks get disjoint indices and equal counts
+    (``remainder="pad"`` repeats a few, ``"drop"`` drops the tail). ``rank`` and
+    ``world_size`` default to torchrun's ``RANK``/``WORLD_SIZE`` (0 and 1 when unset).
+    As a pipeline source (``add_source(sampler)``) it yields ``run(epoch)``'s indices."""
+    def __init__(
+        self,
+        length: int,
+        *,
+        rank: int | None = None,
+        world_size: int | None = None,
+        seed: int = 0,
+        shuffle: bool = True,
+        remainder: Literal["pad", "drop"] = "pad",
+    ) -> None: ...
+    def indices(self, epoch: int = 0) -> list[int]:
+        """This rank's indices for ``epoch``."""
+    def __len__(self) -> int:
+        """Indices per rank and epoch."""
+    @property
+    def rank(self) -> int: ...
+    @property
+    def world_size(self) -> int: ...
+
+class PipelineStats:
+    """A snapshot of a run's per-stage stats; ``str(stats)`` is the text table."""
+    @property
+    def stages(self) -> list[dict[str, Any]]:
+        """One dict per stage, source first: ``name``, ``items_in``, ``items_out``,
+        ``failures``, ``concurrency``, ``occupancy`` (0..1: task time over the
+        stage's active time x concurrency), task time ``mean``/``p50``/``p90``/``p99``,
+        ``put_wait``/``get_wait`` (total seconds waiting on the next/previous stage),
+        ``queue_len``, ``queue_capacity``."""
+    @property
+    def bottleneck(self) -> str | None:
+        """The likely bottleneck stage's name."""
+
 class PipelineBuilder:
     """Chain ``add_source``, stages, ``aggregate``/``collate`` and ``build``."""
     def __init__(self) -> None: ...
@@ -10,6 +48,28 @@ class PipelineBuilder:
         native for the decode stages. An exception raised by the iterable ends the run
         with ``PipelineFailure`` after the items produced before it (it is listed by
         ``failures()`` as stage "source"): never a short epoch."""
+    def add_shards(self, shards: Iterable[str | bytes], *, max_member_bytes: int = 1 << 30) -> "PipelineBuilder":
+        """The samples of webdataset-style tar shards (paths or URLs, read in order and
+        streamed, never extracted): dicts with ``__key__``, ``__url__`` and one bytes
+        value per field (``"jpg"``, ``"cls"``); decode stages take a field with
+        ``key="jpg"`` (or ``"jpg;png"``: the first the sample has, stored under the
+        first name). A shard that cannot be read or a broken member is listed by
+        ``failures()`` as stage "shards"; the other shards are still read."""
+    def add_merged_sources(
+        self, iterables: list[Iterable[Any] | AsyncIterable[Any]], *, weights: list[float] | None = None, seed: int = 0
+    ) -> "PipelineBuilder":
+        """Several iterables merged into one source: round-robin, or with ``weights`` a
+        seeded random pick per item (the order depends only on ``seed`` and the epoch).
+        An exception in any of them ends the run with ``PipelineFailure``."""
+    def add_merged_pipelines(
+        self, pipelines: list["Pipeline"], *, weights: list[float] | None = None, seed: int = 0
+    ) -> "PipelineBuilder":
+        """Built pipelines merged into one source: epoch ``e`` runs epoch ``e`` of each;
+        every item a merged pipeline dropped is listed by ``failures()`` as stage "merge"."""
+    def route(self, select: Callable[[Any], int], branches: list["PipelineBuilder"]) -> "PipelineBuilder":
+        """Sends each item to ``branches[select(item) % len(branches)]`` (builders without a
+        source) and merges their outputs in completion order. ``select`` holds the GIL
+        once per item; an exception in it drops the item (stage "route")."""
     # Every stage takes ordered=False: output in completion order; True keeps
     # the input order (at the cost of head-of-line waits).
     def pipe(
@@ -40,8 +100,10 @@ class PipelineBuilder:
         concurrency: int = 1,
         ordered: bool = False,
         name: str = "decode_image",
+        key: str | None = None,
     ) -> "PipelineBuilder":
-        """A native stage: path/URL/bytes -> (H, W, C) uint8, without the GIL."""
+        """A native stage: path/URL/bytes -> (H, W, C) uint8, without the GIL (for shard
+        samples, the field ``key``)."""
     def decode_video(
         self,
         *,
@@ -51,6 +113,7 @@ class PipelineBuilder:
         concurrency: int = 1,
         ordered: bool = False,
         name: str = "decode_video",
+        key: str | None = None,
     ) -> "PipelineBuilder":
         """A native stage: path/URL/bytes -> (N, H, W, C) uint8 frames."""
     def decode_audio(
@@ -62,6 +125,7 @@ class PipelineBuilder:
         concurrency: int = 1,
         ordered: bool = False,
         name: str = "decode_audio",
+        key: str | None = None,
     ) -> "PipelineBuilder":
         """A native stage: path/URL/bytes -> float32 (channels, samples), as ``io.load_audio``."""
     def aggregate(self, n: int, *, drop_last: bool = False) -> "PipelineBuilder":
@@ -69,19 +133,26 @@ class PipelineBuilder:
     def disaggregate(self, *, name: str = "disaggregate") -> "PipelineBuilder":
         """Splits each item into its elements: the lists ``aggregate`` makes (no GIL) or any Python iterable a stage returned."""
     def collate(self, *, concurrency: int = 1, ordered: bool = False, name: str = "collate") -> "PipelineBuilder":
-        """A native stage stacking each group of images into (N, H, W, C)."""
+        """A native stage collating each group from ``aggregate``, without the GIL: images
+        into (N, H, W, C), clips into (B, T, H, W, C), audio into a tuple of (B, C, N)
+        float32 padded with zeros and the int64 lengths (B,), shard samples field by
+        field (fields that cannot be stacked become lists)."""
     def add_sink(self, capacity: int = 16) -> "PipelineBuilder":
         """How many finished items are buffered ahead of the consumer."""
-    def build(self, *, num_threads: int = 0, max_failures: int | None = None) -> "Pipeline":
+    def build(
+        self, *, num_threads: int = 0, max_failures: int | None = None, report_stats_interval: float | None = None
+    ) -> "Pipeline":
         """Builds it: ``num_threads`` CPU threads (0: one per core); a run stops after
-        ``max_failures`` dropped items (default: never)."""
+        ``max_failures`` dropped items in all (default: never); every
+        ``report_stats_interval`` seconds the stats table is logged (INFO, logger
+        ``spdl_rs.spdl_pipeline``)."""
 
 class PipelineRun(Iterator[Any]):
     """One epoch's output; waiting releases the GIL. A context manager."""
     def __iter__(self) -> "PipelineRun": ...
     def __next__(self) -> Any: ...
-    def stats(self) -> str:
-        """Per-stage items, failures, time and queue waits; names the bottleneck."""
+    def stats(self) -> PipelineStats:
+        """Per-stage items, failures, time, queue waits and occupancy; the bottleneck."""
     def failures(self) -> list[tuple[str, int, str]]:
         """Every dropped item: (stage, source position, reason)."""
     def close(self) -> None:
@@ -93,3 +164,6 @@ class Pipeline:
     """A built pipeline; iterate it for epoch 0 or call ``run(epoch)``."""
     def run(self, epoch: int = 0) -> PipelineRun: ...
     def __iter__(self) -> PipelineRun: ...
+    def profile(self, concurrencies: list[int] = [1, 2, 4, 8], items: int = 256) -> list[dict[str, Any]]:
+        """Runs each stage alone at each concurrency on the first ``items`` items of epoch
+        0: dicts with ``stage``, ``concurrency``, ``items``, ``seconds``, ``items_per_sec``."""

@@ -1,0 +1,277 @@
+//! A built Python pipeline and its runs: iteration without the GIL,
+//! failures, structured stats, profiling, and the event loops the runs
+//! hold.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use spdl::pipeline as sp;
+
+use super::item::Item;
+use crate::aio::{EventLoop, LoopLease};
+use crate::errors::pipeline_error;
+
+/// A built pipeline. Iterate it (one epoch) or call `run(epoch)`.
+#[pyclass(frozen, module = "spdl_rs.pipeline")]
+pub(crate) struct Pipeline {
+    pub(crate) inner: Arc<sp::Pipeline<Item>>,
+    pub(crate) pid: u32,
+    /// The event loops its runs hold: its own when a stage or the source is
+    /// async, and those of merged pipelines and route branches.
+    pub(crate) loops: Vec<Arc<EventLoop>>,
+}
+
+impl Pipeline {
+    fn check_process(&self) -> PyResult<()> {
+        if self.pid == std::process::id() {
+            return Ok(());
+        }
+        Err(PyRuntimeError::new_err(
+            "this pipeline was built in another process (before a fork); build it again in this process",
+        ))
+    }
+
+    /// Holds every event loop the pipeline needs, for one run.
+    fn hold_loops(&self, py: Python<'_>) -> PyResult<Vec<LoopLease>> {
+        self.loops.iter().map(|aio| aio.acquire(py)).collect()
+    }
+}
+
+#[pymethods]
+impl Pipeline {
+    /// Starts epoch `epoch` and returns its iterator.
+    #[pyo3(signature = (epoch=0))]
+    fn run(&self, py: Python<'_>, epoch: u64) -> PyResult<PipelineRun> {
+        self.check_process()?;
+        let leases = self.hold_loops(py)?;
+        let run = py.detach(|| self.inner.run_shared(epoch));
+        Ok(PipelineRun {
+            run: Mutex::new(Some(run)),
+            leases: Mutex::new(leases),
+            pid: std::process::id(),
+        })
+    }
+
+    /// Runs each `pipe`/decode stage alone at each of `concurrencies` on the
+    /// first `items` items of epoch 0 (the stages before it run as built)
+    /// and reports its throughput: a list of dicts with `stage`,
+    /// `concurrency`, `items`, `seconds` and `items_per_sec`.
+    #[pyo3(signature = (concurrencies=vec![1, 2, 4, 8], items=256))]
+    fn profile<'py>(
+        &self,
+        py: Python<'py>,
+        concurrencies: Vec<usize>,
+        items: u64,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.check_process()?;
+        let leases = self.hold_loops(py)?;
+        let report = py.detach(|| self.inner.profile(&concurrencies, items));
+        drop(leases);
+        report
+            .into_iter()
+            .map(|p| {
+                let d = PyDict::new(py);
+                d.set_item("stage", p.stage)?;
+                d.set_item("concurrency", p.concurrency)?;
+                d.set_item("items", p.items)?;
+                d.set_item("seconds", p.elapsed.as_secs_f64())?;
+                d.set_item("items_per_sec", p.items_per_sec)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    fn __iter__(&self, py: Python<'_>) -> PyResult<PipelineRun> {
+        self.run(py, 0)
+    }
+}
+
+/// One epoch's output; also a context manager that stops the run on exit.
+#[pyclass(frozen, module = "spdl_rs.pipeline")]
+pub(crate) struct PipelineRun {
+    /// Declared before `leases`: the run stops before its event loops do.
+    run: Mutex<Option<sp::Run<'static, Item>>>,
+    /// The run's hold on its event loops; released when the run ends.
+    leases: Mutex<Vec<LoopLease>>,
+    /// The process that started the run: its threads exist only there.
+    pid: u32,
+}
+
+impl Drop for PipelineRun {
+    /// In a forked child the run's threads do not exist: dropping it would
+    /// wait for them forever, so it is leaked instead (the parent's copy
+    /// is the one that runs).
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            if let Some(run) = self.run.get_mut().ok().and_then(Option::take) {
+                std::mem::forget(run);
+            }
+        }
+    }
+}
+
+impl PipelineRun {
+    /// Lets the event loop stop (if no other run holds it): the run ended.
+    fn release_loop(&self, py: Python<'_>) {
+        let leases = self
+            .leases
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        py.detach(move || drop(leases));
+    }
+
+    fn with_run<R>(&self, f: impl FnOnce(&sp::Run<'static, Item>) -> R) -> PyResult<R> {
+        let guard = self
+            .run
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("run lock poisoned"))?;
+        let run = guard
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("the run was closed"))?;
+        Ok(f(run))
+    }
+}
+
+impl PipelineRun {
+    /// Waits for the next item without the GIL, checking for Python
+    /// signals every 50 ms, so Ctrl-C stops a wait on a slow stage.
+    /// Refuses a run inherited across `fork()`: its threads are in the
+    /// parent, and waiting on them here would hang.
+    fn check_process(&self) -> PyResult<()> {
+        if self.pid == std::process::id() {
+            return Ok(());
+        }
+        Err(PyRuntimeError::new_err(
+            "this run was started in another process (before a fork): its threads are not in this one; \
+             start a new run here",
+        ))
+    }
+
+    fn wait_for_next(&self, py: Python<'_>) -> PyResult<Option<Result<Item, sp::Error>>> {
+        let slice = Duration::from_millis(50);
+        loop {
+            let next = py.detach(|| self.run.lock().ok().and_then(|mut r| r.as_mut()?.next_timeout(slice)));
+            match next {
+                Some(Err(sp::Error::Timeout(_))) => py.check_signals()?,
+                next => return Ok(next),
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl PipelineRun {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.check_process()?;
+        // The GIL is released only when the next item is not ready yet.
+        let ready = self.run.lock().ok().and_then(|mut r| r.as_mut()?.try_next());
+        let next = match ready {
+            Some(next) => next,
+            None => self.wait_for_next(py)?,
+        };
+        match next {
+            None => {
+                self.release_loop(py);
+                Ok(None)
+            }
+            Some(Err(e)) => Err(pipeline_error(e)),
+            Some(Ok(item)) => item.into_py(py).map(Some),
+        }
+    }
+
+    /// Per-stage stats: `stages` (a dict per stage: items, failures, task
+    /// time percentiles, queue waits and occupancy), `bottleneck`, and the
+    /// text table as `str(stats)`.
+    fn stats(&self) -> PyResult<PipelineStats> {
+        self.with_run(|r| PipelineStats(r.stats()))
+    }
+
+    /// Every dropped item so far as (stage, item position, reason).
+    fn failures(&self) -> PyResult<Vec<(String, u64, String)>> {
+        self.with_run(|r| r.failures().into_iter().map(|f| (f.stage, f.item, f.reason)).collect())
+    }
+
+    /// Stops the run (blocking work already running finishes, its result is
+    /// dropped). Idempotent.
+    fn close(&self, py: Python<'_>) {
+        if self.check_process().is_err() {
+            return; // dropped (leaked) with the object: see `Drop`
+        }
+        let run = self.run.lock().ok().and_then(|mut r| r.take());
+        py.detach(move || drop(run));
+        self.release_loop(py);
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __exit__(&self, py: Python<'_>, _ty: Py<PyAny>, _value: Py<PyAny>, _tb: Py<PyAny>) -> bool {
+        self.close(py);
+        false
+    }
+}
+
+/// A snapshot of a run's per-stage stats.
+#[pyclass(frozen, module = "spdl_rs.pipeline")]
+pub(crate) struct PipelineStats(sp::PipelineStats);
+
+#[pymethods]
+impl PipelineStats {
+    /// One dict per stage, source first: `name`, `items_in`, `items_out`,
+    /// `failures`, `concurrency`, `occupancy` (0..1), task time `mean`,
+    /// `p50`, `p90`, `p99`, `put_wait` and `get_wait` (seconds, totals),
+    /// `queue_len`, `queue_capacity`.
+    #[getter]
+    fn stages<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let secs = Duration::as_secs_f64;
+        self.0
+            .stages
+            .iter()
+            .map(|s| {
+                let d = PyDict::new(py);
+                d.set_item("name", &s.name)?;
+                d.set_item("items_in", s.items_in)?;
+                d.set_item("items_out", s.items_out)?;
+                d.set_item("failures", s.failures)?;
+                d.set_item("concurrency", s.concurrency)?;
+                d.set_item("occupancy", s.occupancy)?;
+                d.set_item("mean", secs(&s.task_mean))?;
+                d.set_item("p50", secs(&s.task_p50))?;
+                d.set_item("p90", secs(&s.task_p90))?;
+                d.set_item("p99", secs(&s.task_p99))?;
+                d.set_item("put_wait", secs(&s.put_wait))?;
+                d.set_item("get_wait", secs(&s.get_wait))?;
+                d.set_item("queue_len", s.queue_len)?;
+                d.set_item("queue_capacity", s.queue_capacity)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// The name of the likely bottleneck stage (None before any work).
+    #[getter]
+    fn bottleneck(&self) -> Option<String> {
+        self.0.bottleneck().map(|s| s.name.clone())
+    }
+
+    fn __str__(&self) -> String {
+        self.0.to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<PipelineStats: {} stages, bottleneck {:?}>",
+            self.0.stages.len(),
+            self.bottleneck()
+        )
+    }
+}

@@ -1,0 +1,219 @@
+"""spdl_rs.pipeline sources and structure: the distributed sampler, dataset
+listing, tar shards, merges, route, profile, stats reports, and collate of
+clips, audio and shard samples."""
+import io
+import json
+import logging
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import spdl_rs
+from spdl_rs import io as sio
+from spdl_rs.pipeline import DistributedSampler, PipelineBuilder
+
+from conftest import FIXTURES
+
+SHARDS = FIXTURES / "shards"
+
+
+def test_sampler_ranks_are_disjoint_equal_and_reshuffled_per_epoch():
+    for remainder, per_rank in (("pad", 4), ("drop", 3)):
+        ranks = [DistributedSampler(10, rank=r, world_size=3, seed=5, remainder=remainder) for r in range(3)]
+        for epoch in (0, 1):
+            shares = [s.indices(epoch) for s in ranks]
+            assert [len(x) for x in shares] == [per_rank] * 3
+            union = [i for share in shares for i in share]
+            if remainder == "drop":
+                assert len(set(union)) == len(union) == 9
+            else:
+                assert set(union) == set(range(10))  # every index, 2 repeated
+        assert ranks[0].indices(0) != ranks[0].indices(1)
+        assert len(ranks[0]) == per_rank
+    with pytest.raises(ValueError, match="rank 3 is not in 0..3"):
+        DistributedSampler(10, rank=3, world_size=3)
+
+
+def test_sampler_reads_torchrun_environment(monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    sampler = DistributedSampler(8, seed=3)
+    assert (sampler.rank, sampler.world_size) == (1, 2)
+    assert sampler.indices(0) == DistributedSampler(8, rank=1, world_size=2, seed=3).indices(0)
+
+
+def test_sampler_as_a_pipeline_source_follows_the_epoch():
+    sampler = DistributedSampler(50, rank=0, world_size=2, seed=9)
+    pipeline = PipelineBuilder().add_source(sampler).pipe(lambda i: i * 2, ordered=True).build()
+    assert list(pipeline.run(0)) == [2 * i for i in sampler.indices(0)]
+    assert list(pipeline.run(4)) == [2 * i for i in sampler.indices(4)]
+
+
+def test_list_dataset_and_class_folders(tmp_path):
+    for cls, names in (("cat", ["a.jpg", "b.JPG", "notes.txt"]), ("dog", ["c.png"])):
+        (tmp_path / cls).mkdir()
+        for n in names:
+            (tmp_path / cls / n).write_bytes(b"x")
+    listed = sio.list_dataset(str(tmp_path), ["jpg", "png"])
+    assert listed == [str(tmp_path / "cat" / "a.jpg"), str(tmp_path / "cat" / "b.JPG"), str(tmp_path / "dog" / "c.png")]
+    assert len(sio.list_dataset(str(tmp_path))) == 4
+    classes, items = sio.class_folders(str(tmp_path), ["jpg", "png"])
+    assert classes == ["cat", "dog"]
+    assert [label for _, label in items] == [0, 0, 1]
+    with pytest.raises(FileNotFoundError):
+        sio.list_dataset(str(tmp_path / "missing"))
+
+
+def tar_samples(path):
+    """Oracle: the shard's samples read with Python's tarfile."""
+    samples = {}
+    with tarfile.open(path) as t:
+        for m in t.getmembers():
+            key, ext = m.name.split(".", 1)
+            samples.setdefault(key, {})[ext] = t.extractfile(m).read()
+    return samples
+
+
+def test_shards_yield_every_sample_as_tarfile_reads_it():
+    shards = [str(SHARDS / "shard-000.tar"), str(SHARDS / "shard-001.tar")]
+    run = PipelineBuilder().add_shards(shards).build().run()
+    out = list(run)
+    assert run.failures() == []
+    expected = {}
+    for s in shards:
+        expected.update({k: (s, v) for k, v in tar_samples(s).items()})
+    assert [o["__key__"] for o in out] == list(expected)  # in shard order
+    for o in out:
+        url, fields = expected[o["__key__"]]
+        assert o["__url__"] == url
+        assert {k: v for k, v in o.items() if not k.startswith("__")} == fields
+
+
+def test_shard_fields_decode_natively_and_collate_per_field():
+    manifest = json.loads((SHARDS / "manifest.json").read_text())
+    batches = list(
+        PipelineBuilder()
+        .add_shards([str(SHARDS / "shard-000.tar")])
+        .decode_image(key="jpg;png", size=(16, 12))
+        .aggregate(2)
+        .collate()
+        .build()
+    )
+    assert len(batches) == 2
+    first = batches[0]
+    assert first["jpg"].shape == (2, 12, 16, 3)
+    labels = [int(b) for batch in batches for b in batch["cls"]]
+    assert labels == [s["label"] for s in manifest["shard-000.tar"]]
+    direct = sio.load_image(FIXTURES / "images" / manifest["shard-000.tar"][0]["image"], size=(16, 12))
+    np.testing.assert_array_equal(first["jpg"][0], direct)
+
+
+def test_a_broken_shard_is_reported_and_the_others_are_read(tmp_path):
+    missing = str(tmp_path / "missing.tar")
+    shards = [str(SHARDS / "broken_truncated.tar"), missing, str(SHARDS / "shard-001.tar")]
+    run = PipelineBuilder().add_shards(shards).build().run()
+    out = list(run)
+    assert [o["__key__"] for o in out][-4:] == list(tar_samples(SHARDS / "shard-001.tar"))
+    failures = run.failures()
+    assert {f[0] for f in failures} == {"shards"}
+    reasons = " ".join(f[2] for f in failures)
+    assert "broken_truncated.tar" in reasons and "missing.tar" in reasons
+
+
+def test_a_sample_without_the_field_is_a_reported_failure():
+    run = PipelineBuilder().add_shards([str(SHARDS / "shard-000.tar")]).decode_image(key="webp").build().run()
+    assert list(run) == []
+    assert len(run.failures()) == 4
+    assert 'has no field "webp"' in run.failures()[0][2]
+    run = PipelineBuilder().add_shards([str(SHARDS / "shard-000.tar")]).decode_image().build().run()
+    assert list(run) == [] and "pass key=" in run.failures()[0][2]
+
+
+def test_merged_sources_round_robin_and_weighted():
+    out = list(PipelineBuilder().add_merged_sources([["a1", "a2", "a3"], ["b1"]]).build())
+    assert out == ["a1", "b1", "a2", "a3"]
+    weighted = PipelineBuilder().add_merged_sources([range(0, 100), range(1000, 1100)], weights=[3, 1], seed=4).build()
+    first, again = list(weighted.run(0)), list(weighted.run(0))
+    assert first == again and sorted(first) == list(range(100)) + list(range(1000, 1100))
+    assert first != list(weighted.run(1))  # the order follows the epoch
+    # Early on, the weight 3 source leads.
+    assert sum(x < 1000 for x in first[:40]) > 20
+    with pytest.raises(ValueError, match="2 weights for 1 sources"):
+        PipelineBuilder().add_merged_sources([[1]], weights=[1, 2])
+
+
+def test_merged_pipelines_report_what_they_dropped():
+    def odd_fails(x):
+        if x % 2:
+            raise ValueError(f"odd {x}")
+        return x
+
+    evens = PipelineBuilder().add_source(range(6)).pipe(odd_fails).build()
+    letters = PipelineBuilder().add_source(["x", "y"]).build()
+    run = PipelineBuilder().add_merged_pipelines([evens, letters]).build().run()
+    out = list(run)
+    assert sorted(o for o in out if isinstance(o, int)) == [0, 2, 4]
+    assert sorted(o for o in out if isinstance(o, str)) == ["x", "y"]
+    failures = run.failures()
+    assert len(failures) == 3 and {f[0] for f in failures} == {"merge"}
+    assert all("odd" in f[2] for f in failures)
+
+
+def test_route_sends_items_to_branches():
+    small = PipelineBuilder().pipe(lambda x: ("small", x))
+    large = PipelineBuilder().pipe(lambda x: ("large", x))
+    out = list(PipelineBuilder().add_source(range(20)).route(lambda x: int(x >= 10), [small, large]).build())
+    assert sorted(out) == sorted([("small", i) for i in range(10)] + [("large", i) for i in range(10, 20)])
+    with pytest.raises(ValueError, match="must not have a source"):
+        PipelineBuilder().add_source([1]).route(lambda x: 0, [PipelineBuilder().add_source([2])])
+    run = PipelineBuilder().add_source([1, 2]).route(lambda x: 1 // (x - 1), [PipelineBuilder()]).build().run()
+    assert list(run) == [2]
+    assert run.failures()[0][0] == "route" and "ZeroDivisionError" in run.failures()[0][2]
+
+
+def test_profile_reports_each_stage_at_each_concurrency():
+    import time
+
+    def slow(x):
+        time.sleep(0.002)
+        return x
+
+    pipeline = PipelineBuilder().add_source(range(1000)).pipe(slow, name="slow").build(num_threads=4)
+    report = pipeline.profile([1, 4], items=40)
+    assert [(r["stage"], r["concurrency"], r["items"]) for r in report] == [("slow", 1, 40), ("slow", 4, 40)]
+    assert report[1]["items_per_sec"] > report[0]["items_per_sec"] * 1.5
+
+
+def test_periodic_stats_reports_reach_logging(caplog):
+    import time
+
+    def slow(x):
+        time.sleep(0.02)
+        return x
+
+    with caplog.at_level(logging.INFO, logger="spdl_rs"):
+        list(PipelineBuilder().add_source(range(10)).pipe(slow).build(report_stats_interval=0.05))
+    reports = [r.getMessage() for r in caplog.records if r.name == "spdl_rs.spdl_pipeline"]
+    assert reports and "slow" in reports[0] and "bottleneck" in reports[0]
+
+
+def test_collate_stacks_clips_and_pads_audio():
+    video = str(FIXTURES / "h264_yuv420p.mp4")
+    clips = list(PipelineBuilder().add_source([video, video]).decode_video(size=(32, 24)).aggregate(2).collate().build())
+    frames = sio.load_video(video, size=(32, 24))
+    assert clips[0].shape == (2,) + frames.shape
+    np.testing.assert_array_equal(clips[0][1], frames)
+    audio = FIXTURES / "audio"
+    srcs = [str(audio / "pcm_f32le_48000_stereo.wav"), str(audio / "flac_s16_44100_stereo.flac")]
+    (batch, lengths), = list(
+        PipelineBuilder().add_source(srcs).decode_audio(sample_rate=16000, ordered=True).aggregate(2).collate().build()
+    )
+    singles = [sio.load_audio(s, sample_rate=16000)[0] for s in srcs]
+    assert list(lengths) == [a.shape[1] for a in singles]
+    assert batch.shape == (2, 2, max(lengths))
+    for i, a in enumerate(singles):
+        np.testing.assert_array_equal(batch[i, :, : a.shape[1]], a)
+        assert not batch[i, :, a.shape[1]:].any()  # zero padding
