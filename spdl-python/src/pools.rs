@@ -86,18 +86,28 @@ pub(crate) fn with_python<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
     Some(Python::attach(f))
 }
 
+/// The Python thread state a worker thread keeps between calls (see
+/// [`keep_thread_state`]); deleted when the thread exits.
+struct KeptThreadState {
+    tstate: *mut pyo3::ffi::PyThreadState,
+    gil_state: pyo3::ffi::PyGILState_STATE,
+}
+
 thread_local! {
-    static THREAD_STATE_KEPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static THREAD_STATE: std::cell::RefCell<Option<KeptThreadState>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Gives this worker thread a Python thread state that outlives each
 /// call. Without it, every `attach` from a thread Python did not create
 /// allocates a thread state and frees it on release (measured: about half
 /// the cost of a no-op Python stage). Done once per thread; the state is
-/// left to the interpreter at exit, as for any thread Python never joins.
+/// deleted when the thread exits (each pipeline starts threads of its
+/// own: kept forever, the states grew memory by about 0.7 KB per
+/// pipeline built).
 fn keep_thread_state() {
-    THREAD_STATE_KEPT.with(|kept| {
-        if kept.get() {
+    THREAD_STATE.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if kept.is_some() {
             return;
         }
         // SAFETY: called only from Rust worker threads that are not attached
@@ -107,12 +117,34 @@ fn keep_thread_state() {
         // thread's state and takes the GIL; `PyEval_SaveThread` releases the
         // GIL again while keeping the state (its counter stays at one), so
         // later `attach` calls reuse it.
-        unsafe {
-            pyo3::ffi::PyGILState_Ensure();
-            pyo3::ffi::PyEval_SaveThread();
-        }
-        kept.set(true);
+        let (gil_state, tstate) = unsafe { (pyo3::ffi::PyGILState_Ensure(), pyo3::ffi::PyEval_SaveThread()) };
+        *kept = Some(KeptThreadState { tstate, gil_state });
     });
+}
+
+impl Drop for KeptThreadState {
+    /// At thread exit: takes the GIL with the kept state and releases the
+    /// `PyGILState_Ensure` of [`keep_thread_state`], which deletes the
+    /// state. Skipped once the interpreter is shutting down (the state is
+    /// then left to it, as for any thread Python never joins).
+    fn drop(&mut self) {
+        IN_PYTHON.fetch_add(1, Ordering::SeqCst);
+        let _guard = InPython;
+        if SHUTDOWN.load(Ordering::SeqCst) {
+            return;
+        }
+        // SAFETY: `tstate` is this thread's state, saved by
+        // `PyEval_SaveThread` in `keep_thread_state` and not attached now
+        // (thread-local destructors run after every `attach` on this thread
+        // ended); the interpreter is not finalizing (checked above, and
+        // `shutdown` waits for us through `IN_PYTHON`). Restoring takes the
+        // GIL; releasing the matching `PyGILState_Ensure` (counter one)
+        // deletes the state and releases the GIL.
+        unsafe {
+            pyo3::ffi::PyEval_RestoreThread(self.tstate);
+            pyo3::ffi::PyGILState_Release(self.gil_state);
+        }
+    }
 }
 
 /// Called by `atexit` (registered in `spdl_rs/__init__.py`), before the

@@ -279,7 +279,7 @@ impl PipelineBuilder {
         for p in &pipelines {
             slf.get().hold(p.loops.iter().cloned());
         }
-        let inners: Vec<_> = pipelines.iter().map(|p| p.inner.clone()).collect();
+        let inners: Vec<_> = pipelines.iter().map(|p| p.shared().clone()).collect();
         Self::source(slf, move |_| {
             let runs = move |epoch| sp::merge_runs(&inners, &policy, epoch).map(|r| r.unwrap_or_else(Item::failed));
             with_failed_dropped(sp::PipelineBuilder::new().add_source_fn(runs), "merge")
@@ -521,7 +521,7 @@ impl PipelineBuilder {
             .detach(|| builder.with_config(config).build())
             .map_err(pipeline_error)?;
         Ok(Pipeline {
-            inner: Arc::new(pipeline),
+            inner: Some(Arc::new(pipeline)),
             pid: std::process::id(),
             loops: self.loops.lock().map(|l| l.clone()).unwrap_or_default(),
         })

@@ -17,7 +17,8 @@ use crate::errors::pipeline_error;
 /// A built pipeline. Iterate it (one epoch) or call `run(epoch)`.
 #[pyclass(frozen, module = "spdl_rs.pipeline")]
 pub(crate) struct Pipeline {
-    pub(crate) inner: Arc<sp::Pipeline<Item>>,
+    /// Set until the object is dropped.
+    pub(crate) inner: Option<Arc<sp::Pipeline<Item>>>,
     pub(crate) pid: u32,
     /// The event loops its runs hold: its own when a stage or the source is
     /// async, and those of merged pipelines and route branches.
@@ -25,6 +26,11 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
+    /// The built pipeline.
+    pub(crate) fn shared(&self) -> &Arc<sp::Pipeline<Item>> {
+        self.inner.as_ref().expect("a pipeline is set until it is dropped")
+    }
+
     fn check_process(&self) -> PyResult<()> {
         if self.pid == std::process::id() {
             return Ok(());
@@ -47,7 +53,7 @@ impl Pipeline {
     fn run(&self, py: Python<'_>, epoch: u64) -> PyResult<PipelineRun> {
         self.check_process()?;
         let leases = self.hold_loops(py)?;
-        let run = py.detach(|| self.inner.run_shared(epoch));
+        let run = py.detach(|| self.shared().run_shared(epoch));
         Ok(PipelineRun {
             run: Mutex::new(Some(run)),
             leases: Mutex::new(leases),
@@ -68,7 +74,7 @@ impl Pipeline {
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         self.check_process()?;
         let leases = self.hold_loops(py)?;
-        let report = py.detach(|| self.inner.profile(&concurrencies, items));
+        let report = py.detach(|| self.shared().profile(&concurrencies, items));
         drop(leases);
         report
             .into_iter()
@@ -101,16 +107,38 @@ pub(crate) struct PipelineRun {
 }
 
 impl Drop for PipelineRun {
-    /// In a forked child the run's threads do not exist: dropping it would
-    /// wait for them forever, so it is leaked instead (the parent's copy
-    /// is the one that runs).
+    /// Drops the run with the GIL released (see [`drop_without_gil`]). In a
+    /// forked child the run's threads do not exist: dropping it would wait
+    /// for them forever, so it is leaked instead (the parent's copy is the
+    /// one that runs).
     fn drop(&mut self) {
+        let run = self.run.get_mut().ok().and_then(Option::take);
         if self.pid != std::process::id() {
-            if let Some(run) = self.run.get_mut().ok().and_then(Option::take) {
-                std::mem::forget(run);
-            }
+            std::mem::forget(run);
+            return;
         }
+        drop_without_gil(run);
     }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let inner = self.inner.take();
+        if self.pid != std::process::id() {
+            // Its threads are in the parent: see `PipelineRun`'s drop.
+            std::mem::forget(inner);
+            return;
+        }
+        drop_without_gil(inner);
+    }
+}
+
+/// Drops `value` with the GIL released. Dropping the last handle of a
+/// pipeline joins its threads, and a thread that ran Python code takes
+/// the GIL as it exits (to delete its thread state): with the GIL held
+/// here, that join would wait for its timeout.
+fn drop_without_gil<T: Send>(value: T) {
+    Python::attach(|py| py.detach(move || drop(value)));
 }
 
 impl PipelineRun {
