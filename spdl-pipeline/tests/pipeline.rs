@@ -733,3 +733,39 @@ fn a_timeout_counts_from_the_call_not_from_the_queue() {
         assert_eq!((out, failed), (vec![1, 2, 3], vec![0]), "epoch {epoch}");
     }
 }
+
+/// A timed-out blocking call keeps its slot of the stage's concurrency
+/// until it returns: the stage never has more calls in flight than its
+/// concurrency, even with free pool threads; the timeout is reported at
+/// once, and the stage goes on when the call returns.
+#[test]
+fn a_timed_out_call_keeps_its_slot_until_it_returns() {
+    let mut config = small();
+    config.cpu_threads = 4;
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (flight, peak) = (in_flight.clone(), most.clone());
+    let pipeline = PipelineBuilder::new()
+        .add_source(0..6u32)
+        .pipe_blocking(
+            move |x: u32| {
+                let now = flight.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(if x == 0 { 300 } else { 20 }));
+                flight.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, String>(x)
+            },
+            StageConfig::new("slow")
+                .with_timeout(Duration::from_millis(100))
+                .with_concurrency(2),
+        )
+        .with_config(config)
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    let mut out: Vec<u32> = run.by_ref().map(Result::unwrap).collect();
+    out.sort();
+    assert_eq!(out, [1, 2, 3, 4, 5]);
+    assert_eq!(run.failures().iter().map(|f| f.item).collect::<Vec<_>>(), [0]);
+    assert_eq!(most.load(Ordering::SeqCst), 2, "calls in flight beyond the concurrency");
+}

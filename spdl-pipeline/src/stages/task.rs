@@ -6,13 +6,14 @@
 //! them one after another, so the hand-off is shared. An `Err`, a panic or
 //! a timeout drops the item and is reported. A blocking call's timeout
 //! counts from the moment the call starts on a pool thread, not from when
-//! it was queued: a call that timed out keeps its thread until it returns,
-//! and the items queued behind it have not timed out.
+//! it was queued: a call that timed out is reported at once but keeps its
+//! thread, and its slot of the stage's concurrency ([`Stuck`]), until it
+//! returns; the items queued behind it have not timed out.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -29,6 +30,20 @@ use crate::stats::StageCounters;
 /// A blocking stage gives one CPU-pool task about this much work (from the
 /// stage's mean task time so far), so short calls share one hand-off.
 const UNIT_TIME: Duration = Duration::from_micros(50);
+
+/// A stage's blocking calls that timed out but have not returned: each
+/// still holds a pool thread, so it keeps its slot of the stage's
+/// concurrency until it returns.
+#[derive(Default)]
+struct Stuck {
+    count: AtomicUsize,
+    returned: tokio::sync::Notify,
+}
+
+/// The states of one blocking task, for [`Stuck`].
+const RUNNING: u8 = 0;
+const RETURNED: u8 = 1;
+const TIMED_OUT: u8 = 2;
 
 /// Results of a unit of work, by source position.
 type Done<U> = Vec<(u64, std::result::Result<U, String>)>;
@@ -108,10 +123,11 @@ impl<T: Send + 'static, U: Send + 'static> Work<T, U> {
         c: &Arc<StageCounters>,
         items: Vec<Env<T>>,
         timeout: Option<Duration>,
+        stuck: &Arc<Stuck>,
     ) -> BoxFuture<'static, Done<U>> {
         match self {
             Work::Async(f) => start_async(ctx, f.clone(), c.clone(), items, timeout),
-            Work::Blocking(f) => start_blocking(ctx, f.clone(), c.clone(), items, timeout),
+            Work::Blocking(f) => start_blocking(ctx, f.clone(), c.clone(), items, timeout, stuck.clone()),
         }
     }
 }
@@ -166,10 +182,14 @@ fn start_blocking<T: Send + 'static, U: Send + 'static>(
     c: Arc<StageCounters>,
     items: Vec<Env<T>>,
     timeout: Option<Duration>,
+    stuck: Arc<Stuck>,
 ) -> BoxFuture<'static, Done<U>> {
     let seqs: Vec<u64> = items.iter().map(|env| env.seq).collect();
-    let (tx, rx) = tokio::sync::oneshot::channel::<Done<U>>();
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<Done<U>>();
     let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let task_state = state.clone();
+    let task_stuck = stuck.clone();
     ctx.pool.spawn(move || {
         let _ = started_tx.send(());
         let done = items.into_iter().map(|env| {
@@ -179,6 +199,12 @@ fn start_blocking<T: Send + 'static, U: Send + 'static>(
             (env.seq, result.unwrap_or_else(|p| Err(panic_message(p))))
         });
         let _ = tx.send(done.collect());
+        let swap = task_state.compare_exchange(RUNNING, RETURNED, Ordering::SeqCst, Ordering::SeqCst);
+        if swap.is_err() {
+            // Timed out earlier: its slot is free again.
+            task_stuck.count.fetch_sub(1, Ordering::SeqCst);
+            task_stuck.returned.notify_one();
+        }
     });
     async move {
         let result = match timeout {
@@ -186,9 +212,21 @@ fn start_blocking<T: Send + 'static, U: Send + 'static>(
             // for a pool thread (one busy with an earlier call that timed
             // out, say) has not timed out.
             Some(t) => match started.await {
-                Ok(()) => tokio::time::timeout(t, rx)
-                    .await
-                    .unwrap_or_else(|_| Ok(all_failed(&seqs, timed_out(t)))),
+                Ok(()) => match tokio::time::timeout(t, &mut rx).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        // Counted first, so the call's return never
+                        // uncounts what was not counted yet.
+                        stuck.count.fetch_add(1, Ordering::SeqCst);
+                        let swap = state.compare_exchange(RUNNING, TIMED_OUT, Ordering::SeqCst, Ordering::SeqCst);
+                        if swap.is_ok() {
+                            Ok(all_failed(&seqs, timed_out(t)))
+                        } else {
+                            stuck.count.fetch_sub(1, Ordering::SeqCst);
+                            rx.await // it returned just now
+                        }
+                    }
+                },
                 Err(e) => Err(e),
             },
             None => rx.await,
@@ -269,6 +307,7 @@ pub(crate) fn spawn_task_stage<T: Send + 'static, U: Send + 'static>(
         work,
         concurrency,
         cfg,
+        stuck: Arc::default(),
     };
     ctx.handle.spawn(async move {
         let mut waiting = VecDeque::new();
@@ -296,6 +335,7 @@ struct TaskStage<T, U> {
     work: Work<T, U>,
     cfg: StageConfig,
     concurrency: usize,
+    stuck: Arc<Stuck>,
 }
 
 impl<T: Send + 'static, U: Send + 'static> TaskStage<T, U> {
@@ -323,7 +363,7 @@ impl<T: Send + 'static, U: Send + 'static> TaskStage<T, U> {
                 }
                 continue;
             }
-            let wants_input = open && waiting.is_empty() && running.len() < self.concurrency;
+            let wants_input = open && waiting.is_empty() && self.busy(&running) < self.concurrency;
             if wants_input {
                 if let Some(chunk) = input.ready_chunk() {
                     match chunk {
@@ -347,9 +387,16 @@ impl<T: Send + 'static, U: Send + 'static> TaskStage<T, U> {
                     Some(chunk) => waiting.extend(chunk),
                     None => open = false,
                 },
+                // A slot held by a timed-out call came free, and work waits.
+                () = self.stuck.returned.notified(), if !waiting.is_empty() => {}
                 else => return Some(handled),
             }
         }
+    }
+
+    /// Slots taken: running tasks, and timed-out calls not yet returned.
+    fn busy(&self, running: &Running<U>) -> usize {
+        running.len() + self.stuck.count.load(Ordering::SeqCst)
     }
 
     /// Starts work on `waiting` items while slots are free; the results of
@@ -357,11 +404,13 @@ impl<T: Send + 'static, U: Send + 'static> TaskStage<T, U> {
     async fn start_work(&self, waiting: &mut VecDeque<Env<T>>, running: &mut Running<U>) -> Done<U> {
         let (ctx, c, timeout) = (&self.ctx, &self.c, self.cfg.timeout);
         let mut done = Vec::new();
-        while running.len() < self.concurrency && !waiting.is_empty() {
+        while self.busy(running) < self.concurrency && !waiting.is_empty() {
             let n = self
                 .work
-                .unit_size(ctx, c, timeout, waiting.len(), self.concurrency - running.len());
-            let mut task = self.work.start(ctx, c, waiting.drain(..n).collect(), timeout);
+                .unit_size(ctx, c, timeout, waiting.len(), self.concurrency - self.busy(running));
+            let mut task = self
+                .work
+                .start(ctx, c, waiting.drain(..n).collect(), timeout, &self.stuck);
             // Work that finishes on its first poll (a cheap async call)
             // skips the set of running tasks, unless it must wait for the
             // tasks ahead of it in input order.
