@@ -119,9 +119,10 @@ def test_an_async_source_that_raises_ends_the_run_with_pipeline_failure():
 
     run = PipelineBuilder().add_source(numbers()).pipe(nap, concurrency=2).build().run()
     got = []
-    with pytest.raises(spdl_rs.PipelineFailure, match="listing broke"):
+    with pytest.raises(spdl_rs.PipelineFailure, match="listing broke") as raised:
         for x in run:
             got.append(x)
+    assert isinstance(raised.value.__cause__, OSError)
     assert sorted(got) == [0, 1, 2]
 
 

@@ -229,10 +229,14 @@ def test_a_raising_source_ends_the_run_with_pipeline_failure():
     pipeline = PipelineBuilder().add_source(source()).pipe(lambda x: x * 10).add_sink(4).build()
     got = []
     run = pipeline.run()
-    with pytest.raises(spdl_rs.PipelineFailure, match="OSError: the shard server went away"):
+    with pytest.raises(spdl_rs.PipelineFailure, match="OSError: the shard server went away") as raised:
         for item in run:
             got.append(item)
     assert sorted(got) == [0, 10, 20, 30, 40]
+    # The source's own exception, traceback included, is chained.
+    cause = raised.value.__cause__
+    assert isinstance(cause, OSError) and str(cause) == "the shard server went away"
+    assert cause.__traceback__ is not None
     assert [(f[0], f[1]) for f in run.failures()] == [("source", 5)]
     assert "OSError" in run.failures()[0][2]
 

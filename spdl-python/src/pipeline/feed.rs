@@ -12,6 +12,11 @@ use super::item::Item;
 use crate::aio::EventLoop;
 use crate::pools::with_python;
 
+/// The exception a Python source raised, kept to become the `__cause__`
+/// of the run's `PipelineFailure` (shared by the runs of one pipeline:
+/// with two runs failing at once, either may get the other's cause).
+pub(crate) type SourceError = Arc<std::sync::Mutex<Option<PyErr>>>;
+
 /// Items pulled from a Python iterator. Each time the GIL is taken, items
 /// are pulled for up to [`PULL_TIME`] (at most [`PULL_MAX`]), so a fast
 /// iterator costs one GIL hand-off per batch and a slow one holds the GIL
@@ -20,6 +25,8 @@ pub(crate) struct PythonItems {
     iterable: Arc<Py<PyAny>>,
     /// The event loop, for an async iterable.
     aio: Option<Arc<EventLoop>>,
+    /// Where the exception that ended it is kept for the run's error.
+    raised: SourceError,
     iter: Option<Py<PyAny>>,
     pulled: std::collections::VecDeque<Item>,
     ended: bool,
@@ -32,10 +39,11 @@ const PULL_TIME: std::time::Duration = std::time::Duration::from_micros(50);
 const PULL_MAX: usize = 256;
 
 impl PythonItems {
-    pub(crate) fn new(iterable: Arc<Py<PyAny>>, aio: Option<Arc<EventLoop>>) -> Self {
+    pub(crate) fn new(iterable: Arc<Py<PyAny>>, aio: Option<Arc<EventLoop>>, raised: SourceError) -> Self {
         PythonItems {
             iterable,
             aio,
+            raised,
             iter: None,
             pulled: Default::default(),
             ended: false,
@@ -103,6 +111,7 @@ impl PythonItems {
         let kind = e.get_type(py).name().map_or("Exception".into(), |n| n.to_string());
         self.failed = Some(format!("{kind}: {}", e.value(py)));
         self.ended = true;
+        *self.raised.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
     }
 }
 

@@ -25,7 +25,7 @@ use crate::aio::{call_async, EventLoop};
 use crate::errors::pipeline_error;
 use crate::io::{audio_config, image_config, video_config};
 use crate::pools::with_python;
-use feed::{shard_items, DistributedSampler, PythonItems};
+use feed::{shard_items, DistributedSampler, PythonItems, SourceError};
 pub(crate) use item::Item;
 use item::{collate, elements, ListAggregator};
 use run::{Pipeline, PipelineRun, PipelineStats};
@@ -56,6 +56,8 @@ struct PipelineBuilder {
     loops: Mutex<Vec<Arc<EventLoop>>>,
     /// A source was added (a route branch must have none).
     has_source: AtomicBool,
+    /// The exception a Python source raised, for the run's error.
+    source_error: SourceError,
 }
 
 fn stage(name: &str, concurrency: usize, ordered: bool, timeout: Option<Duration>) -> StageConfig {
@@ -164,7 +166,8 @@ impl PipelineBuilder {
             slf.get().hold([aio.clone()]);
         }
         let iterable = Arc::new(iterable);
-        Ok(move || PythonItems::new(iterable.clone(), aio.clone()))
+        let raised = slf.get().source_error.clone();
+        Ok(move || PythonItems::new(iterable.clone(), aio.clone(), raised.clone()))
     }
 
     /// Records event loops that this pipeline's runs must hold.
@@ -203,6 +206,7 @@ impl PipelineBuilder {
             aio: Arc::default(),
             loops: Mutex::default(),
             has_source: AtomicBool::new(false),
+            source_error: SourceError::default(),
         }
     }
 
@@ -524,6 +528,7 @@ impl PipelineBuilder {
             inner: Some(Arc::new(pipeline)),
             pid: std::process::id(),
             loops: self.loops.lock().map(|l| l.clone()).unwrap_or_default(),
+            source_error: self.source_error.clone(),
         })
     }
 }

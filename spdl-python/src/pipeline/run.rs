@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use spdl::pipeline as sp;
 
+use super::feed::SourceError;
 use super::item::Item;
 use crate::aio::{EventLoop, LoopLease};
 use crate::errors::pipeline_error;
@@ -23,6 +24,8 @@ pub(crate) struct Pipeline {
     /// The event loops its runs hold: its own when a stage or the source is
     /// async, and those of merged pipelines and route branches.
     pub(crate) loops: Vec<Arc<EventLoop>>,
+    /// The exception a Python source raised (see `SourceError`).
+    pub(crate) source_error: SourceError,
 }
 
 impl Pipeline {
@@ -58,6 +61,7 @@ impl Pipeline {
             run: Mutex::new(Some(run)),
             leases: Mutex::new(leases),
             pid: std::process::id(),
+            source_error: self.source_error.clone(),
         })
     }
 
@@ -102,6 +106,8 @@ pub(crate) struct PipelineRun {
     run: Mutex<Option<sp::Run<'static, Item>>>,
     /// The run's hold on its event loops; released when the run ends.
     leases: Mutex<Vec<LoopLease>>,
+    /// The exception a Python source raised, chained to the run's error.
+    source_error: SourceError,
     /// The process that started the run: its threads exist only there.
     pid: u32,
 }
@@ -210,7 +216,15 @@ impl PipelineRun {
                 self.release_loop(py);
                 Ok(None)
             }
-            Some(Err(e)) => Err(pipeline_error(e)),
+            Some(Err(e)) => {
+                let from_source = matches!(e, sp::Error::Source { .. });
+                let err = pipeline_error(e);
+                if from_source {
+                    let cause = self.source_error.lock().ok().and_then(|mut c| c.take());
+                    err.set_cause(py, cause);
+                }
+                Err(err)
+            }
             Some(Ok(item)) => item.into_py(py).map(Some),
         }
     }
