@@ -158,3 +158,24 @@ def test_dropped_items_reach_python_logging(caplog):
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("spdl_rs")]
     assert any("ValueError: no 0" in m for m in messages), messages
     assert any("ValueError: no 1" in m for m in messages), messages
+
+
+def test_spdl_style_arguments_container_stages_output_order_and_rate_budgets():
+    table = {i: i * i for i in range(20)}
+    out = list(PipelineBuilder().add_source(range(20)).pipe(table, output_order="input", concurrency=4).build())
+    assert out == [i * i for i in range(20)]
+    with pytest.raises(ValueError, match="output_order"):
+        PipelineBuilder().add_source([1]).pipe(table, output_order="random")
+
+    def every_third_fails(x):
+        if x % 3 == 0:
+            raise ValueError("no")
+        return x
+
+    # A third of the items failing is over a 10% rate: the run stops.
+    with pytest.raises(spdl_rs.PipelineFailure, match="rate"):
+        list(PipelineBuilder().add_source(range(100)).pipe(every_third_fails, max_failures=0.1).build())
+    # Under a 50% rate it completes; -1 (SPDL's "unlimited") never stops.
+    for budget in (0.5, -1):
+        run = PipelineBuilder().add_source(range(30)).pipe(every_third_fails).build(max_failures=budget).run()
+        assert len(list(run)) == 20 and len(run.failures()) == 10

@@ -217,3 +217,21 @@ def test_collate_stacks_clips_and_pads_audio():
     for i, a in enumerate(singles):
         np.testing.assert_array_equal(batch[i, :, : a.shape[1]], a)
         assert not batch[i, :, a.shape[1]:].any()  # zero padding
+
+
+def test_the_readme_pipeline_example_runs(tmp_path, monkeypatch):
+    """The README's "Python pipelines" example, run as written on a small
+    class-folder dataset made from the fixtures."""
+    readme = (FIXTURES.parent / "README.md").read_text()
+    section = readme.split("### Python pipelines", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    for i, name in enumerate(["jpeg_baseline_420.jpg", "png_rgb8.png", "jpeg_gray.jpg", "jpeg_progressive.jpg"] * 10):
+        folder = tmp_path / "imagenet" / "train" / f"class{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(FIXTURES / "images" / name, folder / f"{i}_{name}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    scope = {}
+    exec(compile(code.replace("for batch in run: ...", "batches = list(run)"), "README.md", "exec"), scope)
+    assert [b.shape for b in scope["batches"]] == [(32, 112, 224, 3), (32, 112, 224, 3), (16, 112, 224, 3)]

@@ -210,8 +210,21 @@ fn collate_group(items: Vec<Item>) -> Result<Item, String> {
         .map(Item::Clips),
         Some(Item::Audio(_)) => pad_audio(&items),
         Some(Item::Sample { .. }) => collate_samples(items),
-        _ => Err("collate takes decoded images, clips, audio or shard samples".into()),
+        Some(Item::Object(_)) => numpy_stack(items),
+        _ => Err("collate takes decoded images, clips, audio, shard samples or NumPy arrays".into()),
     }
+}
+
+/// Python objects (NumPy arrays a Python stage made) stacked with
+/// `numpy.stack`, with the GIL.
+fn numpy_stack(items: Vec<Item>) -> Result<Item, String> {
+    with_python(|py| -> PyResult<Item> {
+        let objs = items.into_iter().map(|i| i.into_py(py)).collect::<PyResult<Vec<_>>>()?;
+        let stacked = py.import("numpy")?.call_method1("stack", (objs,))?;
+        Ok(Item::Object(stacked.unbind()))
+    })
+    .ok_or_else(|| "the Python interpreter is shutting down".to_string())?
+    .map_err(|e| format!("cannot stack the items with numpy.stack: {e}"))
 }
 
 /// Stacks same-shaped arrays along a new first axis.

@@ -296,8 +296,11 @@ impl PipelineBuilder {
     /// `concurrency` coroutines in flight); a generator function (sync or
     /// async) passes on every item it yields. An exception, a timeout or a
     /// cancellation drops the item and is reported in `failures()`; more
-    /// than `max_failures` of them in this stage stop the run.
-    #[pyo3(signature = (fn_, *, concurrency=1, name=None, ordered=false, timeout=None, max_failures=None))]
+    /// than `max_failures` of them in this stage (a count, or a fraction
+    /// of its items) stop the run. As in SPDL, a container (dict, list)
+    /// instead of a function maps each item through `container[item]`, and
+    /// `output_order="input"` is `ordered=True`.
+    #[pyo3(signature = (fn_, *, concurrency=1, name=None, ordered=false, timeout=None, max_failures=None, output_order=None))]
     #[allow(clippy::too_many_arguments)]
     fn pipe(
         slf: &Bound<'_, Self>,
@@ -306,9 +309,30 @@ impl PipelineBuilder {
         name: Option<String>,
         ordered: bool,
         timeout: Option<f64>,
-        max_failures: Option<u64>,
+        max_failures: Option<&Bound<'_, PyAny>>,
+        output_order: Option<&str>,
     ) -> PyResult<Py<Self>> {
         let py = slf.py();
+        let ordered = match output_order {
+            None => ordered,
+            Some("input") => true,
+            Some("completion") => false,
+            Some(other) => {
+                return Err(PyValueError::new_err(format!(
+                    "output_order must be \"completion\" or \"input\", not {other:?}"
+                )))
+            }
+        };
+        let fn_ = if fn_.bind(py).is_callable() {
+            fn_
+        } else {
+            fn_.bind(py)
+                .getattr("__getitem__")
+                .map_err(|_| {
+                    PyTypeError::new_err("pipe takes a callable, or a container (dict, list) to look items up in")
+                })?
+                .unbind()
+        };
         let name = match name {
             Some(n) => n,
             None => fn_
@@ -319,8 +343,8 @@ impl PipelineBuilder {
         let timeout = stage_timeout(timeout)?;
         let kind: String = aio_helper(py, "kind")?.call1((&fn_,))?.extract()?;
         let mut cfg = stage(&name, concurrency, ordered, None);
-        if let Some(k) = max_failures {
-            cfg = cfg.with_budget(FailureBudget::count(k));
+        if let Some(budget) = max_failures.map(failure_budget).transpose()? {
+            cfg = cfg.with_budget(budget);
         }
         let fn_ = Arc::new(fn_);
         let aio = slf.get().aio.clone();
@@ -498,7 +522,7 @@ impl PipelineBuilder {
         &self,
         py: Python<'_>,
         num_threads: usize,
-        max_failures: Option<u64>,
+        max_failures: Option<&Bound<'_, PyAny>>,
         report_stats_interval: Option<f64>,
     ) -> PyResult<Pipeline> {
         let builder = self
@@ -517,8 +541,8 @@ impl PipelineBuilder {
         if num_threads > 0 {
             config.cpu_threads = num_threads;
         }
-        if let Some(n) = max_failures {
-            config.budget = FailureBudget::count(n);
+        if let Some(budget) = max_failures.map(failure_budget).transpose()? {
+            config.budget = budget;
         }
         config = config.with_report_interval(stage_timeout(report_stats_interval)?);
         let pipeline = py
@@ -572,4 +596,22 @@ fn with_failed_dropped(b: Builder, name: &str) -> Builder {
         }
     };
     b.pipe(drop_failed, StageConfig::new(name))
+}
+
+/// A failure budget from Python: an int is a count (negative: unlimited,
+/// as SPDL's -1), a float or `fractions.Fraction` in [0, 1] a rate of the
+/// items seen (checked after 10 items).
+fn failure_budget(value: &Bound<'_, PyAny>) -> PyResult<FailureBudget> {
+    if let Ok(n) = value.extract::<i64>() {
+        return Ok(u64::try_from(n).map_or_else(|_| FailureBudget::default(), FailureBudget::count));
+    }
+    let rate: f64 = value
+        .extract()
+        .map_err(|_| PyTypeError::new_err("max_failures is an int (a count) or a fraction in [0, 1] (a rate)"))?;
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(PyValueError::new_err(format!(
+            "max_failures as a rate must be in [0, 1], not {rate}"
+        )));
+    }
+    Ok(FailureBudget::rate(rate, 10))
 }
