@@ -235,3 +235,38 @@ def test_the_readme_pipeline_example_runs(tmp_path, monkeypatch):
     scope = {}
     exec(compile(code.replace("for batch in run: ...", "batches = list(run)"), "README.md", "exec"), scope)
     assert [b.shape for b in scope["batches"]] == [(32, 112, 224, 3), (32, 112, 224, 3), (16, 112, 224, 3)]
+
+
+def test_sample_frames_stage_by_indices_and_evenly_spaced():
+    video = str(FIXTURES / "h264_yuv420p.mp4")
+    total = len(sio.load_video(video, size=(32, 24)))
+    by_index, = list(PipelineBuilder().add_source([video]).sample_frames([0, 5, 2], size=(32, 24)).build())
+    np.testing.assert_array_equal(by_index, sio.sample_frames(video, [0, 5, 2], size=(32, 24)))
+    clips, = list(
+        PipelineBuilder().add_source([video, video]).sample_frames(num_frames=4, size=(32, 24)).aggregate(2).collate().build()
+    )
+    assert clips.shape == (2, 4, 24, 32, 3)
+    expected = [(2 * k + 1) * total // 8 for k in range(4)]  # the middle of 4 equal segments
+    np.testing.assert_array_equal(clips[1], sio.sample_frames(video, expected, size=(32, 24)))
+    with pytest.raises(ValueError, match="either indices or num_frames"):
+        PipelineBuilder().add_source([video]).sample_frames()
+    run = PipelineBuilder().add_source([video]).sample_frames([10_000]).build().run()
+    assert list(run) == [] and "10000" in run.failures()[0][2]
+
+
+def test_iterating_a_pipeline_directly_warns_about_dropped_items():
+    def fails_on_two(x):
+        if x == 2:
+            raise ValueError("two")
+        return x
+
+    pipeline = PipelineBuilder().add_source(range(5)).pipe(fails_on_two).build()
+    with pytest.warns(RuntimeWarning, match=r"dropped 1 item\(s\).*ValueError: two"):
+        assert sorted(pipeline) == [0, 1, 3, 4]
+    # A run the caller holds reports through failures() and does not warn.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = pipeline.run(1)
+        assert sorted(run) == [0, 1, 3, 4] and len(run.failures()) == 1

@@ -10,4 +10,4 @@ mod sample;
 
 pub use clip::{load_video, stream_video, Video, VideoChunks};
 pub use config::{VideoConfig, MAX_FRAME_RATE};
-pub use sample::sample_frames;
+pub use sample::{evenly_spaced, sample_frames, sample_frames_by};

@@ -152,17 +152,32 @@ impl FrameIndex {
 /// [`Error::FrameIndex`] for an index past the last frame; otherwise as
 /// [`load_video`].
 pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoConfig) -> Result<Video> {
+    sample_frames_by(src, |_| indices.to_vec(), config)
+}
+
+/// [`sample_frames`] with the indices picked once the frame count is known:
+/// `pick(frames)` returns them (for example [`evenly_spaced`]), so a clip
+/// sampler needs no second open of the file.
+///
+/// ```no_run
+/// use spdl_io::video::{evenly_spaced, sample_frames_by};
+/// let clip = sample_frames_by("clip.mp4", |frames| evenly_spaced(frames, 8), &Default::default())?;
+/// assert_eq!(clip.len(), 8);
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`sample_frames`].
+pub fn sample_frames_by(
+    src: impl Into<Source>,
+    pick: impl FnOnce(usize) -> Vec<usize>,
+    config: &VideoConfig,
+) -> Result<Video> {
     let mut config = config.clone();
     (config.start, config.end, config.frame_rate) = (None, None, None);
     let src = src.into();
     let mut source = VideoSource::open(src.clone(), &config)?;
     let stream = source.reader.stream();
-    Limits::check(
-        source.src(),
-        "frame count",
-        indices.len() as u64,
-        config.limits.max_frames,
-    )?;
     let mut index = match FrameIndex::from_container(source.reader.demuxer(), stream) {
         Some(index) => index,
         None => FrameIndex::scan(source.reader.demuxer_mut(), stream)?,
@@ -171,6 +186,13 @@ pub fn sample_frames(src: impl Into<Source>, indices: &[usize], config: &VideoCo
         source.restart(&src)?; // the scan read to the end
         index.settle_leading_frames(&mut source, &src)?;
     }
+    let indices = pick(index.pts.len());
+    Limits::check(
+        source.src(),
+        "frame count",
+        indices.len() as u64,
+        config.limits.max_frames,
+    )?;
     if let Some(&bad) = indices.iter().find(|&&i| i >= index.pts.len()) {
         return Err(Error::FrameIndex {
             src: source.src().into(),
@@ -305,4 +327,22 @@ fn seek_and_decode_to(
             return Ok(frame);
         }
     }
+}
+
+/// `n` frame indices of a video of `frames` frames, one at the middle of
+/// each of `n` equal segments (the uniform sampling of TSN-style clip
+/// loaders); indices repeat when the video has fewer than `n` frames, and
+/// there are none when it has no frame.
+///
+/// ```
+/// use spdl_io::video::evenly_spaced;
+/// assert_eq!(evenly_spaced(100, 4), [12, 37, 62, 87]);
+/// assert_eq!(evenly_spaced(2, 4), [0, 0, 1, 1]);
+/// assert!(evenly_spaced(0, 4).is_empty());
+/// ```
+pub fn evenly_spaced(frames: usize, n: usize) -> Vec<usize> {
+    if frames == 0 {
+        return Vec::new();
+    }
+    (0..n).map(|k| ((2 * k + 1) * frames) / (2 * n)).collect()
 }

@@ -421,6 +421,48 @@ impl PipelineBuilder {
         })
     }
 
+    /// A native stage picking frames of each item's video without the GIL:
+    /// the frames at `indices`, or `num_frames` evenly spaced over the
+    /// whole video (one at the middle of each of `num_frames` equal
+    /// segments), as (T, H, W, C) uint8; `collate` stacks clips into
+    /// (B, T, H, W, C).
+    #[pyo3(signature = (indices=None, *, num_frames=None, size=None, pix_fmt="rgb24", num_threads=1, concurrency=1, ordered=false, name="sample_frames", key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn sample_frames(
+        slf: &Bound<'_, Self>,
+        indices: Option<Vec<usize>>,
+        num_frames: Option<usize>,
+        size: Option<(u32, u32)>,
+        pix_fmt: &str,
+        num_threads: usize,
+        concurrency: usize,
+        ordered: bool,
+        name: &str,
+        key: Option<String>,
+    ) -> PyResult<Py<Self>> {
+        let pick: Arc<dyn Fn(usize) -> Vec<usize> + Send + Sync> = match (indices, num_frames) {
+            (Some(indices), None) => Arc::new(move |_| indices.clone()),
+            (None, Some(n)) if n > 0 => Arc::new(move |frames| sio::video::evenly_spaced(frames, n)),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "sample_frames takes either indices or num_frames (at least 1)",
+                ))
+            }
+        };
+        let config = video_config(size, pix_fmt, "bilinear", None, None, None, num_threads, true)?;
+        let cfg = stage(name, concurrency, ordered, None);
+        Self::native(slf, cfg, key, move |src| {
+            let name = src.name();
+            let video = sio::video::sample_frames_by(src, |frames| pick(frames), &config)?;
+            if video.is_empty() {
+                return Err(sio::Error::InvalidConfig(format!(
+                    "{name}: the video has no frames to sample"
+                )));
+            }
+            Ok(Item::Frames(video.frames))
+        })
+    }
+
     /// A native stage decoding each item's audio to float32 (channels,
     /// samples), optionally resampled and remixed, without the GIL.
     #[pyo3(signature = (*, sample_rate=None, channels=None, backend="auto", concurrency=1, ordered=false, name="decode_audio", key=None))]

@@ -62,6 +62,7 @@ impl Pipeline {
             leases: Mutex::new(leases),
             pid: std::process::id(),
             source_error: self.source_error.clone(),
+            warn_on_drops: Default::default(),
         })
     }
 
@@ -94,8 +95,13 @@ impl Pipeline {
             .collect()
     }
 
+    /// Epoch 0's run. Its failures cannot be read (the run object is not
+    /// the caller's), so when items were dropped a `RuntimeWarning` says
+    /// how many and the first reason at the end of the epoch.
     fn __iter__(&self, py: Python<'_>) -> PyResult<PipelineRun> {
-        self.run(py, 0)
+        let run = self.run(py, 0)?;
+        run.warn_on_drops.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(run)
     }
 }
 
@@ -108,6 +114,9 @@ pub(crate) struct PipelineRun {
     leases: Mutex<Vec<LoopLease>>,
     /// The exception a Python source raised, chained to the run's error.
     source_error: SourceError,
+    /// Warn at the end when items were dropped (a run the caller cannot
+    /// ask for its failures: `for x in pipeline`).
+    warn_on_drops: std::sync::atomic::AtomicBool,
     /// The process that started the run: its threads exist only there.
     pid: u32,
 }
@@ -148,6 +157,24 @@ fn drop_without_gil<T: Send>(value: T) {
 }
 
 impl PipelineRun {
+    /// See `warn_on_drops`.
+    fn warn_if_dropped(&self, py: Python<'_>) -> PyResult<()> {
+        if !self.warn_on_drops.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let failures = self.with_run(|r| r.failures())?;
+        let Some(first) = failures.first() else {
+            return Ok(());
+        };
+        let message = format!(
+            "the pipeline dropped {} item(s) this epoch (first: {first}); iterate `pipeline.run(epoch)` \
+             and read `run.failures()` to handle them",
+            failures.len()
+        );
+        let category = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
+        PyErr::warn(py, &category, &std::ffi::CString::new(message)?, 1)
+    }
+
     /// Lets the event loop stop (if no other run holds it): the run ended.
     fn release_loop(&self, py: Python<'_>) {
         let leases = self
@@ -214,6 +241,7 @@ impl PipelineRun {
         match next {
             None => {
                 self.release_loop(py);
+                self.warn_if_dropped(py)?;
                 Ok(None)
             }
             Some(Err(e)) => {
