@@ -6,7 +6,10 @@
   ``http(s)://``) or bytes (``bytes``, ``memoryview``, a uint8 NumPy array; not
   copied) and returns NumPy arrays that own the decoded buffer (no copy).
 - ``spdl_rs.pipeline``: ``PipelineBuilder`` with Python-callable stages (GIL held only
-  while the callable runs) and native stages that never take it.
+  while the callable runs), ``async def`` stages on an event loop the run owns, and
+  native stages that never take it; ``DistributedSampler``, tar shards, merges.
+- ``spdl_rs.torch`` (needs PyTorch, imported on demand): ``to_torch``,
+  ``PipelineDataset`` for ``DataLoader``, ``to_device``.
 
 Errors: ``FileNotFoundError`` for a missing file, ``ValueError`` for bad arguments, and
 ``SpdlError`` subclasses (``DecodeError``, ``LimitError``, ``RemoteError``,
