@@ -420,3 +420,43 @@ fn a_closed_stdout_ends_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("Not a directory").count(), 1, "{stderr}");
 }
+
+/// A FLAC file whose STREAMINFO fields are smashed (4 bytes overwritten
+/// with 0x7FFFFFFF, 0xFFFFFFFF or zeros at every offset of the block) is
+/// described or refused with an error under a 1 GB address-space cap: no
+/// allocation sized by the forged fields aborts the process.
+#[test]
+fn smashed_flac_headers_never_abort_under_a_memory_cap() {
+    let src = std::fs::read(fixture("audio/flac_s16_44100_stereo.flac")).unwrap();
+    assert_eq!(&src[..4], b"fLaC");
+    let dir = std::env::temp_dir().join(format!("spdl-flac-smash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for offset in 8..8 + 34 {
+        for pattern in [[0x7f, 0xff, 0xff, 0xff], [0xff; 4], [0; 4]] {
+            let mut data = src.clone();
+            data[offset..offset + 4].copy_from_slice(&pattern);
+            let path = dir.join(format!("smash_{offset}_{:02x}.flac", pattern[0]));
+            std::fs::write(&path, &data).unwrap();
+            for command in ["info", "decode"] {
+                let mut run = Command::new("prlimit");
+                run.arg("--as=1000000000")
+                    .arg(env!("CARGO_BIN_EXE_spdl"))
+                    .arg(command)
+                    .arg(&path);
+                if command == "decode" {
+                    run.arg("-o").arg(dir.join("out.npy"));
+                }
+                let out = run.output().unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                // Success or a clean error (exit 1); never a signal or an abort.
+                assert!(
+                    matches!(out.status.code(), Some(0 | 1)),
+                    "{path:?} {command}: {:?} {stderr}",
+                    out.status
+                );
+                assert!(!stderr.contains("memory allocation"), "{path:?}: {stderr}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -162,8 +162,13 @@ class PipelineRun(Iterator[Any]):
 
 class Pipeline:
     """A built pipeline; iterate it for epoch 0 or call ``run(epoch)``."""
-    def run(self, epoch: int = 0) -> PipelineRun: ...
-    def __iter__(self) -> PipelineRun: ...
+    def run(self, epoch: int = 0) -> PipelineRun:
+        """Starts epoch ``epoch``: the source is iterated again (a ``DistributedSampler``
+        gives that epoch's shuffle, weighted merges reseed from it), and the run's
+        event loop, if any, starts. Several runs may be alive at once."""
+    def __iter__(self) -> PipelineRun:
+        """``run(0)``; a ``RuntimeWarning`` at the end says if items were dropped (the
+        run is not yours to ask ``failures()``)."""
     def profile(self, concurrencies: list[int] = [1, 2, 4, 8], items: int = 256) -> list[dict[str, Any]]:
         """Runs each stage alone at each concurrency on the first ``items`` items of epoch
         0: dicts with ``stage``, ``concurrency``, ``items``, ``seconds``, ``items_per_sec``."""
