@@ -13,6 +13,12 @@
    do not import each other) < dataset.
 3. `unsafe` appears only under `src/ffmpeg/` and in the allocation helper
    `src/memory.rs`.
+4. (spdl-io) `vec![x; n]` outside tests, with a length that is not a
+   literal, carries a `// bounded:` comment on its line or the line above
+   saying what limits `n` (clippy's `disallowed-methods` in
+   `spdl-io/clippy.toml` covers `Vec::with_capacity` and `reserve`, but not
+   this macro): a length read from a header must go through
+   `memory::zeroed` or a `Limits` check first.
 
 Exits 1 and prints each cycle or offending line on failure.
 """
@@ -148,10 +154,27 @@ def main() -> int:
         for no, line in enumerate(strip(path.read_text(), tests=True).splitlines(), 1):
             if re.search(r"\bunsafe\b", line) and "unsafe_code" not in line:
                 failures.append(f"{rel}:{no}: unsafe outside ffmpeg/: {line.strip()}")
+        if CRATE.as_posix().endswith("spdl-io/src"):
+            failures += sized_vecs(path, rel)
     for f in failures:
         print(f, file=sys.stderr)
     print(f"check_layers: {len(files)} modules, {sum(map(len, edges.values()))} imports, {len(failures)} problems")
     return 1 if failures else 0
+
+
+def sized_vecs(path: Path, rel: str) -> list:
+    """Check 4: `vec![x; n]` with a non-literal `n` needs a `// bounded:` note."""
+    text = re.split(r"#\[cfg\(test\)\]\s*mod \w+", path.read_text())[0]
+    lines = text.splitlines()
+    found = []
+    for no, line in enumerate(lines, 1):
+        code = line.split("//")[0]
+        for m in re.finditer(r"vec!\[[^;\]]+;\s*([^\]]+)\]", code):
+            if re.fullmatch(r"[\d_ *+]+(usize|u8)?", m.group(1).strip()):
+                continue
+            if "// bounded:" not in line and "// bounded:" not in (lines[no - 2] if no > 1 else ""):
+                found.append(f"{rel}:{no}: vec![..; {m.group(1).strip()}] without a `// bounded:` note")
+    return found
 
 
 if __name__ == "__main__":

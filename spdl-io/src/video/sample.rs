@@ -205,6 +205,7 @@ pub fn sample_frames_by(
     targets.dedup();
     let mut data = Vec::new();
     let mut shape = [0usize; 3];
+    // bounded: `indices` was checked against `Limits::max_frames` above.
     let mut pts_out = vec![f64::NAN; indices.len()];
     let mut last_pts: Option<i64> = None;
     let mut decoded = 0usize;
