@@ -469,6 +469,21 @@ fn corrupt_jpeg_data_decodes_like_pillow_but_truncation_fails() {
     assert!(err.to_string().contains("Premature end"), "{err}");
 }
 
+/// Stray bytes between two marker segments: libjpeg warns ("Corrupt JPEG
+/// data: 5 extraneous bytes before marker 0xdb") and decodes, as Pillow and
+/// djpeg do; the picture is the original's, at full size and scaled.
+#[test]
+fn stray_bytes_before_a_jpeg_marker_decode_like_the_clean_file() {
+    for config in [ImageConfig::default(), ImageConfig::default().with_size(80, 60)] {
+        let clean = load_image(dir().join("jpeg_baseline_420.jpg"), &config).unwrap();
+        let junk = load_image(dir().join("jpeg_extraneous_bytes.jpg"), &config).unwrap();
+        assert_eq!(clean, junk);
+    }
+    let (expected, shape) = pillow("jpeg_extraneous_bytes.jpg", "RGB", true, None, "-");
+    let img = load_image(dir().join("jpeg_extraneous_bytes.jpg"), &ImageConfig::default()).unwrap();
+    assert_eq!((img.shape(), img.as_slice().unwrap()), (&shape[..], &expected[..]));
+}
+
 /// A JPEG or PNG whose writer never added the end marker (EOI, IEND) but
 /// whose image data is complete decodes exactly like the complete file (as
 /// libjpeg's `djpeg` and FFmpeg decode it); a file cut inside its image

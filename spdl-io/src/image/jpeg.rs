@@ -30,6 +30,9 @@ pub(crate) struct JpegHeader {
     /// A lossless frame (SOF3, SOF7, SOF11, SOF15), which libjpeg-turbo's
     /// TurboJPEG API does not decode.
     pub lossless: bool,
+    /// The marker segments must be rewritten before decoding
+    /// ([`without_stray_bytes`]).
+    pub rewrite: bool,
 }
 
 impl JpegHeader {
@@ -72,7 +75,23 @@ pub(crate) fn read_header(data: &[u8]) -> Result<JpegHeader, String> {
         // reused decompressor then reports the previous image's size.
         DECOMPRESSOR.with(|cell| cell.borrow_mut().take());
     }
-    let h = with_decompressor(|d| d.read_header(data).map_err(|e| e.to_string()));
+    let read = |data: &[u8]| with_decompressor(|d| d.read_header(data).map_err(|e| e.to_string()));
+    let mut rewrite = false;
+    let h = match read(data) {
+        // libjpeg only warns about stray bytes before a marker or a bad ICC
+        // segment and reads on (so do Pillow and djpeg), but TurboJPEG's
+        // header call stops at the warning: the segments are read again
+        // without them.
+        Err(e) if e.contains("Corrupt JPEG data") => {
+            let retried = without_stray_bytes(data).map(|clean| read(&clean));
+            rewrite = matches!(retried, Some(Ok(_)));
+            if rewrite {
+                tracing::warn!(target: "spdl_io::jpeg", "{e}");
+            }
+            retried.unwrap_or(Err(e))
+        }
+        h => h,
+    };
     let h = match h {
         Ok(h) if markers.frame || (h.width > 0 && h.height > 0) => h,
         other => {
@@ -89,6 +108,7 @@ pub(crate) fn read_header(data: &[u8]) -> Result<JpegHeader, String> {
         orientation: markers.exif.map_or(Orientation::Normal, exif_orientation),
         adobe: markers.adobe,
         lossless: markers.lossless,
+        rewrite,
     })
 }
 
@@ -143,6 +163,38 @@ fn scan_markers(data: &[u8]) -> Markers<'_> {
     m
 }
 
+/// The JPEG with its marker segments (up to the first scan) copied one by
+/// one: without stray bytes between them (libjpeg's "extraneous bytes
+/// before marker" warning), without fill bytes, and without ICC profile
+/// segments (a misplaced or broken one is another warning, and colours are
+/// not managed here). `None` when no scan is found.
+fn without_stray_bytes(data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = data.get(..2)?.to_vec(); // SOI
+    let mut i = 2;
+    while i + 4 <= data.len() {
+        if data[i] != 0xFF || data[i + 1] == 0xFF {
+            i += 1;
+            continue;
+        }
+        let marker = data[i + 1];
+        if marker == 0xDA {
+            out.extend_from_slice(&data[i..]);
+            return Some(out);
+        }
+        if matches!(marker, 0x00 | 0x01 | 0xD0..=0xD7) {
+            i += 2;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]])).max(2);
+        let segment = data.get(i..i + 2 + len)?;
+        if !(marker == 0xE2 && segment[4..].starts_with(b"ICC_PROFILE")) {
+            out.extend_from_slice(segment);
+        }
+        i += 2 + len;
+    }
+    None
+}
+
 /// The smallest DCT-domain scale `n/8` (n = 1, 2, 4 or 8) that keeps a
 /// `w` x `h` region at least `tw` x `th`: libjpeg-turbo then runs a reduced
 /// `n x n` IDCT, which also low-pass filters like an area resize. Scales
@@ -186,6 +238,14 @@ pub(crate) fn decode_into(
     fmt: PixelFormat,
     out: &mut [u8],
 ) -> Result<(), String> {
+    let rewritten;
+    let data = match header.rewrite {
+        true => {
+            rewritten = without_stray_bytes(data).ok_or("the marker segments cannot be read")?;
+            &rewritten[..]
+        }
+        false => data,
+    };
     match decode_data(data, header, eighths, fmt, out, true) {
         Err(e) if e.contains("Premature end of JPEG file") && !data.ends_with(&[0xFF, 0xD9]) => {
             let closed = [data, &[0xFF, 0xD9]].concat();
