@@ -769,3 +769,33 @@ fn a_timed_out_call_keeps_its_slot_until_it_returns() {
     assert_eq!(run.failures().iter().map(|f| f.item).collect::<Vec<_>>(), [0]);
     assert_eq!(most.load(Ordering::SeqCst), 2, "calls in flight beyond the concurrency");
 }
+
+/// Regression: with every slot held by a timed-out call and nothing queued
+/// (the timed-out item was the last of its chunk), the stage used to end
+/// as if its input were done, cutting the epoch short silently.
+#[test]
+fn a_stage_with_every_slot_timed_out_waits_for_more_input() {
+    let pipeline = PipelineBuilder::new()
+        .add_source_fn(|_| {
+            (0..4u32).inspect(|&x| {
+                if x > 0 {
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+            })
+        })
+        .pipe_blocking(
+            |x: u32| {
+                std::thread::sleep(Duration::from_millis(if x == 0 { 200 } else { 1 }));
+                Ok::<_, String>(x)
+            },
+            StageConfig::new("slow").with_timeout(Duration::from_millis(20)),
+        )
+        .with_config(small())
+        .build()
+        .unwrap();
+    let mut run = pipeline.run(0);
+    let mut out: Vec<u32> = run.by_ref().map(Result::unwrap).collect();
+    out.sort();
+    assert_eq!(out, [1, 2, 3]);
+    assert_eq!(run.failures().iter().map(|f| f.item).collect::<Vec<_>>(), [0]);
+}

@@ -42,33 +42,65 @@ struct LoopState {
 }
 
 /// A run's hold on the event loop; the last one dropped stops it.
-pub(crate) struct LoopLease(Arc<EventLoop>);
+pub(crate) struct LoopLease {
+    aio: Arc<EventLoop>,
+    /// The process it was taken in: a lease inherited across `fork()`
+    /// does not count in the child.
+    pid: u32,
+}
 
 impl EventLoop {
     /// Starts the loop if no run holds it, and holds it for one more run.
+    /// The lock is never held across a Python call (a thread waiting for it
+    /// with the GIL would block the new loop thread, which needs the GIL).
     pub(crate) fn acquire(self: &Arc<Self>, py: Python<'_>) -> PyResult<LoopLease> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let pid = std::process::id();
-        if state.pid != pid {
-            // Inherited across fork(): the thread is not in this process.
-            std::mem::forget(state.thread.take());
-            state.runs = 0;
-            state.pid = pid;
+        let running = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.pid != pid {
+                // Inherited across fork(): the thread is not in this process,
+                // and calls queued there are not ours to run.
+                std::mem::forget(state.thread.take());
+                std::mem::forget(std::mem::take(
+                    &mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()),
+                ));
+                state.runs = 0;
+                state.pid = pid;
+            }
+            state.runs += 1;
+            state.thread.is_some()
+        };
+        let lease = LoopLease { aio: self.clone(), pid };
+        if !running {
+            self.start(py)?;
         }
-        if state.thread.is_none() {
-            let (wake, wakes) = UnixStream::pair()
-                .and_then(|(w, r)| w.set_nonblocking(true).and(r.set_nonblocking(true)).map(|()| (w, r)))
-                .map_err(|e| PyRuntimeError::new_err(format!("cannot create the event loop's wake-up socket: {e}")))?;
-            let take = TakeCalls(self.clone());
-            let thread = py
-                .import("spdl_rs._aio")?
-                .getattr("LoopThread")?
-                .call1((wakes.into_raw_fd(), take))?;
-            state.thread = Some(thread.unbind());
-            self.pending.lock().unwrap_or_else(|e| e.into_inner()).wake = Some(wake);
+        Ok(lease)
+    }
+
+    /// Starts a loop thread, unless another run started one meanwhile.
+    fn start(self: &Arc<Self>, py: Python<'_>) -> PyResult<()> {
+        let (wake, wakes) = UnixStream::pair()
+            .and_then(|(w, r)| w.set_nonblocking(true).and(r.set_nonblocking(true)).map(|()| (w, r)))
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot create the event loop's wake-up socket: {e}")))?;
+        let take = TakeCalls(self.clone());
+        let thread = py
+            .import("spdl_rs._aio")?
+            .getattr("LoopThread")?
+            .call1((wakes.into_raw_fd(), take))?;
+        let extra = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.thread.is_none() {
+                state.thread = Some(thread.clone().unbind());
+                self.pending.lock().unwrap_or_else(|e| e.into_inner()).wake = Some(wake);
+                None
+            } else {
+                Some(thread)
+            }
+        };
+        if let Some(extra) = extra {
+            extra.call_method0("stop")?;
         }
-        state.runs += 1;
-        Ok(LoopLease(self.clone()))
+        Ok(())
     }
 
     /// The running loop thread, if a run holds it.
@@ -104,13 +136,16 @@ impl Drop for LoopLease {
     /// Stops the loop when this was the last run holding it (in a forked
     /// child the thread does not exist: it is left alone).
     fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            return;
+        }
         let thread = {
-            let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.aio.state.lock().unwrap_or_else(|e| e.into_inner());
             state.runs = state.runs.saturating_sub(1);
-            if state.runs > 0 || state.pid != std::process::id() {
+            if state.runs > 0 || state.pid != self.pid {
                 return;
             }
-            self.0.pending.lock().unwrap_or_else(|e| e.into_inner()).wake = None;
+            self.aio.pending.lock().unwrap_or_else(|e| e.into_inner()).wake = None;
             state.thread.take()
         };
         if let Some(thread) = thread {
@@ -135,7 +170,12 @@ struct Done {
 #[pymethods]
 impl Done {
     fn __call__(&self, future: &Bound<'_, PyAny>) {
-        let result = outcome(future, self.many);
+        self.send(outcome(future, self.many));
+    }
+}
+
+impl Done {
+    fn send(&self, result: Result<Item, String>) {
         if let Some(tx) = self.tx.lock().ok().and_then(|mut t| t.take()) {
             let _ = tx.send(result); // the stage may be gone (run closed)
         }
@@ -190,16 +230,20 @@ impl TakeCalls {
             pending.scheduled = false;
             std::mem::take(&mut pending.calls)
         };
-        calls
-            .into_iter()
-            .map(|c| {
-                let item = c.item.into_py(py)?;
-                Ok((c.f.clone_ref(py), item, c.timeout, c.done)
-                    .into_pyobject(py)?
-                    .into_any()
-                    .unbind())
-            })
-            .collect()
+        // A call whose item cannot become a Python value fails alone.
+        let mut ready = Vec::new();
+        for call in calls {
+            match call.item.into_py(py) {
+                Ok(item) => ready.push(
+                    (call.f.clone_ref(py), item, call.timeout, call.done)
+                        .into_pyobject(py)?
+                        .into_any()
+                        .unbind(),
+                ),
+                Err(e) => call.done.send(Err(e.to_string())),
+            }
+        }
+        Ok(ready)
     }
 }
 

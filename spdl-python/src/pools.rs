@@ -110,6 +110,14 @@ fn keep_thread_state() {
         if kept.is_some() {
             return;
         }
+        // SAFETY: reading this thread's registered state has no
+        // preconditions (it may be called without the GIL).
+        if !unsafe { pyo3::ffi::PyGILState_GetThisThreadState() }.is_null() {
+            // A thread Python knows (the main thread, a `threading` thread,
+            // or one attached right now): it has a state of its own, which
+            // must not be replaced, saved or deleted here.
+            return;
+        }
         // SAFETY: called only from Rust worker threads that are not attached
         // to the interpreter (pyo3's own attach count is zero here: no
         // `Python` token exists on this thread), after checking that the

@@ -179,3 +179,35 @@ def test_spdl_style_arguments_container_stages_output_order_and_rate_budgets():
     for budget in (0.5, -1):
         run = PipelineBuilder().add_source(range(30)).pipe(every_third_fails).build(max_failures=budget).run()
         assert len(list(run)) == 20 and len(run.failures()) == 10
+
+
+def test_first_async_run_broken_off_then_profile_and_exceptions_in_stages():
+    # Regression (review): the first run of a fresh process breaking off
+    # early used to stop the loop from a thread Python owns, replacing its
+    # thread state. Run in a child so the process is fresh.
+    import subprocess
+    import sys
+
+    code = """
+import asyncio
+from spdl_rs.pipeline import PipelineBuilder
+async def nap(x):
+    await asyncio.sleep(0.001)
+    return x
+async def exits(x):
+    raise SystemExit(3)
+p = PipelineBuilder().add_source(range(100)).pipe(nap, concurrency=4).build()
+for x in p:
+    break
+print(len(p.profile([1, 2], items=8)))
+run = PipelineBuilder().add_source(range(3)).pipe(exits).build().run()
+print(list(run), len(run.failures()), run.failures()[0][2])
+print(sorted(PipelineBuilder().add_source(range(6)).route(lambda x: -1 if x % 2 else 0, [PipelineBuilder().pipe(lambda x: ("even", x)), PipelineBuilder().pipe(lambda x: ("odd", x))]).build()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "2"
+    assert lines[1].startswith("[] 3 RuntimeError: the stage raised SystemExit")
+    assert lines[2] == str(sorted([("even", x) for x in (0, 2, 4)] + [("odd", x) for x in (1, 3, 5)]))
+    assert "panicked" not in out.stderr

@@ -387,8 +387,9 @@ impl<T: Send + 'static, U: Send + 'static> TaskStage<T, U> {
                     Some(chunk) => waiting.extend(chunk),
                     None => open = false,
                 },
-                // A slot held by a timed-out call came free, and work waits.
-                () = self.stuck.returned.notified(), if !waiting.is_empty() => {}
+                // A slot held by a timed-out call came free, and work (or
+                // more input) waits for it.
+                () = self.stuck.returned.notified(), if self.busy(&running) > running.len() && (open || !waiting.is_empty()) => {}
                 else => return Some(handled),
             }
         }

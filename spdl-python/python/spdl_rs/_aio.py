@@ -7,6 +7,7 @@ the loop in batches (a byte on a socket wakes it) and run as tasks; the Rust sta
 how many are in flight (its ``concurrency``).
 """
 import asyncio
+import concurrent.futures
 import inspect
 import socket
 import threading
@@ -35,7 +36,16 @@ def is_async_iterable(obj):
 
 async def _call(fn, item, timeout):
     """Runs one stage call: awaits ``fn(item)``, or collects an async
-    generator's outputs into a list; ``timeout`` (seconds) cancels it."""
+    generator's outputs into a list; ``timeout`` (seconds) cancels it. A
+    ``SystemExit`` or ``KeyboardInterrupt`` raised by the stage fails the
+    item instead of ending the loop."""
+    try:
+        return await _call_inner(fn, item, timeout)
+    except (KeyboardInterrupt, SystemExit) as e:
+        raise RuntimeError(f"the stage raised {type(e).__name__}") from e
+
+
+async def _call_inner(fn, item, timeout):
     out = fn(item)
     if inspect.isasyncgen(out):
         work = _collect(out)
@@ -83,6 +93,8 @@ class LoopThread:
         self.loop = asyncio.new_event_loop()
         self._wake = socket.socket(fileno=wake_fd)
         self._take_calls = take_calls
+        # asyncio keeps only weak references to tasks: these keep them alive.
+        self._tasks = set()
         self.thread = threading.Thread(target=self._run, name="spdl-rs-asyncio", daemon=True)
         self.thread.start()
 
@@ -106,16 +118,28 @@ class LoopThread:
         """Starts the waiting ``(fn, item, timeout, done)`` calls as tasks;
         ``done(task)`` runs when each ends."""
         try:
-            self._wake.recv(4096)  # before taking: a later wake-up is kept
+            if not self._wake.recv(4096):  # before taking: a later wake-up is kept
+                # The pipeline side closed: no more calls will come.
+                self.loop.remove_reader(self._wake.fileno())
+                return
         except BlockingIOError:
             pass
         for fn, item, timeout, done in self._take_calls():
-            self.loop.create_task(_call(fn, item, timeout)).add_done_callback(done)
+            task = self.loop.create_task(_call(fn, item, timeout))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(done)
 
     def pull(self, aiter, max_items, max_seconds):
         """Blocks (GIL released) until the next items of ``aiter`` arrive."""
         future = asyncio.run_coroutine_threadsafe(_pull(aiter, max_items, max_seconds), self.loop)
-        return future.result()
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except concurrent.futures.TimeoutError:
+                # A loop that stopped meanwhile never finishes the pull.
+                if not self.thread.is_alive():
+                    raise RuntimeError("the pipeline's event loop stopped") from None
 
     def stop(self):
         """Stops the loop (pending coroutines are cancelled) and joins it."""

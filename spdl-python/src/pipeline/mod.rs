@@ -281,6 +281,7 @@ impl PipelineBuilder {
     ) -> PyResult<Py<Self>> {
         let policy = merge_policy(pipelines.len(), weights, seed)?;
         for p in &pipelines {
+            p.check_process()?;
             slf.get().hold(p.loops.iter().cloned());
         }
         let inners: Vec<_> = pipelines.iter().map(|p| p.shared().clone()).collect();
@@ -545,7 +546,8 @@ impl PipelineBuilder {
             let loops = branch.loops.lock().map(|l| l.clone()).unwrap_or_default();
             slf.get().hold(loops);
         }
-        let select = move |item: &Item| -> usize { route_index(&select, item) };
+        let branches = chains.len() as i64;
+        let select = move |item: &Item| -> usize { route_index(&select, item, branches) };
         Self::update(slf, move |b| b.route(select, chains))
     }
 
@@ -614,17 +616,20 @@ fn merge_policy(n: usize, weights: Option<Vec<f64>>, seed: u64) -> PyResult<Merg
     }
 }
 
-/// The branch `select` picks for `item`: the Python call's int result. A
-/// failure panics, which the route stage reports as the item's failure.
-fn route_index(select: &Py<PyAny>, item: &Item) -> usize {
-    let picked = with_python(|py| -> PyResult<usize> {
+/// The branch `select` picks for `item`: the Python call's int result
+/// modulo `branches`, as Python computes it. A failure unwinds, which the
+/// route stage reports as the item's failure.
+fn route_index(select: &Py<PyAny>, item: &Item, branches: i64) -> usize {
+    let picked = with_python(|py| -> PyResult<i64> {
         let arg = item.peek(py)?;
         select.call1(py, (arg,))?.extract(py)
     });
+    // Unwinding without the panic hook: no "thread panicked" line per item.
+    let fail = |reason: String| -> ! { std::panic::resume_unwind(Box::new(reason)) };
     match picked {
-        Some(Ok(i)) => i,
-        Some(Err(e)) => std::panic::panic_any(format!("route select failed: {e}")),
-        None => std::panic::panic_any("the Python interpreter is shutting down".to_string()),
+        Some(Ok(i)) => i.rem_euclid(branches) as usize, // Python's modulo
+        Some(Err(e)) => fail(format!("route select failed: {e}")),
+        None => fail("the Python interpreter is shutting down".into()),
     }
 }
 

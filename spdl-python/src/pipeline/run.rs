@@ -34,7 +34,7 @@ impl Pipeline {
         self.inner.as_ref().expect("a pipeline is set until it is dropped")
     }
 
-    fn check_process(&self) -> PyResult<()> {
+    pub(crate) fn check_process(&self) -> PyResult<()> {
         if self.pid == std::process::id() {
             return Ok(());
         }
@@ -80,7 +80,7 @@ impl Pipeline {
         self.check_process()?;
         let leases = self.hold_loops(py)?;
         let report = py.detach(|| self.shared().profile(&concurrencies, items));
-        drop(leases);
+        py.detach(move || drop(leases));
         report
             .into_iter()
             .map(|p| {
@@ -132,7 +132,8 @@ impl Drop for PipelineRun {
             std::mem::forget(run);
             return;
         }
-        drop_without_gil(run);
+        let leases = self.leases.get_mut().map(std::mem::take).unwrap_or_default();
+        drop_without_gil((run, leases)); // the run stops before its loops
     }
 }
 
@@ -162,7 +163,7 @@ impl PipelineRun {
         if !self.warn_on_drops.swap(false, std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
         }
-        let failures = self.with_run(|r| r.failures())?;
+        let failures = self.with_run(py, |r| r.failures())?;
         let Some(first) = failures.first() else {
             return Ok(());
         };
@@ -185,15 +186,15 @@ impl PipelineRun {
         py.detach(move || drop(leases));
     }
 
-    fn with_run<R>(&self, f: impl FnOnce(&sp::Run<'static, Item>) -> R) -> PyResult<R> {
-        let guard = self
-            .run
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("run lock poisoned"))?;
-        let run = guard
-            .as_ref()
-            .ok_or_else(|| PyRuntimeError::new_err("the run was closed"))?;
-        Ok(f(run))
+    /// `f` on the run, with the lock taken while the GIL is released: the
+    /// thread iterating may hold the lock while it waits for the pipeline,
+    /// whose threads may need the GIL to go on (a log record, a route).
+    fn with_run<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&sp::Run<'static, Item>) -> R + Send) -> PyResult<R> {
+        let result = py.detach(|| match self.run.lock() {
+            Ok(guard) => guard.as_ref().map(f).ok_or("the run was closed"),
+            Err(_) => Err("run lock poisoned"),
+        });
+        result.map_err(PyRuntimeError::new_err)
     }
 }
 
@@ -245,6 +246,7 @@ impl PipelineRun {
                 Ok(None)
             }
             Some(Err(e)) => {
+                self.release_loop(py); // the run is over
                 let from_source = matches!(e, sp::Error::Source { .. });
                 let err = pipeline_error(e);
                 if from_source {
@@ -260,13 +262,15 @@ impl PipelineRun {
     /// Per-stage stats: `stages` (a dict per stage: items, failures, task
     /// time percentiles, queue waits and occupancy), `bottleneck`, and the
     /// text table as `str(stats)`.
-    fn stats(&self) -> PyResult<PipelineStats> {
-        self.with_run(|r| PipelineStats(r.stats()))
+    fn stats(&self, py: Python<'_>) -> PyResult<PipelineStats> {
+        self.with_run(py, |r| PipelineStats(r.stats()))
     }
 
     /// Every dropped item so far as (stage, item position, reason).
-    fn failures(&self) -> PyResult<Vec<(String, u64, String)>> {
-        self.with_run(|r| r.failures().into_iter().map(|f| (f.stage, f.item, f.reason)).collect())
+    fn failures(&self, py: Python<'_>) -> PyResult<Vec<(String, u64, String)>> {
+        self.with_run(py, |r| {
+            r.failures().into_iter().map(|f| (f.stage, f.item, f.reason)).collect()
+        })
     }
 
     /// Stops the run (blocking work already running finishes, its result is
@@ -275,8 +279,7 @@ impl PipelineRun {
         if self.check_process().is_err() {
             return; // dropped (leaked) with the object: see `Drop`
         }
-        let run = self.run.lock().ok().and_then(|mut r| r.take());
-        py.detach(move || drop(run));
+        py.detach(|| drop(self.run.lock().ok().and_then(|mut r| r.take())));
         self.release_loop(py);
     }
 
