@@ -15,7 +15,7 @@ use tokio::runtime::Runtime;
 use crate::config::PipelineConfig;
 use crate::epoch::{Ctx, CtxRef, Env, Rx};
 use crate::error::{Error, Failure, Result};
-use crate::stages::merge::DroppedItems;
+use crate::stages::merge::{DroppedItems, Merge, MergePolicy, MergedRun};
 use crate::stats::PipelineStats;
 
 /// Spawns the stages of one epoch and returns the sink's receiver.
@@ -296,4 +296,29 @@ impl<T> Iterator for Run<'_, T> {
             None => self.finish(),
         }
     }
+}
+
+/// Epoch `epoch` of each of `pipelines`, interleaved by `policy`: the
+/// items [`PipelineBuilder::add_merged_pipelines`](crate::PipelineBuilder::add_merged_pipelines)
+/// feeds its first stage (each run's items, then an [`Error::Dropped`] per
+/// item it dropped, or its [`Error::FailureBudget`]). For sources whose
+/// item type is not a `Result` (bindings map the errors into their own
+/// items).
+///
+/// ```
+/// use std::sync::Arc;
+/// use spdl_pipeline::{merge_runs, MergePolicy, PipelineBuilder};
+/// let a = Arc::new(PipelineBuilder::new().add_source(vec![1, 2]).build().unwrap());
+/// let b = Arc::new(PipelineBuilder::new().add_source(vec![10]).build().unwrap());
+/// let out: Vec<i32> = merge_runs(&[a, b], &MergePolicy::RoundRobin, 0).map(Result::unwrap).collect();
+/// assert_eq!(out, [1, 10, 2]);
+/// ```
+pub fn merge_runs<T: Send + 'static>(
+    pipelines: &[std::sync::Arc<Pipeline<T>>],
+    policy: &MergePolicy,
+    epoch: u64,
+) -> impl Iterator<Item = Result<T>> + Send + 'static {
+    let runs = pipelines.iter().enumerate();
+    let runs = runs.map(|(i, p)| MergedRun::new(i, p.run_shared(epoch))).collect();
+    Merge::new(runs, policy.clone(), epoch)
 }

@@ -109,31 +109,6 @@ impl<I: Iterator> Iterator for Merge<I> {
 /// [`Error::Dropped`] for each item it dropped within its budgets, so no
 /// failure stays hidden inside a run nobody else can see. A run stopped
 /// over budget already lists its failures in that error.
-/// Epoch `epoch` of each of `pipelines`, interleaved by `policy`: the
-/// items [`PipelineBuilder::add_merged_pipelines`](crate::PipelineBuilder::add_merged_pipelines)
-/// feeds its first stage (each run's items, then an [`Error::Dropped`] per
-/// item it dropped, or its [`Error::FailureBudget`]). For sources whose
-/// item type is not a `Result` (bindings map the errors into their own
-/// items).
-///
-/// ```
-/// use std::sync::Arc;
-/// use spdl_pipeline::{merge_runs, MergePolicy, PipelineBuilder};
-/// let a = Arc::new(PipelineBuilder::new().add_source(vec![1, 2]).build().unwrap());
-/// let b = Arc::new(PipelineBuilder::new().add_source(vec![10]).build().unwrap());
-/// let out: Vec<i32> = merge_runs(&[a, b], &MergePolicy::RoundRobin, 0).map(Result::unwrap).collect();
-/// assert_eq!(out, [1, 10, 2]);
-/// ```
-pub fn merge_runs<T: Send + 'static>(
-    pipelines: &[std::sync::Arc<crate::Pipeline<T>>],
-    policy: &MergePolicy,
-    epoch: u64,
-) -> impl Iterator<Item = Result<T>> + Send + 'static {
-    let runs = pipelines.iter().enumerate();
-    let runs = runs.map(|(i, p)| MergedRun::new(i, p.run_shared(epoch))).collect();
-    Merge::new(runs, policy.clone(), epoch)
-}
-
 pub(crate) struct MergedRun<R> {
     pipeline: usize,
     run: Option<R>,
