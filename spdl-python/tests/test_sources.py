@@ -270,3 +270,23 @@ def test_iterating_a_pipeline_directly_warns_about_dropped_items():
         warnings.simplefilter("error")
         run = pipeline.run(1)
         assert sorted(run) == [0, 1, 3, 4] and len(run.failures()) == 1
+
+
+def test_items_come_back_unchanged_and_decode_stages_take_any_source_object():
+    import enum
+    import pathlib
+
+    class Kind(str, enum.Enum):
+        CAT = "cat"
+
+    items = ["file:///x", Kind.CAT, np.str_("s3://bucket/a.jpg"), "plain/path.jpg", b"raw"]
+    out = list(PipelineBuilder().add_source(items).pipe(lambda x: x, ordered=True).build())
+    assert out == items
+    assert [type(o) for o in out] == [type(i) for i in items]
+    path = FIXTURES / "images" / "png_rgb8.png"
+    srcs = [path, f"file://{path}", np.fromfile(path, dtype=np.uint8)]
+    run = PipelineBuilder().add_source(srcs).decode_image(ordered=True).build().run()
+    decoded = list(run)
+    assert run.failures() == []
+    for image in decoded:
+        np.testing.assert_array_equal(image, sio.load_image(path))

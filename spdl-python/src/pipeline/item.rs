@@ -45,10 +45,16 @@ pub(crate) enum Item {
 }
 
 impl Item {
-    /// Wraps a Python object, keeping strings, paths and bytes as native
-    /// sources so decode stages need no GIL.
+    /// Wraps a Python object, keeping strings and bytes as native sources
+    /// so decode stages need no GIL, when they come back out unchanged: a
+    /// `str` subclass, or a string the source would rewrite (`file:///x`
+    /// is read as `/x`), stays the Python object (a decode stage still
+    /// takes it, with the GIL for a moment).
     pub(crate) fn from_py(obj: Bound<'_, PyAny>) -> Item {
-        let native = obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>();
+        let native = match obj.cast_exact::<PyString>() {
+            Ok(s) => s.to_str().is_ok_and(|text| Source::from(text).name() == text),
+            Err(_) => obj.is_exact_instance_of::<PyBytes>(),
+        };
         match native.then(|| crate::sources::extract(&obj)) {
             Some(Ok(source)) => Item::Source(source),
             _ => Item::Object(obj.unbind()),
@@ -179,6 +185,14 @@ impl Item {
                     "{url}: sample {key} is a shard sample: pass key= (one of {}) to the decode stage",
                     names.join(", ")
                 ))
+            }
+            (Item::Object(obj), _) => {
+                let source = with_python(|py| crate::sources::extract(obj.bind(py)).map_err(|e| e.to_string()))
+                    .unwrap_or_else(|| Err("the Python interpreter is shutting down".into()))
+                    .map_err(|e| {
+                        format!("a native decode stage needs a path, URL, bytes or a shard sample with key=: {e}")
+                    })?;
+                decode(source).map_err(|e| e.to_string())
             }
             _ => Err("a native decode stage needs a str path/URL, bytes, or a shard sample with key=".into()),
         }
