@@ -300,7 +300,7 @@ pub(crate) fn spawn_task_stage<T: Send + 'static, U: Send + 'static>(
     let concurrency = profiled.unwrap_or(cfg.concurrency);
     c.concurrency.store(concurrency as u64, Ordering::Relaxed);
     let mut input = Input::new(rx, c.clone());
-    let output = Output::new(ctx, tx, c.clone());
+    let mut output = Output::new(ctx, tx, c.clone());
     let stage = TaskStage {
         ctx: ctx.clone(),
         c,
@@ -317,13 +317,16 @@ pub(crate) fn spawn_task_stage<T: Send + 'static, U: Send + 'static>(
             }
         }
         let started = Instant::now();
-        let Some(handled) = stage.run(input, waiting, profiled.is_none(), output).await else {
+        let Some(handled) = stage.run(input, waiting, profiled.is_none(), &mut output).await else {
             return;
         };
         if profiled.is_some() {
             let result = (stage.cfg.name.clone(), handled, started.elapsed());
             *stage.ctx.profile_result.lock().expect("profile lock") = Some(result);
         }
+        // Closed only now: the run's consumer sees the end after the
+        // profile result is recorded.
+        drop(output);
     });
     out
 }
@@ -346,7 +349,7 @@ impl<T: Send + 'static, U: Send + 'static> TaskStage<T, U> {
         mut input: Input<T>,
         mut waiting: VecDeque<Env<T>>,
         mut open: bool,
-        mut output: Output<U>,
+        output: &mut Output<U>,
     ) -> Option<u64> {
         let mut handled = 0u64;
         let mut running = Running::new(self.cfg.ordered);
@@ -358,7 +361,7 @@ impl<T: Send + 'static, U: Send + 'static> TaskStage<T, U> {
             done.extend(running.finished());
             if !done.is_empty() {
                 handled += done.len() as u64;
-                if !self.forward(done, &mut output).await {
+                if !self.forward(done, output).await {
                     return None;
                 }
                 continue;
@@ -379,7 +382,7 @@ impl<T: Send + 'static, U: Send + 'static> TaskStage<T, U> {
             tokio::select! {
                 Some(done) = running.next(), if running.len() > 0 => {
                     handled += done.len() as u64;
-                    if !self.forward(done, &mut output).await {
+                    if !self.forward(done, output).await {
                         return None;
                     }
                 }
