@@ -74,13 +74,14 @@ class PipelineBuilder:
     # the input order (at the cost of head-of-line waits).
     def pipe(
         self,
-        fn_: Callable[[Any], Any],
+        fn_: Callable[[Any], Any] | dict[Any, Any] | list[Any],
         *,
         concurrency: int = 1,
         name: str | None = None,
         ordered: bool = False,
         timeout: float | None = None,
-        max_failures: int | None = None,
+        max_failures: int | float | None = None,
+        output_order: Literal["completion", "input"] | None = None,
     ) -> "PipelineBuilder":
         """A Python stage. A plain function runs on the CPU threads, the GIL held only
         while it runs; an ``async def`` function is awaited on the run's event loop
@@ -88,7 +89,24 @@ class PipelineBuilder:
         coroutines in flight; a generator function, sync or async, passes on every
         item it yields. An exception, a ``timeout`` (seconds) or a cancellation drops
         the item and is listed in ``failures()``; more than ``max_failures`` drops in
-        this stage stop the run with ``PipelineFailure``."""
+        this stage (a count, or a fraction in [0, 1] as a rate; negative: unlimited)
+        stop the run with ``PipelineFailure``. As in SPDL, a container looks items up
+        (``fn_[item]``) and ``output_order="input"`` is ``ordered=True``."""
+    def sample_frames(
+        self,
+        indices: list[int] | None = None,
+        *,
+        num_frames: int | None = None,
+        size: tuple[int, int] | None = None,
+        pix_fmt: str = "rgb24",
+        num_threads: int = 1,
+        concurrency: int = 1,
+        ordered: bool = False,
+        name: str = "sample_frames",
+        key: str | None = None,
+    ) -> "PipelineBuilder":
+        """A native stage: the frames at ``indices`` of each video, or ``num_frames``
+        evenly spaced (the middle of equal segments), as (T, H, W, C) uint8."""
     def decode_image(
         self,
         *,
