@@ -150,6 +150,18 @@ pub enum Error {
         /// The number of frames found in the stream's content.
         frames: usize,
     },
+    /// A requested time is outside the video's frames.
+    #[error("{src}: no frame is shown at {seconds} s: the stream's frames cover {start} s to {end} s")]
+    FrameTime {
+        /// The source name.
+        src: String,
+        /// The time asked for, in seconds.
+        seconds: f64,
+        /// The first frame's time.
+        start: f64,
+        /// The end of the last frame.
+        end: f64,
+    },
     /// A tar shard could not be read; the samples before this one were
     /// delivered.
     #[error("{src}: shard member {member}: {reason}")]

@@ -208,31 +208,48 @@ pub(crate) fn codec_params(stream: &ff::format::stream::Stream) -> CodecParamete
     }
 }
 
+/// One entry of a container's own index of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    /// The entry's timestamp: for MP4/MOV the sample's decode time.
+    pub(crate) timestamp: i64,
+    /// Whether the sample is a keyframe.
+    pub(crate) key: bool,
+    /// Whether the container marks it decoded but not shown (edit lists).
+    pub(crate) discard: bool,
+    /// Where the sample's bytes end in the file (offset plus size).
+    pub(crate) end: i64,
+}
+
 /// The container's own index of a stream (for MP4/MOV: the sample table
-/// read from the `moov` box, so no packet has to be read): each entry's
-/// timestamp and keyframe flag, in the index's order, leaving out entries
-/// marked discarded (edit lists). Also returns the stream's reorder delay
-/// (`video_delay`, 0 when frames are never reordered, so pts == dts).
-pub(crate) fn container_index(input: &ff::format::context::Input, stream: usize) -> (Vec<(i64, bool)>, i32) {
+/// read from the `moov` box, so no packet has to be read), in the index's
+/// order, and the stream's container id (an MP4 track id); empty for
+/// demuxers without one.
+pub(crate) fn container_index(input: &ff::format::context::Input, stream: usize) -> (Vec<IndexEntry>, i32) {
     let Some(st) = input.stream(stream) else {
         return (Vec::new(), 0);
     };
+    let id = st.id();
     // SAFETY: `st` is a stream of the open context `input`, which outlives
     // this call; the entries returned are read before anything else touches
     // the context, as the API requires.
     unsafe {
         let st = st.as_ptr() as *mut ffi::AVStream;
-        let delay = (*(*st).codecpar).video_delay;
         let count = ffi::avformat_index_get_entries_count(st);
         // Grown as read: the count comes from the file.
         let mut entries = Vec::new();
         for i in 0..count {
             let e = ffi::avformat_index_get_entry(st, i);
-            if e.is_null() || (*e).flags() & ffi::AVINDEX_DISCARD_FRAME != 0 {
+            if e.is_null() {
                 continue;
             }
-            entries.push(((*e).timestamp, (*e).flags() & ffi::AVINDEX_KEYFRAME != 0));
+            entries.push(IndexEntry {
+                timestamp: (*e).timestamp,
+                key: (*e).flags() & ffi::AVINDEX_KEYFRAME != 0,
+                discard: (*e).flags() & ffi::AVINDEX_DISCARD_FRAME != 0,
+                end: (*e).pos.saturating_add(i64::from((*e).size())),
+            });
         }
-        (entries, delay)
+        (entries, id)
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::time::Ratio;
 use crate::error::{Error, Position, Result};
 use crate::ffmpeg::input::InputContext;
-use crate::ffmpeg::stream::CodecParameters;
+use crate::ffmpeg::stream::{CodecParameters, IndexEntry};
 use crate::ffmpeg::{self, stream as ffstream};
 use crate::limits::Limits;
 use crate::orientation::Orientation;
@@ -266,9 +266,10 @@ impl Demuxer {
             })
     }
 
-    /// The container's index of `stream` and its reorder delay (see
-    /// `ffmpeg::stream::container_index`); empty for demuxers without one.
-    pub(crate) fn container_index(&self, stream: usize) -> (Vec<(i64, bool)>, i32) {
+    /// The container's index of `stream` and the stream's container id
+    /// (see `ffmpeg::stream::container_index`); empty for demuxers without
+    /// one.
+    pub(crate) fn container_index(&self, stream: usize) -> (Vec<IndexEntry>, i32) {
         ffstream::container_index(&self.ctx.input, stream)
     }
 

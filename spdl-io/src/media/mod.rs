@@ -12,6 +12,7 @@ pub(crate) mod convert;
 pub(crate) mod decode;
 pub(crate) mod demux;
 pub(crate) mod frames;
+pub(crate) mod sample_table;
 pub(crate) mod time;
 
 pub use convert::{ConvertConfig, Crop, Interpolation, PixelFormat};

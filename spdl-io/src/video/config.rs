@@ -35,6 +35,12 @@ pub struct VideoConfig {
     /// filter does (pts rounded to the nearest tick). `None` keeps every
     /// decoded frame.
     pub frame_rate: Option<Ratio>,
+    /// How frames are found by index or time ([`VideoReader`] and
+    /// [`sample_frames`]); whole-clip loads ignore it.
+    ///
+    /// [`VideoReader`]: super::VideoReader
+    /// [`sample_frames`]: super::sample_frames
+    pub seek_mode: SeekMode,
     /// Safety limits.
     pub limits: Limits,
 }
@@ -125,12 +131,39 @@ impl VideoConfig {
         self.frame_rate = Some(Ratio { num, den });
         self
     }
+    /// Sets how frames are found by index or time.
+    #[must_use]
+    pub fn with_seek_mode(mut self, mode: SeekMode) -> Self {
+        self.seek_mode = mode;
+        self
+    }
     /// Sets the safety limits.
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
+}
+
+/// How frames are found in a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SeekMode {
+    /// Frame `i` is the `i`-th frame the decoder shows, as [`load_video`]
+    /// returns them: the index comes from the sample table (MP4/MOV) or
+    /// from reading every packet, and frames before the first keyframe
+    /// that the decoder cannot show are accounted for.
+    ///
+    /// [`load_video`]: crate::video::load_video
+    #[default]
+    Exact,
+    /// Trusts the header where no sample table exists: frame `i` is the
+    /// first frame shown at or after `start + (i - 1/2) / fps`, and the
+    /// frame count is the header's (or duration x fps). No packet is read
+    /// to build it, but a variable frame rate, a header that lies or
+    /// undecodable leading frames make frame `i` differ from
+    /// [`SeekMode::Exact`]'s. With a sample table both modes agree.
+    Approximate,
 }
 
 /// The highest output frame rate: more is a mistake (a stream at 10^9

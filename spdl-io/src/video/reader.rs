@@ -1,0 +1,573 @@
+//! A video opened once and read many times: [`VideoReader`] keeps the
+//! demuxer, the decoder and the [`FrameIndex`] open between calls, so
+//! sampling several sets of frames or clips from one file costs one open
+//! and one index. For each run of wanted frames it seeks to the keyframe
+//! before them and decodes forward (skipping unreferenced frames nobody
+//! wants), continuing from where the last call stopped when that is
+//! closer than a seek.
+
+use ndarray::{Array2, Array4, Array5};
+use rand::{RngExt, SeedableRng};
+
+use super::clip::{frame_seconds, Video, VideoSource};
+use super::config::VideoConfig;
+use super::index::FrameIndex;
+use crate::error::{Error, Position, Result};
+use crate::limits::Limits;
+use crate::media::decode::Frame;
+use crate::media::demux::StreamInfo;
+use crate::source::Source;
+
+/// A video stream opened for reading frames by index or time, as often as
+/// needed.
+///
+/// ```no_run
+/// use spdl_io::video::{ClipSampling, VideoReader};
+/// let mut reader = VideoReader::open("clip.mp4", &Default::default())?;
+/// let first = reader.get_frames_at(&[0])?;
+/// let at_2s = reader.get_frames_played_at(&[2.0])?;
+/// let clips = reader.get_clips(&ClipSampling::default().with_clips(4).with_frames_per_clip(16))?;
+/// assert_eq!(clips.frames.shape()[..2], [4, 16]);
+/// # Ok::<(), spdl_io::Error>(())
+/// ```
+pub struct VideoReader {
+    src: Source,
+    source: VideoSource,
+    index: FrameIndex,
+    info: StreamInfo,
+    config: VideoConfig,
+    /// Pts of the last frame decoded: where forward decoding continues.
+    last_pts: Option<i64>,
+    /// Frames decoded since the start (for indices that are not exact).
+    counted: Option<usize>,
+    /// The last frame returned, converted: asked again, it is not decoded.
+    cached: Option<CachedFrame>,
+}
+
+struct CachedFrame {
+    index: usize,
+    bytes: Vec<u8>,
+    shape: [usize; 3],
+    pts: f64,
+}
+
+/// Frames decoded for a list of indices, before they become a [`Video`]
+/// or [`Clips`].
+struct Decoded {
+    data: Vec<u8>,
+    shape: [usize; 3],
+    pts: Vec<f64>,
+}
+
+impl VideoReader {
+    /// Opens `src` and indexes its stream (see [`SeekMode`](super::SeekMode); the config's
+    /// time window and frame rate do not apply).
+    ///
+    /// # Errors
+    /// As [`load_video`](super::load_video), and [`Error::Limit`] for a
+    /// stream of more frames than an index holds.
+    pub fn open(src: impl Into<Source>, config: &VideoConfig) -> Result<Self> {
+        Self::open_inner(src.into(), config, None)
+    }
+
+    /// Opens `src` with an index saved earlier ([`FrameIndex::to_bytes`]),
+    /// reading no packet to index it.
+    ///
+    /// # Errors
+    /// As [`VideoReader::open`]; [`Error::InvalidConfig`] when the index
+    /// is of another stream or time base.
+    pub fn open_with_index(src: impl Into<Source>, config: &VideoConfig, index: FrameIndex) -> Result<Self> {
+        Self::open_inner(src.into(), config, Some(index))
+    }
+
+    fn open_inner(src: Source, config: &VideoConfig, index: Option<FrameIndex>) -> Result<Self> {
+        let mut config = config.clone();
+        (config.start, config.end, config.frame_rate) = (None, None, None);
+        let mut source = VideoSource::open(src.clone(), &config)?;
+        let info = source.reader.demuxer().stream_info(source.reader.stream())?;
+        let index = match index {
+            Some(index) => {
+                index.check_matches(source.src(), &info)?;
+                index
+            }
+            None => FrameIndex::build(&mut source, &src, config.seek_mode)?,
+        };
+        Ok(VideoReader {
+            src,
+            source,
+            index,
+            info,
+            config,
+            last_pts: None,
+            counted: None,
+            cached: None,
+        })
+    }
+
+    /// Number of frames in the stream (from the index).
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+    /// Whether the stream has no frame.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+    /// The frame index (save it with [`FrameIndex::to_bytes`]).
+    pub fn index(&self) -> &FrameIndex {
+        &self.index
+    }
+    /// The stream's metadata: codec, size, frame rate, duration, rotation.
+    pub fn info(&self) -> &StreamInfo {
+        &self.info
+    }
+
+    /// Frames at `indices` (presentation order, counted from the stream's
+    /// content), in the order given; repeats and backward jumps allowed.
+    ///
+    /// # Errors
+    /// [`Error::FrameIndex`] for an index past the last frame; otherwise as
+    /// [`load_video`](super::load_video).
+    pub fn get_frames_at(&mut self, indices: &[usize]) -> Result<Video> {
+        let decoded = self.decode(indices)?;
+        self.video(decoded, indices.len())
+    }
+
+    /// The frames shown at each of `seconds` (stream time): for each, the
+    /// last frame whose time is at or before it.
+    ///
+    /// # Errors
+    /// [`Error::FrameTime`] for a time before the first frame or after the
+    /// stream's end; otherwise as [`VideoReader::get_frames_at`].
+    pub fn get_frames_played_at(&mut self, seconds: &[f64]) -> Result<Video> {
+        let indices = seconds
+            .iter()
+            .map(|&t| self.frame_played_at(t))
+            .collect::<Result<Vec<_>>>()?;
+        self.get_frames_at(&indices)
+    }
+
+    /// Frames `start`, `start + step`, ... before `stop` (a range of
+    /// indices, as Python's `range`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero step; [`Error::FrameIndex`]
+    /// when `stop` is past the end.
+    pub fn get_frames_in_range(&mut self, start: usize, stop: usize, step: usize) -> Result<Video> {
+        if step == 0 {
+            return Err(Error::InvalidConfig("frame range step must be at least 1".into()));
+        }
+        if stop > self.len() {
+            return Err(self.out_of_range(stop - 1));
+        }
+        let indices: Vec<usize> = (start..stop).step_by(step).collect();
+        self.get_frames_at(&indices)
+    }
+
+    /// Frames shown from `start` (inclusive) to `end` (exclusive) seconds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `end < start`; otherwise as
+    /// [`VideoReader::get_frames_at`].
+    pub fn get_frames_played_in(&mut self, start: f64, end: f64) -> Result<Video> {
+        if end.is_nan() || start.is_nan() || end < start {
+            return Err(Error::InvalidConfig(format!(
+                "time window {start}..{end} must not end before it starts"
+            )));
+        }
+        let times = self.index.frame_seconds();
+        let (first, last) = (
+            times.partition_point(|&t| t < start - 1e-9),
+            times.partition_point(|&t| t < end - 1e-9),
+        );
+        self.get_frames_at(&(first..last).collect::<Vec<_>>())
+    }
+
+    /// Clips of consecutive (or strided) frames, sampled as `sampling`
+    /// says. Frames shared by overlapping clips, and GOPs shared by nearby
+    /// ones, are decoded once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for zero clips, frames or stride, or a
+    /// video with no frame; otherwise as [`VideoReader::get_frames_at`].
+    pub fn get_clips(&mut self, sampling: &ClipSampling) -> Result<Clips> {
+        let starts = sampling.starts(self.len())?;
+        let (t, span) = (sampling.frames_per_clip, sampling.span());
+        let last = self.len() - 1;
+        let indices: Vec<usize> = starts
+            .iter()
+            .flat_map(|&s| (0..t).map(move |k| (s + k * sampling.stride).min(last)))
+            .collect();
+        debug_assert!(span > 0);
+        let Decoded { data, shape, pts } = self.decode(&indices)?;
+        let frames = Array5::from_shape_vec((starts.len(), t, shape[0], shape[1], shape[2]), data)
+            .map_err(|e| self.source.convert_error(e.to_string()))?;
+        let pts =
+            Array2::from_shape_vec((starts.len(), t), pts).map_err(|e| self.source.convert_error(e.to_string()))?;
+        Ok(Clips { frames, pts, starts })
+    }
+
+    fn frame_played_at(&self, t: f64) -> Result<usize> {
+        let times = self.index.frame_seconds();
+        let end = match times.as_slice() {
+            [.., a, b] => b + (b - a),
+            [a] => {
+                a + self
+                    .info
+                    .avg_frame_rate
+                    .and_then(|r| r.to_f64())
+                    .map_or(0.0, |f| 1.0 / f)
+            }
+            [] => f64::NEG_INFINITY,
+        };
+        match self.index.frame_at(t) {
+            Some(i) if t < end => Ok(i),
+            _ => Err(Error::FrameTime {
+                src: self.source.src().into(),
+                seconds: t,
+                start: times.first().copied().unwrap_or(f64::NAN),
+                end,
+            }),
+        }
+    }
+
+    fn out_of_range(&self, index: usize) -> Error {
+        Error::FrameIndex {
+            src: self.source.src().into(),
+            index,
+            frames: self.len(),
+        }
+    }
+
+    fn video(&self, d: Decoded, n: usize) -> Result<Video> {
+        let frames = Array4::from_shape_vec((n, d.shape[0], d.shape[1], d.shape[2]), d.data)
+            .map_err(|e| self.source.convert_error(e.to_string()))?;
+        Ok(Video {
+            frames,
+            pts: d.pts,
+            stream: self.info.index,
+            pix_fmt: self.config.convert.pix_fmt,
+            corrupt_packets: self.source.reader.corrupt_packets(),
+            header_frames: self.source.header_frames,
+        })
+    }
+
+    /// Decodes the frames at `indices` into one buffer, each distinct
+    /// index once, in ascending order.
+    fn decode(&mut self, indices: &[usize]) -> Result<Decoded> {
+        let limits = self.config.limits;
+        Limits::check(
+            self.source.src(),
+            "frame count",
+            indices.len() as u64,
+            limits.max_frames,
+        )?;
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
+            return Err(self.out_of_range(bad));
+        }
+        let mut targets = indices.to_vec();
+        targets.sort_unstable();
+        targets.dedup();
+        if self.index.has_frame_times() {
+            let wanted = targets.iter().map(|&i| self.index.pts[i]).collect();
+            self.source.reader.set_wanted(wanted);
+        }
+        let mut out = Decoded {
+            data: Vec::new(),
+            shape: [0; 3],
+            // bounded: `indices` was checked against `Limits::max_frames` above.
+            pts: vec![f64::NAN; indices.len()],
+        };
+        for &target in &targets {
+            let (first, bytes) = self.decode_one(target, indices, &mut out)?;
+            for (k, _) in indices.iter().enumerate().filter(|(k, &i)| i == target && *k != first) {
+                out.pts[k] = out.pts[first];
+                out.data.copy_within(first * bytes..(first + 1) * bytes, k * bytes);
+            }
+        }
+        if let Some(&last) = targets.last() {
+            let bytes: usize = out.shape.iter().product();
+            let at = indices.iter().position(|&i| i == last).unwrap_or(0);
+            self.cached = Some(CachedFrame {
+                index: last,
+                bytes: out.data[at * bytes..(at + 1) * bytes].to_vec(),
+                shape: out.shape,
+                pts: out.pts[at],
+            });
+        }
+        Ok(out)
+    }
+
+    /// Decodes frame `target` into the first slot of `out` that asks for
+    /// it; returns that slot and the frame's size in bytes.
+    fn decode_one(&mut self, target: usize, indices: &[usize], out: &mut Decoded) -> Result<(usize, usize)> {
+        let first = indices.iter().position(|&i| i == target).unwrap_or(0);
+        if let Some(c) = self.cached.take_if(|c| c.index == target) {
+            let bytes = c.bytes.len();
+            self.alloc(out, c.shape, indices.len())?;
+            self.check_shape(out, c.shape, target)?;
+            out.data[first * bytes..(first + 1) * bytes].copy_from_slice(&c.bytes);
+            out.pts[first] = c.pts;
+            self.cached = Some(c);
+            return Ok((first, bytes));
+        }
+        let mut frame = if self.index.exact {
+            self.seek_and_decode_to(target)?
+        } else {
+            self.count_and_decode_to(target)?
+        };
+        let (shape, bytes) = {
+            let layout = self.source.converter.layout(&frame)?;
+            (layout.shape, layout.bytes)
+        };
+        self.alloc(out, shape, indices.len())?;
+        self.check_shape(out, shape, target)?;
+        self.source
+            .converter
+            .convert(&mut frame, &mut out.data[first * bytes..(first + 1) * bytes])?;
+        out.pts[first] = frame_seconds(&frame, self.source.time_base);
+        Ok((first, bytes))
+    }
+
+    /// Allocates the output for `n` frames of `shape` on the first frame.
+    fn alloc(&self, out: &mut Decoded, shape: [usize; 3], n: usize) -> Result<()> {
+        if !out.data.is_empty() {
+            return Ok(());
+        }
+        let total = n * shape.iter().product::<usize>();
+        let limit = self.config.limits.max_output_bytes;
+        Limits::check(self.source.src(), "output size in bytes", total as u64, limit)?;
+        out.data = crate::memory::zeroed(total).map_err(|n| {
+            self.source
+                .convert_error(format!("cannot allocate {n} bytes for the output"))
+        })?;
+        out.shape = shape;
+        Ok(())
+    }
+
+    /// Frames of one output share a shape: a stream whose size changes
+    /// needs an output size set.
+    fn check_shape(&self, out: &Decoded, shape: [usize; 3], target: usize) -> Result<()> {
+        if shape == out.shape {
+            return Ok(());
+        }
+        Err(self.source.convert_error(format!(
+            "frame {target} has shape {shape:?} but earlier frames {:?}: the stream changes size; set an output size",
+            out.shape
+        )))
+    }
+
+    /// Decodes forward from the start until the `target`-th frame
+    /// (counting output frames, as `load_video` does).
+    fn count_and_decode_to(&mut self, target: usize) -> Result<Frame> {
+        if self.counted.is_none_or(|c| c > target) {
+            self.source.restart(&self.src)?;
+            self.counted = Some(0);
+        }
+        loop {
+            let frame = self
+                .source
+                .reader
+                .next_frame()?
+                .ok_or_else(|| self.ended_before(target))?;
+            let counted = self.counted.get_or_insert(0);
+            *counted += 1;
+            if *counted > target {
+                return Ok(frame);
+            }
+        }
+    }
+
+    fn ended_before(&self, target: usize) -> Error {
+        Error::Decode {
+            src: self.source.src().into(),
+            stream: self.info.index,
+            at: Position::Frame(target),
+            reason: "the decoder ended before producing this frame".into(),
+            cause: None,
+        }
+    }
+
+    /// Decodes forward to the first frame with pts >= frame `target`'s,
+    /// seeking first unless the decoder is already between its keyframe
+    /// and it. If a seek lands past it (some demuxers overshoot), decodes
+    /// again from the start.
+    fn seek_and_decode_to(&mut self, target: usize) -> Result<Frame> {
+        let t = self.index.pts[target];
+        let key = self.index.keyframe_before(t);
+        let reader = &mut self.source.reader;
+        let (mut just_seeked, mut fell_back) = (false, false);
+        let ahead = self
+            .last_pts
+            .is_some_and(|lp| lp < t && (key <= lp || reader.cannot_seek()));
+        if !ahead && (reader.cannot_seek() || reader.seek(key).is_err()) {
+            self.source.restart(&self.src)?; // cannot seek: from the very start
+            fell_back = true;
+        } else if !ahead {
+            just_seeked = true;
+        }
+        loop {
+            let frame = self.source.reader.next_frame()?;
+            let p = frame.as_ref().map_or(i64::MAX, |f| f.pts().unwrap_or(i64::MIN));
+            if (frame.is_none() || (just_seeked && p > t)) && !fell_back {
+                tracing::debug!(
+                    src = self.source.src(),
+                    target,
+                    "seek missed the frame; decoding from the start"
+                );
+                self.source.restart(&self.src)?;
+                (fell_back, just_seeked) = (true, false);
+                continue;
+            }
+            let frame = frame.ok_or_else(|| self.ended_before(target))?;
+            just_seeked = false;
+            self.last_pts = Some(p);
+            if p >= t {
+                return Ok(frame);
+            }
+        }
+    }
+}
+
+/// How [`VideoReader::get_clips`] picks clips: `clips` clips of
+/// `frames_per_clip` frames, `stride` frames apart within a clip, their
+/// starts spread evenly over the video or drawn at random from a seed.
+/// Every field has a default; setters chain.
+///
+/// ```
+/// use spdl_io::video::ClipSampling;
+/// let s = ClipSampling::default().with_clips(4).with_frames_per_clip(16).with_stride(2).with_random(7);
+/// assert_eq!(s.random, Some(7));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClipSampling {
+    /// Number of clips (default 1).
+    pub clips: usize,
+    /// Frames in each clip (default 8).
+    pub frames_per_clip: usize,
+    /// Distance between consecutive frames of a clip, in frames (default 1).
+    pub stride: usize,
+    /// `Some(seed)`: clip starts drawn uniformly at random (the same seed
+    /// gives the same clips); `None`: spread evenly from the first frame
+    /// to the last possible start.
+    pub random: Option<u64>,
+}
+
+impl Default for ClipSampling {
+    fn default() -> Self {
+        ClipSampling {
+            clips: 1,
+            frames_per_clip: 8,
+            stride: 1,
+            random: None,
+        }
+    }
+}
+
+impl ClipSampling {
+    /// Sets the number of clips.
+    #[must_use]
+    pub fn with_clips(mut self, clips: usize) -> Self {
+        self.clips = clips;
+        self
+    }
+    /// Sets the frames per clip.
+    #[must_use]
+    pub fn with_frames_per_clip(mut self, frames: usize) -> Self {
+        self.frames_per_clip = frames;
+        self
+    }
+    /// Sets the stride between a clip's frames.
+    #[must_use]
+    pub fn with_stride(mut self, stride: usize) -> Self {
+        self.stride = stride;
+        self
+    }
+    /// Draws clip starts at random from `seed`.
+    #[must_use]
+    pub fn with_random(mut self, seed: u64) -> Self {
+        self.random = Some(seed);
+        self
+    }
+
+    /// Frames a clip spans, first to last.
+    fn span(&self) -> usize {
+        (self.frames_per_clip.saturating_sub(1)).saturating_mul(self.stride) + 1
+    }
+
+    /// The first frame of each clip of a video of `frames` frames,
+    /// ascending. A clip longer than the video starts at 0 and repeats the
+    /// last frame.
+    fn starts(&self, frames: usize) -> Result<Vec<usize>> {
+        if self.clips == 0 || self.frames_per_clip == 0 || self.stride == 0 {
+            return Err(Error::InvalidConfig(format!(
+                "clip sampling needs at least one clip, frame and stride step, not {self:?}"
+            )));
+        }
+        if frames == 0 {
+            return Err(Error::InvalidConfig(
+                "cannot sample clips from a video with no frame".into(),
+            ));
+        }
+        let room = frames.saturating_sub(self.span()); // last possible start
+        let mut starts: Vec<usize> = match self.random {
+            Some(seed) => {
+                let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+                (0..self.clips).map(|_| rng.random_range(0..=room)).collect()
+            }
+            None if self.clips == 1 => vec![room / 2],
+            None => (0..self.clips).map(|k| k * room / (self.clips - 1)).collect(),
+        };
+        starts.sort_unstable();
+        Ok(starts)
+    }
+}
+
+/// Clips of frames: `frames` has shape (clips, frames per clip, H, W, C)
+/// for packed pixel formats.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Clips {
+    /// The frames.
+    pub frames: Array5<u8>,
+    /// Presentation time of each frame in seconds, (clips, frames per clip).
+    pub pts: Array2<f64>,
+    /// The index of each clip's first frame.
+    pub starts: Vec<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn even_clip_starts_cover_the_video() {
+        let s = ClipSampling::default()
+            .with_clips(3)
+            .with_frames_per_clip(4)
+            .with_stride(2);
+        assert_eq!(s.span(), 7);
+        assert_eq!(s.starts(107).unwrap(), [0, 50, 100]);
+        assert_eq!(s.clone().with_clips(1).starts(107).unwrap(), [50]);
+        assert_eq!(s.starts(3).unwrap(), [0, 0, 0], "a video shorter than a clip");
+    }
+
+    #[test]
+    fn random_clip_starts_follow_the_seed() {
+        let s = ClipSampling::default()
+            .with_clips(5)
+            .with_frames_per_clip(16)
+            .with_random(3);
+        let a = s.starts(1000).unwrap();
+        assert_eq!(a, s.starts(1000).unwrap());
+        assert_ne!(a, s.clone().with_random(4).starts(1000).unwrap());
+        assert!(a.windows(2).all(|w| w[0] <= w[1]) && a.iter().all(|&x| x <= 1000 - 16));
+    }
+
+    #[test]
+    fn empty_clip_sampling_is_refused() {
+        assert!(ClipSampling::default().with_clips(0).starts(10).is_err());
+        assert!(ClipSampling::default().with_stride(0).starts(10).is_err());
+        assert!(ClipSampling::default().starts(0).is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! `VideoReader`: one open file read many times gives what a full decode
+//! gives at those frames, by index, by time, by range and by clip; a saved
+//! index reads the same frames; approximate seeking agrees with exact
+//! seeking where the header tells the truth.
+
+mod common;
+
+use common::*;
+use ndarray::{s, Axis};
+use spdl_io::video::{ClipSampling, FrameIndex, IndexOrigin, SeekMode, VideoReader};
+use spdl_io::{load_video, Error, Video, VideoConfig};
+
+fn config() -> VideoConfig {
+    VideoConfig::default().with_size(64, 48)
+}
+
+fn assert_frames(got: &Video, full: &Video, indices: &[usize], what: &str) {
+    assert_eq!(got.len(), indices.len(), "{what}");
+    for (k, &i) in indices.iter().enumerate() {
+        if !full.pts[i].is_nan() {
+            assert_eq!(got.pts[k], full.pts[i], "{what}: pts of frame {i}");
+        }
+        assert!(
+            got.frames.index_axis(Axis(0), k) == full.frames.index_axis(Axis(0), i),
+            "{what}: pixels of frame {i}"
+        );
+    }
+}
+
+/// Several calls on one reader, forward, backward, repeated and at the
+/// cursor, on every decodable fixture: each equals the full decode.
+#[test]
+fn repeated_calls_on_one_reader_equal_the_full_decode() {
+    for e in decodable() {
+        let path = fixture(&e.file);
+        let full = load_video(&path, &config()).unwrap();
+        let n = full.len();
+        let mut reader = VideoReader::open(&path, &config()).unwrap_or_else(|err| panic!("{}: {err}", e.file));
+        assert_eq!(reader.len(), n, "{}: frame count", e.file);
+        let calls = [
+            vec![n / 2, n / 2 + 1],
+            vec![n / 2 + 1],
+            vec![0, n - 1],
+            vec![n / 3, n / 4, n / 3],
+            vec![n - 1],
+        ];
+        for indices in calls {
+            let got = reader
+                .get_frames_at(&indices)
+                .unwrap_or_else(|err| panic!("{}: {err}", e.file));
+            assert_frames(&got, &full, &indices, &format!("{} {indices:?}", e.file));
+        }
+        let range = reader.get_frames_in_range(1, n, 3).unwrap();
+        assert_frames(&range, &full, &(1..n).step_by(3).collect::<Vec<_>>(), &e.file);
+        assert!(matches!(reader.get_frames_at(&[n]), Err(Error::FrameIndex { .. })));
+    }
+}
+
+/// The frame shown at a time is the last frame at or before it: at each
+/// frame's own time (as ffprobe reports it), and just before the next.
+#[test]
+fn frames_played_at_times_match_ffprobe() {
+    for name in [
+        "h264_yuv420p.mp4",
+        "h264_vfr.mkv",
+        "h264_start_offset.mp4",
+        "vp9_yuv420p.webm",
+        "h264_edit_list.mp4",
+    ] {
+        let path = fixture(name);
+        let full = load_video(&path, &config()).unwrap();
+        let mut reader = VideoReader::open(&path, &config()).unwrap();
+        let probe = ffprobe_pts(&path);
+        let times = reader.index().frame_seconds();
+        for (t, p) in times.iter().zip(probe.iter().filter(|&&p| p >= times[0] - 1e-9)) {
+            assert!((t - p).abs() < 1e-6, "{name}: index {t} vs ffprobe {p}");
+        }
+        let n = full.len();
+        let at: Vec<f64> = (0..n - 1)
+            .step_by(4)
+            .flat_map(|i| [full.pts[i], full.pts[i + 1] - 1e-4])
+            .collect();
+        let expect: Vec<usize> = (0..n - 1).step_by(4).flat_map(|i| [i, i]).collect();
+        let got = reader.get_frames_played_at(&at).unwrap();
+        assert_frames(&got, &full, &expect, name);
+        let window = reader.get_frames_played_in(full.pts[2], full.pts[7]).unwrap();
+        assert_frames(&window, &full, &[2, 3, 4, 5, 6], name);
+        let before = reader.get_frames_played_at(&[full.pts[0] - 0.5]).unwrap_err();
+        assert!(matches!(before, Error::FrameTime { .. }), "{name}: {before}");
+        assert!(before.to_string().contains(name), "{before}");
+        assert!(
+            reader.get_frames_played_at(&[full.pts[n - 1] + 60.0]).is_err(),
+            "{name}: past the end"
+        );
+    }
+}
+
+/// An index saved as bytes and loaded for a new reader reads the same
+/// frames without indexing again; an index of another stream is refused.
+#[test]
+fn saved_index_reads_the_same_frames() {
+    for name in [
+        "h264_yuv420p.mp4",
+        "h264_midgop_start.mkv",
+        "mpeg2_yuv420p.ts",
+        "h264_edit_list.mp4",
+    ] {
+        let path = fixture(name);
+        let mut first = VideoReader::open(&path, &config()).unwrap();
+        let bytes = first.index().to_bytes();
+        let index = FrameIndex::from_bytes(&bytes).unwrap();
+        assert_eq!(&index, first.index(), "{name}");
+        let mut again = VideoReader::open_with_index(&path, &config(), index).unwrap();
+        let indices = [first.len() - 1, 0, first.len() / 2];
+        let (a, b) = (
+            first.get_frames_at(&indices).unwrap(),
+            again.get_frames_at(&indices).unwrap(),
+        );
+        assert_eq!(a.frames, b.frames, "{name}");
+        assert_eq!(a.pts, b.pts, "{name}");
+    }
+    let mp4 = VideoReader::open(fixture("h264_yuv420p.mp4"), &config()).unwrap();
+    let other = VideoReader::open_with_index(fixture("vp9_yuv420p.webm"), &config(), mp4.index().clone());
+    assert!(matches!(other, Err(Error::InvalidConfig(_))), "{:?}", other.err());
+}
+
+/// MP4/MOV files are indexed from their sample table (no packet scan),
+/// B-frames and edit lists included; other containers by scanning.
+#[test]
+fn mp4_is_indexed_from_its_sample_table() {
+    for (name, origin) in [
+        ("h264_yuv420p.mp4", IndexOrigin::SampleTable),
+        ("h264_edit_list.mp4", IndexOrigin::SampleTable),
+        ("hevc_yuv420p.mp4", IndexOrigin::SampleTable),
+        ("mjpeg_yuvj420p.mov", IndexOrigin::SampleTable),
+        ("h264_fragmented.mp4", IndexOrigin::Scan),
+        ("vp9_yuv420p.webm", IndexOrigin::Scan),
+    ] {
+        let reader = VideoReader::open(fixture(name), &config()).unwrap();
+        assert_eq!(reader.index().origin(), origin, "{name}");
+    }
+}
+
+/// Approximate seeking reads the header only; on constant-rate streams
+/// whose headers are right it gives exact seeking's frames.
+#[test]
+fn approximate_seeking_agrees_on_constant_rate_streams() {
+    let approx = config().with_seek_mode(SeekMode::Approximate);
+    for name in [
+        "vp9_yuv420p.webm",
+        "hevc_yuv420p.mkv",
+        "mpeg2_yuv420p.ts",
+        "h264_yuv420p.mp4",
+    ] {
+        let path = fixture(name);
+        let full = load_video(&path, &config()).unwrap();
+        let mut reader = VideoReader::open(&path, &approx).unwrap();
+        let n = reader.len().min(full.len());
+        let indices = [n - 1, 0, n / 2, n / 3];
+        let got = reader.get_frames_at(&indices).unwrap();
+        assert_frames(&got, &full, &indices, &format!("{name} (approximate)"));
+    }
+    let webm = VideoReader::open(fixture("vp9_yuv420p.webm"), &approx).unwrap();
+    assert_eq!(webm.index().origin(), IndexOrigin::Header);
+}
+
+/// Clips: evenly spread clips are the full decode's frames at the clip
+/// indices; random clips repeat with the seed and change with it.
+#[test]
+fn clips_equal_the_full_decode_and_follow_the_seed() {
+    let path = fixture("long_h264.mp4");
+    let full = load_video(&path, &config()).unwrap();
+    let n = full.len();
+    let mut reader = VideoReader::open(&path, &config()).unwrap();
+    let even = ClipSampling::default()
+        .with_clips(3)
+        .with_frames_per_clip(5)
+        .with_stride(2);
+    let clips = reader.get_clips(&even).unwrap();
+    assert_eq!(clips.frames.shape(), [3, 5, 48, 64, 3]);
+    assert_eq!(clips.starts, [0, (n - 9) / 2, n - 9]);
+    for (c, &start) in clips.starts.iter().enumerate() {
+        for k in 0..5 {
+            let i = start + 2 * k;
+            assert!(
+                clips.frames.slice(s![c, k, .., .., ..]) == full.frames.index_axis(Axis(0), i),
+                "clip {c} frame {k}"
+            );
+            assert_eq!(clips.pts[[c, k]], full.pts[i]);
+        }
+    }
+    let random = even
+        .clone()
+        .with_clips(4)
+        .with_frames_per_clip(16)
+        .with_stride(1)
+        .with_random(11);
+    let a = reader.get_clips(&random).unwrap();
+    let b = VideoReader::open(&path, &config()).unwrap().get_clips(&random).unwrap();
+    assert_eq!(a.starts, b.starts);
+    assert_eq!(a.frames, b.frames);
+    let c = reader.get_clips(&random.clone().with_random(12)).unwrap();
+    assert_ne!(a.starts, c.starts);
+    // A clip longer than the video repeats its last frame.
+    let short = VideoReader::open(fixture("h264_start_offset.mp4"), &config())
+        .unwrap()
+        .len();
+    let long = ClipSampling::default().with_frames_per_clip(short + 3);
+    let clip = VideoReader::open(fixture("h264_start_offset.mp4"), &config())
+        .unwrap()
+        .get_clips(&long)
+        .unwrap();
+    assert_eq!(clip.frames.shape()[1], short + 3);
+    assert!(clip.frames.slice(s![0, short - 1, .., .., ..]) == clip.frames.slice(s![0, short + 2, .., .., ..]));
+}
