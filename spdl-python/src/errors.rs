@@ -51,7 +51,9 @@ pub(crate) fn io_error(e: IoError) -> PyErr {
     let text = e.to_string();
     match e {
         IoError::NotFound { .. } => PyFileNotFoundError::new_err(text),
-        IoError::InvalidConfig(_) | IoError::FrameIndex { .. } => PyValueError::new_err(text),
+        IoError::InvalidConfig(_) | IoError::FrameIndex { .. } | IoError::FrameTime { .. } => {
+            PyValueError::new_err(text)
+        }
         IoError::Limit { .. } => LimitError::new_err(text),
         IoError::Remote { .. } => RemoteError::new_err(text),
         _ => DecodeError::new_err(text),

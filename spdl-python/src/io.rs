@@ -25,6 +25,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_audio, m)?)?;
     m.add_function(wrap_pyfunction!(stream_audio, m)?)?;
     m.add_class::<ChunkIterator>()?;
+    m.add_class::<crate::video::VideoReader>()?;
     m.add_function(wrap_pyfunction!(list_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(class_folders, m)?)?;
     Ok(())
@@ -103,7 +104,7 @@ fn interruptible<T: Send>(py: Python<'_>, cancel: &sio::Cancel, work: impl FnOnc
     })
 }
 
-fn value_error(e: impl std::fmt::Display) -> PyErr {
+pub(crate) fn value_error(e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
@@ -230,7 +231,7 @@ pub(crate) fn video_config(
 }
 
 /// Frames as (N, H, W, C) uint8, plus pts in seconds when asked.
-fn video_result<'py>(py: Python<'py>, video: sio::Video, return_pts: bool) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn video_result<'py>(py: Python<'py>, video: sio::Video, return_pts: bool) -> PyResult<Bound<'py, PyAny>> {
     let frames = video.frames.into_pyarray(py).into_any();
     if !return_pts {
         return Ok(frames);

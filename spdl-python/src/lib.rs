@@ -11,6 +11,7 @@ mod io;
 mod pipeline;
 mod pools;
 mod sources;
+mod video;
 
 use pyo3::prelude::*;
 

@@ -254,6 +254,23 @@ def test_sample_frames_stage_by_indices_and_evenly_spaced():
     assert list(run) == [] and "10000" in run.failures()[0][2]
 
 
+def test_sample_clips_stage_batches_clips_like_the_reader():
+    videos = [str(FIXTURES / "long_h264.mp4"), str(FIXTURES / "h264_yuv420p.mp4")]
+    pipe = lambda **kw: PipelineBuilder().add_source(videos).sample_clips(size=(32, 24), ordered=True, **kw)
+    batch, = list(pipe(frames_per_clip=4, stride=3).aggregate(2).collate().build())
+    assert batch.shape == (2, 4, 24, 32, 3)
+    for clip, video in zip(batch, videos):
+        np.testing.assert_array_equal(clip, sio.VideoReader(video, size=(32, 24)).get_clips(1, 4, stride=3)[0])
+    several = list(pipe(num_clips=3, frames_per_clip=2, seed=9).build())
+    assert [c.shape for c in several] == [(3, 2, 24, 32, 3)] * 2
+    again = list(pipe(num_clips=3, frames_per_clip=2, seed=9).build())
+    assert all(np.array_equal(a, b) for a, b in zip(several, again))
+    run = PipelineBuilder().add_source([str(FIXTURES / "not_media.mp4")]).sample_clips().build().run()
+    assert list(run) == [] and "not_media.mp4" in run.failures()[0][2]
+    with pytest.raises(ValueError, match="at least 1"):
+        PipelineBuilder().add_source(videos).sample_clips(num_clips=0)
+
+
 def test_iterating_a_pipeline_directly_warns_about_dropped_items():
     def fails_on_two(x):
         if x == 2:

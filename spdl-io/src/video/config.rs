@@ -166,6 +166,20 @@ pub enum SeekMode {
     Approximate,
 }
 
+impl std::str::FromStr for SeekMode {
+    type Err = Error;
+    /// `"exact"` or `"approximate"`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "exact" => Ok(SeekMode::Exact),
+            "approximate" => Ok(SeekMode::Approximate),
+            _ => Err(Error::InvalidConfig(format!(
+                "unknown seek mode {s:?}: expected \"exact\" or \"approximate\""
+            ))),
+        }
+    }
+}
+
 /// The highest output frame rate: more is a mistake (a stream at 10^9
 /// frames/s from a 2 s clip never ended).
 pub const MAX_FRAME_RATE: i64 = 10_000;

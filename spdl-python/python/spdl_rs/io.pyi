@@ -96,6 +96,62 @@ def sample_frames(
     """Decodes only the frames at ``indices`` (presentation order, any order, repeats
     allowed), seeking to the keyframe before each run."""
 
+class VideoReader:
+    """A video opened once for many lookups, each decoded with the GIL released; the
+    demuxer, decoder and frame index stay open between calls. MP4/MOV files are
+    indexed from their sample table (no packet read); other containers by reading
+    every packet, or, with ``seek_mode="approximate"``, from the header's frame rate
+    and count (no read; exact for constant-rate streams whose header is right).
+    ``index`` takes bytes from ``save_index()`` to skip indexing."""
+
+    def __init__(
+        self,
+        src: Src,
+        *,
+        size: tuple[int, int] | None = None,
+        pix_fmt: str = "rgb24",
+        interpolation: str = "bilinear",
+        num_threads: int = 1,
+        apply_rotation: bool = True,
+        seek_mode: Literal["exact", "approximate"] = "exact",
+        index: bytes | None = None,
+        trusted_input: bool = False,
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: int | slice) -> npt.NDArray[np.uint8]:
+        """``reader[i]``: (H, W, C), negative from the end; ``reader[a:b:c]``: (N, H, W, C)."""
+    def get_frames_at(self, indices: list[int], *, return_pts: bool = False) -> Any:
+        """Frames at ``indices`` (any order, repeats allowed): (N, H, W, C)."""
+    def get_frames_played_at(self, seconds: list[float], *, return_pts: bool = False) -> Any:
+        """The frame shown at each time: the last frame at or before it. ValueError
+        for a time before the first frame or past the end."""
+    def get_frames_in_range(self, start: int, stop: int, step: int = 1, *, return_pts: bool = False) -> Any:
+        """Frames ``range(start, stop, step)``."""
+    def get_frames_played_in(self, start: float, end: float, *, return_pts: bool = False) -> Any:
+        """Frames shown in ``[start, end)`` seconds."""
+    def get_clips(
+        self,
+        num_clips: int = 1,
+        frames_per_clip: int = 8,
+        *,
+        stride: int = 1,
+        seed: int | None = None,
+        return_pts: bool = False,
+    ) -> Any:
+        """(num_clips, frames_per_clip, H, W, C): starts spread evenly, or drawn at
+        random from ``seed``; a clip longer than the video repeats its last frame.
+        Frames and GOPs shared by clips are decoded once."""
+    @property
+    def frame_times(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def keyframe_times(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def index_origin(self) -> Literal["sample_table", "scan", "header"]: ...
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The stream's metadata (as ``info``'s streams) plus ``num_frames``."""
+    def save_index(self) -> bytes: ...
+
 class ChunkIterator(Iterator[npt.NDArray[Any]]):
     """Chunks of a long stream; each ``next`` decodes with the GIL released."""
     def __iter__(self) -> "ChunkIterator": ...

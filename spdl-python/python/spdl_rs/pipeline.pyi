@@ -107,6 +107,25 @@ class PipelineBuilder:
     ) -> "PipelineBuilder":
         """A native stage: the frames at ``indices`` of each video, or ``num_frames``
         evenly spaced (the middle of equal segments), as (T, H, W, C) uint8."""
+    def sample_clips(
+        self,
+        num_clips: int = 1,
+        frames_per_clip: int = 8,
+        *,
+        stride: int = 1,
+        seed: int | None = None,
+        size: tuple[int, int] | None = None,
+        pix_fmt: str = "rgb24",
+        num_threads: int = 1,
+        concurrency: int = 1,
+        ordered: bool = False,
+        name: str = "sample_clips",
+        key: str | None = None,
+    ) -> "PipelineBuilder":
+        """A native stage: ``num_clips`` clips of ``frames_per_clip`` frames, ``stride``
+        apart, from each video (spread evenly, or at random from ``seed`` mixed with the
+        item's name). One clip is (T, H, W, C), so ``collate`` gives (B, T, H, W, C);
+        several are (N, T, H, W, C)."""
     def decode_image(
         self,
         *,

@@ -464,6 +464,50 @@ impl PipelineBuilder {
         })
     }
 
+    /// A native stage cutting clips from each item's video without the
+    /// GIL: `num_clips` clips of `frames_per_clip` frames `stride` apart,
+    /// spread evenly, or at random when `seed` is given (mixed with the
+    /// item's name, so videos differ and reruns repeat). One clip comes
+    /// out as (T, H, W, C), so `collate` gives (B, T, H, W, C); several as
+    /// (N, T, H, W, C).
+    #[pyo3(signature = (num_clips=1, frames_per_clip=8, *, stride=1, seed=None, size=None, pix_fmt="rgb24", num_threads=1, concurrency=1, ordered=false, name="sample_clips", key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn sample_clips(
+        slf: &Bound<'_, Self>,
+        num_clips: usize,
+        frames_per_clip: usize,
+        stride: usize,
+        seed: Option<u64>,
+        size: Option<(u32, u32)>,
+        pix_fmt: &str,
+        num_threads: usize,
+        concurrency: usize,
+        ordered: bool,
+        name: &str,
+        key: Option<String>,
+    ) -> PyResult<Py<Self>> {
+        let sampling = sio::video::ClipSampling::default()
+            .with_clips(num_clips)
+            .with_frames_per_clip(frames_per_clip)
+            .with_stride(stride);
+        if num_clips == 0 || frames_per_clip == 0 || stride == 0 {
+            return Err(PyValueError::new_err(
+                "sample_clips needs num_clips, frames_per_clip and stride of at least 1",
+            ));
+        }
+        let config = video_config(size, pix_fmt, "bilinear", None, None, None, num_threads, true)?;
+        let cfg = stage(name, concurrency, ordered, None);
+        Self::native(slf, cfg, key, move |src| {
+            let mut sampling = sampling.clone();
+            sampling.random = seed.map(|s| s ^ name_hash(&src.name()));
+            let clips = sio::video::VideoReader::open(src, &config)?.get_clips(&sampling)?;
+            match clips.frames.shape()[0] {
+                1 => Ok(Item::Frames(clips.frames.index_axis_move(ndarray::Axis(0), 0))),
+                _ => Ok(Item::Clips(clips.frames)),
+            }
+        })
+    }
+
     /// A native stage decoding each item's audio to float32 (channels,
     /// samples), optionally resampled and remixed, without the GIL.
     #[pyo3(signature = (*, sample_rate=None, channels=None, backend="auto", concurrency=1, ordered=false, name="decode_audio", key=None))]
@@ -661,4 +705,11 @@ fn failure_budget(value: &Bound<'_, PyAny>) -> PyResult<FailureBudget> {
         )));
     }
     Ok(FailureBudget::rate(rate, 10))
+}
+
+/// FNV-1a of a source name: a stable per-item seed for random clips.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
