@@ -28,14 +28,16 @@ fn assert_frames(got: &Video, full: &Video, indices: &[usize], what: &str) {
 }
 
 /// Several calls on one reader, forward, backward, repeated and at the
-/// cursor, on every decodable fixture: each equals the full decode.
+/// cursor, on every decodable fixture, with one decoder and with frames
+/// split by GOP over two: each equals the full decode.
 #[test]
 fn repeated_calls_on_one_reader_equal_the_full_decode() {
-    for e in decodable() {
+    for (e, threads) in decodable().into_iter().flat_map(|e| [(e.clone(), 1), (e, 2)]) {
         let path = fixture(&e.file);
         let full = load_video(&path, &config()).unwrap();
         let n = full.len();
-        let mut reader = VideoReader::open(&path, &config()).unwrap_or_else(|err| panic!("{}: {err}", e.file));
+        let mut reader =
+            VideoReader::open(&path, &config().with_threads(threads)).unwrap_or_else(|err| panic!("{}: {err}", e.file));
         assert_eq!(reader.len(), n, "{}: frame count", e.file);
         let calls = [
             vec![n / 2, n / 2 + 1],

@@ -32,16 +32,33 @@ use crate::source::Source;
 /// ```
 pub struct VideoReader {
     src: Source,
-    source: VideoSource,
+    /// The decoder every call uses.
+    cursor: Cursor,
+    /// Extra one-thread decoders for calls whose frames span several GOPs
+    /// (with [`DecoderConfig::threads`](crate::media::DecoderConfig::threads)
+    /// above 1), opened on first need and kept.
+    helpers: Vec<Cursor>,
     index: FrameIndex,
     info: StreamInfo,
     config: VideoConfig,
+    /// The last frame returned, converted: asked again, it is not decoded.
+    cached: Option<CachedFrame>,
+}
+
+/// A decoder and where it stands in the stream.
+struct Cursor {
+    source: VideoSource,
     /// Pts of the last frame decoded: where forward decoding continues.
     last_pts: Option<i64>,
     /// Frames decoded since the start (for indices that are not exact).
     counted: Option<usize>,
-    /// The last frame returned, converted: asked again, it is not decoded.
-    cached: Option<CachedFrame>,
+}
+
+/// One frame to decode and where its pixels and time go.
+struct Job<'a> {
+    target: usize,
+    slot: &'a mut [u8],
+    pts: &'a mut f64,
 }
 
 struct CachedFrame {
@@ -83,23 +100,23 @@ impl VideoReader {
     fn open_inner(src: Source, config: &VideoConfig, index: Option<FrameIndex>) -> Result<Self> {
         let mut config = config.clone();
         (config.start, config.end, config.frame_rate) = (None, None, None);
-        let mut source = VideoSource::open(src.clone(), &config)?;
+        let mut cursor = Cursor::open(&src, &config)?;
+        let source = &mut cursor.source;
         let info = source.reader.demuxer().stream_info(source.reader.stream())?;
         let index = match index {
             Some(index) => {
                 index.check_matches(source.src(), &info)?;
                 index
             }
-            None => FrameIndex::build(&mut source, &src, config.seek_mode)?,
+            None => FrameIndex::build(source, &src, config.seek_mode)?,
         };
         Ok(VideoReader {
             src,
-            source,
+            cursor,
+            helpers: Vec::new(),
             index,
             info,
             config,
-            last_pts: None,
-            counted: None,
             cached: None,
         })
     }
@@ -200,9 +217,8 @@ impl VideoReader {
         debug_assert!(span > 0);
         let Decoded { data, shape, pts } = self.decode(&indices)?;
         let frames = Array5::from_shape_vec((starts.len(), t, shape[0], shape[1], shape[2]), data)
-            .map_err(|e| self.source.convert_error(e.to_string()))?;
-        let pts =
-            Array2::from_shape_vec((starts.len(), t), pts).map_err(|e| self.source.convert_error(e.to_string()))?;
+            .map_err(|e| self.convert_error(e.to_string()))?;
+        let pts = Array2::from_shape_vec((starts.len(), t), pts).map_err(|e| self.convert_error(e.to_string()))?;
         Ok(Clips { frames, pts, starts })
     }
 
@@ -222,7 +238,7 @@ impl VideoReader {
         match self.index.frame_at(t) {
             Some(i) if t < end => Ok(i),
             _ => Err(Error::FrameTime {
-                src: self.source.src().into(),
+                src: self.src_name().into(),
                 seconds: t,
                 start: times.first().copied().unwrap_or(f64::NAN),
                 end,
@@ -232,135 +248,198 @@ impl VideoReader {
 
     fn out_of_range(&self, index: usize) -> Error {
         Error::FrameIndex {
-            src: self.source.src().into(),
+            src: self.src_name().into(),
             index,
             frames: self.len(),
         }
     }
 
+    fn src_name(&self) -> &str {
+        self.cursor.source.src()
+    }
+
+    fn convert_error(&self, reason: String) -> Error {
+        self.cursor.source.convert_error(reason)
+    }
+
     fn video(&self, d: Decoded, n: usize) -> Result<Video> {
         let frames = Array4::from_shape_vec((n, d.shape[0], d.shape[1], d.shape[2]), d.data)
-            .map_err(|e| self.source.convert_error(e.to_string()))?;
+            .map_err(|e| self.convert_error(e.to_string()))?;
+        let corrupt = self.helpers.iter().chain([&self.cursor]);
         Ok(Video {
             frames,
             pts: d.pts,
             stream: self.info.index,
             pix_fmt: self.config.convert.pix_fmt,
-            corrupt_packets: self.source.reader.corrupt_packets(),
-            header_frames: self.source.header_frames,
+            corrupt_packets: corrupt.map(|c| c.source.reader.corrupt_packets()).sum(),
+            header_frames: self.cursor.source.header_frames,
         })
     }
 
     /// Decodes the frames at `indices` into one buffer, each distinct
-    /// index once, in ascending order.
+    /// index once: the first (or the cached frame) fixes the output's
+    /// shape, the rest are decoded in ascending order, split by GOP over
+    /// up to `threads` decoders.
     fn decode(&mut self, indices: &[usize]) -> Result<Decoded> {
         let limits = self.config.limits;
-        Limits::check(
-            self.source.src(),
-            "frame count",
-            indices.len() as u64,
-            limits.max_frames,
-        )?;
+        Limits::check(self.src_name(), "frame count", indices.len() as u64, limits.max_frames)?;
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
             return Err(self.out_of_range(bad));
         }
         let mut targets = indices.to_vec();
         targets.sort_unstable();
         targets.dedup();
-        if self.index.has_frame_times() {
-            let wanted = targets.iter().map(|&i| self.index.pts[i]).collect();
-            self.source.reader.set_wanted(wanted);
-        }
         let mut out = Decoded {
             data: Vec::new(),
             shape: [0; 3],
             // bounded: `indices` was checked against `Limits::max_frames` above.
             pts: vec![f64::NAN; indices.len()],
         };
-        for &target in &targets {
-            let (first, bytes) = self.decode_one(target, indices, &mut out)?;
-            for (k, _) in indices.iter().enumerate().filter(|(k, &i)| i == target && *k != first) {
-                out.pts[k] = out.pts[first];
-                out.data.copy_within(first * bytes..(first + 1) * bytes, k * bytes);
+        let Some((&first, rest)) = targets.split_first() else {
+            return Ok(out);
+        };
+        // Where each index is first asked for: its frame is decoded there.
+        let mut first_at = std::collections::HashMap::new();
+        for (k, &i) in indices.iter().enumerate() {
+            first_at.entry(i).or_insert(k);
+        }
+        if self.index.has_frame_times() {
+            // Every frame asked for, so the decoder skips none of them.
+            let wanted = targets.iter().map(|&i| self.index.pts[i]).collect();
+            self.cursor.source.reader.set_wanted(wanted);
+        }
+        self.decode_first(first, first_at[&first], indices.len(), &mut out)?;
+        let bytes: usize = out.shape.iter().product();
+        let mut slots: Vec<Option<Job>> = out
+            .data
+            .chunks_mut(bytes.max(1))
+            .zip(out.pts.iter_mut())
+            .zip(indices)
+            .map(|((slot, pts), &target)| Some(Job { target, slot, pts }))
+            .collect();
+        let jobs: Vec<Job> = rest.iter().filter_map(|t| slots[first_at[t]].take()).collect();
+        self.run_jobs(jobs, out.shape)?;
+        for (k, i) in indices.iter().enumerate() {
+            let at = first_at[i];
+            if at != k {
+                out.pts[k] = out.pts[at];
+                out.data.copy_within(at * bytes..(at + 1) * bytes, k * bytes);
             }
         }
-        if let Some(&last) = targets.last() {
-            let bytes: usize = out.shape.iter().product();
-            let at = indices.iter().position(|&i| i == last).unwrap_or(0);
-            self.cached = Some(CachedFrame {
-                index: last,
-                bytes: out.data[at * bytes..(at + 1) * bytes].to_vec(),
-                shape: out.shape,
-                pts: out.pts[at],
-            });
-        }
+        let last = targets[targets.len() - 1];
+        let at = first_at[&last];
+        self.cached = Some(CachedFrame {
+            index: last,
+            bytes: out.data[at * bytes..(at + 1) * bytes].to_vec(),
+            shape: out.shape,
+            pts: out.pts[at],
+        });
         Ok(out)
     }
 
-    /// Decodes frame `target` into the first slot of `out` that asks for
-    /// it; returns that slot and the frame's size in bytes.
-    fn decode_one(&mut self, target: usize, indices: &[usize], out: &mut Decoded) -> Result<(usize, usize)> {
-        let first = indices.iter().position(|&i| i == target).unwrap_or(0);
-        if let Some(c) = self.cached.take_if(|c| c.index == target) {
-            let bytes = c.bytes.len();
-            self.alloc(out, c.shape, indices.len())?;
-            self.check_shape(out, c.shape, target)?;
-            out.data[first * bytes..(first + 1) * bytes].copy_from_slice(&c.bytes);
-            out.pts[first] = c.pts;
-            self.cached = Some(c);
-            return Ok((first, bytes));
-        }
-        let mut frame = if self.index.exact {
-            self.seek_and_decode_to(target)?
-        } else {
-            self.count_and_decode_to(target)?
+    /// Decodes frame `target` (or takes it from the cache), allocates the
+    /// output for `n` frames in its shape and writes it to slot `at`.
+    fn decode_first(&mut self, target: usize, at: usize, n: usize, out: &mut Decoded) -> Result<()> {
+        let (src, index) = (&self.src, &self.index);
+        let (pixels, shape, pts) = match self.cached.take_if(|c| c.index == target) {
+            Some(c) => (c.bytes, c.shape, c.pts),
+            None => {
+                let mut frame = self.cursor.decode_to(src, index, target)?;
+                let shape = self.cursor.source.converter.layout(&frame)?.shape;
+                let mut pixels = crate::memory::zeroed(shape.iter().product())
+                    .map_err(|n| self.convert_error(format!("cannot allocate {n} bytes for a frame")))?;
+                self.cursor.source.converter.convert(&mut frame, &mut pixels)?;
+                (pixels, shape, frame_seconds(&frame, self.cursor.source.time_base))
+            }
         };
-        let (shape, bytes) = {
-            let layout = self.source.converter.layout(&frame)?;
-            (layout.shape, layout.bytes)
-        };
-        self.alloc(out, shape, indices.len())?;
-        self.check_shape(out, shape, target)?;
-        self.source
-            .converter
-            .convert(&mut frame, &mut out.data[first * bytes..(first + 1) * bytes])?;
-        out.pts[first] = frame_seconds(&frame, self.source.time_base);
-        Ok((first, bytes))
-    }
-
-    /// Allocates the output for `n` frames of `shape` on the first frame.
-    fn alloc(&self, out: &mut Decoded, shape: [usize; 3], n: usize) -> Result<()> {
-        if !out.data.is_empty() {
-            return Ok(());
-        }
-        let total = n * shape.iter().product::<usize>();
-        let limit = self.config.limits.max_output_bytes;
-        Limits::check(self.source.src(), "output size in bytes", total as u64, limit)?;
-        out.data = crate::memory::zeroed(total).map_err(|n| {
-            self.source
-                .convert_error(format!("cannot allocate {n} bytes for the output"))
-        })?;
-        out.shape = shape;
+        let (len, limit) = (pixels.len(), self.config.limits.max_output_bytes);
+        Limits::check(self.src_name(), "output size in bytes", (n * len) as u64, limit)?;
+        out.data = crate::memory::zeroed(n * len)
+            .map_err(|n| self.convert_error(format!("cannot allocate {n} bytes for the output")))?;
+        out.data[at * len..(at + 1) * len].copy_from_slice(&pixels);
+        (out.shape, out.pts[at]) = (shape, pts);
         Ok(())
     }
 
-    /// Frames of one output share a shape: a stream whose size changes
-    /// needs an output size set.
-    fn check_shape(&self, out: &Decoded, shape: [usize; 3], target: usize) -> Result<()> {
-        if shape == out.shape {
-            return Ok(());
+    /// Runs `jobs` (ascending targets): on this reader's decoder, or split
+    /// by GOP over it and helper decoders on their own threads when the
+    /// config asks for several threads and the frames span several GOPs.
+    fn run_jobs(&mut self, jobs: Vec<Job>, shape: [usize; 3]) -> Result<()> {
+        let threads = self.config.decoder.threads.max(1);
+        let parallel = threads > 1 && self.index.has_frame_times();
+        let mut parts = if parallel {
+            split_by_gop(&self.index, jobs, threads)
+        } else {
+            vec![jobs]
+        };
+        let mut helper_config = self.config.clone();
+        helper_config.decoder.threads = 1;
+        while self.helpers.len() + 1 < parts.len() {
+            self.helpers.push(Cursor::open(&self.src, &helper_config)?);
         }
-        Err(self.source.convert_error(format!(
-            "frame {target} has shape {shape:?} but earlier frames {:?}: the stream changes size; set an output size",
-            out.shape
-        )))
+        let main = parts.remove(0);
+        let (src, index, cursor) = (&self.src, &self.index, &mut self.cursor);
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = self
+                .helpers
+                .iter_mut()
+                .zip(parts)
+                .map(|(helper, jobs)| s.spawn(move || helper.run(src, index, jobs, shape)))
+                .collect();
+            let mine = cursor.run(src, index, main, shape);
+            let theirs = helpers.into_iter().map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::InvalidConfig("a helper decoder thread panicked".into())))
+            });
+            [mine].into_iter().chain(theirs).collect::<Result<Vec<()>>>()
+        })
+        .map(drop)
+    }
+}
+
+impl Cursor {
+    fn open(src: &Source, config: &VideoConfig) -> Result<Self> {
+        Ok(Cursor {
+            source: VideoSource::open(src.clone(), config)?,
+            last_pts: None,
+            counted: None,
+        })
+    }
+
+    /// Decodes each job's frame and converts it into its slot.
+    fn run(&mut self, src: &Source, index: &FrameIndex, jobs: Vec<Job>, shape: [usize; 3]) -> Result<()> {
+        if index.has_frame_times() {
+            let wanted = jobs.iter().map(|j| index.pts[j.target]).collect();
+            self.source.reader.set_wanted(wanted);
+        }
+        for job in jobs {
+            let mut frame = self.decode_to(src, index, job.target)?;
+            let got = self.source.converter.layout(&frame)?.shape;
+            if got != shape {
+                return Err(self.source.convert_error(format!(
+                    "frame {} has shape {got:?} but earlier frames {shape:?}: the stream changes size; set an output size",
+                    job.target
+                )));
+            }
+            self.source.converter.convert(&mut frame, job.slot)?;
+            *job.pts = frame_seconds(&frame, self.source.time_base);
+        }
+        Ok(())
+    }
+
+    fn decode_to(&mut self, src: &Source, index: &FrameIndex, target: usize) -> Result<Frame> {
+        if index.exact {
+            self.seek_and_decode_to(src, index, target)
+        } else {
+            self.count_and_decode_to(src, target)
+        }
     }
 
     /// Decodes forward from the start until the `target`-th frame
     /// (counting output frames, as `load_video` does).
-    fn count_and_decode_to(&mut self, target: usize) -> Result<Frame> {
+    fn count_and_decode_to(&mut self, src: &Source, target: usize) -> Result<Frame> {
         if self.counted.is_none_or(|c| c > target) {
-            self.source.restart(&self.src)?;
+            self.source.restart(src)?;
             self.counted = Some(0);
         }
         loop {
@@ -380,7 +459,7 @@ impl VideoReader {
     fn ended_before(&self, target: usize) -> Error {
         Error::Decode {
             src: self.source.src().into(),
-            stream: self.info.index,
+            stream: self.source.reader.stream(),
             at: Position::Frame(target),
             reason: "the decoder ended before producing this frame".into(),
             cause: None,
@@ -391,16 +470,16 @@ impl VideoReader {
     /// seeking first unless the decoder is already between its keyframe
     /// and it. If a seek lands past it (some demuxers overshoot), decodes
     /// again from the start.
-    fn seek_and_decode_to(&mut self, target: usize) -> Result<Frame> {
-        let t = self.index.pts[target];
-        let key = self.index.keyframe_before(t);
+    fn seek_and_decode_to(&mut self, src: &Source, index: &FrameIndex, target: usize) -> Result<Frame> {
+        let t = index.pts[target];
+        let key = index.keyframe_before(t);
         let reader = &mut self.source.reader;
         let (mut just_seeked, mut fell_back) = (false, false);
         let ahead = self
             .last_pts
             .is_some_and(|lp| lp < t && (key <= lp || reader.cannot_seek()));
         if !ahead && (reader.cannot_seek() || reader.seek(key).is_err()) {
-            self.source.restart(&self.src)?; // cannot seek: from the very start
+            self.source.restart(src)?; // cannot seek: from the very start
             fell_back = true;
         } else if !ahead {
             just_seeked = true;
@@ -414,7 +493,7 @@ impl VideoReader {
                     target,
                     "seek missed the frame; decoding from the start"
                 );
-                self.source.restart(&self.src)?;
+                self.source.restart(src)?;
                 (fell_back, just_seeked) = (true, false);
                 continue;
             }
@@ -426,6 +505,39 @@ impl VideoReader {
             }
         }
     }
+}
+
+/// Splits `jobs` (ascending) into at most `parts` runs of whole GOPs with
+/// about equal decoding work each (frames from a GOP's keyframe to its
+/// last wanted frame).
+fn split_by_gop<'a>(index: &FrameIndex, jobs: Vec<Job<'a>>, parts: usize) -> Vec<Vec<Job<'a>>> {
+    let key_of = |job: &Job| index.keyframe_before(index.pts[job.target]);
+    let mut groups: Vec<Vec<Job>> = Vec::new();
+    for job in jobs {
+        match groups.last_mut() {
+            Some(g) if key_of(&g[0]) == key_of(&job) => g.push(job),
+            _ => groups.push(vec![job]),
+        }
+    }
+    let cost = |g: &Vec<Job>| {
+        let key = index.pts.partition_point(|&p| p < key_of(&g[0]));
+        g[g.len() - 1].target.saturating_sub(key) + 1
+    };
+    let total: usize = groups.iter().map(cost).sum();
+    let share = total.div_ceil(parts.min(groups.len()).max(1));
+    let mut out: Vec<Vec<Job>> = vec![Vec::new()];
+    let mut load = 0;
+    for g in groups {
+        if load >= share && out.len() < parts {
+            out.push(Vec::new());
+            load = 0;
+        }
+        load += cost(&g);
+        if let Some(o) = out.last_mut() {
+            o.extend(g);
+        }
+    }
+    out
 }
 
 /// How [`VideoReader::get_clips`] picks clips: `clips` clips of

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Frame sampling from videos: spdl_rs.io.VideoReader against torchcodec 0.17 and
+decord2, side by side in interleaved rounds (issue 18's four tasks).
+
+    bash benches/python/run_torch.sh --video-reader          # venv + this script
+    PYTHONPATH=spdl-python/python .venv-torch/bin/python benches/python/video_reader.py \\
+        --rounds 5 --threads 1 2
+
+Clips (made on the first run with the ffmpeg CLI, libx264 defaults: B-frames,
+GOP 250; testsrc2 pattern, 1280x720 at 30 fps): 10 s and 60 s.
+
+Tasks, each at t decoder threads (spdl_rs num_threads, torchcodec
+num_ffmpeg_threads, decord num_threads):
+  open+8      open the file and take 8 evenly spaced frames (the open, and the
+              index it builds, counted: for torchcodec's default exact mode that is
+              a scan of every packet; its approximate mode is a separate row)
+  8-open      8 frames at random indices from an already-open reader (new
+              indices each call, the same for every contender)
+  clips       4 random clips of 16 consecutive frames from an open reader
+              (spdl_rs get_clips; torchcodec clips_at_random_indices; decord
+              get_batch over 4 random starts)
+  all-224     every frame resized to 224x224 (spdl_rs load_video(size=);
+              torchcodec with its Resize decoder transform; decord width/height)
+
+Each library returns its own layout (torchcodec NCHW tensors, the others NHWC
+uint8): no conversion is timed. Reported: median ms per call, the range, and
+speed-up = peer median / spdl_rs median (> 1: spdl_rs faster). Writes
+bench-out/python/video_reader.json and prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "bench-out" / "python"
+MEDIA = ROOT / "bench-out" / "video_reader"
+
+
+def make_clip(seconds: int) -> Path:
+    path = MEDIA / f"h264_720p_{seconds}s.mp4"
+    if not path.exists():
+        MEDIA.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+             f"testsrc2=size=1280x720:rate=30:duration={seconds}", "-c:v", "libx264",
+             "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)],
+            check=True,
+        )
+    return path
+
+
+def contenders(path: Path, threads: int, task: str, rng: random.Random):
+    import decord
+    import torchcodec.samplers as samplers
+    from torchcodec.decoders import VideoDecoder
+    from torchcodec.transforms import Resize
+
+    import spdl_rs.io as rio
+
+    n = len(rio.VideoReader(path))
+    even = [((2 * k + 1) * n) // 16 for k in range(8)]
+    if task == "open+8":
+        return {
+            "spdl_rs": lambda: rio.VideoReader(path, num_threads=threads).get_frames_at(even),
+            "torchcodec": lambda: VideoDecoder(path, num_ffmpeg_threads=threads).get_frames_at(even),
+            "torchcodec-approx": lambda: VideoDecoder(
+                path, num_ffmpeg_threads=threads, seek_mode="approximate"
+            ).get_frames_at(even),
+            "decord2": lambda: decord.VideoReader(str(path), num_threads=threads).get_batch(even),
+        }
+    if task == "all-224":
+        return {
+            "spdl_rs": lambda: rio.load_video(path, size=(224, 224), num_threads=threads),
+            "torchcodec": lambda: VideoDecoder(
+                path, num_ffmpeg_threads=threads, transforms=[Resize((224, 224))]
+            ).get_frames_in_range(0, n),
+            "decord2": lambda: decord.VideoReader(
+                str(path), num_threads=threads, width=224, height=224
+            ).get_batch(list(range(n))),
+        }
+    ours = rio.VideoReader(path, num_threads=threads)
+    theirs = VideoDecoder(path, num_ffmpeg_threads=threads)
+    dec = decord.VideoReader(str(path), num_threads=threads)
+    if task == "8-open":
+        picks = [sorted(rng.sample(range(n), 8)) for _ in range(1000)]
+        state = {"spdl_rs": 0, "torchcodec": 0, "decord2": 0}
+
+        def next_pick(who):
+            state[who] += 1
+            return picks[state[who] % len(picks)]
+
+        return {
+            "spdl_rs": lambda: ours.get_frames_at(next_pick("spdl_rs")),
+            "torchcodec": lambda: theirs.get_frames_at(next_pick("torchcodec")),
+            "decord2": lambda: dec.get_batch(next_pick("decord2")),
+        }
+    seeds = iter(range(10**6))
+
+    def decord_clips():
+        starts = sorted(rng.randrange(n - 16) for _ in range(4))
+        return dec.get_batch([s + k for s in starts for k in range(16)])
+
+    return {
+        "spdl_rs": lambda: ours.get_clips(4, 16, seed=next(seeds)),
+        "torchcodec": lambda: samplers.clips_at_random_indices(theirs, num_clips=4, num_frames_per_clip=16),
+        "decord2": decord_clips,
+    }
+
+
+def run(task, clip, threads, rounds, calls):
+    rng = random.Random(0)
+    fns = contenders(clip, threads, task, rng)
+    times = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()  # warm-up: libraries loaded, page cache filled
+    for _ in range(rounds):
+        order = list(fns)
+        random.shuffle(order)
+        for name in order:
+            start = time.perf_counter()
+            for _ in range(calls):
+                fns[name]()
+            times[name].append((time.perf_counter() - start) / calls)
+    base = statistics.median(times["spdl_rs"])
+    rows = []
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        rows.append({
+            "task": task, "clip": clip.name, "threads": threads, "contender": name,
+            "ms": med * 1e3, "min_ms": min(ts) * 1e3, "max_ms": max(ts) * 1e3, "speedup": med / base,
+        })
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--seconds", type=int, nargs="+", default=[10, 60])
+    ap.add_argument("--tasks", nargs="+", default=["open+8", "8-open", "clips", "all-224"])
+    args = ap.parse_args()
+    rows = []
+    for seconds in args.seconds:
+        clip = make_clip(seconds)
+        for task in args.tasks:
+            if task == "all-224" and seconds > 10:
+                continue  # the whole 60 s clip adds minutes and no new information
+            calls = {"open+8": 3, "8-open": 5, "clips": 3, "all-224": 1}[task]
+            for t in args.threads:
+                new = run(task, clip, t, args.rounds, calls)
+                rows += new
+                for r in new:
+                    print(f"{task:8} {clip.name:20} t={t} {r['contender']:18} {r['ms']:9.2f} ms  x{r['speedup']:.2f}", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": platform.processor() or platform.machine(), "cpus": __import__("os").cpu_count(),
+            "python": platform.python_version()}
+    (OUT / "video_reader.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print("\n| task | clip | t | contender | ms/call (median) | range | spdl_rs speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['task']} | {r['clip']} | {r['threads']} | {r['contender']} | {r['ms']:.2f} | "
+              f"{r['min_ms']:.2f}-{r['max_ms']:.2f} | {r['speedup']:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
