@@ -215,3 +215,20 @@ fn clips_equal_the_full_decode_and_follow_the_seed() {
     assert_eq!(clip.frames.shape()[1], short + 3);
     assert!(clip.frames.slice(s![0, short - 1, .., .., ..]) == clip.frames.slice(s![0, short + 2, .., .., ..]));
 }
+
+/// One frame per call, forward then backward, as `reader[i]` in a loop:
+/// a frame the decoder was told to skip in one call (it was not wanted
+/// then) is still found in the next.
+#[test]
+fn frame_by_frame_calls_equal_the_full_decode() {
+    for name in ["h264_yuv420p.mp4", "hevc_yuv420p.mkv", "mpeg4_yuv420p.avi"] {
+        let path = fixture(name);
+        let full = load_video(&path, &config()).unwrap();
+        let mut reader = VideoReader::open(&path, &config()).unwrap();
+        let n = full.len();
+        for i in (0..n).chain((0..n).rev().step_by(3)).chain((0..n).step_by(2)) {
+            let got = reader.get_frames_at(&[i]).unwrap();
+            assert_frames(&got, &full, &[i], &format!("{name} frame {i}"));
+        }
+    }
+}

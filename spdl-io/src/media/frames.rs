@@ -3,6 +3,8 @@
 //! to a time window and supports seeking to a keyframe. Frames that come
 //! without a timestamp get the one after the previous frame's.
 
+use std::collections::BTreeSet;
+
 use super::decode::{DecodeStatus, Frame, SendStatus, VideoDecoder};
 use super::demux::{Demuxer, Packet};
 use crate::error::{Error, Position, Result};
@@ -25,6 +27,9 @@ pub(crate) struct FrameReader {
     wanted: Option<Vec<i64>>,
     /// A packet read ahead (the keyframe a seek was checked against).
     pending: Option<Packet>,
+    /// Pts of packets sent since the last seek while they were not
+    /// wanted: the decoder may have dropped their frames.
+    maybe_skipped: BTreeSet<i64>,
     /// The previous frame's pts and how long it is shown (0 if unknown).
     last: Option<(i64, i64)>,
     /// Whether a seek has failed: the demuxer cannot seek.
@@ -98,6 +103,7 @@ impl FrameReader {
             done: false,
             wanted: None,
             pending: None,
+            maybe_skipped: BTreeSet::new(),
             last: None,
             cannot_seek: false,
             held: None,
@@ -173,12 +179,20 @@ impl FrameReader {
         self.wanted = Some(wanted);
     }
 
+    /// Whether the frame at `ts` was sent to the decoder since the last
+    /// seek while it was not wanted (so it may never come out): decoding
+    /// forward to it is not safe, a seek is.
+    pub(crate) fn may_have_skipped(&self, ts: i64) -> bool {
+        self.maybe_skipped.contains(&ts)
+    }
+
     /// Seeks to the keyframe at or before `ts` and resets the decoder.
     pub(crate) fn seek(&mut self, ts: i64) -> Result<()> {
         let sought = self.demuxer.seek_timestamp(self.stream, ts);
         self.cannot_seek |= sought.is_err();
         sought?;
         self.decoder.flush();
+        self.maybe_skipped.clear();
         (self.draining, self.done, self.pending, self.last, self.held) = (false, false, None, None, None);
         (self.from_start, self.past_end_run) = (false, 0);
         Ok(())
@@ -261,6 +275,9 @@ impl FrameReader {
                         if let Some(wanted) = &self.wanted {
                             let needed = p.pts().is_none_or(|t| wanted.binary_search(&t).is_ok());
                             self.decoder.set_skip_nonref(!needed);
+                            if let (false, Some(t)) = (needed, p.pts()) {
+                                self.maybe_skipped.insert(t);
+                            }
                         }
                         if self.decoder.send_packet(&p)? == SendStatus::Full {
                             // The decoder just asked for data; refusing it

@@ -19,6 +19,10 @@ use crate::source::Source;
 /// Most frames an index holds (a week at 30 fps; 160 MB of index).
 const MAX_INDEXED_FRAMES: u64 = 20_000_000;
 
+/// Frames after a call's last frame that the decoder is told not to skip
+/// (more than any reorder delay in practice).
+const FOLLOWING_FRAMES: usize = 16;
+
 /// The first bytes of a saved index (and its format version).
 const MAGIC: &[u8; 8] = b"SPDLFIX1";
 
@@ -279,6 +283,19 @@ impl FrameIndex {
             0 => self.keyframes[0],
             i => self.keyframes[i - 1],
         }
+    }
+
+    /// The pts a decoder must not skip to show frames `targets`
+    /// (ascending): theirs, and those of the frames just after the last,
+    /// which the decoder receives before it shows the last (reordering),
+    /// so a next call reading on from there finds them decoded.
+    pub(super) fn wanted(&self, targets: impl Iterator<Item = usize>) -> Vec<i64> {
+        let mut wanted: Vec<i64> = targets.map(|i| self.pts[i]).collect();
+        if let Some(&last) = wanted.last() {
+            let after = self.pts.partition_point(|&p| p <= last);
+            wanted.extend(self.pts.iter().skip(after).take(FOLLOWING_FRAMES));
+        }
+        wanted
     }
 
     /// Whether the index's times are the frames' own (so the decoder may

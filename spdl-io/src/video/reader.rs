@@ -305,7 +305,7 @@ impl VideoReader {
         }
         if self.index.has_frame_times() {
             // Every frame asked for, so the decoder skips none of them.
-            let wanted = targets.iter().map(|&i| self.index.pts[i]).collect();
+            let wanted = self.index.wanted(targets.iter().copied());
             self.cursor.source.reader.set_wanted(wanted);
         }
         self.decode_first(first, first_at[&first], indices.len(), &mut out)?;
@@ -409,7 +409,7 @@ impl Cursor {
     /// Decodes each job's frame and converts it into its slot.
     fn run(&mut self, src: &Source, index: &FrameIndex, jobs: Vec<Job>, shape: [usize; 3]) -> Result<()> {
         if index.has_frame_times() {
-            let wanted = jobs.iter().map(|j| index.pts[j.target]).collect();
+            let wanted = index.wanted(jobs.iter().map(|j| j.target));
             self.source.reader.set_wanted(wanted);
         }
         for job in jobs {
@@ -475,9 +475,12 @@ impl Cursor {
         let key = index.keyframe_before(t);
         let reader = &mut self.source.reader;
         let (mut just_seeked, mut fell_back) = (false, false);
+        // Forward from where the decoder stands, unless a frame it must
+        // show was sent to it while unwanted (an earlier call's list).
         let ahead = self
             .last_pts
-            .is_some_and(|lp| lp < t && (key <= lp || reader.cannot_seek()));
+            .is_some_and(|lp| lp < t && (key <= lp || reader.cannot_seek()))
+            && !reader.may_have_skipped(t);
         if !ahead && (reader.cannot_seek() || reader.seek(key).is_err()) {
             self.source.restart(src)?; // cannot seek: from the very start
             fell_back = true;
