@@ -33,7 +33,7 @@ UNSAFE_ALLOWED = ("ffmpeg/", "memory.rs")
 LAYERS = {
     "error": 0, "memory": 0, "orientation": 0, "limits": 1, "choice": 1,
     "source": 2, "ffmpeg": 3, "media": 4,
-    "audio": 5, "image": 5, "video": 5, "dataset": 6, "kind": 6,
+    "audio": 5, "image": 5, "video": 5, "npy": 5, "dataset": 6, "kind": 6,
 }
 
 

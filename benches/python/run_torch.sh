@@ -9,6 +9,8 @@
 #
 #   bash benches/python/run_torch.sh                          # --rounds 5 --threads 1 2
 #   bash benches/python/run_torch.sh --rounds 3 --threads 2   # e2e_torch.py args
+#   bash benches/python/run_torch.sh --video-reader --rounds 3  # video_reader.py (VideoReader vs
+#                                                              # torchcodec 0.17 and decord2)
 #   SETUP_ONLY=1 bash benches/python/run_torch.sh             # venv only
 #
 # The tests of spdl_rs.torch run in the same venv:
@@ -23,6 +25,8 @@ VENV=.venv-torch
 PYTHON="${PYTHON:-python3}"
 PINS=(
   "torch==2.15.0"
+  "torchcodec==0.17.0"
+  "decord2==3.4.0"
   "numpy==2.4.6"
   "pillow==13.0.0"
   "pytest==9.2.0"
@@ -74,7 +78,12 @@ fi
 "$PY" -c 'import spdl_rs.torch, torch, spdl.io; print("[run_torch] ok: torch", torch.__version__, "| spdl_rs from", spdl_rs.torch.__file__)' >&2
 [[ -n "${SETUP_ONLY:-}" ]] && exit 0
 
+SCRIPT=benches/python/e2e_torch.py
+if [[ "${1:-}" == "--video-reader" ]]; then
+  SCRIPT=benches/python/video_reader.py
+  shift
+fi
 if [[ $# -eq 0 ]]; then
   set -- --rounds 5 --threads 1 2
 fi
-"$PY" benches/python/e2e_torch.py "$@"
+"$PY" "$SCRIPT" "$@"

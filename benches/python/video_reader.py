@@ -2,7 +2,7 @@
 """Frame sampling from videos: spdl_rs.io.VideoReader against torchcodec 0.17 and
 decord2, side by side in interleaved rounds (issue 18's four tasks).
 
-    bash benches/python/run_torch.sh --video-reader          # venv + this script
+    bash benches/python/run_torch.sh --video-reader --rounds 3   # venv + this script
     PYTHONPATH=spdl-python/python .venv-torch/bin/python benches/python/video_reader.py \\
         --rounds 5 --threads 1 2
 
@@ -16,9 +16,10 @@ num_ffmpeg_threads, decord num_threads):
               a scan of every packet; its approximate mode is a separate row)
   8-open      8 frames at random indices from an already-open reader (new
               indices each call, the same for every contender)
-  clips       4 random clips of 16 consecutive frames from an open reader
-              (spdl_rs get_clips; torchcodec clips_at_random_indices; decord
-              get_batch over 4 random starts)
+  clips       4 random clips of 16 consecutive frames from an open reader: the
+              same 64 indices for every contender (drawn from one seed per
+              call number), through get_frames_at / get_batch (spdl_rs's
+              get_clips runs the same path on the indices it draws)
   all-224     every frame resized to 224x224 (spdl_rs load_video(size=);
               torchcodec with its Resize decoder transform; decord width/height)
 
@@ -58,7 +59,6 @@ def make_clip(seconds: int) -> Path:
 
 def contenders(path: Path, threads: int, task: str, rng: random.Random):
     import decord
-    import torchcodec.samplers as samplers
     from torchcodec.decoders import VideoDecoder
     from torchcodec.transforms import Resize
 
@@ -101,16 +101,18 @@ def contenders(path: Path, threads: int, task: str, rng: random.Random):
             "torchcodec": lambda: theirs.get_frames_at(next_pick("torchcodec")),
             "decord2": lambda: dec.get_batch(next_pick("decord2")),
         }
-    seeds = iter(range(10**6))
+    # The same random clips for every contender: each call draws 4 starts from
+    # one seeded sequence per contender, so all see the same sequence of calls.
+    streams = {name: random.Random(1) for name in ("spdl_rs", "torchcodec", "decord2")}
 
-    def decord_clips():
-        starts = sorted(rng.randrange(n - 16) for _ in range(4))
-        return dec.get_batch([s + k for s in starts for k in range(16)])
+    def clip_indices(who):
+        starts = sorted(streams[who].randrange(n - 16) for _ in range(4))
+        return [s + k for s in starts for k in range(16)]
 
     return {
-        "spdl_rs": lambda: ours.get_clips(4, 16, seed=next(seeds)),
-        "torchcodec": lambda: samplers.clips_at_random_indices(theirs, num_clips=4, num_frames_per_clip=16),
-        "decord2": decord_clips,
+        "spdl_rs": lambda: ours.get_frames_at(clip_indices("spdl_rs")),
+        "torchcodec": lambda: theirs.get_frames_at(clip_indices("torchcodec")),
+        "decord2": lambda: dec.get_batch(clip_indices("decord2")),
     }
 
 

@@ -11,7 +11,6 @@ macro_rules! out {
 }
 
 mod bench;
-mod npy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -335,6 +334,16 @@ fn decode(args: &DecodeArgs) -> Result<()> {
     }
 }
 
+/// Writes `array` to `path` as a `.npy` (spdl-io's writer).
+fn write_npy<T: sio::npy::NpyElement, D: ndarray::Dimension>(
+    path: &std::path::Path,
+    array: ndarray::ArrayView<'_, T, D>,
+) -> Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+    sio::npy::write_npy(std::io::BufWriter::new(file), array)
+        .with_context(|| format!("{}: cannot write", path.display()))
+}
+
 /// Writes an image as an (H, W, C) uint8 `.npy`.
 fn decode_image(args: &DecodeArgs, src: sio::Source) -> Result<()> {
     let unused = [
@@ -350,7 +359,7 @@ fn decode_image(args: &DecodeArgs, src: sio::Source) -> Result<()> {
         bail!("{}: {flag} does not apply to an image", args.src);
     }
     let image = sio::load_image(src, &image_config(args)?)?;
-    npy::write(&args.output, image.view()).with_context(|| format!("{}: cannot write", args.output.display()))?;
+    write_npy(&args.output, image.view())?;
     eprintln!("{}: image {:?} -> {}", args.src, image.shape(), args.output.display());
     Ok(())
 }
@@ -362,8 +371,7 @@ fn decode_video(args: &DecodeArgs, src: sio::Source) -> Result<()> {
         Some(frames) => sio::sample_frames(src, frames, &config)?,
         None => sio::load_video(src, &config)?,
     };
-    npy::write(&args.output, video.frames.view())
-        .with_context(|| format!("{}: cannot write", args.output.display()))?;
+    write_npy(&args.output, video.frames.view())?;
     eprintln!(
         "{}: {} frames {:?} -> {}",
         args.src,
@@ -390,8 +398,7 @@ fn decode_audio(args: &DecodeArgs) -> Result<()> {
     config.start = args.start;
     config.end = args.end;
     let audio = sio::load_audio(args.src.as_str(), &config)?;
-    npy::write(&args.output, audio.samples.view())
-        .with_context(|| format!("{}: cannot write", args.output.display()))?;
+    write_npy(&args.output, audio.samples.view())?;
     eprintln!(
         "{}: audio {:?} at {} Hz ({}, {} backend) -> {}",
         args.src,

@@ -150,6 +150,14 @@ pub enum Error {
         /// The number of frames found in the stream's content.
         frames: usize,
     },
+    /// A NumPy `.npy`/`.npz` file could not be read.
+    #[error("{src}: cannot read NumPy array: {reason}")]
+    Array {
+        /// The source name (for an `.npz` member, `archive!member`).
+        src: String,
+        /// What failed.
+        reason: String,
+    },
     /// A requested time is outside the video's frames.
     #[error("{src}: no frame is shown at {seconds} s: the stream's frames cover {start} s to {end} s")]
     FrameTime {

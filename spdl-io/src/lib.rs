@@ -43,6 +43,7 @@ mod ffmpeg;
 pub mod image;
 mod kind;
 pub mod media;
+pub mod npy;
 pub mod source;
 pub mod video;
 

@@ -28,6 +28,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<crate::video::VideoReader>()?;
     m.add_function(wrap_pyfunction!(list_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(class_folders, m)?)?;
+    crate::npy::register(m)?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 mod aio;
 mod errors;
 mod io;
+mod npy;
 mod pipeline;
 mod pools;
 mod sources;

@@ -152,6 +152,18 @@ class VideoReader:
         """The stream's metadata (as ``info``'s streams) plus ``num_frames``."""
     def save_index(self) -> bytes: ...
 
+def load_npy(src: Src) -> npt.NDArray[Any]:
+    """A NumPy ``.npy`` (path, URL, bytes or file-like) as an array of its own dtype,
+    shape and order: every numeric dtype and bool, either byte order (big-endian data
+    comes back in native order), C or Fortran order, format versions 1-3. Object
+    arrays (pickles) raise ``DecodeError``: nothing is ever unpickled. A header whose
+    shape is over the output limit raises ``LimitError`` before anything is read."""
+
+def load_npz(src: Src) -> dict[str, npt.NDArray[Any]]:
+    """Every array of a ``.npz`` (``savez`` or ``savez_compressed``), by name, in
+    archive order; each member as ``load_npy``. Members are read only as far as their
+    headers declare (a zip bomb stops at its header)."""
+
 class ChunkIterator(Iterator[npt.NDArray[Any]]):
     """Chunks of a long stream; each ``next`` decodes with the GIL released."""
     def __iter__(self) -> "ChunkIterator": ...
