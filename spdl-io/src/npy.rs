@@ -113,7 +113,7 @@ impl Dtype {
 
 /// A NumPy array as loaded: its dtype, shape, memory order and data in
 /// native (little-endian) byte order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct NpyArray {
     /// The element type.
@@ -122,8 +122,10 @@ pub struct NpyArray {
     pub shape: Vec<usize>,
     /// Whether the data is in Fortran (column-major) order.
     pub fortran_order: bool,
-    /// The elements, little-endian, `shape.product() * dtype.size()` bytes.
-    pub data: Bytes,
+    /// The buffer the elements lie in (the whole file as read, unless the
+    /// data had to be byte-swapped) and where in it.
+    buffer: Bytes,
+    range: std::ops::Range<usize>,
 }
 
 /// An element type an [`NpyArray`] converts into with
@@ -171,6 +173,15 @@ impl NpyArray {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The elements, little-endian: `len() * dtype.size()` bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.buffer[self.range.clone()]
+    }
+    /// The buffer the elements lie in and their byte range in it, for a
+    /// hand-off without a copy (the buffer is the file as read).
+    pub fn into_buffer(self) -> (Bytes, std::ops::Range<usize>) {
+        (self.buffer, self.range)
+    }
 
     /// The array as an `ndarray` of `T`, in its own memory order.
     ///
@@ -184,7 +195,7 @@ impl NpyArray {
                 T::DTYPE
             )));
         }
-        let values: Vec<T> = self.data.chunks_exact(self.dtype.size()).map(T::from_le).collect();
+        let values: Vec<T> = self.data().chunks_exact(self.dtype.size()).map(T::from_le).collect();
         let shape = IxDyn(&self.shape);
         let array = match self.fortran_order {
             true => ArrayD::from_shape_vec(shape.f(), values),
@@ -227,7 +238,7 @@ pub fn load_npy_with_limits(src: impl Into<Source>, limits: &Limits) -> Result<N
 /// As [`load_npy`].
 pub fn parse_npy(data: Bytes, name: &str, limits: &Limits) -> Result<NpyArray> {
     let h = Header::read(&data, name, limits)?;
-    let body = data.slice(h.data_start..);
+    let body = &data[h.data_start..];
     if (body.len() as u64) < h.data_bytes {
         return Err(Error::Array {
             src: name.into(),
@@ -238,15 +249,17 @@ pub fn parse_npy(data: Bytes, name: &str, limits: &Limits) -> Result<NpyArray> {
             ),
         });
     }
-    let mut values = body.slice(..h.data_bytes as usize);
-    if h.big_endian {
-        values = swap_bytes(&values, h.dtype);
-    }
+    let range = h.data_start..h.data_start + h.data_bytes as usize;
+    let (buffer, range) = match h.big_endian {
+        true => (swap_bytes(&data[range.clone()], h.dtype), 0..range.len()),
+        false => (data, range),
+    };
     Ok(NpyArray {
         dtype: h.dtype,
         shape: h.shape,
         fortran_order: h.fortran_order,
-        data: values,
+        buffer,
+        range,
     })
 }
 
