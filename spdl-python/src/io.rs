@@ -231,6 +231,12 @@ pub(crate) fn video_config(
     Ok(config)
 }
 
+/// Sets an FFmpeg filter chain (`filter_desc=`) and checks the result.
+pub(crate) fn with_filter(config: &mut VideoConfig, filter_desc: Option<String>) -> PyResult<()> {
+    config.filter = filter_desc;
+    config.validate().map_err(value_error)
+}
+
 /// Frames as (N, H, W, C) uint8, plus pts in seconds when asked.
 pub(crate) fn video_result<'py>(py: Python<'py>, video: sio::Video, return_pts: bool) -> PyResult<Bound<'py, PyAny>> {
     let frames = video.frames.into_pyarray(py).into_any();
@@ -243,7 +249,7 @@ pub(crate) fn video_result<'py>(py: Python<'py>, video: sio::Video, return_pts: 
 
 /// Decodes a video (or the window `[start, end)` seconds of it).
 #[pyfunction]
-#[pyo3(signature = (src, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true, return_pts=false, trusted_input=false))]
+#[pyo3(signature = (src, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true, return_pts=false, trusted_input=false, filter_desc=None))]
 #[allow(clippy::too_many_arguments)]
 fn load_video<'py>(
     py: Python<'py>,
@@ -258,6 +264,7 @@ fn load_video<'py>(
     apply_rotation: bool,
     return_pts: bool,
     trusted_input: bool,
+    filter_desc: Option<String>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let mut config = video_config(
         size,
@@ -270,6 +277,7 @@ fn load_video<'py>(
         apply_rotation,
     )?;
     config.limits.trusted_input = trusted_input;
+    with_filter(&mut config, filter_desc)?;
     let source = extract(src)?;
     let video = off_gil(py, || sio::load_video(source, &config))?;
     video_result(py, video, return_pts)
@@ -388,7 +396,7 @@ fn chunks(py: Python<'_>, open: impl FnOnce() -> Result<Chunks, sio::Error> + Se
 
 /// Streams a video in chunks of `chunk_frames` frames, (n, H, W, C) each.
 #[pyfunction]
-#[pyo3(signature = (src, chunk_frames, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true, trusted_input=false))]
+#[pyo3(signature = (src, chunk_frames, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true, trusted_input=false, filter_desc=None))]
 #[allow(clippy::too_many_arguments)]
 fn stream_video(
     py: Python<'_>,
@@ -403,6 +411,7 @@ fn stream_video(
     num_threads: usize,
     apply_rotation: bool,
     trusted_input: bool,
+    filter_desc: Option<String>,
 ) -> PyResult<ChunkIterator> {
     let mut config = video_config(
         size,
@@ -415,6 +424,7 @@ fn stream_video(
         apply_rotation,
     )?;
     config.limits.trusted_input = trusted_input;
+    with_filter(&mut config, filter_desc)?;
     let source: Source = extract(src)?;
     chunks(py, move || {
         let it = sio::stream_video(source, &config, chunk_frames)?;

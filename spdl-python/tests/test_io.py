@@ -247,3 +247,20 @@ def test_a_decoder_panic_is_a_decode_error_never_a_panic_exception():
     images, failures = sio.load_image_batch([good, bad], size=(16, 16), on_error="skip")
     assert images.shape == (1, 16, 16, 3)
     assert [name for name, _ in failures] == [bad]
+
+
+def test_filter_desc_matches_the_ffmpeg_cli():
+    path = FIXTURES / "h264_yuv420p.mp4"
+    chain = "crop=120:80:10:20,hflip"
+    frames = sio.load_video(path, filter_desc=chain)
+    out = subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-vf", chain, "-sws_flags", "bilinear",
+         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        check=True, capture_output=True,
+    ).stdout
+    assert np.array_equal(frames, np.frombuffer(out, np.uint8).reshape(frames.shape)) and frames.shape[1:] == (80, 120, 3)
+    assert np.array_equal(np.concatenate(list(sio.stream_video(path, 16, filter_desc=chain))), frames)
+    with pytest.raises(ValueError, match="nosuchfilter.*h264_yuv420p.mp4|h264_yuv420p.mp4.*nosuchfilter"):
+        sio.load_video(path, filter_desc="nosuchfilter")
+    with pytest.raises(ValueError, match="fps"):
+        sio.load_video(path, filter_desc="hflip", fps=(10, 1))

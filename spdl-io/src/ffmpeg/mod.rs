@@ -11,6 +11,7 @@
 //!   container index) and keyframe seeking;
 //! - [`codec`]: decoder settings and raw packet/frame fields;
 //! - [`scale`]: crop and swscale straight into caller memory;
+//! - [`filter`]: libavfilter graphs for the `filter_desc` escape hatch;
 //! - [`resample`]: swresample to f32 and channel layouts.
 //!
 //! Every type here that owns an FFmpeg context frees it in `Drop`; where
@@ -18,6 +19,7 @@
 //! which is freed first.
 
 pub(crate) mod codec;
+pub(crate) mod filter;
 pub(crate) mod input;
 pub(crate) mod log;
 pub(crate) mod resample;

@@ -113,6 +113,10 @@ impl Frame {
     pub fn pts(&self) -> Option<i64> {
         self.inner.timestamp()
     }
+    /// A frame out of a filter graph, timed in the graph's output time base.
+    pub(crate) fn filtered(inner: ff::frame::Video, time_base: Ratio) -> Frame {
+        Frame { inner, time_base }
+    }
     /// Sets the timestamp of a frame that came without one.
     pub(crate) fn set_pts(&mut self, pts: i64) {
         codec::set_best_effort_timestamp(&mut self.inner, pts);

@@ -48,6 +48,12 @@ impl Ratio {
     }
 }
 
+impl From<Ratio> for ff::Rational {
+    fn from(r: Ratio) -> Self {
+        ff::Rational::new(r.num, r.den)
+    }
+}
+
 impl From<ff::Rational> for Ratio {
     fn from(r: ff::Rational) -> Self {
         Ratio {

@@ -7,6 +7,7 @@ use ndarray::Array4;
 use super::config::VideoConfig;
 use super::rate::FrameRateConverter;
 use crate::error::{Error, Position, Result};
+use crate::ffmpeg::filter::VideoFilter;
 use crate::limits::Limits;
 use crate::media::convert::{FrameConverter, PixelFormat};
 use crate::media::decode::Frame;
@@ -63,6 +64,18 @@ pub(super) struct VideoSource {
     /// A failure met while filling a streamed chunk: the chunk's frames go
     /// out first, this with the next call.
     deferred: Option<Error>,
+    /// The config's filter chain, built on the first decoded frame.
+    filter: Option<FilterStage>,
+}
+
+/// A filter chain and where it stands.
+struct FilterStage {
+    desc: String,
+    /// The stream's start time (stream time base): time 0 for the chain.
+    start: i64,
+    graph: Option<VideoFilter>,
+    /// Whether the end of input was fed (only output remains).
+    flushed: bool,
 }
 
 /// A converted frame to be output `remaining` more times.
@@ -193,6 +206,12 @@ impl VideoSource {
             rate,
             repeat: None,
             deferred: None,
+            filter: config.filter.clone().map(|desc| FilterStage {
+                desc,
+                start: info.start_time.map_or(0, |s| tb.timestamp(s)),
+                graph: None,
+                flushed: false,
+            }),
         })
     }
 
@@ -209,11 +228,50 @@ impl VideoSource {
         Ok(())
     }
 
+    /// The next decoded frame, through the filter chain when there is one.
+    fn next_decoded(&mut self) -> Result<Option<Frame>> {
+        let Some(stage) = self.filter.as_mut() else {
+            return self.reader.next_frame();
+        };
+        let src = self.reader.demuxer().source_name().to_string();
+        let failed = |reason: String| Error::Convert {
+            src: src.clone(),
+            reason,
+        };
+        loop {
+            if let Some(graph) = stage.graph.as_mut() {
+                if let Some(out) = graph.pull().map_err(failed)? {
+                    return Ok(Some(Frame::filtered(out, self.time_base)));
+                }
+                if stage.flushed {
+                    return Ok(None);
+                }
+            }
+            let Some(mut frame) = self.reader.next_frame()? else {
+                let Some(graph) = stage.graph.as_mut() else {
+                    return Ok(None);
+                };
+                graph.push(None).map_err(failed)?;
+                stage.flushed = true;
+                continue;
+            };
+            if stage.graph.is_none() {
+                let graph = VideoFilter::new(&stage.desc, &frame.inner, self.time_base.into(), stage.start)
+                    .map_err(|reason| Error::InvalidConfig(format!("{src}: {reason}")))?;
+                self.time_base = graph.time_base().into();
+                stage.graph = Some(graph);
+            }
+            if let Some(graph) = stage.graph.as_mut() {
+                graph.push(Some(&mut frame.inner)).map_err(failed)?;
+            }
+        }
+    }
+
     /// The next frame to output and how many consecutive times, with its
     /// output tick when frame-rate conversion is on.
     fn next_output(&mut self) -> Result<Option<(Frame, usize, Option<i64>)>> {
         let Some(rate) = self.rate.as_mut() else {
-            return Ok(self.reader.next_frame()?.map(|f| (f, 1, None)));
+            return Ok(self.next_decoded()?.map(|f| (f, 1, None)));
         };
         loop {
             let out = match self.reader.next_frame()? {

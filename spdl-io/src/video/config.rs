@@ -35,6 +35,12 @@ pub struct VideoConfig {
     /// filter does (pts rounded to the nearest tick). `None` keeps every
     /// decoded frame.
     pub frame_rate: Option<Ratio>,
+    /// An FFmpeg filter chain (as `ffmpeg -vf` takes it) applied to the
+    /// decoded frames before conversion ([`load_video`](super::load_video)
+    /// and [`stream_video`](super::stream_video) only): its output size
+    /// and timing decide the frames' shape and pts; the output pixel format
+    /// is still [`ConvertConfig::pix_fmt`].
+    pub filter: Option<String>,
     /// How frames are found by index or time ([`VideoReader`] and
     /// [`sample_frames`]); whole-clip loads ignore it.
     ///
@@ -55,6 +61,11 @@ impl VideoConfig {
     /// [`Error::InvalidConfig`] naming the value.
     pub fn validate(&self) -> Result<()> {
         check_window(self.start, self.end)?;
+        if self.filter.is_some() && self.frame_rate.is_some() {
+            return Err(Error::InvalidConfig(
+                "a filter chain and a frame rate do not combine: add fps=N to the filter instead".into(),
+            ));
+        }
         match self.frame_rate {
             Some(r) if r.num <= 0 || r.den <= 0 || i64::from(r.num) > MAX_FRAME_RATE * i64::from(r.den) => {
                 Err(Error::InvalidConfig(format!(
@@ -129,6 +140,21 @@ impl VideoConfig {
     #[must_use]
     pub fn with_frame_rate(mut self, num: i32, den: i32) -> Self {
         self.frame_rate = Some(Ratio { num, den });
+        self
+    }
+    /// Applies an FFmpeg filter chain to decoded frames (crop, pad, hflip,
+    /// eq, fps, ...): the escape hatch when the typed options do not cover
+    /// a need; the typed options are faster where they do. The stream's
+    /// rotation, if any, is applied after the chain (the `ffmpeg` CLI
+    /// applies it before).
+    ///
+    /// ```
+    /// let config = spdl_io::VideoConfig::default().with_filter("hflip,crop=100:80:10:20");
+    /// assert_eq!(config.filter.as_deref(), Some("hflip,crop=100:80:10:20"));
+    /// ```
+    #[must_use]
+    pub fn with_filter(mut self, desc: impl Into<String>) -> Self {
+        self.filter = Some(desc.into());
         self
     }
     /// Sets how frames are found by index or time.

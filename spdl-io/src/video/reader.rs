@@ -98,6 +98,12 @@ impl VideoReader {
     }
 
     fn open_inner(src: Source, config: &VideoConfig, index: Option<FrameIndex>) -> Result<Self> {
+        if let Some(desc) = &config.filter {
+            return Err(Error::InvalidConfig(format!(
+                "{}: filter {desc:?}: frames by index or time are read unfiltered; filters apply to load_video and stream_video",
+                src.name()
+            )));
+        }
         let mut config = config.clone();
         (config.start, config.end, config.frame_rate) = (None, None, None);
         let mut cursor = Cursor::open(&src, &config)?;

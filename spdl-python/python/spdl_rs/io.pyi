@@ -77,9 +77,14 @@ def load_video(
     apply_rotation: bool = True,
     return_pts: bool = False,
     trusted_input: bool = False,
+    filter_desc: str | None = None,
 ) -> Any:
     """Decodes frames in [start, end) seconds to (N, H, W, C) uint8 (and pts in seconds
-    when ``return_pts``); ``fps=(num, den)`` resamples as FFmpeg's fps filter."""
+    when ``return_pts``); ``fps=(num, den)`` resamples as FFmpeg's fps filter.
+    ``filter_desc`` is an FFmpeg filter chain (as ``ffmpeg -vf`` takes it: crop, pad,
+    hflip, eq, fps, ...) applied to decoded frames before conversion; its output size
+    and timing decide the frames' shape and pts (the pixel format stays ``pix_fmt``).
+    A chain that does not parse raises ValueError naming it and the source."""
 
 def sample_frames(
     src: Src,
@@ -182,6 +187,7 @@ def stream_video(
     num_threads: int = 1,
     apply_rotation: bool = True,
     trusted_input: bool = False,
+    filter_desc: str | None = None,
 ) -> ChunkIterator:
     """Frames in chunks of ``chunk_frames``, (n, H, W, C) uint8 each."""
 

@@ -151,6 +151,7 @@ class PipelineBuilder:
         ordered: bool = False,
         name: str = "decode_video",
         key: str | None = None,
+        filter_desc: str | None = None,
     ) -> "PipelineBuilder":
         """A native stage: path/URL/bytes -> (N, H, W, C) uint8 frames."""
     def decode_audio(

@@ -23,7 +23,7 @@ use spdl::pipeline::{self as sp, FailureBudget, MergePolicy, PipelineConfig, Sta
 
 use crate::aio::{call_async, EventLoop};
 use crate::errors::pipeline_error;
-use crate::io::{audio_config, image_config, video_config};
+use crate::io::{audio_config, image_config, video_config, with_filter};
 use crate::pools::with_python;
 use feed::{shard_items, DistributedSampler, PythonItems, SourceError};
 pub(crate) use item::Item;
@@ -403,7 +403,7 @@ impl PipelineBuilder {
     }
 
     /// A native stage decoding each item's video to (N, H, W, C) uint8.
-    #[pyo3(signature = (*, size=None, pix_fmt="rgb24", num_threads=1, concurrency=1, ordered=false, name="decode_video", key=None))]
+    #[pyo3(signature = (*, size=None, pix_fmt="rgb24", num_threads=1, concurrency=1, ordered=false, name="decode_video", key=None, filter_desc=None))]
     #[allow(clippy::too_many_arguments)]
     fn decode_video(
         slf: &Bound<'_, Self>,
@@ -414,8 +414,10 @@ impl PipelineBuilder {
         ordered: bool,
         name: &str,
         key: Option<String>,
+        filter_desc: Option<String>,
     ) -> PyResult<Py<Self>> {
-        let config = video_config(size, pix_fmt, "bilinear", None, None, None, num_threads, true)?;
+        let mut config = video_config(size, pix_fmt, "bilinear", None, None, None, num_threads, true)?;
+        with_filter(&mut config, filter_desc)?;
         let cfg = stage(name, concurrency, ordered, None);
         Self::native(slf, cfg, key, move |src| {
             sio::load_video(src, &config).map(|v| Item::Frames(v.frames))
