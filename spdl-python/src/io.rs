@@ -29,6 +29,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(list_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(class_folders, m)?)?;
     crate::npy::register(m)?;
+    m.add_function(wrap_pyfunction!(save_image, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_image, m)?)?;
     Ok(())
 }
 
@@ -145,6 +147,54 @@ fn info(py: Python<'_>, src: &Bound<'_, PyAny>, trusted_input: bool) -> PyResult
     });
     let json = json?;
     Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
+}
+
+/// An image array as an (H, W, C) view: (H, W) is one gray channel.
+fn image_view<'a>(array: &'a numpy::PyReadonlyArrayDyn<'_, u8>) -> PyResult<ndarray::ArrayView3<'a, u8>> {
+    let view = array.as_array();
+    let view = match view.ndim() {
+        2 => view.insert_axis(ndarray::Axis(2)),
+        _ => view,
+    };
+    view.into_dimensionality()
+        .map_err(|_| PyValueError::new_err("an image is an (H, W, C) or (H, W) uint8 array"))
+}
+
+/// Encodes an (H, W, C) or (H, W) uint8 array as JPEG, PNG or WebP bytes.
+#[pyfunction]
+#[pyo3(signature = (image, format, *, quality=95, subsampling=None))]
+fn encode_image<'py>(
+    py: Python<'py>,
+    image: numpy::PyReadonlyArrayDyn<'py, u8>,
+    format: &str,
+    quality: u8,
+    subsampling: Option<u16>,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let format: sio::image::ImageFormat = format.parse().map_err(value_error)?;
+    let mut config = sio::image::SaveConfig::default().with_quality(quality);
+    config.subsampling = subsampling;
+    let view = image_view(&image)?;
+    let bytes = off_gil(py, || sio::image::encode_image(view, format, &config))?;
+    Ok(pyo3::types::PyBytes::new(py, &bytes))
+}
+
+/// Writes an (H, W, C) or (H, W) uint8 array to `path` (format from
+/// `format=` or the extension: jpg/jpeg, png, webp).
+#[pyfunction]
+#[pyo3(signature = (path, image, *, format=None, quality=95, subsampling=None))]
+fn save_image(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    image: numpy::PyReadonlyArrayDyn<'_, u8>,
+    format: Option<&str>,
+    quality: u8,
+    subsampling: Option<u16>,
+) -> PyResult<()> {
+    let mut config = sio::image::SaveConfig::default().with_quality(quality);
+    config.subsampling = subsampling;
+    config.format = format.map(str::parse).transpose().map_err(value_error)?;
+    let view = image_view(&image)?;
+    off_gil(py, || sio::image::save_image(&path, view, &config))
 }
 
 /// Decodes one image to an (H, W, C) uint8 array.

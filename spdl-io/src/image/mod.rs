@@ -1,6 +1,7 @@
 //! Images: [`load_image`] and [`load_image_u16`] into (H, W, C) arrays,
 //! [`load_image_batch`] into one (N, H, W, C) array decoded in parallel,
-//! and [`probe_image`] for headers.
+//! [`probe_image`] for headers, and [`save_image`] / [`encode_image`] to
+//! write JPEG, PNG and WebP.
 //!
 //! One folder per concern: `probe` reads headers and picks the decoder
 //! (`jpeg`: libjpeg-turbo; the `image` crate; `ffmpeg`: FFmpeg through
@@ -18,6 +19,7 @@ mod pixels;
 mod probe;
 mod repair;
 mod resize;
+mod save;
 
 pub use batch::{load_image_batch, BatchConfig, Cancel, FailurePolicy, ImageBatch};
 pub use config::{ImageConfig, IMAGE_MAX_PIXELS};
@@ -25,3 +27,4 @@ pub use load::{load_image, load_image_u16};
 pub use pixels::Sample;
 pub use probe::{probe_image, ImageInfo};
 pub use resize::Fit;
+pub use save::{encode_image, save_image, ImageFormat, SaveConfig};

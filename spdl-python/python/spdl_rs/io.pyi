@@ -157,6 +157,29 @@ class VideoReader:
         """The stream's metadata (as ``info``'s streams) plus ``num_frames``."""
     def save_index(self) -> bytes: ...
 
+def encode_image(
+    image: npt.NDArray[np.uint8],
+    format: Literal["jpeg", "jpg", "png", "webp"],
+    *,
+    quality: int = 95,
+    subsampling: Literal[444, 422, 420] | None = None,
+) -> bytes:
+    """An (H, W, C) or (H, W) uint8 array as JPEG (libjpeg-turbo; gray or RGB; chroma
+    ``subsampling`` 444 from quality 90 up and 420 below unless given), PNG (gray, RGB,
+    RGBA) or lossless WebP (RGB, RGBA) bytes. Pixels are written as they are: no EXIF,
+    so an image loaded upright is saved upright."""
+
+def save_image(
+    path: str | os.PathLike[str],
+    image: npt.NDArray[np.uint8],
+    *,
+    format: Literal["jpeg", "jpg", "png", "webp"] | None = None,
+    quality: int = 95,
+    subsampling: Literal[444, 422, 420] | None = None,
+) -> None:
+    """``encode_image`` written to ``path``; the format from ``format`` or the path's
+    extension."""
+
 def load_npy(src: Src) -> npt.NDArray[Any]:
     """A NumPy ``.npy`` (path, URL, bytes or file-like) as an array of its own dtype,
     shape and order: every numeric dtype and bool, either byte order (big-endian data
