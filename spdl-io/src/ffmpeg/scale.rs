@@ -72,6 +72,32 @@ impl Drop for Scaler {
     }
 }
 
+/// A frame-to-frame swscale conversion (RGB frames into an encoder's pixel
+/// format, for writing video), movable between threads.
+pub(crate) struct FrameScaler(ff::software::scaling::Context);
+
+// SAFETY: a SwsContext has no thread affinity; `FrameScaler` owns it
+// exclusively and is not `Sync`, so it is used from one thread at a time.
+unsafe impl Send for FrameScaler {}
+
+impl FrameScaler {
+    /// Converts `from` frames of `width` x `height` to `to` (bilinear).
+    pub(crate) fn new(
+        from: ff::format::Pixel,
+        to: ff::format::Pixel,
+        width: u32,
+        height: u32,
+    ) -> Result<Self, ff::Error> {
+        let flags = ff::software::scaling::Flags::BILINEAR;
+        ff::software::scaling::Context::get(from, width, height, to, width, height, flags).map(FrameScaler)
+    }
+
+    /// Converts `input` into `output` (allocated on first use).
+    pub(crate) fn run(&mut self, input: &ff::frame::Video, output: &mut ff::frame::Video) -> Result<(), ff::Error> {
+        self.0.run(input, output)
+    }
+}
+
 /// One destination plane: byte offset into the output slot, stride, rows.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PlaneLayout {

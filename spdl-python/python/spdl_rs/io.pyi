@@ -192,6 +192,29 @@ def load_npz(src: Src) -> dict[str, npt.NDArray[Any]]:
     archive order; each member as ``load_npy``. Members are read only as far as their
     headers declare (a zip bomb stops at its header)."""
 
+class VideoWriter:
+    """A video file being written: (N, H, W, 3) uint8 RGB frames in, encoded (``codec``
+    is FFmpeg's encoder name: libx264 by default, libvpx-vp9, libaom-av1, mpeg4...) and
+    muxed into the container the extension names, as they come; ``close()`` (or the
+    end of a ``with`` block) flushes and finishes the file. A missing encoder raises
+    ValueError naming it."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        width: int,
+        height: int,
+        *,
+        fps: tuple[int, int] = (30, 1),
+        codec: str = "libx264",
+        pix_fmt: str = "yuv420p",
+        options: dict[str, str] | None = None,
+    ) -> None: ...
+    def write(self, frames: npt.NDArray[np.uint8]) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "VideoWriter": ...
+    def __exit__(self, *exc: object) -> bool: ...
+
 class ChunkIterator(Iterator[npt.NDArray[Any]]):
     """Chunks of a long stream; each ``next`` decodes with the GIL released."""
     def __iter__(self) -> "ChunkIterator": ...
