@@ -435,3 +435,61 @@ fn a_valid_empty_stream_is_an_empty_array() {
     }
     assert!(load_audio(dir().join("empty.wav"), &AudioConfig::default()).is_err());
 }
+
+/// Audio filter chains (`AudioConfig::with_filter`) against `ffmpeg -af`
+/// with the same chain: the same sample count and values to 1e-6; the
+/// chain's rate and channels become the output's; a broken chain is a
+/// clean error naming it and the source.
+#[test]
+fn audio_filter_chains_match_the_ffmpeg_cli() {
+    let chains = [
+        "volume=0.5",
+        "highpass=f=300,lowpass=f=3000",
+        "aresample=16000",
+        "pan=mono|c0=0.5*c0+0.5*c1",
+        "atempo=1.25",
+    ];
+    for file in [
+        "flac_s16_44100_stereo.flac",
+        "mp3_cbr_128k_44100_stereo.mp3",
+        "pcm_s16le_start_0.5s.mkv",
+    ] {
+        for chain in chains {
+            let config = AudioConfig::default()
+                .with_filter(chain)
+                .with_order(spdl_io::ChannelOrder::Interleaved);
+            let audio = load_audio(dir().join(file), &config).unwrap_or_else(|e| panic!("{file} {chain}: {e}"));
+            let expected = ffmpeg_f32(file, &["-af", chain]);
+            let what = format!("{file} with {chain:?}");
+            let got = audio.samples.as_slice().unwrap();
+            assert_eq!(got.len(), expected.len(), "{what}: sample count");
+            assert!(
+                max_abs_diff(got, &expected) <= 1e-6,
+                "{what}: max diff {}",
+                max_abs_diff(got, &expected)
+            );
+            let source_rate = if file.starts_with("pcm") { 48000 } else { 44100 };
+            let (rate, channels) = match chain {
+                "aresample=16000" => (16000, 2),
+                c if c.starts_with("pan") => (source_rate, 1),
+                _ => (source_rate, 2),
+            };
+            assert_eq!(
+                (audio.sample_rate, audio.samples.shape()[1]),
+                (rate, channels),
+                "{what}"
+            );
+        }
+    }
+    for chain in ["nosuchfilter", "volume=oops", ""] {
+        let err = load_audio(
+            dir().join("flac_s16_44100_stereo.flac"),
+            &AudioConfig::default().with_filter(chain),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("flac_s16_44100_stereo.flac"),
+            "{chain:?}: {err}"
+        );
+    }
+}

@@ -384,7 +384,7 @@ pub(crate) fn audio_config(
 
 /// Decodes audio to float32 (channels, samples) and its sample rate.
 #[pyfunction]
-#[pyo3(signature = (src, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first", backend="auto", trusted_input=false))]
+#[pyo3(signature = (src, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first", backend="auto", trusted_input=false, filter_desc=None))]
 #[allow(clippy::too_many_arguments)]
 fn load_audio<'py>(
     py: Python<'py>,
@@ -396,9 +396,11 @@ fn load_audio<'py>(
     layout: &str,
     backend: &str,
     trusted_input: bool,
+    filter_desc: Option<String>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let mut config = audio_config(sample_rate, channels, start, end, layout, backend)?;
     config.limits.trusted_input = trusted_input;
+    config.filter = filter_desc;
     let source = extract(src)?;
     let audio = off_gil(py, || sio::load_audio(source, &config))?;
     Ok((audio.samples.into_pyarray(py), audio.sample_rate)
@@ -485,7 +487,7 @@ fn stream_video(
 
 /// Streams audio in chunks of `chunk_samples` samples per channel.
 #[pyfunction]
-#[pyo3(signature = (src, chunk_samples, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first", trusted_input=false))]
+#[pyo3(signature = (src, chunk_samples, *, sample_rate=None, channels=None, start=None, end=None, layout="channels_first", trusted_input=false, filter_desc=None))]
 #[allow(clippy::too_many_arguments)]
 fn stream_audio(
     py: Python<'_>,
@@ -497,9 +499,11 @@ fn stream_audio(
     end: Option<f64>,
     layout: &str,
     trusted_input: bool,
+    filter_desc: Option<String>,
 ) -> PyResult<ChunkIterator> {
     let mut config = audio_config(sample_rate, channels, start, end, layout, "ffmpeg")?;
     config.limits.trusted_input = trusted_input;
+    config.filter = filter_desc;
     let source: Source = extract(src)?;
     chunks(py, move || {
         let it = sio::stream_audio(source, &config, chunk_samples)?;

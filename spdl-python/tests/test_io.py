@@ -264,3 +264,17 @@ def test_filter_desc_matches_the_ffmpeg_cli():
         sio.load_video(path, filter_desc="nosuchfilter")
     with pytest.raises(ValueError, match="fps"):
         sio.load_video(path, filter_desc="hflip", fps=(10, 1))
+
+
+def test_audio_filter_desc_matches_the_ffmpeg_cli():
+    path = FIXTURES / "audio" / "flac_s16_44100_stereo.flac"
+    chain = "aresample=16000,volume=0.5"
+    samples, rate = sio.load_audio(path, filter_desc=chain, layout="interleaved")
+    out = subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-af", chain, "-f", "f32le", "-"],
+        check=True, capture_output=True,
+    ).stdout
+    want = np.frombuffer(out, np.float32).reshape(-1, 2)
+    assert rate == 16000 and samples.shape == want.shape and np.max(np.abs(samples - want)) <= 1e-6
+    with pytest.raises(ValueError, match="nosuchfilter"):
+        sio.load_audio(path, filter_desc="nosuchfilter")

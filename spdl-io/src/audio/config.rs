@@ -71,7 +71,7 @@ impl std::str::FromStr for AudioBackend {
 /// let config = spdl_io::AudioConfig::default().with_sample_rate(16_000).with_channels(1).with_window(1.0, 3.5);
 /// assert_eq!(config.sample_rate, Some(16_000));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AudioConfig {
     /// The stream to decode; `None` picks FFmpeg's best audio stream.
@@ -91,6 +91,11 @@ pub struct AudioConfig {
     pub limits: Limits,
     /// The decoder for whole-file loads (streaming always uses FFmpeg).
     pub backend: AudioBackend,
+    /// An FFmpeg audio filter chain (as `ffmpeg -af` takes it: volume,
+    /// highpass, atempo, aresample...) applied to decoded samples before
+    /// the conversion to float32 (FFmpeg backend). Its output rate and
+    /// channels are the output's unless `sample_rate`/`channels` are set.
+    pub filter: Option<String>,
 }
 
 /// Default limit of samples per channel: two hours at 48 kHz.
@@ -107,6 +112,7 @@ impl Default for AudioConfig {
             order: ChannelOrder::ChannelsFirst,
             limits: Limits::default().with_max_frames(AUDIO_MAX_SAMPLES),
             backend: AudioBackend::Auto,
+            filter: None,
         }
     }
 }
@@ -176,6 +182,17 @@ impl AudioConfig {
     #[must_use]
     pub fn with_backend(mut self, backend: AudioBackend) -> Self {
         self.backend = backend;
+        self
+    }
+    /// Applies an FFmpeg audio filter chain (see [`AudioConfig::filter`]).
+    ///
+    /// ```
+    /// let config = spdl_io::AudioConfig::default().with_filter("volume=0.5,highpass=f=200");
+    /// assert!(config.filter.is_some());
+    /// ```
+    #[must_use]
+    pub fn with_filter(mut self, desc: impl Into<String>) -> Self {
+        self.filter = Some(desc.into());
         self
     }
 }

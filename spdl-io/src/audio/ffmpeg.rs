@@ -10,6 +10,7 @@ use super::buffer::{to_buffer, AudioBuffer, Decoded};
 use super::config::{AudioConfig, ChannelOrder};
 use super::sinks::{oom, ChannelPlanes, SampleWindow};
 use crate::error::{Error, Position, Result};
+use crate::ffmpeg::filter::FilterGraph;
 use crate::ffmpeg::resample::{self, AudioResampler};
 use crate::ffmpeg::{self as ffi_edge, log};
 use crate::media::demux::{Demuxer, Packet};
@@ -46,6 +47,20 @@ struct AudioReader {
     damage: Option<Error>,
     draining: bool,
     done: bool,
+    /// The config's filter chain, built on the first decoded frame.
+    filter: Option<AudioFilter>,
+    /// The time base of the frames converted (the filter's output's).
+    frame_time_base: Ratio,
+}
+
+/// An audio filter chain and what the config fixed about its output.
+struct AudioFilter {
+    desc: String,
+    /// The stream's start (stream time base): time 0 inside the chain.
+    start: i64,
+    graph: Option<FilterGraph>,
+    rate_set: bool,
+    channels_set: bool,
 }
 
 impl AudioReader {
@@ -75,6 +90,7 @@ impl AudioReader {
             .map_err(|e| fail(format!("cannot open the audio decoder: {e}")))?;
         let time_base = Ratio::from(st.time_base());
         let duration = st.duration();
+        let start_ts = st.start_time().max(0);
         let (rate, channels) = (decoder.rate(), u32::from(decoder.channels()));
         if rate == 0 || rate > i32::MAX as u32 || channels == 0 || channels > 64 {
             return Err(fail(format!("the header declares {channels} channels at {rate} Hz")));
@@ -102,6 +118,14 @@ impl AudioReader {
             damage: None,
             draining: false,
             done: false,
+            filter: config.filter.clone().map(|desc| AudioFilter {
+                desc,
+                start: start_ts,
+                graph: None,
+                rate_set: config.sample_rate.is_some(),
+                channels_set: config.channels.is_some(),
+            }),
+            frame_time_base: time_base,
         })
     }
 
@@ -193,14 +217,11 @@ impl AudioReader {
                     if let Some(damage) = self.damage.take() {
                         return Err(damage);
                     }
-                    if self.window.first_time().is_none() {
-                        let t = frame.timestamp().map_or(0.0, |ts| self.time_base.seconds(ts));
-                        self.window.begin(t, self.out_rate);
-                    }
-                    self.convert(Some(&frame))?;
+                    self.accept(Some(frame))?;
                 }
                 Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => self.feed()?,
                 Err(ff::Error::Eof) => {
+                    self.accept(None)?;
                     while self.convert(None)? > 0 {}
                     self.done = true;
                     if let Some(damage) = self.damage.take() {
@@ -215,6 +236,61 @@ impl AudioReader {
             }
         }
         Ok(())
+    }
+
+    /// Takes a decoded frame (or the end, `None`) through the filter chain,
+    /// if any, and converts what comes out.
+    fn accept(&mut self, frame: Option<ff::frame::Audio>) -> Result<()> {
+        let Some(mut stage) = self.filter.take() else {
+            return frame.map_or(Ok(()), |f| self.output(&f));
+        };
+        let done = self.filter_frame(&mut stage, frame);
+        self.filter = Some(stage);
+        done
+    }
+
+    fn filter_frame(&mut self, stage: &mut AudioFilter, mut frame: Option<ff::frame::Audio>) -> Result<()> {
+        let src = self.src().to_string();
+        let failed = |reason: String| Error::Convert {
+            src: src.clone(),
+            reason,
+        };
+        if let (None, Some(f)) = (stage.graph.as_ref(), frame.as_ref()) {
+            let mut graph = FilterGraph::audio(&stage.desc, f, self.time_base.into(), stage.start)
+                .map_err(|reason| Error::InvalidConfig(format!("{}: {reason}", self.src())))?;
+            let (rate, channels) = graph.audio_output();
+            self.out_rate = if stage.rate_set { self.out_rate } else { rate };
+            if !stage.channels_set && channels != self.out_channels {
+                self.out_channels = channels;
+                if self.planes.is_some() {
+                    let capacity = self.declared.saturating_add(self.declared / 64 + 4096);
+                    let planes = ChannelPlanes::new(channels as usize, capacity);
+                    self.planes = Some(planes.map_err(|bytes| oom(self.src(), bytes))?);
+                }
+            }
+            self.frame_time_base = graph.time_base().into();
+            stage.graph = Some(graph);
+        }
+        let Some(graph) = stage.graph.as_mut() else {
+            return Ok(()); // the end, and no frame ever came
+        };
+        graph.push(frame.as_deref_mut()).map_err(failed)?;
+        loop {
+            let mut out = ff::frame::Audio::empty();
+            if !graph.pull(&mut out).map_err(failed)? {
+                return Ok(());
+            }
+            self.output(&out)?;
+        }
+    }
+
+    /// Converts a frame to the output, starting the window on the first.
+    fn output(&mut self, frame: &ff::frame::Audio) -> Result<()> {
+        if self.window.first_time().is_none() {
+            let t = frame.timestamp().map_or(0.0, |ts| self.frame_time_base.seconds(ts));
+            self.window.begin(t, self.out_rate);
+        }
+        self.convert(Some(frame)).map(drop)
     }
 
     /// Keeps the first decoder error (see `damage`); decoding goes on.

@@ -59,14 +59,15 @@ enum Chosen {
 /// and for every resample, remix or stream choice.
 fn choose(src: &Source, config: &AudioConfig) -> Result<Chosen> {
     let name = src.name();
-    let converting = config.sample_rate.is_some() || config.channels.is_some() || config.stream.is_some();
+    let converting =
+        config.sample_rate.is_some() || config.channels.is_some() || config.stream.is_some() || config.filter.is_some();
     let forced = match config.backend {
         AudioBackend::Ffmpeg => return Ok(Chosen::Ffmpeg),
         AudioBackend::Auto if converting => return Ok(Chosen::Ffmpeg),
         AudioBackend::Auto => None,
         other if converting => {
             return Err(Error::InvalidConfig(format!(
-                "{name}: the {other:?} backend does not resample, remix or pick streams; use Auto or Ffmpeg"
+                "{name}: the {other:?} backend does not resample, remix, filter or pick streams; use Auto or Ffmpeg"
             )))
         }
         other => Some(other),

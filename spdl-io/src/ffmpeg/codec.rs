@@ -16,7 +16,7 @@ pub(crate) fn packet_flags(packet: &ff::Packet) -> c_int {
 }
 
 /// Sets the timestamp a decoded frame reports (its best-effort pts).
-pub(crate) fn set_best_effort_timestamp(frame: &mut ff::frame::Video, pts: i64) {
+pub(crate) fn set_best_effort_timestamp(frame: &mut ff::Frame, pts: i64) {
     // SAFETY: writing a plain field of a frame we own.
     unsafe { (*frame.as_mut_ptr()).best_effort_timestamp = pts };
 }

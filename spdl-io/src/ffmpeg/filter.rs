@@ -1,15 +1,17 @@
-//! FFmpeg filter graphs (libavfilter) for video frames: the `filter_desc`
-//! escape hatch. A `buffer` source configured from the first decoded
-//! frame, the caller's filter chain, a `buffersink`; frames go in with
-//! their best-effort timestamps and come out with the sink's time base.
+//! FFmpeg filter graphs (libavfilter) for video and audio frames: the
+//! `filter_desc` escape hatch. A `buffer`/`abuffer` source configured from
+//! the first decoded frame, the caller's filter chain, a sink; frames go
+//! in with their best-effort timestamps and come out with the sink's time
+//! base.
 
 use ffmpeg_next as ff;
 
 use super::codec::set_best_effort_timestamp;
 use super::log::{clear_logged_error, logged_error};
 
-/// A video filter chain between decoded frames and conversion.
-pub(crate) struct VideoFilter {
+/// A filter chain between decoded frames and conversion: video (`buffer`
+/// to `buffersink`) or audio (`abuffer` to `abuffersink`).
+pub(crate) struct FilterGraph {
     graph: ff::filter::Graph,
     time_base: ff::Rational,
     /// Subtracted from input times and added back to output times (in
@@ -19,7 +21,7 @@ pub(crate) struct VideoFilter {
     shift_out: i64,
 }
 
-impl VideoFilter {
+impl FilterGraph {
     /// Builds `desc` (an FFmpeg filter string, as `ffmpeg -vf` takes) for
     /// frames like `first`, timed in `time_base`, with `start` (the
     /// stream's start time, in `time_base`) taken as time 0 inside.
@@ -27,18 +29,12 @@ impl VideoFilter {
     /// # Errors
     /// FFmpeg's reason when the string does not parse or the graph does
     /// not configure (an unknown filter, a bad option).
-    pub(crate) fn new(
+    pub(crate) fn video(
         desc: &str,
         first: &ff::frame::Video,
         time_base: ff::Rational,
         start: i64,
     ) -> Result<Self, String> {
-        if desc.contains('\0') || desc.trim().is_empty() {
-            return Err("a filter string must be non-empty text without NUL bytes".into());
-        }
-        clear_logged_error();
-        check_scale_flags(desc)?;
-        let mut graph = ff::filter::Graph::new();
         let sar = first.aspect_ratio();
         let sar = if sar.numerator() > 0 {
             sar
@@ -55,14 +51,58 @@ impl VideoFilter {
             sar.numerator(),
             sar.denominator().max(1),
         );
+        Self::build(desc, ("buffer", &args, "buffersink"), time_base, start)
+    }
+
+    /// As [`FilterGraph::video`], for audio frames like `first` (as
+    /// `ffmpeg -af` takes the string).
+    ///
+    /// # Errors
+    /// As [`FilterGraph::video`].
+    pub(crate) fn audio(
+        desc: &str,
+        first: &ff::frame::Audio,
+        time_base: ff::Rational,
+        start: i64,
+    ) -> Result<Self, String> {
+        let layout = match first.channel_layout().bits() {
+            0 => ff::ChannelLayout::default(i32::from(first.channels())).bits(),
+            bits => bits,
+        };
+        let args = format!(
+            "time_base={}/{}:sample_rate={}:sample_fmt={}:channel_layout=0x{layout:x}",
+            time_base.numerator(),
+            time_base.denominator().max(1),
+            first.rate(),
+            first.format().name(),
+        );
+        // Float out, as the `ffmpeg` CLI's graph ends when it writes f32:
+        // filters such as aresample then compute in float, not in s16.
+        if desc.trim().is_empty() {
+            return Err("a filter string must be non-empty text without NUL bytes".into());
+        }
+        let desc = format!("{desc},aformat=sample_fmts=flt");
+        Self::build(&desc, ("abuffer", &args, "abuffersink"), time_base, start)
+    }
+
+    fn build(
+        desc: &str,
+        (source, args, sink): (&str, &str, &str),
+        time_base: ff::Rational,
+        start: i64,
+    ) -> Result<Self, String> {
+        if desc.contains('\0') || desc.trim().is_empty() {
+            return Err("a filter string must be non-empty text without NUL bytes".into());
+        }
+        check_scale_flags(desc)?;
+        clear_logged_error();
+        let mut graph = ff::filter::Graph::new();
         let find = |name: &str| ff::filter::find(name).ok_or_else(|| format!("FFmpeg has no {name} filter"));
         let err = |what: &str, e: ff::Error| logged_error(format!("{what}: {e}"));
         graph
-            .add(&find("buffer")?, "in", &args)
-            .map_err(|e| err("buffer source", e))?;
-        graph
-            .add(&find("buffersink")?, "out", "")
-            .map_err(|e| err("buffer sink", e))?;
+            .add(&find(source)?, "in", args)
+            .map_err(|e| err("filter source", e))?;
+        graph.add(&find(sink)?, "out", "").map_err(|e| err("filter sink", e))?;
         graph
             .output("in", 0)
             .and_then(|p| p.input("out", 0))
@@ -70,7 +110,7 @@ impl VideoFilter {
             .map_err(|e| err(&format!("filter {desc:?}"), e))?;
         graph.validate().map_err(|e| err(&format!("filter {desc:?}"), e))?;
         let out = graph.get("out").map(|mut c| c.sink().time_base()).unwrap_or(time_base);
-        Ok(VideoFilter {
+        Ok(FilterGraph {
             graph,
             time_base: out,
             shift: start,
@@ -83,9 +123,24 @@ impl VideoFilter {
         self.time_base
     }
 
-    /// Feeds a frame (its pts set from its best-effort timestamp), or the
-    /// end of input when `None`.
-    pub(crate) fn push(&mut self, frame: Option<&mut ff::frame::Video>) -> Result<(), String> {
+    /// The sample rate and channel count of an audio graph's output.
+    pub(crate) fn audio_output(&mut self) -> (u32, u32) {
+        let Some(sink) = self.graph.get("out") else {
+            return (0, 0);
+        };
+        // SAFETY: `sink` is the configured buffersink of this graph, alive
+        // as long as `self.graph`; the getters read plain fields.
+        unsafe {
+            let ctx = sink.as_ptr() as *mut ff::ffi::AVFilterContext;
+            let rate = ff::ffi::av_buffersink_get_sample_rate(ctx);
+            let channels = ff::ffi::av_buffersink_get_channels(ctx);
+            (rate.max(0) as u32, channels.max(0) as u32)
+        }
+    }
+
+    /// Feeds a frame (its pts set from its best-effort timestamp, shifted),
+    /// or the end of input when `None`.
+    pub(crate) fn push(&mut self, frame: Option<&mut ff::Frame>) -> Result<(), String> {
         let mut source = self.graph.get("in").ok_or("the filter graph lost its source")?;
         let mut source = source.source();
         let fed = match frame {
@@ -99,21 +154,20 @@ impl VideoFilter {
         fed.map_err(|e| logged_error(format!("feeding the filter failed: {e}")))
     }
 
-    /// The next filtered frame; `None` when the graph needs more input or
-    /// has ended.
-    pub(crate) fn pull(&mut self) -> Result<Option<ff::frame::Video>, String> {
+    /// Takes the next filtered frame into `frame`; `false` when the graph
+    /// needs more input or has ended.
+    pub(crate) fn pull(&mut self, frame: &mut ff::Frame) -> Result<bool, String> {
         let mut sink = self.graph.get("out").ok_or("the filter graph lost its sink")?;
-        let mut frame = ff::frame::Video::empty();
-        match sink.sink().frame(&mut frame) {
+        match sink.sink().frame(frame) {
             Ok(()) => {
                 if let Some(pts) = frame.pts() {
                     frame.set_pts(Some(pts + self.shift_out));
-                    set_best_effort_timestamp(&mut frame, pts + self.shift_out);
+                    set_best_effort_timestamp(frame, pts + self.shift_out);
                 }
-                Ok(Some(frame))
+                Ok(true)
             }
-            Err(ff::Error::Eof) => Ok(None),
-            Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => Ok(None),
+            Err(ff::Error::Eof) => Ok(false),
+            Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => Ok(false),
             Err(e) => Err(logged_error(format!("filtering failed: {e}"))),
         }
     }

@@ -7,7 +7,7 @@ use ndarray::Array4;
 use super::config::VideoConfig;
 use super::rate::FrameRateConverter;
 use crate::error::{Error, Position, Result};
-use crate::ffmpeg::filter::VideoFilter;
+use crate::ffmpeg::filter::FilterGraph;
 use crate::limits::Limits;
 use crate::media::convert::{FrameConverter, PixelFormat};
 use crate::media::decode::Frame;
@@ -73,7 +73,7 @@ struct FilterStage {
     desc: String,
     /// The stream's start time (stream time base): time 0 for the chain.
     start: i64,
-    graph: Option<VideoFilter>,
+    graph: Option<FilterGraph>,
     /// Whether the end of input was fed (only output remains).
     flushed: bool,
 }
@@ -240,7 +240,8 @@ impl VideoSource {
         };
         loop {
             if let Some(graph) = stage.graph.as_mut() {
-                if let Some(out) = graph.pull().map_err(failed)? {
+                let mut out = ffmpeg_next::frame::Video::empty();
+                if graph.pull(&mut out).map_err(failed)? {
                     return Ok(Some(Frame::filtered(out, self.time_base)));
                 }
                 if stage.flushed {
@@ -256,7 +257,7 @@ impl VideoSource {
                 continue;
             };
             if stage.graph.is_none() {
-                let graph = VideoFilter::new(&stage.desc, &frame.inner, self.time_base.into(), stage.start)
+                let graph = FilterGraph::video(&stage.desc, &frame.inner, self.time_base.into(), stage.start)
                     .map_err(|reason| Error::InvalidConfig(format!("{src}: {reason}")))?;
                 self.time_base = graph.time_base().into();
                 stage.graph = Some(graph);

@@ -247,6 +247,7 @@ def load_audio(
     layout: Literal["channels_first", "interleaved"] = "channels_first",
     backend: Literal["auto", "ffmpeg", "symphonia", "pcm"] = "auto",
     trusted_input: bool = False,
+    filter_desc: str | None = None,
 ) -> tuple[npt.NDArray[np.float32], int]:
     """Decodes audio to float32 (channels, samples) (or (samples, channels) when
     interleaved) and returns it with its sample rate. ``backend="auto"`` uses the direct
@@ -263,6 +264,7 @@ def stream_audio(
     end: float | None = None,
     layout: Literal["channels_first", "interleaved"] = "channels_first",
     trusted_input: bool = False,
+    filter_desc: str | None = None,
 ) -> ChunkIterator:
     """Audio in chunks of ``chunk_samples`` samples per channel."""
 

@@ -164,6 +164,7 @@ class PipelineBuilder:
         ordered: bool = False,
         name: str = "decode_audio",
         key: str | None = None,
+        filter_desc: str | None = None,
     ) -> "PipelineBuilder":
         """A native stage: path/URL/bytes -> float32 (channels, samples), as ``io.load_audio``."""
     def aggregate(self, n: int, *, drop_last: bool = False) -> "PipelineBuilder":

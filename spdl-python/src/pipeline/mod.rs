@@ -512,7 +512,7 @@ impl PipelineBuilder {
 
     /// A native stage decoding each item's audio to float32 (channels,
     /// samples), optionally resampled and remixed, without the GIL.
-    #[pyo3(signature = (*, sample_rate=None, channels=None, backend="auto", concurrency=1, ordered=false, name="decode_audio", key=None))]
+    #[pyo3(signature = (*, sample_rate=None, channels=None, backend="auto", concurrency=1, ordered=false, name="decode_audio", key=None, filter_desc=None))]
     #[allow(clippy::too_many_arguments)]
     fn decode_audio(
         slf: &Bound<'_, Self>,
@@ -523,8 +523,10 @@ impl PipelineBuilder {
         ordered: bool,
         name: &str,
         key: Option<String>,
+        filter_desc: Option<String>,
     ) -> PyResult<Py<Self>> {
-        let config = audio_config(sample_rate, channels, None, None, "channels_first", backend)?;
+        let mut config = audio_config(sample_rate, channels, None, None, "channels_first", backend)?;
+        config.filter = filter_desc;
         let cfg = stage(name, concurrency, ordered, None);
         Self::native(slf, cfg, key, move |src| {
             sio::load_audio(src, &config).map(|a| Item::Audio(a.samples))
