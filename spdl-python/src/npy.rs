@@ -20,7 +20,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// buffer without a copy (when nothing else holds it), then the data's
 /// range is viewed as the dtype and reshaped in the array's order. The
 /// `.npy` format pads headers to 64 bytes, so the view is aligned.
-fn to_numpy<'py>(py: Python<'py>, array: NpyArray) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn to_numpy<'py>(py: Python<'py>, array: NpyArray) -> PyResult<Bound<'py, PyAny>> {
     let (descr, fortran) = (array.dtype.descr(), array.fortran_order);
     let shape = array.shape.clone();
     let (buffer, range) = array.into_buffer();

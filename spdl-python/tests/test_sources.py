@@ -307,3 +307,31 @@ def test_items_come_back_unchanged_and_decode_stages_take_any_source_object():
     assert run.failures() == []
     for image in decoded:
         np.testing.assert_array_equal(image, sio.load_image(path))
+
+
+def test_npy_fields_of_shard_samples_decode_and_collate(tmp_path):
+    shard = tmp_path / "features-000.tar"
+    rng = np.random.default_rng(0)
+    want = [rng.standard_normal((3, 4)).astype(np.float32) for _ in range(4)]
+    with tarfile.open(shard, "w") as tar:
+        for i, array in enumerate(want):
+            for name, value in [("npy", array), ("cls.npy", np.int64(i))]:
+                buf = io.BytesIO()
+                np.save(buf, value)
+                info = tarfile.TarInfo(f"{i:04d}.{name}")
+                info.size = len(buf.getvalue())
+                tar.addfile(info, io.BytesIO(buf.getvalue()))
+    batches = list(
+        PipelineBuilder()
+        .add_shards([str(shard)])
+        .decode_npy(key="npy", ordered=True)
+        .decode_npy(key="cls.npy", ordered=True)
+        .aggregate(2)
+        .collate()
+        .build()
+    )
+    assert [b["npy"].shape for b in batches] == [(2, 3, 4), (2, 3, 4)]
+    np.testing.assert_array_equal(np.concatenate([b["npy"] for b in batches]), np.stack(want))
+    assert [int(c) for b in batches for c in b["cls.npy"]] == [0, 1, 2, 3]
+    run = PipelineBuilder().add_source([b"not an array"]).decode_npy().build().run()
+    assert list(run) == [] and "magic" in run.failures()[0][2]

@@ -154,6 +154,16 @@ class PipelineBuilder:
         filter_desc: str | None = None,
     ) -> "PipelineBuilder":
         """A native stage: path/URL/bytes -> (N, H, W, C) uint8 frames."""
+    def decode_npy(
+        self,
+        *,
+        concurrency: int = 1,
+        ordered: bool = False,
+        name: str = "decode_npy",
+        key: str | None = None,
+    ) -> "PipelineBuilder":
+        """A native stage: a ``.npy`` (path, URL, bytes, or a shard sample's field with
+        ``key=``) -> a NumPy array of its own dtype; ``collate`` stacks them."""
     def decode_audio(
         self,
         *,

@@ -28,6 +28,8 @@ pub(crate) enum Item {
     Clips(Array5<u8>),
     /// Decoded audio, float32 (channels, samples).
     Audio(Array2<f32>),
+    /// A NumPy array read from a `.npy` (any dtype).
+    Array(spdl::io::npy::NpyArray),
     /// A batch of audio padded with zeros (B, channels, samples), and each
     /// one's length in samples.
     AudioBatch(Array3<f32>, Array1<i64>),
@@ -75,6 +77,7 @@ impl Item {
             Item::Frames(a) => array(a.into_pyarray(py).into_any()),
             Item::Clips(a) => array(a.into_pyarray(py).into_any()),
             Item::Audio(a) => array(a.into_pyarray(py).into_any()),
+            Item::Array(a) => array(crate::npy::to_numpy(py, a)?),
             Item::AudioBatch(a, lengths) => {
                 let pair = [a.into_pyarray(py).into_any(), lengths.into_pyarray(py).into_any()];
                 PyTuple::new(py, pair)?.into_any().unbind()
@@ -110,6 +113,7 @@ impl Item {
             Item::Frames(a) => array(a.to_pyarray(py).into_any()),
             Item::Clips(a) => array(a.to_pyarray(py).into_any()),
             Item::Audio(a) => array(a.to_pyarray(py).into_any()),
+            Item::Array(a) => array(crate::npy::to_numpy(py, a.clone())?),
             Item::AudioBatch(a, _) => array(a.to_pyarray(py).into_any()),
             Item::Sample { url, key, fields } => {
                 let dict = PyDict::new(py);
@@ -201,6 +205,7 @@ impl Item {
 
 /// Collates a group from `aggregate`: images into (N, H, W, C), clips into
 /// (B, T, H, W, C), audio into (B, C, N) padded with zeros plus lengths,
+/// NumPy arrays (a Python stage's or `decode_npy`'s) with `numpy.stack`,
 /// and shard samples field by field (fields that cannot be stacked become
 /// lists).
 pub(crate) fn collate(item: Item) -> Result<Item, String> {
@@ -224,7 +229,7 @@ fn collate_group(items: Vec<Item>) -> Result<Item, String> {
         .map(Item::Clips),
         Some(Item::Audio(_)) => pad_audio(&items),
         Some(Item::Sample { .. }) => collate_samples(items),
-        Some(Item::Object(_)) => numpy_stack(items),
+        Some(Item::Object(_) | Item::Array(_)) => numpy_stack(items),
         _ => Err("collate takes decoded images, clips, audio, shard samples or NumPy arrays".into()),
     }
 }
@@ -308,7 +313,10 @@ fn collate_samples(items: Vec<Item>) -> Result<Item, String> {
     let fields = columns
         .into_iter()
         .map(|(name, column)| {
-            let stackable = matches!(column.first(), Some(Item::Image(_) | Item::Frames(_) | Item::Audio(_)));
+            let stackable = matches!(
+                column.first(),
+                Some(Item::Image(_) | Item::Frames(_) | Item::Audio(_) | Item::Array(_))
+            );
             let value = if stackable {
                 collate_group(column)?
             } else {

@@ -510,6 +510,21 @@ impl PipelineBuilder {
         })
     }
 
+    /// A native stage reading each item (a `.npy` path, URL or bytes, or a
+    /// shard sample's field with `key=`) as a NumPy array of its own dtype,
+    /// without the GIL; `collate` stacks them.
+    #[pyo3(signature = (*, concurrency=1, ordered=false, name="decode_npy", key=None))]
+    fn decode_npy(
+        slf: &Bound<'_, Self>,
+        concurrency: usize,
+        ordered: bool,
+        name: &str,
+        key: Option<String>,
+    ) -> PyResult<Py<Self>> {
+        let cfg = stage(name, concurrency, ordered, None);
+        Self::native(slf, cfg, key, move |src| sio::npy::load_npy(src).map(Item::Array))
+    }
+
     /// A native stage decoding each item's audio to float32 (channels,
     /// samples), optionally resampled and remixed, without the GIL.
     #[pyo3(signature = (*, sample_rate=None, channels=None, backend="auto", concurrency=1, ordered=false, name="decode_audio", key=None, filter_desc=None))]
