@@ -26,7 +26,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stream_audio, m)?)?;
     m.add_class::<ChunkIterator>()?;
     m.add_class::<crate::video::VideoReader>()?;
-    m.add_class::<crate::video::VideoWriter>()?;
+    m.add_class::<crate::writers::VideoWriter>()?;
+    m.add_class::<crate::writers::AudioWriter>()?;
     m.add_function(wrap_pyfunction!(list_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(class_folders, m)?)?;
     crate::npy::register(m)?;

@@ -13,6 +13,7 @@ mod pipeline;
 mod pools;
 mod sources;
 mod video;
+mod writers;
 
 use pyo3::prelude::*;
 

@@ -69,3 +69,15 @@ def test_video_writer_round_trip(tmp_path):
     w.close()
     with pytest.raises(ValueError, match="closed"):
         w.write(frames[:1])
+
+
+def test_audio_writer_round_trip(tmp_path):
+    samples, rate = sio.load_audio(FIXTURES / "audio" / "flac_s16_44100_stereo.flac")
+    for name in ["a.flac", "b.wav"]:
+        with sio.AudioWriter(tmp_path / name, rate, 2) as w:
+            w.write(samples[:, :5000])
+            w.write(samples[:, 5000:])
+        back, back_rate = sio.load_audio(tmp_path / name)
+        assert back_rate == rate and np.array_equal(back, samples), name
+    with pytest.raises(ValueError, match="nope_enc"):
+        sio.AudioWriter(tmp_path / "c.wav", rate, 2, codec="nope_enc")

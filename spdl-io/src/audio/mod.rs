@@ -1,6 +1,7 @@
 //! Audio: [`load_audio`] (f32) and [`load_audio_i16`] into (channels,
 //! samples) or (samples, channels) arrays, [`stream_audio`] in chunks with
-//! bounded memory, and [`audio_backend`] to see which decoder a source gets.
+//! bounded memory, [`audio_backend`] to see which decoder a source gets,
+//! and [`AudioWriter`] to encode samples into a file.
 //!
 //! Backends: `wav` (a direct PCM WAV reader), `symphonia` (pure Rust, for
 //! FLAC; feature `symphonia`) and `ffmpeg` (everything else, and every
@@ -19,8 +20,10 @@ mod sinks;
 #[cfg(feature = "symphonia")]
 mod symphonia;
 mod wav;
+mod writer;
 
 pub use buffer::{AudioBuffer, AudioSample};
 pub use config::{AudioBackend, AudioConfig, ChannelOrder, AUDIO_MAX_SAMPLES};
 pub use ffmpeg::{stream_audio, AudioChunks};
 pub use load::{audio_backend, load_audio, load_audio_i16};
+pub use writer::AudioWriter;

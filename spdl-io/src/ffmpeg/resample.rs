@@ -214,3 +214,25 @@ impl AudioResampler {
         }
     }
 }
+
+/// A sample-format conversion of whole frames (planar f32 into an
+/// encoder's format, same rate and layout, for writing audio), movable
+/// between threads.
+pub(crate) struct SampleConverter(ff::software::resampling::Context);
+
+// SAFETY: a SwrContext has no thread affinity; `SampleConverter` owns it
+// exclusively and is not `Sync`, so it is used from one thread at a time.
+unsafe impl Send for SampleConverter {}
+
+impl SampleConverter {
+    /// Planar f32 in `layout` at `rate` to `to`.
+    pub(crate) fn from_f32(to: ff::format::Sample, layout: ff::ChannelLayout, rate: u32) -> Result<Self, ff::Error> {
+        let from = ff::format::Sample::F32(ff::format::sample::Type::Planar);
+        ff::software::resampling::Context::get(from, layout, rate, to, layout, rate).map(SampleConverter)
+    }
+
+    /// Converts `input` into `output` (allocated on first use).
+    pub(crate) fn run(&mut self, input: &ff::frame::Audio, output: &mut ff::frame::Audio) -> Result<(), ff::Error> {
+        self.0.run(input, output).map(drop)
+    }
+}
