@@ -10,14 +10,62 @@ use spdl::io as sio;
 
 use crate::errors::off_gil;
 
+/// What both writers finish with.
+trait Finish: Send {
+    fn finish(self) -> sio::Result<()>;
+}
+
+impl Finish for sio::video::VideoWriter {
+    fn finish(self) -> sio::Result<()> {
+        sio::video::VideoWriter::finish(self)
+    }
+}
+
+impl Finish for sio::audio::AudioWriter {
+    fn finish(self) -> sio::Result<()> {
+        sio::audio::AudioWriter::finish(self)
+    }
+}
+
+/// An open writer behind a lock, until `close()` takes it.
+struct WriterSlot<W> {
+    inner: Mutex<Option<W>>,
+    name: String,
+}
+
+impl<W: Finish> WriterSlot<W> {
+    fn new(writer: W, name: String) -> Self {
+        WriterSlot {
+            inner: Mutex::new(Some(writer)),
+            name,
+        }
+    }
+
+    /// Runs `work` on the open writer with the GIL released.
+    fn with(&self, py: Python<'_>, work: impl FnOnce(&mut W) -> sio::Result<()> + Send) -> PyResult<()> {
+        off_gil(py, || match self.inner.lock().ok().as_deref_mut() {
+            Some(Some(writer)) => work(writer),
+            _ => Err(sio::Error::InvalidConfig(format!(
+                "{}: the writer is closed",
+                self.name
+            ))),
+        })
+    }
+
+    /// Finishes the file; a second call does nothing.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        match self.inner.lock().ok().and_then(|mut w| w.take()) {
+            Some(writer) => off_gil(py, || writer.finish()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A video file being written: `write(frames)` encodes (N, H, W, 3) uint8
 /// RGB frames as they come (the GIL released), `close()` flushes and
 /// writes the trailer; also a context manager.
 #[pyclass(frozen, module = "spdl_rs.io")]
-pub(crate) struct VideoWriter {
-    inner: Mutex<Option<sio::video::VideoWriter>>,
-    name: String,
-}
+pub(crate) struct VideoWriter(WriterSlot<sio::video::VideoWriter>);
 
 #[pymethods]
 impl VideoWriter {
@@ -38,48 +86,28 @@ impl VideoWriter {
             .with_codec(codec)
             .with_pix_fmt(pix_fmt);
         config.options = options.unwrap_or_default().into_iter().collect();
-        let name = path.display().to_string();
         let writer = off_gil(py, || sio::video::VideoWriter::create(&path, width, height, &config))?;
-        Ok(VideoWriter {
-            inner: Mutex::new(Some(writer)),
-            name,
-        })
+        Ok(VideoWriter(WriterSlot::new(writer, path.display().to_string())))
     }
 
     /// Encodes (N, H, W, 3) uint8 RGB frames.
     fn write(&self, py: Python<'_>, frames: numpy::PyReadonlyArray4<'_, u8>) -> PyResult<()> {
         let view = frames.as_array();
-        off_gil(py, || match self.inner.lock().ok().as_deref_mut() {
-            Some(Some(writer)) => writer.write(view),
-            _ => Err(sio::Error::InvalidConfig(format!(
-                "{}: the writer is closed",
-                self.name
-            ))),
-        })
+        self.0.with(py, |w| w.write(view))
     }
 
     /// Flushes the encoder and finishes the file (again: nothing).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let writer = self.inner.lock().ok().and_then(|mut w| w.take());
-        match writer {
-            Some(writer) => off_gil(py, || writer.finish()),
-            None => Ok(()),
-        }
+        self.0.close(py)
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
 
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _kind: Option<&Bound<'_, PyAny>>,
-        _value: Option<&Bound<'_, PyAny>>,
-        _traceback: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        self.close(py)?;
-        Ok(false)
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.0.close(py).map(|()| false)
     }
 }
 
@@ -87,10 +115,7 @@ impl VideoWriter {
 /// samples) float32 arrays as they come (the GIL released), `close()`
 /// flushes and writes the trailer; also a context manager.
 #[pyclass(frozen, module = "spdl_rs.io")]
-pub(crate) struct AudioWriter {
-    inner: Mutex<Option<sio::audio::AudioWriter>>,
-    name: String,
-}
+pub(crate) struct AudioWriter(WriterSlot<sio::audio::AudioWriter>);
 
 #[pymethods]
 impl AudioWriter {
@@ -103,49 +128,29 @@ impl AudioWriter {
         channels: u32,
         codec: Option<String>,
     ) -> PyResult<Self> {
-        let name = path.display().to_string();
         let writer = off_gil(py, || {
             sio::audio::AudioWriter::create(&path, sample_rate, channels, codec.as_deref())
         })?;
-        Ok(AudioWriter {
-            inner: Mutex::new(Some(writer)),
-            name,
-        })
+        Ok(AudioWriter(WriterSlot::new(writer, path.display().to_string())))
     }
 
     /// Encodes (channels, samples) float32 samples.
     fn write(&self, py: Python<'_>, samples: numpy::PyReadonlyArray2<'_, f32>) -> PyResult<()> {
         let view = samples.as_array();
-        off_gil(py, || match self.inner.lock().ok().as_deref_mut() {
-            Some(Some(writer)) => writer.write(view),
-            _ => Err(sio::Error::InvalidConfig(format!(
-                "{}: the writer is closed",
-                self.name
-            ))),
-        })
+        self.0.with(py, |w| w.write(view))
     }
 
     /// Flushes the encoder and finishes the file (again: nothing).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let writer = self.inner.lock().ok().and_then(|mut w| w.take());
-        match writer {
-            Some(writer) => off_gil(py, || writer.finish()),
-            None => Ok(()),
-        }
+        self.0.close(py)
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
 
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _kind: Option<&Bound<'_, PyAny>>,
-        _value: Option<&Bound<'_, PyAny>>,
-        _traceback: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        self.close(py)?;
-        Ok(false)
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.0.close(py).map(|()| false)
     }
 }

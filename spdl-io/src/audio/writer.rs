@@ -9,6 +9,7 @@ use ndarray::ArrayView2;
 
 use crate::error::{Error, Result};
 use crate::ffmpeg::resample::SampleConverter;
+use crate::media::encode::write_packets;
 
 /// The encoder a file's extension implies.
 fn default_codec(path: &Path) -> Option<&'static str> {
@@ -45,7 +46,6 @@ pub struct AudioWriter {
     /// Samples not encoded yet, one buffer per channel.
     pending: Vec<Vec<f32>>,
     next_pts: i64,
-    stream_tb: ff::Rational,
 }
 
 impl AudioWriter {
@@ -100,9 +100,6 @@ impl AudioWriter {
         output
             .write_header()
             .map_err(|e| bad(format!("cannot write the header: {e}")))?;
-        let stream_tb = output
-            .stream(0)
-            .map_or(ff::Rational::new(1, rate as i32), |s| s.time_base());
         let converter = SampleConverter::from_f32(format, layout, rate)
             .map_err(|e| bad(format!("converting to {format:?}: {e}")))?;
         let frame_size = encoder.frame_size() as usize;
@@ -116,7 +113,6 @@ impl AudioWriter {
             frame_size,
             pending: vec![Vec::new(); channels as usize], // bounded: channels <= 64
             next_pts: 0,
-            stream_tb,
         })
     }
 
@@ -187,21 +183,9 @@ impl AudioWriter {
 
     /// Writes every packet the encoder has ready.
     fn drain(&mut self) -> Result<()> {
-        let mut packet = ff::Packet::empty();
-        while self.encoder.receive_packet(&mut packet).is_ok() {
-            if packet.size() == 0 {
-                // FLAC's last packet: no audio, only its final stream header
-                // as side data, which FFmpeg 5.1's muxer refuses here; the
-                // header keeps the values written at the start.
-                continue;
-            }
-            packet.set_stream(0);
-            packet.rescale_ts(ff::Rational::new(1, self.rate as i32), self.stream_tb);
-            packet
-                .write_interleaved(&mut self.output)
-                .map_err(|e| self.failed(format!("writing: {e}")))?;
-        }
-        Ok(())
+        let time_base = ff::Rational::new(1, self.rate as i32);
+        write_packets(&mut self.encoder, &mut self.output, time_base, 0)
+            .map_err(|e| self.failed(format!("writing: {e}")))
     }
 
     fn failed(&self, reason: String) -> Error {

@@ -11,6 +11,7 @@
 pub(crate) mod convert;
 pub(crate) mod decode;
 pub(crate) mod demux;
+pub(crate) mod encode;
 pub(crate) mod frames;
 pub(crate) mod sample_table;
 pub(crate) mod time;

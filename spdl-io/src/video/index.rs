@@ -98,6 +98,17 @@ impl FrameIndex {
         self.pts.partition_point(|&p| p <= t).checked_sub(1)
     }
 
+    /// Time of frame `i` in seconds.
+    pub(super) fn seconds(&self, i: usize) -> f64 {
+        self.time_base.seconds(self.pts[i])
+    }
+
+    /// The first frame shown at or after `seconds` (`len()` if none).
+    pub(super) fn first_from(&self, seconds: f64) -> usize {
+        self.pts
+            .partition_point(|&p| self.time_base.seconds(p) < seconds - 1e-9)
+    }
+
     /// Builds the index of `source`'s stream, which must be at its start;
     /// leaves it positioned anywhere (the first lookup seeks).
     pub(super) fn build(source: &mut VideoSource, src: &Source, mode: SeekMode) -> Result<Self> {

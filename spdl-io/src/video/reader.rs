@@ -197,11 +197,7 @@ impl VideoReader {
                 "time window {start}..{end} must not end before it starts"
             )));
         }
-        let times = self.index.frame_seconds();
-        let (first, last) = (
-            times.partition_point(|&t| t < start - 1e-9),
-            times.partition_point(|&t| t < end - 1e-9),
-        );
+        let (first, last) = (self.index.first_from(start), self.index.first_from(end));
         self.get_frames_at(&(first..last).collect::<Vec<_>>())
     }
 
@@ -214,13 +210,12 @@ impl VideoReader {
     /// video with no frame; otherwise as [`VideoReader::get_frames_at`].
     pub fn get_clips(&mut self, sampling: &ClipSampling) -> Result<Clips> {
         let starts = sampling.starts(self.len())?;
-        let (t, span) = (sampling.frames_per_clip, sampling.span());
+        let t = sampling.frames_per_clip;
         let last = self.len() - 1;
         let indices: Vec<usize> = starts
             .iter()
             .flat_map(|&s| (0..t).map(move |k| (s + k * sampling.stride).min(last)))
             .collect();
-        debug_assert!(span > 0);
         let Decoded { data, shape, pts } = self.decode(&indices)?;
         let frames = Array5::from_shape_vec((starts.len(), t, shape[0], shape[1], shape[2]), data)
             .map_err(|e| self.convert_error(e.to_string()))?;
@@ -229,24 +224,27 @@ impl VideoReader {
     }
 
     fn frame_played_at(&self, t: f64) -> Result<usize> {
-        let times = self.index.frame_seconds();
-        let end = match times.as_slice() {
-            [.., a, b] => b + (b - a),
-            [a] => {
-                a + self
+        // The last frame is shown for as long as the one before it (or
+        // one frame at the declared rate).
+        let n = self.len();
+        let end = match n {
+            0 => f64::NEG_INFINITY,
+            1 => {
+                let step = self
                     .info
                     .avg_frame_rate
                     .and_then(|r| r.to_f64())
-                    .map_or(0.0, |f| 1.0 / f)
+                    .map_or(0.0, |f| 1.0 / f);
+                self.index.seconds(0) + step
             }
-            [] => f64::NEG_INFINITY,
+            _ => 2.0 * self.index.seconds(n - 1) - self.index.seconds(n - 2),
         };
         match self.index.frame_at(t) {
             Some(i) if t < end => Ok(i),
             _ => Err(Error::FrameTime {
                 src: self.src_name().into(),
                 seconds: t,
-                start: times.first().copied().unwrap_or(f64::NAN),
+                start: if n > 0 { self.index.seconds(0) } else { f64::NAN },
                 end,
             }),
         }

@@ -11,6 +11,7 @@ use ndarray::ArrayView4;
 
 use crate::error::{Error, Result};
 use crate::ffmpeg::scale::FrameScaler;
+use crate::media::encode::write_packets;
 
 /// How [`VideoWriter`] encodes. Every field has a default; setters chain.
 ///
@@ -80,7 +81,6 @@ pub struct VideoWriter {
     name: String,
     size: (u32, u32),
     encoder_tb: ff::Rational,
-    stream_tb: ff::Rational,
     frames: i64,
     finished: bool,
 }
@@ -142,7 +142,6 @@ impl VideoWriter {
         output
             .write_header()
             .map_err(|e| bad(format!("cannot write the header: {e}")))?;
-        let stream_tb = output.stream(0).map_or(encoder_tb, |s| s.time_base());
         let scaler = FrameScaler::new(ff::format::Pixel::RGB24, pix_fmt, width, height)
             .map_err(|e| bad(format!("cannot convert rgb24 to {}: {e}", config.pix_fmt)))?;
         Ok(VideoWriter {
@@ -152,7 +151,6 @@ impl VideoWriter {
             name,
             size: (width, height),
             encoder_tb,
-            stream_tb,
             frames: 0,
             finished: false,
         })
@@ -213,20 +211,10 @@ impl VideoWriter {
             .map_err(|e| self.failed(format!("writing the trailer: {e}")))
     }
 
-    /// Writes every packet the encoder has ready.
+    /// Writes every packet the encoder has ready (one frame long each).
     fn drain(&mut self) -> Result<()> {
-        let mut packet = ff::Packet::empty();
-        while self.encoder.receive_packet(&mut packet).is_ok() {
-            packet.set_stream(0);
-            // One frame long: without it the container's duration (and an
-            // MP4 edit list) ends at the last frame's start.
-            packet.set_duration(1);
-            packet.rescale_ts(self.encoder_tb, self.stream_tb);
-            packet
-                .write_interleaved(&mut self.output)
-                .map_err(|e| self.failed(format!("writing: {e}")))?;
-        }
-        Ok(())
+        write_packets(&mut self.encoder, &mut self.output, self.encoder_tb, 1)
+            .map_err(|e| self.failed(format!("writing: {e}")))
     }
 
     fn failed(&self, reason: String) -> Error {
