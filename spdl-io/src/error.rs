@@ -128,6 +128,14 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// Encoding or muxing media being written failed.
+    #[error("{src}: encoding failed: {reason}")]
+    Encode {
+        /// The destination name.
+        src: String,
+        /// What failed.
+        reason: String,
+    },
     /// A declared or actual size is over a configured [`Limits`](crate::Limits) value.
     #[error("{src}: {what} is {value}, over the limit of {limit} (raise it in Limits if this input is trusted)")]
     Limit {
@@ -191,6 +199,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Writing to a destination (a file, object storage) failed.
+    #[error("{src}: cannot write: {}", chain(.source.as_ref()))]
+    Write {
+        /// The path or URL written to.
+        src: String,
+        /// The operating system's or the store's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Fetching from object storage failed after the configured retries.
     #[error("{src}: fetch failed: {}", chain(.source.as_ref()))]
     Remote {
@@ -216,6 +233,14 @@ impl Error {
             src: src.into(),
             format: format.into(),
             reason: reason.to_string(),
+        }
+    }
+
+    /// [`Error::Write`] to `src`.
+    pub(crate) fn write(src: &str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        Error::Write {
+            src: src.into(),
+            source: source.into(),
         }
     }
 

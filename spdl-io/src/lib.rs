@@ -54,7 +54,7 @@ pub use kind::{probe_kind, probe_kind_with_limits, MediaKind};
 pub use limits::Limits;
 pub use media::{probe, MediaInfo, PixelFormat};
 pub use orientation::Orientation;
-pub use source::Source;
+pub use source::{Destination, Source};
 pub use video::{load_video, sample_frames, stream_video, VideoConfig};
 
 // Names from before the crate had public modules, kept so code that uses

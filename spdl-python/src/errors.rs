@@ -56,6 +56,7 @@ pub(crate) fn io_error(e: IoError) -> PyErr {
         }
         IoError::Limit { .. } => LimitError::new_err(text),
         IoError::Remote { .. } => RemoteError::new_err(text),
+        IoError::Write { .. } => pyo3::exceptions::PyOSError::new_err(text),
         _ => DecodeError::new_err(text),
     }
 }

@@ -180,13 +180,14 @@ fn encode_image<'py>(
     Ok(pyo3::types::PyBytes::new(py, &bytes))
 }
 
-/// Writes an (H, W, C) or (H, W) uint8 array to `path` (format from
-/// `format=` or the extension: jpg/jpeg, png, webp).
+/// Writes an (H, W, C) or (H, W) uint8 array to `path` (a path or an
+/// object URL such as `s3://bucket/out.jpg`; format from `format=` or the
+/// extension: jpg/jpeg, png, webp).
 #[pyfunction]
 #[pyo3(signature = (path, image, *, format=None, quality=95, subsampling=None))]
 fn save_image(
     py: Python<'_>,
-    path: std::path::PathBuf,
+    path: &Bound<'_, PyAny>,
     image: numpy::PyReadonlyArrayDyn<'_, u8>,
     format: Option<&str>,
     quality: u8,
@@ -196,7 +197,8 @@ fn save_image(
     config.subsampling = subsampling;
     config.format = format.map(str::parse).transpose().map_err(value_error)?;
     let view = image_view(&image)?;
-    off_gil(py, || sio::image::save_image(&path, view, &config))
+    let dest = crate::writers::destination(Some(path), None)?;
+    off_gil(py, || sio::image::save_image(dest, view, &config))
 }
 
 /// Decodes one image to an (H, W, C) uint8 array.

@@ -81,3 +81,39 @@ def test_audio_writer_round_trip(tmp_path):
         assert back_rate == rate and np.array_equal(back, samples), name
     with pytest.raises(ValueError, match="nope_enc"):
         sio.AudioWriter(tmp_path / "c.wav", rate, 2, codec="nope_enc")
+
+
+def test_writers_to_memory_equal_files(tmp_path):
+    frames = sio.load_video(FIXTURES / "h264_yuv420p.mp4", size=(160, 120))[:15]
+    options = {"threads": "1"}
+    with sio.VideoWriter(tmp_path / "a.mp4", 160, 120, options=options) as w:
+        w.write(frames)
+    w = sio.VideoWriter(None, 160, 120, options=options, format="mp4")
+    w.write(frames)
+    data = w.close()
+    assert isinstance(data, bytes) and data == (tmp_path / "a.mp4").read_bytes()
+    assert w.close() is None
+    samples, rate = sio.load_audio(FIXTURES / "audio" / "flac_s16_44100_stereo.flac")
+    w = sio.AudioWriter(None, rate, 2, format="flac")
+    w.write(samples)
+    back, _ = sio.load_audio(w.close())
+    assert np.array_equal(back, samples)
+    with pytest.raises(ValueError, match="format="):
+        sio.AudioWriter(None, rate, 2)
+
+
+def test_video_writer_muxes_an_audio_track(tmp_path):
+    frames = sio.load_video(FIXTURES / "h264_yuv420p.mp4", size=(160, 120))[:25]
+    t = np.arange(48_000, dtype=np.float32) / 48_000
+    tone = np.stack([0.5 * np.sin(2 * np.pi * 440 * t)] * 2).astype(np.float32)
+    path = tmp_path / "av.mkv"
+    with sio.VideoWriter(path, 160, 120, fps=(25, 1), audio_rate=48_000, audio_codec="libopus") as w:
+        w.write_audio(tone)
+        w.write(frames)
+    assert sio.load_video(path).shape == frames.shape
+    back, rate = sio.load_audio(path)
+    assert rate == 48_000 and abs(back.shape[1] - 48_000) <= 1024
+    assert abs(float(np.sqrt(np.mean(back**2))) - 0.5 / np.sqrt(2)) < 0.03
+    with pytest.raises(ValueError, match="no audio track"):
+        with sio.VideoWriter(tmp_path / "v.mp4", 160, 120) as w:
+            w.write_audio(tone)

@@ -1,12 +1,14 @@
 //! The FFI edge: every FFmpeg call that needs `unsafe` lives under this
-//! module, split by concern. It knows FFmpeg and the byte readers of
-//! [`crate::source::read`], nothing above them (no `Source`, no store):
+//! module, split by concern. It knows FFmpeg and the byte readers and
+//! sinks of [`crate::source`], nothing above them (no `Source`, no store):
 //!
 //! - [`log`]: FFmpeg's log routed to `tracing`, and the last error it
 //!   logged on this thread (added to error messages);
 //! - [`input`]: opening a container over a [`RandomRead`](crate::source::read::RandomRead)
 //!   through a custom AVIO context (or FFmpeg's own file reader for pipes,
 //!   devices and playlists), with a protocol whitelist;
+//! - [`output`]: a muxer writing into a [`ByteSink`](crate::source::sink::ByteSink)
+//!   through a custom AVIO context;
 //! - [`stream`]: per-stream facts (codec parameters, display matrix,
 //!   container index) and keyframe seeking;
 //! - [`codec`]: decoder settings and raw packet/frame fields;
@@ -22,6 +24,7 @@ pub(crate) mod codec;
 pub(crate) mod filter;
 pub(crate) mod input;
 pub(crate) mod log;
+pub(crate) mod output;
 pub(crate) mod resample;
 pub(crate) mod scale;
 pub(crate) mod stream;

@@ -11,6 +11,7 @@ use image::ImageEncoder;
 use ndarray::ArrayView3;
 
 use crate::error::{Error, Result};
+use crate::source::Destination;
 
 /// An image file format [`encode_image`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,8 +175,9 @@ pub fn encode_image(image: ArrayView3<'_, u8>, format: ImageFormat, config: &Sav
     }
 }
 
-/// Encodes an (H, W, C) uint8 image and writes it to `path` (the format
-/// from the config or the path's extension).
+/// Encodes an (H, W, C) uint8 image and writes it to `dest` (a path, an
+/// object URL such as `s3://bucket/out.jpg`); the format from the config
+/// or the destination's extension.
 ///
 /// ```no_run
 /// use spdl_io::image::{save_image, SaveConfig};
@@ -185,13 +187,14 @@ pub fn encode_image(image: ArrayView3<'_, u8>, format: ImageFormat, config: &Sav
 /// ```
 ///
 /// # Errors
-/// As [`encode_image`]; [`Error::Io`] when the file cannot be written.
-pub fn save_image(path: impl AsRef<Path>, image: ArrayView3<'_, u8>, config: &SaveConfig) -> Result<()> {
-    let path = path.as_ref();
-    let name = path.display().to_string();
+/// As [`encode_image`]; [`Error::Write`] when the destination cannot be
+/// written.
+pub fn save_image(dest: impl Into<Destination>, image: ArrayView3<'_, u8>, config: &SaveConfig) -> Result<()> {
+    let dest = dest.into();
+    let name = dest.name();
     let format = match config.format {
         Some(f) => f,
-        None => path
+        None => Path::new(&name)
             .extension()
             .and_then(|e| e.to_str())
             .ok_or_else(|| Error::InvalidConfig(format!("{name}: no format given and no file extension")))?
@@ -205,7 +208,9 @@ pub fn save_image(path: impl AsRef<Path>, image: ArrayView3<'_, u8>, config: &Sa
         },
         other => other,
     })?;
-    std::fs::write(path, bytes).map_err(|e| Error::io(&name, e))
+    let mut sink = dest.open()?;
+    sink.write_all(&bytes)?;
+    sink.finish().map(drop)
 }
 
 #[cfg(test)]

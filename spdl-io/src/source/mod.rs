@@ -11,6 +11,7 @@ pub(crate) mod path;
 #[cfg(feature = "remote")]
 pub(crate) mod ranged;
 pub(crate) mod read;
+pub(crate) mod sink;
 #[cfg(feature = "remote")]
 pub(crate) mod store;
 
@@ -23,6 +24,7 @@ use crate::limits::Limits;
 #[cfg(feature = "remote")]
 use ranged::RangedReader;
 use read::{ByteInput, FileReader, MemoryReader, RandomRead};
+pub use sink::Destination;
 
 #[cfg(feature = "remote")]
 pub use ranged::ObjectReader;

@@ -19,7 +19,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, ObjectStoreScheme, RetryConfig};
+use object_store::{
+    ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, ObjectStoreScheme, RetryConfig, WriteMultipart,
+};
 use url::Url;
 
 use super::path::has_extension;
@@ -460,6 +462,70 @@ impl Store {
     /// As [`Store::get`].
     pub fn list_blocking(&self, prefix: &str, extensions: &[&str]) -> Result<Vec<ObjectEntry>> {
         block_on(self.list(prefix, extensions))
+    }
+}
+
+/// The size of one uploaded part (S3 wants at least 5 MiB but for the last).
+const PART_SIZE: usize = 8 << 20;
+/// Parts uploading at once; a write waits while this many are in flight.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// A streaming multipart upload of one object (see [`super::sink`]).
+pub(crate) struct ObjectUpload {
+    /// `None` once finished or aborted.
+    upload: Option<WriteMultipart>,
+    url: String,
+}
+
+impl Store {
+    /// Starts a multipart upload of `url`.
+    pub(crate) fn upload(&self, url: &str) -> Result<ObjectUpload> {
+        let upload = block_on(self.request(url, |store, path| async move { store.put_multipart(&path).await }))
+            .map_err(|e| Error::write(url, e))?;
+        Ok(ObjectUpload {
+            upload: Some(WriteMultipart::new_with_chunk_size(upload, PART_SIZE)),
+            url: url.into(),
+        })
+    }
+}
+
+impl ObjectUpload {
+    /// Buffers `data`, starting the upload of every part it fills after
+    /// waiting (on this thread) until fewer than [`PARTS_IN_FLIGHT`] are
+    /// in flight.
+    pub(crate) fn write(&mut self, data: &[u8]) -> Result<()> {
+        let Some(upload) = self.upload.as_mut() else {
+            return Err(Error::write(&self.url, "the upload has ended"));
+        };
+        block_on(upload.wait_for_capacity(PARTS_IN_FLIGHT)).map_err(|e| Error::write(&self.url, e))?;
+        // Parts are spawned as tasks of the I/O runtime.
+        let _runtime = io_runtime().enter();
+        upload.write(data);
+        Ok(())
+    }
+
+    /// Uploads the last part and completes the upload (aborting it on
+    /// failure): the object exists from here on.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        let upload = self
+            .upload
+            .take()
+            .ok_or_else(|| Error::write(&self.url, "the upload has ended"))?;
+        let task = io_runtime().spawn(upload.finish());
+        match block_on(task) {
+            Ok(result) => result.map(drop).map_err(|e| Error::write(&self.url, e)),
+            Err(e) => Err(Error::write(&self.url, e)),
+        }
+    }
+}
+
+impl Drop for ObjectUpload {
+    /// An upload not finished is aborted (its parts deleted), in the
+    /// background.
+    fn drop(&mut self) {
+        if let Some(upload) = self.upload.take() {
+            io_runtime().spawn(upload.abort());
+        }
     }
 }
 

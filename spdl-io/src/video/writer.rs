@@ -1,17 +1,17 @@
 //! Writing video: (N, H, W, 3) RGB frames encoded (H.264 through libx264,
-//! VP9, AV1 or MPEG-4, whichever the FFmpeg build has) and muxed into a
-//! file whose container the extension names (MP4, MKV, WebM...). Frames
-//! stream through: memory holds one chunk and the encoder's lookahead,
-//! never the whole video.
-
-use std::path::Path;
+//! VP9, AV1 or MPEG-4, whichever the FFmpeg build has), with an optional
+//! audio track, muxed into the container the destination's extension (or
+//! [`WriterConfig::format`]) names (MP4, MKV, WebM...), written to a file,
+//! to memory or to object storage. Frames stream through: memory holds one
+//! chunk, the encoder's lookahead and the muxer's interleaving queue, never
+//! the whole video.
 
 use ffmpeg_next as ff;
-use ndarray::ArrayView4;
+use ndarray::{ArrayView2, ArrayView4};
 
-use crate::error::{Error, Result};
-use crate::ffmpeg::scale::FrameScaler;
-use crate::media::encode::write_packets;
+use crate::error::Result;
+use crate::media::encode::{find_encoder, AudioEncoder, Muxer, VideoEncoder, VideoSettings};
+use crate::source::Destination;
 
 /// How [`VideoWriter`] encodes. Every field has a default; setters chain.
 ///
@@ -31,6 +31,19 @@ pub struct WriterConfig {
     pub pix_fmt: String,
     /// Encoder options, as `ffmpeg -crf 23 -preset fast` takes them.
     pub options: Vec<(String, String)>,
+    /// The container by FFmpeg's muxer name (`mp4`, `matroska`, `webm`);
+    /// default: the one the destination's extension implies.
+    pub format: Option<String>,
+    /// Muxer options (`movflags=+faststart` for a file). An MP4 written to
+    /// object storage, which cannot seek, is fragmented
+    /// (`movflags=frag_keyframe+empty_moov+default_base_moof`) unless
+    /// `movflags` is set here.
+    pub muxer_options: Vec<(String, String)>,
+    /// An audio track: (sample rate, channels); none by default.
+    pub audio: Option<(u32, u32)>,
+    /// The audio encoder by FFmpeg's name; default: the container's own
+    /// (AAC for MP4, Opus or Vorbis for WebM/MKV).
+    pub audio_codec: Option<String>,
 }
 
 impl WriterConfig {
@@ -41,6 +54,10 @@ impl WriterConfig {
             codec: "libx264".into(),
             pix_fmt: "yuv420p".into(),
             options: Vec::new(),
+            format: None,
+            muxer_options: Vec::new(),
+            audio: None,
+            audio_codec: None,
         }
     }
     /// Sets the encoder by FFmpeg's name.
@@ -61,166 +78,137 @@ impl WriterConfig {
         self.options.push((key.into(), value.into()));
         self
     }
+    /// Sets the container by FFmpeg's muxer name.
+    #[must_use]
+    pub fn with_format(mut self, format: impl Into<String>) -> Self {
+        self.format = Some(format.into());
+        self
+    }
+    /// Adds a muxer option.
+    #[must_use]
+    pub fn with_muxer_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.muxer_options.push((key.into(), value.into()));
+        self
+    }
+    /// Adds an audio track of `channels` at `rate` Hz, written with
+    /// [`VideoWriter::write_audio`].
+    #[must_use]
+    pub fn with_audio(mut self, rate: u32, channels: u32) -> Self {
+        self.audio = Some((rate, channels));
+        self
+    }
+    /// Sets the audio track's encoder by FFmpeg's name.
+    #[must_use]
+    pub fn with_audio_codec(mut self, codec: impl Into<String>) -> Self {
+        self.audio_codec = Some(codec.into());
+        self
+    }
 }
 
-/// A video file being written: frames in, encoded and muxed as they come.
+/// A video being written: frames (and audio samples) in, encoded and
+/// muxed as they come.
 ///
 /// ```no_run
 /// use spdl_io::video::{VideoWriter, WriterConfig};
 /// let frames = ndarray::Array4::<u8>::zeros((30, 240, 320, 3));
-/// let mut writer = VideoWriter::create("out.mp4", 320, 240, &WriterConfig::new(30, 1))?;
+/// let samples = ndarray::Array2::<f32>::zeros((2, 48_000));
+/// let config = WriterConfig::new(30, 1).with_audio(48_000, 2);
+/// let mut writer = VideoWriter::create("out.mp4", 320, 240, &config)?;
 /// writer.write(frames.view())?;
+/// writer.write_audio(samples.view())?;
 /// writer.finish()?;
 /// # Ok::<(), spdl_io::Error>(())
 /// ```
 pub struct VideoWriter {
-    // Field order is drop order: the encoder before the container.
-    encoder: ff::encoder::Video,
-    scaler: FrameScaler,
-    output: ff::format::context::Output,
-    name: String,
-    size: (u32, u32),
-    encoder_tb: ff::Rational,
-    frames: i64,
-    finished: bool,
+    video: VideoEncoder,
+    audio: Option<AudioEncoder>,
+    muxer: Muxer,
 }
 
 impl VideoWriter {
-    /// Creates `path` for frames of `width` x `height`.
+    /// Creates `dest` (a path, [`Destination::memory`], or an object URL)
+    /// for frames of `width` x `height`.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for an encoder this FFmpeg build lacks (the
-    /// message names it), a pixel format it does not know, an odd size for
-    /// a 4:2:0 format or a bad frame rate; [`Error::Io`] when the file
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an encoder
+    /// this FFmpeg build lacks (the message names it), an unknown pixel
+    /// format or container, an odd size for a 4:2:0 format or a bad frame
+    /// rate; [`Error::Write`](crate::Error::Write) when the destination
     /// cannot be created.
-    pub fn create(path: impl AsRef<Path>, width: u32, height: u32, config: &WriterConfig) -> Result<Self> {
+    pub fn create(dest: impl Into<Destination>, width: u32, height: u32, config: &WriterConfig) -> Result<Self> {
         crate::ffmpeg::init();
-        let path = path.as_ref();
-        let name = path.display().to_string();
-        let bad = |reason: String| Error::InvalidConfig(format!("{name}: {reason}"));
-        let (num, den) = config.fps;
-        if num <= 0 || den <= 0 || width == 0 || height == 0 {
-            return Err(bad(format!("cannot write {width}x{height} at {num}/{den} frames/s")));
-        }
-        let codec = ff::encoder::find_by_name(&config.codec).ok_or_else(|| {
-            bad(format!(
-                "this FFmpeg build has no {:?} encoder (`ffmpeg -encoders` lists those it has)",
-                config.codec
-            ))
-        })?;
-        let pix_fmt: ff::format::Pixel = config
-            .pix_fmt
-            .parse()
-            .map_err(|_| bad(format!("unknown pixel format {:?}", config.pix_fmt)))?;
-        let mut output = ff::format::output(&path).map_err(|e| bad(format!("cannot create the file: {e}")))?;
-        let global_header = output.format().flags().contains(ff::format::Flags::GLOBAL_HEADER);
-        let mut encoder = ff::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .map_err(|e| bad(format!("{}: {e}", config.codec)))?;
-        let encoder_tb = ff::Rational::new(den, num);
-        encoder.set_width(width);
-        encoder.set_height(height);
-        encoder.set_format(pix_fmt);
-        encoder.set_time_base(encoder_tb);
-        encoder.set_frame_rate(Some(ff::Rational::new(num, den)));
-        if global_header {
-            encoder.set_flags(ff::codec::Flags::GLOBAL_HEADER);
-        }
-        let mut options = ff::Dictionary::new();
-        for (k, v) in &config.options {
-            options.set(k, v);
-        }
-        let encoder = encoder
-            .open_with(options)
-            .map_err(|e| bad(format!("cannot open the {} encoder: {e}", config.codec)))?;
-        let mut stream = output.add_stream(codec).map_err(|e| bad(e.to_string()))?;
-        stream.set_parameters(&encoder);
-        stream.set_time_base(encoder_tb);
-        stream.set_rate(ff::Rational::new(num, den));
-        stream.set_avg_frame_rate(ff::Rational::new(num, den));
-        output
-            .write_header()
-            .map_err(|e| bad(format!("cannot write the header: {e}")))?;
-        let scaler = FrameScaler::new(ff::format::Pixel::RGB24, pix_fmt, width, height)
-            .map_err(|e| bad(format!("cannot convert rgb24 to {}: {e}", config.pix_fmt)))?;
-        Ok(VideoWriter {
-            encoder,
-            scaler,
-            output,
-            name,
-            size: (width, height),
-            encoder_tb,
-            frames: 0,
-            finished: false,
-        })
+        let mut muxer = Muxer::create(&dest.into(), config.format.as_deref())?;
+        let settings = VideoSettings {
+            width,
+            height,
+            fps: config.fps,
+            codec: &config.codec,
+            pix_fmt: &config.pix_fmt,
+            options: &config.options,
+        };
+        let video = VideoEncoder::open(&mut muxer, &settings)?;
+        let audio = match config.audio {
+            Some((rate, channels)) => {
+                let codec = match &config.audio_codec {
+                    Some(name) => find_encoder(&muxer, name)?,
+                    None => default_audio_encoder(&muxer)?,
+                };
+                Some(AudioEncoder::open(&mut muxer, codec, rate, channels)?)
+            }
+            None => None,
+        };
+        muxer.write_header(&config.muxer_options)?;
+        Ok(VideoWriter { video, audio, muxer })
     }
 
     /// Encodes (N, H, W, 3) RGB frames, in order.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for frames of another size or channel
-    /// count; [`Error::Convert`] when encoding or writing fails.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for frames of
+    /// another size or channel count; [`Error::Encode`](crate::Error::Encode)
+    /// or [`Error::Write`](crate::Error::Write) when encoding or writing
+    /// fails.
     pub fn write(&mut self, frames: ArrayView4<'_, u8>) -> Result<()> {
-        let (_, h, w, c) = frames.dim();
-        if (w as u32, h as u32) != self.size || c != 3 || self.finished {
-            return Err(Error::InvalidConfig(format!(
-                "{}: frames are {w}x{h}x{c}, the writer takes {}x{}x3 RGB{}",
-                self.name,
-                self.size.0,
-                self.size.1,
-                if self.finished { " and is finished" } else { "" }
-            )));
-        }
-        let mut rgb = ff::frame::Video::new(ff::format::Pixel::RGB24, self.size.0, self.size.1);
-        let mut yuv = ff::frame::Video::empty();
-        for frame in frames.outer_iter() {
-            let frame = frame.as_standard_layout();
-            let row = w * 3;
-            let stride = rgb.stride(0);
-            let data = rgb.data_mut(0);
-            for (y, src) in frame.as_slice().unwrap_or_default().chunks_exact(row).enumerate() {
-                data[y * stride..y * stride + row].copy_from_slice(src);
-            }
-            self.scaler
-                .run(&rgb, &mut yuv)
-                .map_err(|e| self.failed(format!("converting: {e}")))?;
-            yuv.set_pts(Some(self.frames));
-            self.frames += 1;
-            self.encoder
-                .send_frame(&yuv)
-                .map_err(|e| self.failed(format!("encoding: {e}")))?;
-            self.drain()?;
-        }
-        Ok(())
+        self.video.write(&mut self.muxer, frames)
     }
 
-    /// Flushes the encoder and writes the file's trailer. Dropping a
-    /// writer without calling it leaves an unfinished file.
+    /// Encodes (channels, samples) float32 samples of the audio track, in
+    /// order. Video and audio may be written in any order of calls; the
+    /// muxer interleaves them by time.
     ///
     /// # Errors
-    /// [`Error::Convert`] when encoding or writing fails.
-    pub fn finish(mut self) -> Result<()> {
-        self.finished = true;
-        self.encoder
-            .send_eof()
-            .map_err(|e| self.failed(format!("flushing: {e}")))?;
-        self.drain()?;
-        self.output
-            .write_trailer()
-            .map_err(|e| self.failed(format!("writing the trailer: {e}")))
-    }
-
-    /// Writes every packet the encoder has ready (one frame long each).
-    fn drain(&mut self) -> Result<()> {
-        write_packets(&mut self.encoder, &mut self.output, self.encoder_tb, 1)
-            .map_err(|e| self.failed(format!("writing: {e}")))
-    }
-
-    fn failed(&self, reason: String) -> Error {
-        Error::Convert {
-            src: self.name.clone(),
-            reason,
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) when the
+    /// writer has no audio track or for another channel count; as
+    /// [`VideoWriter::write`] otherwise.
+    pub fn write_audio(&mut self, samples: ArrayView2<'_, f32>) -> Result<()> {
+        match self.audio.as_mut() {
+            Some(audio) => audio.write(&mut self.muxer, samples),
+            None => Err(self
+                .muxer
+                .bad("this writer has no audio track (WriterConfig::with_audio)")),
         }
     }
+
+    /// Flushes the encoders and writes the trailer: the file is complete,
+    /// the object uploaded. Returns the bytes for an in-memory
+    /// destination. Dropping a writer without calling it leaves an
+    /// unfinished file (and aborts an upload).
+    ///
+    /// # Errors
+    /// As [`VideoWriter::write`].
+    pub fn finish(mut self) -> Result<Option<Vec<u8>>> {
+        self.video.finish(&mut self.muxer)?;
+        if let Some(audio) = self.audio.as_mut() {
+            audio.finish(&mut self.muxer)?;
+        }
+        self.muxer.finish()
+    }
+}
+
+/// The audio encoder the container uses by default.
+fn default_audio_encoder(muxer: &Muxer) -> Result<ff::Codec> {
+    let id = muxer.default_codec(ff::media::Type::Audio);
+    ff::encoder::find(id)
+        .filter(|_| id != ff::codec::Id::None)
+        .ok_or_else(|| muxer.bad(format!("no audio encoder for this container ({id:?}); name one")))
 }

@@ -177,8 +177,8 @@ def save_image(
     quality: int = 95,
     subsampling: Literal[444, 422, 420] | None = None,
 ) -> None:
-    """``encode_image`` written to ``path``; the format from ``format`` or the path's
-    extension."""
+    """``encode_image`` written to ``path`` (a file or an object URL such as
+    ``s3://bucket/out.jpg``); the format from ``format`` or the path's extension."""
 
 def load_npy(src: Src) -> npt.NDArray[Any]:
     """A NumPy ``.npy`` (path, URL, bytes or file-like) as an array of its own dtype,
@@ -193,15 +193,23 @@ def load_npz(src: Src) -> dict[str, npt.NDArray[Any]]:
     headers declare (a zip bomb stops at its header)."""
 
 class VideoWriter:
-    """A video file being written: (N, H, W, 3) uint8 RGB frames in, encoded (``codec``
-    is FFmpeg's encoder name: libx264 by default, libvpx-vp9, libaom-av1, mpeg4...) and
-    muxed into the container the extension names, as they come; ``close()`` (or the
-    end of a ``with`` block) flushes and finishes the file. A missing encoder raises
-    ValueError naming it."""
+    """A video being written: (N, H, W, 3) uint8 RGB frames in, encoded (``codec`` is
+    FFmpeg's encoder name: libx264 by default, libvpx-vp9, libaom-av1, mpeg4...) and
+    muxed as they come into the container the extension (or ``format``) names.
+
+    ``path`` is a file, an object URL (``s3://bucket/clip.mp4``: a streaming multipart
+    upload; an MP4 is then fragmented, as the upload cannot seek, unless ``movflags``
+    is in ``muxer_options``) or None to write into memory (``format`` then names the
+    container as an extension would: ``mp4``, ``mkv``, ``webm``). ``audio_rate`` adds
+    an audio track of ``audio_channels`` written with ``write_audio`` (encoder
+    ``audio_codec``, default the container's: AAC for MP4); video and audio may be
+    written in any order. ``close()`` (or the end of a ``with`` block) flushes and
+    finishes the output and returns its bytes when it is in memory. A missing encoder
+    raises ValueError naming it."""
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None,
         width: int,
         height: int,
         *,
@@ -209,23 +217,37 @@ class VideoWriter:
         codec: str = "libx264",
         pix_fmt: str = "yuv420p",
         options: dict[str, str] | None = None,
+        format: str | None = None,
+        muxer_options: dict[str, str] | None = None,
+        audio_rate: int | None = None,
+        audio_channels: int = 2,
+        audio_codec: str | None = None,
     ) -> None: ...
     def write(self, frames: npt.NDArray[np.uint8]) -> None: ...
-    def close(self) -> None: ...
+    def write_audio(self, samples: npt.NDArray[np.float32]) -> None: ...
+    def close(self) -> bytes | None: ...
     def __enter__(self) -> "VideoWriter": ...
     def __exit__(self, *exc: object) -> bool: ...
 
 class AudioWriter:
-    """An audio file being written: (channels, samples) float32 in, encoded (``codec``
+    """An audio stream being written: (channels, samples) float32 in, encoded (``codec``
     by FFmpeg's name, else the extension's: WAV as float32, FLAC, Opus, AAC, MP3) and
-    muxed as it comes; ``close()`` (or the end of a ``with`` block) finishes the file.
+    muxed as it comes into a file, an object URL or memory (``path=None`` with
+    ``format`` as an extension: ``flac``, ``wav``); ``close()`` (or the end of a
+    ``with`` block) finishes the output and returns its bytes when it is in memory.
     WAV and FLAC round trips are exact (FLAC for samples 16 bits hold)."""
 
     def __init__(
-        self, path: str | os.PathLike[str], sample_rate: int, channels: int, *, codec: str | None = None
+        self,
+        path: str | os.PathLike[str] | None,
+        sample_rate: int,
+        channels: int,
+        *,
+        codec: str | None = None,
+        format: str | None = None,
     ) -> None: ...
     def write(self, samples: npt.NDArray[np.float32]) -> None: ...
-    def close(self) -> None: ...
+    def close(self) -> bytes | None: ...
     def __enter__(self) -> "AudioWriter": ...
     def __exit__(self, *exc: object) -> bool: ...
 
