@@ -59,6 +59,22 @@ impl Orientation {
         )
     }
 
+    /// The FFmpeg filter chain that displays a stored frame (what the
+    /// `ffmpeg` CLI inserts before a user's `-vf` when it autorotates);
+    /// `None` for [`Orientation::Normal`].
+    pub(crate) fn ffmpeg_filter(self) -> Option<&'static str> {
+        Some(match self {
+            Orientation::Normal => return None,
+            Orientation::FlipHorizontal => "hflip",
+            Orientation::Rotate180 => "hflip,vflip",
+            Orientation::FlipVertical => "vflip",
+            Orientation::Transpose => "transpose=cclock_flip",
+            Orientation::Rotate90 => "transpose=clock",
+            Orientation::Transverse => "transpose=clock_flip",
+            Orientation::Rotate270 => "transpose=cclock",
+        })
+    }
+
     /// Where stored pixel (row `r`, column `c`) of a `w` x `h` image lands
     /// in the displayed image, as (row, column).
     fn map(self, r: usize, c: usize, w: usize, h: usize) -> (usize, usize) {

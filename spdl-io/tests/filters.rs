@@ -12,7 +12,7 @@ use spdl_io::{load_video, stream_video, Error, VideoConfig};
 const CHAINS: [&str; 5] = [
     "hflip",
     "crop=120:80:10:20",
-    "pad=340:260:10:10:black",
+    "pad=360:360:10:10:black",
     "eq=brightness=0.1:contrast=1.2,vflip",
     "fps=10",
 ];
@@ -24,6 +24,8 @@ fn filter_chains_match_the_ffmpeg_cli_byte_for_byte() {
         "vp9_yuv420p.webm",
         "mpeg2_yuv420p.ts",
         "h264_start_offset.mp4",
+        "h264_rotate90.mp4",
+        "h264_rotate270.mp4",
     ] {
         let path = fixture(file);
         for chain in CHAINS {

@@ -14,6 +14,7 @@ use crate::media::decode::Frame;
 use crate::media::demux::Demuxer;
 use crate::media::frames::FrameReader;
 use crate::media::time::Ratio;
+use crate::orientation::Orientation;
 use crate::source::Source;
 
 /// Decoded frames and their timestamps.
@@ -166,7 +167,19 @@ impl VideoSource {
         };
         let info = demuxer.stream_info(stream)?;
         let decoder = demuxer.video_decoder(stream, &config.decoder)?;
-        let converter = FrameConverter::new(config.convert, demuxer.orientation(stream), demuxer.source_name());
+        let mut orientation = demuxer.orientation(stream);
+        // With a filter chain the rotation comes first, inside the graph,
+        // as the `ffmpeg` CLI applies it: the chain sees displayed frames.
+        let filter = config.filter.as_ref().map(|desc| {
+            match orientation.ffmpeg_filter().filter(|_| !config.convert.ignore_rotation) {
+                Some(rotate) => {
+                    orientation = Orientation::Normal;
+                    format!("{rotate},{desc}")
+                }
+                None => desc.clone(),
+            }
+        });
+        let converter = FrameConverter::new(config.convert, orientation, demuxer.source_name());
         let fps = info.avg_frame_rate.and_then(Ratio::to_f64).unwrap_or(30.0);
         let seconds = match (config.start, config.end, info.duration) {
             (s, Some(e), _) => e - s.unwrap_or(0.0),
@@ -206,7 +219,7 @@ impl VideoSource {
             rate,
             repeat: None,
             deferred: None,
-            filter: config.filter.clone().map(|desc| FilterStage {
+            filter: filter.map(|desc| FilterStage {
                 desc,
                 start: info.start_time.map_or(0, |s| tb.timestamp(s)),
                 graph: None,

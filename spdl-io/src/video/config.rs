@@ -145,8 +145,8 @@ impl VideoConfig {
     /// Applies an FFmpeg filter chain to decoded frames (crop, pad, hflip,
     /// eq, fps, ...): the escape hatch when the typed options do not cover
     /// a need; the typed options are faster where they do. The stream's
-    /// rotation, if any, is applied after the chain (the `ffmpeg` CLI
-    /// applies it before).
+    /// rotation, if any, is applied first, inside the graph, so the chain
+    /// sees frames as displayed (as the `ffmpeg` CLI's `-vf` does).
     ///
     /// ```
     /// let config = spdl_io::VideoConfig::default().with_filter("hflip,crop=100:80:10:20");
