@@ -20,9 +20,13 @@ cargo test --workspace --exclude spdl-python
 # A short mutation-fuzz run, fixed seed, under a memory cap (the long run:
 # bash scripts/fuzz.sh --count 20000).
 PROFILE=debug bash scripts/fuzz.sh --seed 1 --count 3000
-# Build the extension into the venv and run the Python tests.
+# Build the wheel users install (abi3, FFmpeg bundled), install it into the
+# venv and run the Python tests on it (test_wheel.py also installs it into a
+# fresh venv).
 (
     source .venv-test/bin/activate
-    maturin develop --release -q -m spdl-python/Cargo.toml
+    SPDL_WHEEL=$(python scripts/build_wheel.py)
+    export SPDL_WHEEL
+    pip install -q --disable-pip-version-check --force-reinstall --no-deps "$SPDL_WHEEL"
     python -m pytest -q spdl-python/tests
 )

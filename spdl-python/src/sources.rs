@@ -1,11 +1,14 @@
 //! Turning Python arguments into spdl-io [`Source`]s: `str` (a path or a
 //! URL), `os.PathLike`, `bytes`, and any contiguous byte buffer
 //! (`memoryview`, `bytearray`, a uint8 NumPy array), all without copying
-//! the data.
+//! the data (the wheel, built for the stable ABI of CPython 3.9, where
+//! the buffer protocol is not part of it, copies a buffer that is not
+//! `bytes` once).
 
 use std::path::PathBuf;
 
 use bytes::Bytes;
+#[cfg(not(feature = "abi3"))]
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -14,8 +17,10 @@ use pyo3::types::{PyBytes, PyString};
 use spdl::io::Source;
 
 /// A Python buffer kept exported while Rust reads it.
+#[cfg(not(feature = "abi3"))]
 struct ExportedBuffer(PyBuffer<u8>);
 
+#[cfg(not(feature = "abi3"))]
 impl AsRef<[u8]> for ExportedBuffer {
     fn as_ref(&self) -> &[u8] {
         let Some(ptr) = self.0.as_slice_ptr() else {
@@ -33,7 +38,7 @@ impl AsRef<[u8]> for ExportedBuffer {
 /// The Rust source for a Python object.
 pub(crate) fn extract(obj: &Bound<'_, PyAny>) -> PyResult<Source> {
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Source::from(s.to_str()?));
+        return Ok(Source::from(&*s.to_cow()?));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Source::from_bytes(
@@ -44,18 +49,35 @@ pub(crate) fn extract(obj: &Bound<'_, PyAny>) -> PyResult<Source> {
     if obj.hasattr("__fspath__")? {
         return Ok(Source::Path(obj.extract::<PathBuf>()?));
     }
-    let buffer = PyBuffer::<u8>::get(obj).map_err(|_| {
+    let data = buffer_bytes(obj).map_err(|_| {
         PyTypeError::new_err(format!(
             "expected str, os.PathLike, bytes or a uint8 buffer, not {}",
             obj.get_type().name().map_or("?".into(), |n| n.to_string())
         ))
     })?;
-    let data = if buffer.as_slice_ptr().is_some() {
+    Ok(Source::from_bytes(data, "<buffer>"))
+}
+
+/// The bytes of a contiguous uint8 buffer, shared while it stays exported.
+#[cfg(not(feature = "abi3"))]
+fn buffer_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    let buffer = PyBuffer::<u8>::get(obj)?;
+    Ok(if buffer.as_slice_ptr().is_some() {
         Bytes::from_owner(ExportedBuffer(buffer))
     } else {
         Bytes::from(buffer.to_vec(obj.py())?)
-    };
-    Ok(Source::from_bytes(data, "<buffer>"))
+    })
+}
+
+/// The bytes of a uint8 buffer, copied through `memoryview` (the stable
+/// ABI of CPython 3.9 has no buffer protocol).
+#[cfg(feature = "abi3")]
+fn buffer_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    let view = obj.py().import("builtins")?.getattr("memoryview")?.call1((obj,))?;
+    if view.getattr("itemsize")?.extract::<usize>()? != 1 {
+        return Err(PyTypeError::new_err("not a byte buffer"));
+    }
+    Ok(Bytes::from(view.call_method0("tobytes")?.extract::<Vec<u8>>()?))
 }
 
 /// Sources for every item of a Python iterable. In-memory items are named

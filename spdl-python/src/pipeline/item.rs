@@ -54,7 +54,7 @@ impl Item {
     /// takes it, with the GIL for a moment).
     pub(crate) fn from_py(obj: Bound<'_, PyAny>) -> Item {
         let native = match obj.cast_exact::<PyString>() {
-            Ok(s) => s.to_str().is_ok_and(|text| Source::from(text).name() == text),
+            Ok(s) => s.to_cow().is_ok_and(|text| Source::from(&*text).name() == text),
             Err(_) => obj.is_exact_instance_of::<PyBytes>(),
         };
         match native.then(|| crate::sources::extract(&obj)) {
