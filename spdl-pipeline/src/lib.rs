@@ -39,7 +39,7 @@ pub use config::{FailureBudget, PipelineConfig, StageConfig};
 pub use error::{Error, Failure, Result};
 pub use profile::StageProfile;
 pub use run::{merge_runs, Pipeline, Run};
-pub use sampler::{DistributedSampler, Remainder};
+pub use sampler::{rank_from_env, DistributedSampler, Remainder};
 pub use stages::aggregate::Aggregator;
 pub use stages::merge::{Merge, MergePolicy};
 pub use stats::{PipelineStats, StageStats};

@@ -3,6 +3,8 @@
 //! equal counts, and every epoch reshuffles without the caller having to
 //! remember a call.
 
+use crate::error::{Error, Result};
+
 /// What to do when the dataset does not divide evenly among ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -55,6 +57,33 @@ impl DistributedSampler {
             remainder: Remainder::Pad,
         }
     }
+    /// A sampler for the rank of this process as `torchrun` (and most
+    /// launchers) tell it: `RANK` and `WORLD_SIZE` (0 and 1 when unset).
+    ///
+    /// ```
+    /// let sampler = spdl_pipeline::DistributedSampler::from_env(10).unwrap();
+    /// assert!(sampler.rank() < sampler.world_size());
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Build`] naming the variable when one is not a
+    /// non-negative integer, or when `RANK` is not below `WORLD_SIZE`.
+    pub fn from_env(len: usize) -> Result<Self> {
+        let (rank, world_size) = rank_from_env()?;
+        Ok(DistributedSampler::new(len, rank, world_size))
+    }
+    /// This sampler's rank.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+    /// The number of ranks.
+    pub fn world_size(&self) -> usize {
+        self.world_size
+    }
+    /// The length of the dataset sampled.
+    pub fn dataset_len(&self) -> usize {
+        self.len
+    }
     /// Sets the seed (the same on every rank).
     #[must_use]
     pub fn with_seed(mut self, seed: u64) -> Self {
@@ -103,6 +132,29 @@ impl DistributedSampler {
         order.truncate(total);
         order.into_iter().skip(self.rank).step_by(self.world_size).collect()
     }
+}
+
+/// This process's `(rank, world size)` from `RANK` and `WORLD_SIZE`, as
+/// `torchrun` sets them; `(0, 1)` when they are unset.
+///
+/// # Errors
+/// [`Error::Build`] naming the variable when one is not a non-negative
+/// integer, or when the rank is not below the world size.
+pub fn rank_from_env() -> Result<(usize, usize)> {
+    let var = |name: &str, default: usize| match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| Error::Build(format!("{name}={v:?} is not a non-negative integer"))),
+        Err(_) => Ok(default),
+    };
+    let (rank, world_size) = (var("RANK", 0)?, var("WORLD_SIZE", 1)?);
+    if world_size == 0 || rank >= world_size {
+        return Err(Error::Build(format!(
+            "RANK={rank} is not in 0..WORLD_SIZE={world_size}"
+        )));
+    }
+    Ok((rank, world_size))
 }
 
 /// SplitMix64: a small, well-mixed generator; the order depends on nothing

@@ -92,6 +92,46 @@ def test_shards_yield_every_sample_as_tarfile_reads_it():
         assert {k: v for k, v in o.items() if not k.startswith("__")} == fields
 
 
+def test_shards_are_split_among_ranks_per_epoch(tmp_path, monkeypatch):
+    """1-4 ranks (RANK/WORLD_SIZE as torchrun sets them) over 6 shard copies: every
+    rank reads the same number of shards, together every shard once (drop) or every
+    shard at least once (pad), a new order each epoch, the same for the same seed."""
+    shards = []
+    for i in range(6):
+        path = tmp_path / f"s{i}.tar"
+        shutil.copy(SHARDS / ("shard-000.tar" if i % 2 == 0 else "shard-001.tar"), path)
+        shards.append(str(path))
+    per_shard = {s: len(tar_samples(s)) for s in shards}
+
+    def urls(epoch, seed=1, remainder="drop"):
+        sampler = DistributedSampler(len(shards), seed=seed, remainder=remainder)
+        run = PipelineBuilder().add_shards(shards, sampler=sampler).build().run(epoch)
+        out = [o["__url__"] for o in run]
+        assert run.failures() == []
+        return list(dict.fromkeys(out)), len(out)
+
+    for world in (1, 2, 3, 4):
+        monkeypatch.setenv("WORLD_SIZE", str(world))
+        for remainder in ("drop", "pad"):
+            seen = []
+            for rank in range(world):
+                monkeypatch.setenv("RANK", str(rank))
+                order, samples = urls(0, remainder=remainder)
+                assert len(order) == (6 // world if remainder == "drop" else -(-6 // world)), (world, rank)
+                assert samples == sum(per_shard[u] for u in order)
+                seen += order
+            if remainder == "drop":
+                assert len(seen) == len(set(seen)) == 6 // world * world
+            else:
+                assert set(seen) == set(shards)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    assert urls(0)[0] != urls(1)[0]
+    assert urls(2)[0] == urls(2)[0] and urls(2, seed=1)[0] != urls(2, seed=2)[0]
+    with pytest.raises(ValueError, match="6 shards"):
+        PipelineBuilder().add_shards(shards, sampler=DistributedSampler(5))
+
+
 def test_shard_fields_decode_natively_and_collate_per_field():
     manifest = json.loads((SHARDS / "manifest.json").read_text())
     batches = list(

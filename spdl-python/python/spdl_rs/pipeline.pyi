@@ -48,13 +48,22 @@ class PipelineBuilder:
         native for the decode stages. An exception raised by the iterable ends the run
         with ``PipelineFailure`` after the items produced before it (it is listed by
         ``failures()`` as stage "source"): never a short epoch."""
-    def add_shards(self, shards: Iterable[str | bytes], *, max_member_bytes: int = 1 << 30) -> "PipelineBuilder":
+    def add_shards(
+        self,
+        shards: Iterable[str | bytes],
+        *,
+        max_member_bytes: int = 1 << 30,
+        sampler: DistributedSampler | None = None,
+    ) -> "PipelineBuilder":
         """The samples of webdataset-style tar shards (paths or URLs, read in order and
         streamed, never extracted): dicts with ``__key__``, ``__url__`` and one bytes
         value per field (``"jpg"``, ``"cls"``); decode stages take a field with
         ``key="jpg"`` (or ``"jpg;png"``: the first the sample has, stored under the
         first name). A shard that cannot be read or a broken member is listed by
-        ``failures()`` as stage "shards"; the other shards are still read."""
+        ``failures()`` as stage "shards"; the other shards are still read. With
+        ``sampler`` (a ``DistributedSampler(len(shards), seed=...)``, rank and world
+        size from ``RANK``/``WORLD_SIZE`` by default), each epoch reads this rank's
+        shards in that epoch's order: disjoint across ranks, equal shard counts."""
     def add_merged_sources(
         self, iterables: list[Iterable[Any] | AsyncIterable[Any]], *, weights: list[float] | None = None, seed: int = 0
     ) -> "PipelineBuilder":

@@ -143,18 +143,6 @@ pub(crate) struct DistributedSampler {
     world_size: usize,
 }
 
-/// An integer environment variable, if set.
-fn env_usize(name: &str) -> PyResult<Option<usize>> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| PyValueError::new_err(format!("{name}={v:?} is not a non-negative integer"))),
-        Err(_) => Ok(None),
-    }
-}
-
 #[pymethods]
 impl DistributedSampler {
     #[new]
@@ -167,13 +155,12 @@ impl DistributedSampler {
         shuffle: bool,
         remainder: &str,
     ) -> PyResult<Self> {
-        let rank = match rank {
-            Some(r) => r,
-            None => env_usize("RANK")?.unwrap_or(0),
-        };
-        let world_size = match world_size {
-            Some(w) => w,
-            None => env_usize("WORLD_SIZE")?.unwrap_or(1),
+        let (rank, world_size) = match (rank, world_size) {
+            (Some(r), Some(w)) => (r, w),
+            (r, w) => {
+                let (env_rank, env_world) = sp::rank_from_env().map_err(|e| PyValueError::new_err(e.to_string()))?;
+                (r.unwrap_or(env_rank), w.unwrap_or(env_world))
+            }
         };
         if world_size == 0 || rank >= world_size {
             return Err(PyValueError::new_err(format!("rank {rank} is not in 0..{world_size}")));

@@ -233,13 +233,34 @@ impl PipelineBuilder {
     /// and one bytes value per field (`"jpg"`, `"cls"`); decode stages take
     /// a field with `key=`. A shard that cannot be read, or a broken
     /// member, is dropped as a failure of the stage `"shards"` naming the
-    /// shard and member; the other shards are still read.
-    #[pyo3(signature = (shards, *, max_member_bytes=1 << 30))]
-    fn add_shards(slf: &Bound<'_, Self>, shards: &Bound<'_, PyAny>, max_member_bytes: u64) -> PyResult<Py<Self>> {
-        let shards = Arc::new(crate::sources::extract_all(shards)?);
+    /// shard and member; the other shards are still read. With `sampler`
+    /// (a `DistributedSampler` over the shards), each epoch reads this
+    /// rank's shards in the sampler's order for that epoch.
+    #[pyo3(signature = (shards, *, max_member_bytes=1 << 30, sampler=None))]
+    fn add_shards(
+        slf: &Bound<'_, Self>,
+        shards: &Bound<'_, PyAny>,
+        max_member_bytes: u64,
+        sampler: Option<PyRef<'_, DistributedSampler>>,
+    ) -> PyResult<Py<Self>> {
+        let shards = crate::sources::extract_all(shards)?;
+        let sampler = sampler.map(|s| s.inner);
+        if let Some(s) = sampler.filter(|s| s.dataset_len() != shards.len()) {
+            return Err(PyValueError::new_err(format!(
+                "the sampler is over {} items, there are {} shards",
+                s.dataset_len(),
+                shards.len()
+            )));
+        }
+        let shards = Arc::new(shards);
         Self::source(slf, move |_| {
-            let samples =
-                sp::PipelineBuilder::new().add_source_fn(move |_| shard_items(shards.clone(), max_member_bytes));
+            let samples = sp::PipelineBuilder::new().add_source_fn(move |epoch| {
+                let order = match sampler {
+                    Some(s) => s.indices(epoch).into_iter().map(|i| shards[i].clone()).collect(),
+                    None => shards.to_vec(),
+                };
+                shard_items(Arc::new(order), max_member_bytes)
+            });
             with_failed_dropped(samples, "shards")
         })
     }
