@@ -38,7 +38,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let sub = PyModule::new(py, name)?;
         register(&sub)?;
         m.add_submodule(&sub)?;
-        modules.set_item(format!("spdl_rs.{name}"), &sub)?;
+        // Its full name, so pickle (and cloudpickle, shipping closures to
+        // Ray or multiprocessing workers) imports this module, not `io`.
+        let full = format!("spdl_rs.{name}");
+        sub.setattr("__name__", &full)?;
+        modules.set_item(full, &sub)?;
     }
     Ok(())
 }

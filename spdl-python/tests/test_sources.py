@@ -375,3 +375,11 @@ def test_npy_fields_of_shard_samples_decode_and_collate(tmp_path):
     assert [int(c) for b in batches for c in b["cls.npy"]] == [0, 1, 2, 3]
     run = PipelineBuilder().add_source([b"not an array"]).decode_npy().build().run()
     assert list(run) == [] and "magic" in run.failures()[0][2]
+
+
+def test_submodules_have_their_full_name():
+    """cloudpickle (Ray, multiprocessing helpers) re-imports a module by __name__."""
+    import importlib
+
+    assert sio.__name__ == "spdl_rs.io"
+    assert importlib.import_module(sio.__name__) is sio
