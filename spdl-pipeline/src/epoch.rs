@@ -11,6 +11,7 @@ use tokio::runtime::Handle;
 
 use crate::config::FailureBudget;
 use crate::error::{Error, Failure};
+use crate::progress::Progress;
 use crate::queue::{Receiver, Sender};
 use crate::stats::{PipelineStats, StageCounters};
 
@@ -47,6 +48,8 @@ pub(crate) struct Ctx {
     pub task_stages: AtomicU64,
     /// The profiled stage's name, items handled and time.
     pub profile_result: Mutex<Option<(String, u64, Duration)>>,
+    /// Which source items are finished (resumable runs).
+    pub progress: Progress,
 }
 
 pub(crate) type CtxRef = Arc<Ctx>;
@@ -54,6 +57,7 @@ pub(crate) type CtxRef = Arc<Ctx>;
 impl Ctx {
     pub(crate) fn register(&self, name: &str, capacity: usize) -> Arc<StageCounters> {
         let c = Arc::new(StageCounters::new(name, capacity));
+        c.depth.store(self.progress.depth(), Ordering::Relaxed);
         self.counters.lock().expect("counters lock").push(c.clone());
         c
     }
@@ -73,6 +77,8 @@ impl Ctx {
     /// pipeline is then aborted with the list of failures).
     pub(crate) fn fail(&self, counters: &StageCounters, budget: &FailureBudget, failure: Failure) -> bool {
         tracing::warn!(target: "spdl_pipeline", "dropped {failure}");
+        self.progress
+            .finished(counters.depth.load(Ordering::Relaxed), failure.item);
         let stage_failures = counters.failures.fetch_add(1, Ordering::Relaxed) + 1;
         let mut failures = self.failures.lock().expect("failures lock");
         failures.push(failure);

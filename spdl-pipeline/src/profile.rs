@@ -46,7 +46,7 @@ impl<T: Send + 'static> Pipeline<T> {
         for stage in 0.. {
             let before = report.len();
             for &concurrency in concurrencies {
-                let mut run = self.start_run(0, Some(items), Some((stage, concurrency.max(1))));
+                let mut run = self.start_run(0, Some(items), Some((stage, concurrency.max(1))), None);
                 run.by_ref().for_each(drop);
                 let result = run.ctx.profile_result.lock().expect("profile lock").take();
                 if let Some((name, n, elapsed)) = result {

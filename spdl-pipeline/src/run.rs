@@ -15,6 +15,7 @@ use tokio::runtime::Runtime;
 use crate::config::PipelineConfig;
 use crate::epoch::{Ctx, CtxRef, Env, Rx};
 use crate::error::{Error, Failure, Result};
+use crate::progress::{Progress, RunState};
 use crate::stages::merge::{DroppedItems, Merge, MergePolicy, MergedRun};
 use crate::stats::PipelineStats;
 
@@ -71,13 +72,29 @@ impl<T: Send + 'static> Pipeline<T> {
     /// before the end stops the epoch's stages (blocking work already on
     /// the CPU pool finishes, its result is dropped).
     pub fn run(&self, epoch: u64) -> Run<'_, T> {
-        self.start_run(epoch, None, None)
+        self.start_run(epoch, None, None, None)
+    }
+
+    /// Continues the epoch that [`Run::state`] described (saved by a run
+    /// of this pipeline, maybe in another process): the source skips the
+    /// items that run finished with, so none is repeated or skipped (see
+    /// [`RunState`] for what completion order guarantees). The source must
+    /// yield the same items in the same order for the epoch, as a
+    /// [`DistributedSampler`](crate::DistributedSampler) or a sorted listing does.
+    pub fn resume(&self, state: &RunState) -> Run<'_, T> {
+        self.start_run(state.epoch, None, None, Some(state.clone()))
     }
 
     /// Starts epoch `epoch`; with `limit`, the source stops after that many
     /// items; with `profile` `(k, n)`, the `k`-th task stage runs alone at
     /// concurrency `n` (see `profile.rs`).
-    pub(crate) fn start_run(&self, epoch: u64, limit: Option<u64>, profile: Option<(usize, usize)>) -> Run<'_, T> {
+    pub(crate) fn start_run(
+        &self,
+        epoch: u64,
+        limit: Option<u64>,
+        profile: Option<(usize, usize)>,
+        resume: Option<RunState>,
+    ) -> Run<'_, T> {
         let runtime = self
             .runtime
             .as_ref()
@@ -96,6 +113,7 @@ impl<T: Send + 'static> Pipeline<T> {
             profile,
             task_stages: AtomicU64::new(0),
             profile_result: Mutex::new(None),
+            progress: Progress::new(resume),
         });
         let rx = {
             let _guard = runtime.enter();
@@ -104,10 +122,13 @@ impl<T: Send + 'static> Pipeline<T> {
         if let Some(every) = self.config.report_interval {
             spawn_reporter(&ctx, every);
         }
+        let depth = ctx.progress.depth();
         Run {
             rx: Some(rx),
             ready: Vec::new().into_iter(),
             ctx,
+            epoch,
+            depth,
             _pipeline: std::marker::PhantomData,
             _owner: None,
         }
@@ -124,14 +145,12 @@ impl<T: Send + 'static> Pipeline<T> {
     /// assert_eq!(run.map(Result::unwrap).collect::<Vec<_>>(), [0, 1, 2]);
     /// ```
     pub fn run_shared(self: &Arc<Self>, epoch: u64) -> Run<'static, T> {
-        let mut run = self.run(epoch);
-        Run {
-            rx: run.rx.take(),
-            ready: std::mem::take(&mut run.ready),
-            ctx: run.ctx.clone(),
-            _pipeline: std::marker::PhantomData,
-            _owner: Some(self.clone()),
-        }
+        self.run(epoch).owned_by(self.clone())
+    }
+
+    /// [`Pipeline::resume`] for a shared pipeline, as [`Pipeline::run_shared`].
+    pub fn resume_shared(self: &Arc<Self>, state: &RunState) -> Run<'static, T> {
+        self.resume(state).owned_by(self.clone())
     }
 }
 
@@ -171,12 +190,42 @@ pub struct Run<'p, T> {
     /// The rest of the last chunk received.
     ready: std::vec::IntoIter<Env<T>>,
     pub(crate) ctx: CtxRef,
+    epoch: u64,
+    /// Aggregate/disaggregate levels the items went through.
+    depth: u32,
     _pipeline: std::marker::PhantomData<&'p ()>,
     /// The pipeline itself, for runs that own it ([`Pipeline::run_shared`]).
     _owner: Option<Arc<Pipeline<T>>>,
 }
 
 impl<'p, T> Run<'p, T> {
+    /// This run as one that keeps `owner` alive.
+    fn owned_by(mut self, owner: Arc<Pipeline<T>>) -> Run<'static, T> {
+        Run {
+            rx: self.rx.take(),
+            ready: std::mem::take(&mut self.ready),
+            ctx: self.ctx.clone(),
+            epoch: self.epoch,
+            depth: self.depth,
+            _pipeline: std::marker::PhantomData,
+            _owner: Some(owner),
+        }
+    }
+
+    /// Where the epoch stands: give it to [`Pipeline::resume`] (in this
+    /// process or a restarted one) to continue after the items taken so
+    /// far. Items in flight are not counted as taken: a resumed run makes
+    /// them again.
+    pub fn state(&self) -> RunState {
+        self.ctx.progress.state(self.epoch)
+    }
+
+    /// The value of an item handed to the caller, recorded as taken.
+    fn deliver(&self, env: Env<T>) -> T {
+        self.ctx.progress.finished(self.depth, env.seq);
+        env.value
+    }
+
     /// Stats of every stage, now.
     pub fn stats(&self) -> PipelineStats {
         self.ctx.stats()
@@ -200,7 +249,7 @@ impl<'p, T> Run<'p, T> {
     /// [`Error::FailureBudget`] when a budget stopped the pipeline.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<T>> {
         if let Some(env) = self.ready.next() {
-            return Some(Ok(env.value));
+            return Some(Ok(self.deliver(env)));
         }
         let rx = self.rx.as_mut()?;
         // The timer is created inside `block_on`, where the runtime is current.
@@ -233,7 +282,7 @@ impl<'p, T> Run<'p, T> {
     /// ```
     pub fn try_next(&mut self) -> Option<Option<Result<T>>> {
         if let Some(env) = self.ready.next() {
-            return Some(Some(Ok(env.value)));
+            return Some(Some(Ok(self.deliver(env))));
         }
         let Some(rx) = self.rx.as_mut() else {
             return Some(None); // the run has ended
@@ -247,7 +296,7 @@ impl<'p, T> Run<'p, T> {
     /// The first item of a chunk just received (chunks are never empty).
     fn take(&mut self, chunk: Vec<Env<T>>) -> Option<Result<T>> {
         self.ready = chunk.into_iter();
-        self.ready.next().map(|env| Ok(env.value))
+        self.ready.next().map(|env| Ok(self.deliver(env)))
     }
 
     /// The rest of the epoch as an async `Stream`, for tokio users. The
@@ -265,7 +314,11 @@ impl<'p, T> Run<'p, T> {
             Some((futures::stream::iter(chunk), Some(rx)))
         });
         let ctx = self.ctx.clone();
-        let items = ready.chain(chunks.flatten()).map(|env| Ok(env.value));
+        let (taken, depth) = (self.ctx.clone(), self.depth);
+        let items = ready.chain(chunks.flatten()).map(move |env| {
+            taken.progress.finished(depth, env.seq);
+            Ok(env.value)
+        });
         let end = futures::stream::once(async move {
             let _owner = owner; // the pipeline lives until the stream ends
             ctx.done.store(true, Ordering::Relaxed);
@@ -288,7 +341,7 @@ impl<T> Iterator for Run<'_, T> {
     /// Blocks the calling thread (never call it from inside an async task).
     fn next(&mut self) -> Option<Result<T>> {
         if let Some(env) = self.ready.next() {
-            return Some(Ok(env.value));
+            return Some(Ok(self.deliver(env)));
         }
         let rx = self.rx.as_mut()?;
         match rx.blocking_recv() {

@@ -69,6 +69,8 @@ impl Histogram {
 #[derive(Debug)]
 pub(crate) struct StageCounters {
     pub name: String,
+    /// Aggregate/disaggregate levels before this stage (see `progress`).
+    pub depth: std::sync::atomic::AtomicU32,
     pub items_in: AtomicU64,
     pub items_out: AtomicU64,
     pub failures: AtomicU64,
@@ -92,6 +94,7 @@ impl StageCounters {
     pub(crate) fn new(name: &str, queue_capacity: usize) -> Self {
         StageCounters {
             name: name.into(),
+            depth: std::sync::atomic::AtomicU32::new(0),
             items_in: AtomicU64::new(0),
             items_out: AtomicU64::new(0),
             failures: AtomicU64::new(0),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::config::FailureBudget;
 use crate::epoch::{CtxRef, Env, Input, Output, Rx, LINK_QUEUE};
+use crate::progress::LevelKind;
 use crate::queue::queue;
 use crate::stats::StageCounters;
 
@@ -78,6 +79,7 @@ where
 {
     let (tx, out) = queue(LINK_QUEUE);
     let c = ctx.register(name, LINK_QUEUE);
+    let level = ctx.progress.add_level(LevelKind::Aggregate);
     let input = Input::new(rx, c.clone());
     let output = Output::new(ctx, tx, c.clone());
     let guarded = Guarded {
@@ -85,7 +87,7 @@ where
         c,
         aggregator,
     };
-    ctx.handle.spawn(fold(guarded, input, output));
+    ctx.handle.spawn(fold(guarded, level, input, output));
     out
 }
 
@@ -107,13 +109,22 @@ impl<A> Guarded<A> {
     }
 }
 
-async fn fold<T, A: Aggregator<T>>(mut guarded: Guarded<A>, mut input: Input<T>, mut output: Output<A::Output>) {
-    let mut first = None;
+/// Folds the items of `input` into groups, each keyed by its first
+/// member's key; the members of each group are recorded at `level`
+/// before it is handed on (resumable runs).
+async fn fold<T, A: Aggregator<T>>(
+    mut guarded: Guarded<A>,
+    level: u32,
+    mut input: Input<T>,
+    mut output: Output<A::Output>,
+) {
+    let mut members = Vec::new();
     while let Some(chunk) = input.next_chunk().await {
         for env in chunk {
-            let seq = *first.get_or_insert(env.seq);
+            members.push(env.seq);
+            let seq = members[0];
             if let Some(value) = guarded.call(env.seq, |a| a.push(env.value)) {
-                first = None;
+                guarded.ctx.progress.grouped(level, seq, std::mem::take(&mut members));
                 if !output.push(Env { seq, value }).await {
                     return;
                 }
@@ -124,8 +135,9 @@ async fn fold<T, A: Aggregator<T>>(mut guarded: Guarded<A>, mut input: Input<T>,
             return;
         }
     }
-    let seq = first.unwrap_or(0);
+    let seq = members.first().copied().unwrap_or(0);
     if let Some(value) = guarded.call(seq, |a| a.finish()) {
+        guarded.ctx.progress.grouped(level, seq, members);
         output.push(Env { seq, value }).await;
         output.flush().await;
     }

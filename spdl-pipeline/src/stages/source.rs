@@ -112,6 +112,9 @@ fn feed_iter<S: Send + 'static>(
             return;
         }
         let next = std::panic::catch_unwind(AssertUnwindSafe(|| items.next()));
+        if resumed_past(ctx, seq, &next) {
+            continue;
+        }
         let Some(value) = source_item(ctx, c, seq, next) else {
             break;
         };
@@ -143,6 +146,11 @@ async fn feed_stream<S>(
         // Wait for one item, then take what else is ready without waiting.
         let mut next = Some(AssertUnwindSafe(items.next()).catch_unwind().await);
         while let Some(polled) = next.take() {
+            if resumed_past(ctx, seq, &polled) {
+                seq += 1;
+                next = AssertUnwindSafe(items.next()).catch_unwind().now_or_never();
+                continue;
+            }
             let Some(value) = source_item(ctx, c, seq, polled) else {
                 output.flush().await;
                 return;
@@ -157,6 +165,12 @@ async fn feed_stream<S>(
             return;
         }
     }
+}
+
+/// Whether the source's `seq`-th item is one a resumed run finished
+/// with: it is pulled (the source moves on) but not fed.
+fn resumed_past<S>(ctx: &Ctx, seq: u64, next: &std::thread::Result<Option<SourceItem<S>>>) -> bool {
+    matches!(next, Ok(Some(Ok(_)))) && ctx.progress.resume.as_ref().is_some_and(|s| s.is_done(seq))
 }
 
 /// The source's `seq`-th item, or `None` at its end, at the profiling

@@ -213,6 +213,11 @@ class PipelineRun(Iterator[Any]):
         """Per-stage items, failures, time, queue waits and occupancy; the bottleneck."""
     def failures(self) -> list[tuple[str, int, str]]:
         """Every dropped item: (stage, source position, reason)."""
+    def state_dict(self) -> dict[str, Any]:
+        """Where the epoch stands, for ``Pipeline.resume`` in this process or a restarted
+        one: plain ints and lists (``json``/``pickle``/``torch.save`` it with the
+        model's checkpoint). Items taken from the run, and items dropped as failed,
+        are finished; items in flight are not (a resumed run makes them again)."""
     def close(self) -> None:
         """Stops the run; idempotent."""
     def __enter__(self) -> "PipelineRun": ...
@@ -224,6 +229,15 @@ class Pipeline:
         """Starts epoch ``epoch``: the source is iterated again (a ``DistributedSampler``
         gives that epoch's shuffle, weighted merges reseed from it), and the run's
         event loop, if any, starts. Several runs may be alive at once."""
+    def resume(self, state: dict[str, Any]) -> PipelineRun:
+        """Continues the epoch ``state`` (a run's ``state_dict()``) describes: the source
+        skips every item that run finished with, so the concatenated output of both
+        runs is the uninterrupted epoch, item for item, when every stage is
+        ``ordered``; in completion order every item comes, batches of the rest maybe
+        formed differently (pieces of a batch split by ``disaggregate`` and partly
+        taken at the checkpoint come again). The source must give the same items in the same
+        order for the epoch (a list, a sorted listing, a ``DistributedSampler``).
+        Not tracked through ``route`` or merged pipelines."""
     def __iter__(self) -> PipelineRun:
         """``run(0)``; a ``RuntimeWarning`` at the end says if items were dropped (the
         run is not yours to ask ``failures()``)."""

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use spdl::pipeline as sp;
@@ -47,16 +47,17 @@ impl Pipeline {
     fn hold_loops(&self, py: Python<'_>) -> PyResult<Vec<LoopLease>> {
         self.loops.iter().map(|aio| aio.acquire(py)).collect()
     }
-}
 
-#[pymethods]
-impl Pipeline {
-    /// Starts epoch `epoch` and returns its iterator.
-    #[pyo3(signature = (epoch=0))]
-    fn run(&self, py: Python<'_>, epoch: u64) -> PyResult<PipelineRun> {
+    /// A run started by `start` on this pipeline, holding its event loops.
+    fn start(
+        &self,
+        py: Python<'_>,
+        start: impl FnOnce(&Arc<sp::Pipeline<Item>>) -> sp::Run<'static, Item> + Send,
+    ) -> PyResult<PipelineRun> {
         self.check_process()?;
         let leases = self.hold_loops(py)?;
-        let run = py.detach(|| self.shared().run_shared(epoch));
+        let shared = self.shared();
+        let run = py.detach(|| start(shared));
         Ok(PipelineRun {
             run: Mutex::new(Some(run)),
             leases: Mutex::new(leases),
@@ -65,7 +66,26 @@ impl Pipeline {
             warn_on_drops: Default::default(),
         })
     }
+}
 
+#[pymethods]
+impl Pipeline {
+    /// Starts epoch `epoch` and returns its iterator.
+    #[pyo3(signature = (epoch=0))]
+    fn run(&self, py: Python<'_>, epoch: u64) -> PyResult<PipelineRun> {
+        self.start(py, |p| p.run_shared(epoch))
+    }
+
+    /// Continues the epoch a run's `state_dict()` described (maybe saved
+    /// by another process): the items that run took, or dropped as
+    /// failed, are skipped at the source; nothing is repeated or skipped
+    /// when every stage is ordered (in completion order: every item,
+    /// batches maybe formed differently). The source must give the same items in the same
+    /// order for the epoch.
+    fn resume(&self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<PipelineRun> {
+        let state = run_state(state)?;
+        self.start(py, move |p| p.resume_shared(&state))
+    }
     /// Runs each `pipe`/decode stage alone at each of `concurrencies` on the
     /// first `items` items of epoch 0 (the stages before it run as built)
     /// and reports its throughput: a list of dicts with `stage`,
@@ -266,6 +286,26 @@ impl PipelineRun {
         self.with_run(py, |r| PipelineStats(r.stats()))
     }
 
+    /// Where the epoch stands, for `Pipeline.resume` (in this process or
+    /// a restarted one): a dict of plain ints and lists (`epoch`,
+    /// `done_below`, `done`, `partial`), ready for `json`, `pickle` or
+    /// `torch.save`. Items in flight are not counted as taken.
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let state = self.with_run(py, |r| r.state())?;
+        let dict = PyDict::new(py);
+        dict.set_item("version", 1)?;
+        dict.set_item("epoch", state.epoch)?;
+        dict.set_item("done_below", state.done_below)?;
+        dict.set_item("done", state.done)?;
+        let partial: Vec<(u32, u64, u64, Vec<u64>)> = state
+            .partial
+            .into_iter()
+            .map(|p| (p.level, p.key, p.taken, p.sources))
+            .collect();
+        dict.set_item("partial", partial)?;
+        Ok(dict)
+    }
+
     /// Every dropped item so far as (stage, item position, reason).
     fn failures(&self, py: Python<'_>) -> PyResult<Vec<(String, u64, String)>> {
         self.with_run(py, |r| {
@@ -347,4 +387,38 @@ impl PipelineStats {
             self.bottleneck()
         )
     }
+}
+
+/// A `RunState` from a `state_dict()`.
+fn run_state(dict: &Bound<'_, PyDict>) -> PyResult<sp::RunState> {
+    let field = |name: &str| {
+        dict.get_item(name)?
+            .ok_or_else(|| PyValueError::new_err(format!("not a pipeline state: no {name:?}")))
+    };
+    if field("version")?.extract::<u32>()? != 1 {
+        return Err(PyValueError::new_err("a pipeline state of another version"));
+    }
+    let mut state = sp::RunState::new(field("epoch")?.extract()?);
+    state.done_below = field("done_below")?.extract()?;
+    state.done = field("done")?.extract()?;
+    // Tuples, or lists after a JSON round trip.
+    for entry in field("partial")?.try_iter()? {
+        let bad = || PyValueError::new_err("a pipeline state's partial entries are (level, key, taken, sources)");
+        let entry = entry?.extract::<Vec<Bound<'_, PyAny>>>().map_err(|_| bad())?;
+        let [level, key, taken, sources] = &entry[..] else {
+            return Err(bad());
+        };
+        state.partial.push(sp::PartialItem::new(
+            level.extract()?,
+            key.extract()?,
+            taken.extract()?,
+            sources.extract()?,
+        ));
+    }
+    if !state.done.windows(2).all(|w| w[0] < w[1]) {
+        return Err(PyValueError::new_err(
+            "a pipeline state's done positions must be ascending",
+        ));
+    }
+    Ok(state)
 }
