@@ -19,6 +19,7 @@ use super::jpeg;
 use super::pixels::{self, Sample};
 use super::probe::{guarded, image_decoder, read_source, Codec, Encoded};
 use super::resize::{self, Fit, Rect};
+use super::tga;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::memory;
@@ -144,6 +145,20 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
             }
             Err(e) => Err(img.fail(e)),
         },
+        Codec::GrayAlphaTga => {
+            let (w, h) = (img.width, img.height);
+            let mut la = memory::zeroed(w * h * 2).map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
+            tga::decode_gray_alpha(&img.data, &mut la).map_err(|e| img.fail(e))?;
+            let mut out =
+                memory::zeroed(w * h * plan.channels).map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
+            pixels::convert(&la, 2, cfg.pix_fmt, &mut out, T::from_u8);
+            Ok(Decoded {
+                pixels: out,
+                width: w,
+                height: h,
+                scale: 1.0,
+            })
+        }
         Codec::Ffmpeg => from_ffmpeg(img, cfg),
     }
 }

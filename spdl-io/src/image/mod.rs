@@ -13,6 +13,7 @@ mod batch;
 mod config;
 mod exif;
 mod ffmpeg;
+mod heif;
 mod jpeg;
 mod load;
 mod pixels;
@@ -20,6 +21,7 @@ mod probe;
 mod repair;
 mod resize;
 mod save;
+mod tga;
 
 pub use batch::{load_image_batch, BatchConfig, Cancel, FailurePolicy, ImageBatch};
 pub use config::{ImageConfig, IMAGE_MAX_PIXELS};

@@ -11,8 +11,10 @@ use image::{ColorType, ImageDecoder, ImageError, ImageFormat, ImageReader};
 use super::config::ImageConfig;
 use super::exif::{exif_orientation, ifd0_tag};
 use super::ffmpeg::ffmpeg_probe;
+use super::heif::heif_orientation;
 use super::jpeg::{self, JpegHeader};
 use super::repair;
+use super::tga::gray_alpha_size;
 use crate::error::{catch_panic, Error, Result};
 use crate::limits::Limits;
 use crate::orientation::Orientation;
@@ -42,6 +44,8 @@ pub struct ImageInfo {
 pub(super) enum Codec {
     Jpeg(JpegHeader),
     Image(ImageFormat, ColorType),
+    /// Gray + alpha TGA, decoded by `tga`.
+    GrayAlphaTga,
     Ffmpeg,
 }
 
@@ -88,6 +92,11 @@ impl Encoded {
             _ => data,
         };
         let (codec, width, height, orientation, format) = match format {
+            // TGA has no signature: by its extension and a strict header.
+            None if name.to_ascii_lowercase().ends_with(".tga") && gray_alpha_size(&data).is_some() => {
+                let (w, h) = gray_alpha_size(&data).unwrap_or_default();
+                (Codec::GrayAlphaTga, w, h, Orientation::Normal, "tga".to_string())
+            }
             Some(ImageFormat::Jpeg) => {
                 let h = jpeg::read_header(&data).map_err(|e| Error::image(&name, "jpeg", e))?;
                 if h.lossless {
@@ -130,7 +139,12 @@ impl Encoded {
             }
             _ => {
                 let (w, h, fmt) = ffmpeg_probe(&data, &name, limits)?;
-                (Codec::Ffmpeg, w, h, Orientation::Normal, fmt)
+                // FFmpeg ignores an AVIF's irot/imir; libavif applies them.
+                let o = match fmt.as_str() {
+                    "avif" => heif_orientation(&data).unwrap_or_default(),
+                    _ => Orientation::Normal,
+                };
+                (Codec::Ffmpeg, w, h, o, fmt)
             }
         };
         Encoded::checked(data, name, (codec, width, height, orientation), &format, limits)
@@ -164,6 +178,7 @@ impl Encoded {
         let color = match self.codec {
             Codec::Jpeg(h) => format!("{:?}8", h.colorspace).to_lowercase(),
             Codec::Image(_, c) => format!("{c:?}").to_lowercase(),
+            Codec::GrayAlphaTga => "la8".into(),
             Codec::Ffmpeg => "rgb8".into(),
         };
         ImageInfo {

@@ -111,14 +111,14 @@ fn read_full(input: &mut dyn RandomRead, pos: u64, buf: &mut [u8]) -> Option<usi
     Some(done)
 }
 
-/// One box inside a parent's body.
-struct Mp4Box<'a> {
-    kind: [u8; 4],
-    body: &'a [u8],
+/// One box inside a parent's body (ISOBMFF: MP4, MOV, HEIF, AVIF).
+pub(crate) struct Mp4Box<'a> {
+    pub(crate) kind: [u8; 4],
+    pub(crate) body: &'a [u8],
 }
 
 /// The boxes in `body`, stopping at the first malformed header.
-fn boxes(mut body: &[u8]) -> impl Iterator<Item = Mp4Box<'_>> {
+pub(crate) fn boxes(mut body: &[u8]) -> impl Iterator<Item = Mp4Box<'_>> {
     std::iter::from_fn(move || {
         let small = be_u32(body, 0)? as usize;
         let (len, header) = match small {
@@ -141,7 +141,8 @@ fn boxes(mut body: &[u8]) -> impl Iterator<Item = Mp4Box<'_>> {
     })
 }
 
-fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+/// The body of the first `kind` box in `body`.
+pub(crate) fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
     boxes(body).find(|b| &b.kind == kind).map(|b| b.body)
 }
 
