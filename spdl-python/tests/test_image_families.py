@@ -41,3 +41,32 @@ def test_avif_rotation_and_mirror_match_pillow(tmp_path, orientation):
     got = sio.load_image(path)
     assert got.shape == want.shape
     assert psnr(got, want) > 30, f"orientation {orientation}: {psnr(got, want):.1f} dB"
+
+
+def exif_block(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("carrier", ["xmp", "xmp_element", "imagemagick"])
+def test_png_orientation_outside_exif_matches_pillow(tmp_path, orientation, carrier):
+    """PNG orientation in an XMP iTXt chunk (attribute or element form) or in
+    ImageMagick's hex "Raw profile type exif" text chunk: Pillow applies both."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    if carrier == "xmp":
+        info.add_itxt("XML:com.adobe.xmp", f'<x:xmpmeta><rdf:Description tiff:Orientation="{orientation}"/></x:xmpmeta>')
+    elif carrier == "xmp_element":
+        info.add_itxt("XML:com.adobe.xmp", f"<x:xmpmeta><tiff:Orientation>{orientation}</tiff:Orientation></x:xmpmeta>")
+    else:
+        data = exif_block(orientation).hex()
+        lines = "\n".join(data[i:i + 72] for i in range(0, len(data), 72))
+        info.add_text("Raw profile type exif", f"\nexif\n{len(data) // 2:8d}\n{lines}\n")
+    path = tmp_path / "o.png"
+    gradient("RGB").save(path, pnginfo=info)
+    want = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    assert want.shape[:2] != (37, 61) or orientation == 3  # Pillow did rotate it
+    assert np.array_equal(sio.load_image(path), want)

@@ -16,6 +16,62 @@ pub(crate) fn exif_orientation(exif: &[u8]) -> Orientation {
         .map_or(Orientation::Normal, Orientation::from_exif)
 }
 
+/// The orientation an XMP packet declares (`tiff:Orientation="6"` or
+/// `<tiff:Orientation>6</tiff:Orientation>`, as Pillow reads it when the
+/// EXIF block has none).
+pub(crate) fn xmp_orientation(xmp: &[u8]) -> Option<Orientation> {
+    const TAG: &[u8] = b"tiff:Orientation";
+    let at = xmp.windows(TAG.len()).position(|w| w == TAG)? + TAG.len();
+    let value = match xmp.get(at..)? {
+        [b'=', b'"' | b'\'', v, ..] | [b'>', v, ..] => *v,
+        _ => return None,
+    };
+    value
+        .is_ascii_digit()
+        .then(|| Orientation::from_exif(u16::from(value - b'0')))
+}
+
+/// The orientation a PNG declares outside an `eXIf` chunk, as Pillow reads
+/// it: ImageMagick's `Raw profile type exif` text chunk (hex-encoded EXIF
+/// after three header lines), else an XMP packet in an `iTXt` chunk
+/// (uncompressed; a compressed one is not read).
+pub(crate) fn png_text_orientation(png: &[u8]) -> Option<Orientation> {
+    let mut at = 8;
+    let mut xmp = None;
+    while let Some(header) = png.get(at..at + 8) {
+        let len = u32::from_be_bytes(header[..4].try_into().ok()?) as usize;
+        let body = png.get(at + 8..(at + 8).checked_add(len)?)?;
+        match &header[4..] {
+            b"tEXt" => {
+                if let Some(hex) = body.strip_prefix(b"Raw profile type exif\0") {
+                    let exif = decode_raw_profile(hex)?;
+                    let o = ifd0_tag(exif.strip_prefix(b"Exif\0\0").unwrap_or(&exif), 0x0112);
+                    if let Some(v) = o.and_then(|v| u16::try_from(v).ok()) {
+                        return Some(Orientation::from_exif(v));
+                    }
+                }
+            }
+            b"iTXt" if body.starts_with(b"XML:com.adobe.xmp\0\0") => xmp = xmp_orientation(body),
+            b"IEND" => break,
+            _ => {}
+        }
+        at += 12 + len;
+    }
+    xmp
+}
+
+/// ImageMagick's raw profile text: a blank line, the profile name, its
+/// length, then hex digits over many lines.
+fn decode_raw_profile(text: &[u8]) -> Option<Vec<u8>> {
+    let mut lines = text.split(|&b| b == b'\n');
+    lines.by_ref().take(3).for_each(drop);
+    let digits: Vec<u8> = lines.flatten().copied().filter(u8::is_ascii_hexdigit).collect();
+    digits
+        .chunks_exact(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
+}
+
 /// The first value of `tag` in IFD0 of a TIFF structure (a TIFF file, or
 /// an EXIF block), when it is a SHORT or a LONG.
 pub(crate) fn ifd0_tag(tiff: &[u8], tag: u16) -> Option<u32> {
@@ -110,5 +166,34 @@ mod tests {
                 "ASCII is no number"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn xmp_orientation_in_attribute_and_element_form() {
+        assert_eq!(
+            xmp_orientation(br#"<d tiff:Orientation="6"/>"#),
+            Some(Orientation::Rotate90)
+        );
+        assert_eq!(
+            xmp_orientation(b"<d tiff:Orientation='8'/>"),
+            Some(Orientation::Rotate270)
+        );
+        assert_eq!(
+            xmp_orientation(b"<tiff:Orientation>3</tiff:Orientation>"),
+            Some(Orientation::Rotate180)
+        );
+        assert_eq!(xmp_orientation(b"<x/>"), None);
+        assert_eq!(xmp_orientation(b"tiff:Orientation"), None);
+    }
+
+    #[test]
+    fn raw_profiles_decode_hex_after_three_lines() {
+        assert_eq!(decode_raw_profile(b"\nexif\n  3\n4578\n69\n"), Some(b"Exi".to_vec()));
+        assert_eq!(decode_raw_profile(b"\nexif\n  1\n4"), Some(Vec::new()));
     }
 }

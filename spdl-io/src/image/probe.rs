@@ -9,7 +9,7 @@ use image::error::{DecodingError, ImageFormatHint};
 use image::{ColorType, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use super::config::ImageConfig;
-use super::exif::{exif_orientation, ifd0_tag};
+use super::exif::{exif_orientation, ifd0_tag, png_text_orientation};
 use super::ffmpeg::ffmpeg_probe;
 use super::heif::heif_orientation;
 use super::jpeg::{self, JpegHeader};
@@ -113,6 +113,7 @@ impl Encoded {
                     // keeps its orientation as a tag of its own.
                     let o = match d.exif_metadata().ok().flatten() {
                         Some(exif) => exif_orientation(&exif),
+                        None if f == ImageFormat::Png => png_text_orientation(&data).unwrap_or_default(),
                         None => d
                             .orientation()
                             .map_or(Orientation::Normal, |o| Orientation::from_exif(u16::from(o.to_exif()))),
