@@ -70,3 +70,16 @@ def test_png_orientation_outside_exif_matches_pillow(tmp_path, orientation, carr
     want = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
     assert want.shape[:2] != (37, 61) or orientation == 3  # Pillow did rotate it
     assert np.array_equal(sio.load_image(path), want)
+
+
+def test_gif_transparent_pixels_show_their_palette_colour_as_in_pillow(tmp_path):
+    """A GIF's first frame is a palette image in Pillow: a transparent pixel's RGB is
+    its palette entry (here red), not black."""
+    index = (np.arange(40 * 30).reshape(30, 40) % 3).astype(np.uint8)
+    image = Image.fromarray(index, "P")
+    image.putpalette([0, 255, 0, 255, 0, 0, 0, 0, 255] + [0] * 759)
+    path = tmp_path / "t.gif"
+    image.save(path, transparency=1)
+    want = np.asarray(Image.open(path).convert("RGB"))
+    assert (want[index == 1] == [255, 0, 0]).all()
+    assert np.array_equal(sio.load_image(path), want)

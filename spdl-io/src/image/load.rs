@@ -186,6 +186,30 @@ fn buffer<T: Clone + Default>(len: usize) -> image::ImageResult<Vec<T>> {
     })
 }
 
+/// A GIF's first frame is a palette image in Pillow, whose RGB shows a
+/// transparent pixel as its palette colour; the image crate gives (0, 0,
+/// 0, 0). Transparent pixels of `rgba` get that colour (alpha stays 0).
+fn show_transparent_as_pillow(gif_data: &[u8], rgba: &mut [u8]) {
+    let Some(colour) = first_frame_transparent_colour(gif_data) else {
+        return;
+    };
+    for px in rgba.chunks_exact_mut(4).filter(|px| px[3] == 0) {
+        px[..3].copy_from_slice(&colour);
+    }
+}
+
+/// The palette colour of a GIF's first frame's transparent index (its
+/// local palette, else the global one); headers only, no pixel is decoded.
+fn first_frame_transparent_colour(data: &[u8]) -> Option<[u8; 3]> {
+    let mut decoder = gif::DecodeOptions::new().read_info(data).ok()?;
+    let (index, local) = {
+        let frame = decoder.next_frame_info().ok()??;
+        (usize::from(frame.transparent?), frame.palette.clone())
+    };
+    let palette = local.as_deref().or(decoder.global_palette())?;
+    palette.get(3 * index..3 * index + 3)?.try_into().ok()
+}
+
 fn decode_with_image_crate<T: Sample>(
     data: &[u8],
     f: ImageFormat,
@@ -202,6 +226,9 @@ fn decode_with_image_crate<T: Sample>(
         ColorType::L8 | ColorType::La8 | ColorType::Rgb8 | ColorType::Rgba8 => {
             let mut buf = buffer::<u8>(decoder.total_bytes() as usize)?;
             decoder.read_image(&mut buf)?;
+            if let (ImageFormat::Gif, ColorType::Rgba8) = (f, color) {
+                show_transparent_as_pillow(data, &mut buf);
+            }
             pixels::convert(&buf, in_channels, cfg.pix_fmt, &mut out, T::from_u8);
         }
         ColorType::L16 | ColorType::La16 | ColorType::Rgb16 | ColorType::Rgba16 => {
