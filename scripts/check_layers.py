@@ -11,8 +11,8 @@
    ARCHITECTURE.md only: ground floor (error, limits, memory, orientation)
    < source < ffmpeg < media < the media kinds (audio, image, video, which
    do not import each other) < dataset.
-3. `unsafe` appears only under `src/ffmpeg/` and in the allocation helper
-   `src/memory.rs`.
+3. `unsafe` appears only at the C library edges, `src/ffmpeg/` and
+   `src/libtiff.rs`, and in the allocation helper `src/memory.rs`.
 4. (spdl-io) `vec![x; n]` outside tests, with a length that is not a
    literal, carries a `// bounded:` comment on its line or the line above
    saying what limits `n` (clippy's `disallowed-methods` in
@@ -27,12 +27,12 @@ import sys
 from pathlib import Path
 
 CRATE = Path(sys.argv[1] if len(sys.argv) > 1 else "spdl-io/src")
-UNSAFE_ALLOWED = ("ffmpeg/", "memory.rs")
+UNSAFE_ALLOWED = ("ffmpeg/", "libtiff.rs", "memory.rs")
 # spdl-io's layers, bottom up: a module may import only from lower ranks
 # (and the ground floor's limits from error).
 LAYERS = {
     "error": 0, "memory": 0, "orientation": 0, "limits": 1, "choice": 1,
-    "source": 2, "ffmpeg": 3, "media": 4,
+    "source": 2, "ffmpeg": 3, "libtiff": 3, "media": 4,
     "audio": 5, "image": 5, "video": 5, "npy": 5, "dataset": 6, "kind": 6,
 }
 
@@ -149,11 +149,11 @@ def main() -> int:
                     failures.append(f"{name(a)} imports {name(b)}: not a lower layer")
     for path in sorted(CRATE.rglob("*.rs")):
         rel = path.relative_to(CRATE).as_posix()
-        if rel.startswith(UNSAFE_ALLOWED[0]) or rel == UNSAFE_ALLOWED[1]:
+        if rel.startswith(UNSAFE_ALLOWED[0]) or rel in UNSAFE_ALLOWED[1:]:
             continue
         for no, line in enumerate(strip(path.read_text(), tests=True).splitlines(), 1):
             if re.search(r"\bunsafe\b", line) and "unsafe_code" not in line:
-                failures.append(f"{rel}:{no}: unsafe outside ffmpeg/: {line.strip()}")
+                failures.append(f"{rel}:{no}: unsafe outside the C library edges: {line.strip()}")
         if CRATE.as_posix().endswith("spdl-io/src"):
             failures += sized_vecs(path, rel)
     for f in failures:

@@ -10,7 +10,8 @@ output does; Pillow's own conversion clips them). spdl_rs's view:
 ``load_image(path)`` (RGB, orientation applied). Each file is counted once:
 
 - ``same``: both decode; equal pixels (lossless formats) or PSNR >= 40 dB (JPEG,
-  lossy WebP, AVIF/HEIF, and anything Pillow decodes through a lossy codec);
+  lossy WebP, AVIF/HEIF, and anything Pillow decodes through a lossy codec,
+  JPEG-compressed TIFF included);
 - ``different``: both decode to other pixels or another size (PSNR listed);
 - ``refused``: Pillow decodes, spdl_rs returns an error;
 - ``extra``: spdl_rs decodes a file Pillow refuses;
@@ -50,7 +51,10 @@ def pillow_rgb(path: str):
         if im.mode == "I":
             arr = (np.asarray(im, dtype=np.int64).clip(0, 65535) >> 8).astype(np.uint8)
             return fmt, np.stack([arr] * 3, axis=-1)
-        lossy = fmt == "WEBP" and getattr(im, "info", {}).get("lossless") is False
+        info = getattr(im, "info", {})
+        lossy = (fmt == "WEBP" and info.get("lossless") is False) or (
+            fmt == "TIFF" and info.get("compression") in ("jpeg", "tiff_jpeg")
+        )
         return (fmt + ("-lossy" if lossy else "")), np.asarray(im.convert("RGB"))
 
 

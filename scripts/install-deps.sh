@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what spdl-rs needs on Debian 12 (idempotent; quick when present):
-# FFmpeg's CLI and development libraries, clang for bindgen, pkg-config,
+# FFmpeg's CLI and development libraries, libtiff's, clang for bindgen, pkg-config,
 # and the rustfmt and clippy components.
 set -euo pipefail
 
 PKGS=(ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
-      libavfilter-dev libavdevice-dev clang libclang-dev pkg-config python3-venv cmake nasm python3-pil python3-numpy)
+      libavfilter-dev libavdevice-dev libtiff-dev clang libclang-dev pkg-config python3-venv cmake nasm python3-pil python3-numpy)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -42,6 +42,8 @@ pub mod dataset;
 mod ffmpeg;
 pub mod image;
 mod kind;
+#[allow(unsafe_code)]
+mod libtiff;
 pub mod media;
 pub mod npy;
 pub mod source;

@@ -83,3 +83,57 @@ def test_gif_transparent_pixels_show_their_palette_colour_as_in_pillow(tmp_path)
     want = np.asarray(Image.open(path).convert("RGB"))
     assert (want[index == 1] == [255, 0, 0]).all()
     assert np.array_equal(sio.load_image(path), want)
+
+
+def tiff_bytes(width, height, bits, photometric, data):
+    """A little-endian, single-strip, uncompressed one-sample TIFF (Pillow
+    cannot write 2- and 4-bit gray)."""
+    import struct
+
+    entries = [(256, width), (257, height), (258, bits), (259, 1), (262, photometric),
+               (273, 0), (277, 1), (278, height), (279, len(data))]
+    data_at = 8 + 2 + 12 * len(entries) + 4
+    ifd = struct.pack("<H", len(entries))
+    for tag, value in entries:
+        ifd += struct.pack("<HHII", tag, 4, 1, data_at if tag == 273 else value)
+    return b"II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + data
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+@pytest.mark.parametrize("photometric", [0, 1])
+def test_low_bit_gray_tiff_matches_pillow(tmp_path, bits, photometric):
+    """1/2/4-bit gray, black or white as zero: levels spread over 0..255 as
+    Pillow (and libtiff) spread them."""
+    width, height = 13, 5
+    row_bytes = (width * bits + 7) // 8
+    rng = np.random.default_rng(bits * 10 + photometric)
+    path = tmp_path / f"gray{bits}.tif"
+    path.write_bytes(tiff_bytes(width, height, bits, photometric, rng.bytes(row_bytes * height)))
+    want = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(sio.load_image(path), want)
+
+
+@pytest.mark.parametrize(
+    "mode, options",
+    [
+        ("YCbCr", {}),  # photometric YCbCr, uncompressed: converted as libtiff converts it
+        ("RGB", {"compression": "jpeg"}),  # JPEG-in-TIFF, decoded by libtiff's libjpeg
+        ("P", {}),  # palette
+        ("L", {"tiffinfo": {266: 2}}),  # FillOrder 2: bits least significant first
+        ("1", {"compression": "group4", "tiffinfo": {274: 6}}),  # fax, rotated by its orientation tag
+    ],
+)
+def test_tiff_variants_the_tiff_crate_lacks_match_pillow(tmp_path, mode, options):
+    path = tmp_path / "v.tif"
+    image = gradient("RGB", 61, 37)
+    image = image.quantize(17) if mode == "P" else image.convert(mode)
+    image.save(path, "TIFF", **options)
+    want = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    got = sio.load_image(path)
+    assert got.shape == want.shape
+    if mode == "YCbCr":
+        # libtiff's YCbCr-to-RGB (float, with ReferenceBlackWhite) and
+        # Pillow's own (fixed point) round a few samples apart.
+        assert psnr(got, want) > 45, f"{psnr(got, want):.1f} dB"
+    else:
+        assert np.array_equal(got, want), f"{mode} {options}: {psnr(got, want):.1f} dB"

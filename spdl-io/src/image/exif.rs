@@ -73,7 +73,8 @@ fn decode_raw_profile(text: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The first value of `tag` in IFD0 of a TIFF structure (a TIFF file, or
-/// an EXIF block), when it is a SHORT or a LONG.
+/// an EXIF block), when it is a SHORT or a LONG (inline, or at the
+/// entry's offset when there are more values than its 4 bytes hold).
 pub(crate) fn ifd0_tag(tiff: &[u8], tag: u16) -> Option<u32> {
     let big_endian = match tiff.get(..2)? {
         b"II" => false,
@@ -100,9 +101,15 @@ pub(crate) fn ifd0_tag(tiff: &[u8], tag: u16) -> Option<u32> {
     (0..count).find_map(|i| {
         let at = ifd + 2 + 12 * i;
         let entry = tiff.get(at..at + 12)?;
+        // Values that do not fit in the entry's 4 bytes are at an offset.
+        let values = |size: u32| match u32_at(&entry[4..8]).checked_mul(size)? {
+            0 => None,
+            1..=4 => Some(&entry[8..12]),
+            _ => tiff.get(usize::try_from(u32_at(&entry[8..12])).ok()?..),
+        };
         match (u16_at(&entry[0..2]) == tag, u16_at(&entry[2..4])) {
-            (true, 3) => Some(u32::from(u16_at(&entry[8..10]))),
-            (true, 4) => Some(u32_at(&entry[8..12])),
+            (true, 3) => Some(u32::from(u16_at(values(2)?.get(..2)?))),
+            (true, 4) => Some(u32_at(values(4)?.get(..4)?)),
             _ => None,
         }
     })

@@ -1,7 +1,8 @@
 //! Image loading: probe the header (dimensions, EXIF orientation) and
 //! check limits before allocating, decode (libjpeg-turbo for JPEG with
 //! DCT-domain downscaling; the `image` crate for PNG, WebP, GIF, BMP and
-//! TIFF; FFmpeg for any other image format it reads), convert to the
+//! TIFF, libtiff for the TIFFs it lacks; FFmpeg for any other image format
+//! it reads), convert to the
 //! output pixel format, crop/resize and orient straight into the output.
 //!
 //! Damage that Pillow reads past is read past here too: a PNG without its
@@ -20,6 +21,7 @@ use super::pixels::{self, Sample};
 use super::probe::{guarded, image_decoder, read_source, Codec, Encoded};
 use super::resize::{self, Fit, Rect};
 use super::tga;
+use super::tiff;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::memory;
@@ -143,24 +145,47 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
                 let closed = [&img.data[..], PNG_IEND].concat();
                 guarded(f, || decode_with_image_crate(&closed, f, color, plan, cfg)).map_err(|_| img.fail(e))
             }
+            // A TIFF the `tiff` crate fails on (a panic in a tiled planar
+            // layout, ...): libtiff, then the first error if it fails too.
+            Err(e) if f == ImageFormat::Tiff => from_libtiff(img, plan, cfg).map_err(|_| img.fail(e)),
             Err(e) => Err(img.fail(e)),
         },
         Codec::GrayAlphaTga => {
-            let (w, h) = (img.width, img.height);
-            let mut la = memory::zeroed(w * h * 2).map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
+            let mut la = memory::zeroed(img.width * img.height * 2)
+                .map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
             tga::decode_gray_alpha(&img.data, &mut la).map_err(|e| img.fail(e))?;
-            let mut out =
-                memory::zeroed(w * h * plan.channels).map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
-            pixels::convert(&la, 2, cfg.pix_fmt, &mut out, T::from_u8);
-            Ok(Decoded {
-                pixels: out,
-                width: w,
-                height: h,
-                scale: 1.0,
-            })
+            from_interleaved(img, &la, 2, (img.width, img.height), plan, cfg)
         }
+        Codec::Libtiff => from_libtiff(img, plan, cfg),
         Codec::Ffmpeg => from_ffmpeg(img, cfg),
     }
+}
+
+/// 8-bit pixels of `channels` interleaved samples (gray+alpha, RGBA) of
+/// a `size` image converted to the output format.
+fn from_interleaved<T: Sample>(
+    img: &Encoded,
+    src: &[u8],
+    channels: usize,
+    (width, height): (usize, usize),
+    plan: &Plan,
+    cfg: &ImageConfig,
+) -> Result<Decoded<T>> {
+    let mut out =
+        memory::zeroed(width * height * plan.channels).map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
+    pixels::convert(src, channels, cfg.pix_fmt, &mut out, T::from_u8);
+    Ok(Decoded {
+        pixels: out,
+        width,
+        height,
+        scale: 1.0,
+    })
+}
+
+/// A TIFF through libtiff's RGBA reader.
+fn from_libtiff<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<Decoded<T>> {
+    let (rgba, w, h) = tiff::decode_rgba(&img.data, &cfg.limits).map_err(|e| img.fail(e))?;
+    from_interleaved(img, bytemuck::cast_slice(&rgba), 4, (w, h), plan, cfg)
 }
 
 /// An output size is 1..=65536 on each side.

@@ -4,8 +4,9 @@
 //! write JPEG, PNG and WebP.
 //!
 //! One folder per concern: `probe` reads headers and picks the decoder
-//! (`jpeg`: libjpeg-turbo; the `image` crate; `ffmpeg`: FFmpeg through
-//! `media` for the rest), `load` decodes and writes into the output,
+//! (`jpeg`: libjpeg-turbo; the `image` crate; `tiff`: libtiff for the TIFF
+//! variants the `image` crate lacks; `ffmpeg`: FFmpeg through `media` for
+//! the rest), `load` decodes and writes into the output,
 //! `pixels` converts layouts, `resize` samples, `exif` reads orientation,
 //! `repair` fixes headers Pillow reads past, `batch` runs many at once.
 
@@ -22,6 +23,7 @@ mod repair;
 mod resize;
 mod save;
 mod tga;
+mod tiff;
 
 pub use batch::{load_image_batch, BatchConfig, Cancel, FailurePolicy, ImageBatch};
 pub use config::{ImageConfig, IMAGE_MAX_PIXELS};

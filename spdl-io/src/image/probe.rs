@@ -15,6 +15,7 @@ use super::heif::heif_orientation;
 use super::jpeg::{self, JpegHeader};
 use super::repair;
 use super::tga::gray_alpha_size;
+use super::tiff;
 use crate::error::{catch_panic, Error, Result};
 use crate::limits::Limits;
 use crate::orientation::Orientation;
@@ -46,6 +47,8 @@ pub(super) enum Codec {
     Image(ImageFormat, ColorType),
     /// Gray + alpha TGA, decoded by `tga`.
     GrayAlphaTga,
+    /// TIFF through libtiff's RGBA reader (`tiff`).
+    Libtiff,
     Ffmpeg,
 }
 
@@ -106,38 +109,11 @@ impl Encoded {
                     (Codec::Jpeg(h), h.width, h.height, h.orientation, "jpeg".to_string())
                 }
             }
-            Some(f) if f.reading_enabled() => {
-                let fname = label.or(f.extensions_str().first().copied()).unwrap_or("image");
-                let header = guarded(f, || image_decoder(&data, f, limits)).map(|mut d| {
-                    // An EXIF block (PNG eXIf, WebP EXIF) is read here; TIFF
-                    // keeps its orientation as a tag of its own.
-                    let o = match d.exif_metadata().ok().flatten() {
-                        Some(exif) => exif_orientation(&exif),
-                        None if f == ImageFormat::Png => png_text_orientation(&data).unwrap_or_default(),
-                        None => d
-                            .orientation()
-                            .map_or(Orientation::Normal, |o| Orientation::from_exif(u16::from(o.to_exif()))),
-                    };
-                    (d.dimensions(), o, d.color_type())
-                });
-                match header {
-                    Ok(((w, h), o, color)) => (Codec::Image(f, color), w as usize, h as usize, o, fname.to_string()),
-                    // A variant the image crate lacks (palette or YCbCr
-                    // TIFF, ...): FFmpeg's decoder, if it reads the file.
-                    // FFmpeg 5.1 reads float TIFF samples as integers: garbage.
-                    Err(e @ ImageError::Unsupported(_))
-                        if f == ImageFormat::Tiff && ifd0_tag(&data, 339) == Some(3) =>
-                    {
-                        return Err(Error::image(&name, fname, format!("floating-point samples: {e}")));
-                    }
-                    Err(e @ ImageError::Unsupported(_)) => {
-                        let (w, h, _) =
-                            ffmpeg_probe(&data, &name, limits).map_err(|_| Error::image(&name, fname, e))?;
-                        (Codec::Ffmpeg, w, h, Orientation::Normal, fname.to_string())
-                    }
-                    Err(e) => return Err(Error::image(&name, fname, e)),
-                }
-            }
+            Some(ImageFormat::Tiff) if tiff::prefers_libtiff(&data) => match libtiff_probe(&data, limits) {
+                Some(probed) => probed,
+                None => image_crate_probe(&data, &name, ImageFormat::Tiff, label, limits)?,
+            },
+            Some(f) if f.reading_enabled() => image_crate_probe(&data, &name, f, label, limits)?,
             _ => {
                 let (w, h, fmt) = ffmpeg_probe(&data, &name, limits)?;
                 // FFmpeg ignores an AVIF's irot/imir; libavif applies them.
@@ -180,6 +156,7 @@ impl Encoded {
             Codec::Jpeg(h) => format!("{:?}8", h.colorspace).to_lowercase(),
             Codec::Image(_, c) => format!("{c:?}").to_lowercase(),
             Codec::GrayAlphaTga => "la8".into(),
+            Codec::Libtiff => "rgba8".into(),
             Codec::Ffmpeg => "rgb8".into(),
         };
         ImageInfo {
@@ -195,6 +172,51 @@ impl Encoded {
     pub(super) fn fail(&self, reason: impl ToString) -> Error {
         Error::image(&self.name, &self.format, reason)
     }
+}
+
+/// What probing found: the decoder, stored width and height, orientation
+/// and the format's name.
+type Probed = (Codec, usize, usize, Orientation, String);
+
+/// The header as the `image` crate reads it; for what it cannot read, the
+/// TIFFs libtiff reads, then whatever FFmpeg reads.
+fn image_crate_probe(data: &Bytes, name: &str, f: ImageFormat, label: Option<&str>, limits: &Limits) -> Result<Probed> {
+    let fname = label.or(f.extensions_str().first().copied()).unwrap_or("image");
+    let header = guarded(f, || image_decoder(data, f, limits)).map(|mut d| {
+        // An EXIF block (PNG eXIf, WebP EXIF) is read here; TIFF keeps its
+        // orientation as a tag of its own.
+        let o = match d.exif_metadata().ok().flatten() {
+            Some(exif) => exif_orientation(&exif),
+            None if f == ImageFormat::Png => png_text_orientation(data).unwrap_or_default(),
+            None => d
+                .orientation()
+                .map_or(Orientation::Normal, |o| Orientation::from_exif(u16::from(o.to_exif()))),
+        };
+        (d.dimensions(), o, d.color_type())
+    });
+    let tiff = f == ImageFormat::Tiff;
+    match header {
+        Ok(((w, h), o, color)) => Ok((Codec::Image(f, color), w as usize, h as usize, o, fname.to_string())),
+        // libtiff and FFmpeg 5.1 read float TIFF samples as integers: garbage.
+        Err(e @ ImageError::Unsupported(_)) if tiff && ifd0_tag(data, 339) == Some(3) => {
+            Err(Error::image(name, fname, format!("floating-point samples: {e}")))
+        }
+        Err(e) => match tiff.then(|| libtiff_probe(data, limits)).flatten() {
+            Some(probed) => Ok(probed),
+            // A variant neither reads: FFmpeg's decoder, if it reads the file.
+            None if matches!(e, ImageError::Unsupported(_)) => {
+                let (w, h, _) = ffmpeg_probe(data, name, limits).map_err(|_| Error::image(name, fname, e))?;
+                Ok((Codec::Ffmpeg, w, h, Orientation::Normal, fname.to_string()))
+            }
+            None => Err(Error::image(name, fname, e)),
+        },
+    }
+}
+
+/// The TIFF's header if libtiff's RGBA reader can convert it.
+fn libtiff_probe(data: &[u8], limits: &Limits) -> Option<Probed> {
+    let (w, h, o) = tiff::header(data, limits).ok()?;
+    Some((Codec::Libtiff, w, h, o, "tiff".to_string()))
 }
 
 fn orientation_number(o: Orientation) -> u16 {

@@ -1,0 +1,65 @@
+//! TIFF through libtiff: which TIFFs go to libtiff's RGBA reader rather
+//! than the `tiff` crate, and the two calls (header, pixels) on them.
+//!
+//! Pillow decodes compressed TIFFs with libtiff; the `tiff` crate leaves
+//! YCbCr unconverted (JPEG-compressed or not), reads old-style JPEG,
+//! 2/4-bit gray and reversed bit order wrongly, lacks CIELab and palette
+//! images, and panics on some tiled planar layouts. Those go to libtiff first; any other TIFF the
+//! `tiff` crate fails on goes to libtiff next. 8- and 16-bit RGB and gray
+//! stay with the `tiff` crate: libtiff's RGBA reader rounds 16-bit samples
+//! where Pillow keeps their high byte.
+
+use super::exif::ifd0_tag;
+use crate::libtiff::TiffReader;
+use crate::limits::Limits;
+use crate::memory;
+use crate::orientation::Orientation;
+
+const COMPRESSION: u16 = 259;
+const PHOTOMETRIC: u16 = 262;
+const BITS_PER_SAMPLE: u16 = 258;
+const FILL_ORDER: u16 = 266;
+
+/// Whether libtiff reads this TIFF as Pillow does where the `tiff` crate
+/// does not: JPEG or old-style JPEG compression; palette, YCbCr or
+/// CIELab photometric interpretation; samples under 8 bits; bits stored
+/// least significant first (FillOrder 2).
+pub(super) fn prefers_libtiff(data: &[u8]) -> bool {
+    let tag = |t| ifd0_tag(data, t);
+    matches!(tag(COMPRESSION), Some(6 | 7))
+        || matches!(tag(PHOTOMETRIC), Some(3 | 6 | 8 | 9 | 10))
+        || matches!(tag(BITS_PER_SAMPLE), Some(1..=7))
+        || tag(FILL_ORDER) == Some(2)
+}
+
+/// libtiff's cap on each of its own allocations.
+fn max_alloc(limits: &Limits) -> usize {
+    usize::try_from(limits.max_pixels.saturating_mul(8).max(64 << 20)).unwrap_or(usize::MAX)
+}
+
+/// Width, height and orientation of the first image, if libtiff's RGBA
+/// reader can convert it.
+pub(super) fn header(data: &[u8], limits: &Limits) -> Result<(usize, usize, Orientation), String> {
+    let r = TiffReader::open(data, max_alloc(limits))?;
+    Ok((
+        r.width as usize,
+        r.height as usize,
+        Orientation::from_exif(r.orientation),
+    ))
+}
+
+/// The first image as RGBA pixels whose little-endian bytes are R, G, B
+/// and A (view them with `bytemuck::cast_slice`), rows as stored (the
+/// orientation is the caller's). Call after [`header`]'s size passed the
+/// limits.
+pub(super) fn decode_rgba(data: &[u8], limits: &Limits) -> Result<(Vec<u32>, usize, usize), String> {
+    let mut r = TiffReader::open(data, max_alloc(limits))?;
+    let (w, h) = (r.width as usize, r.height as usize);
+    let mut raster: Vec<u32> = memory::zeroed(w * h).map_err(|n| format!("cannot allocate {n} bytes"))?;
+    r.read_rgba(&mut raster)?;
+    // R is the low byte of each pixel, on any host.
+    for px in &mut raster {
+        *px = px.to_le();
+    }
+    Ok((raster, w, h))
+}
