@@ -137,3 +137,45 @@ def test_tiff_variants_the_tiff_crate_lacks_match_pillow(tmp_path, mode, options
         assert psnr(got, want) > 45, f"{psnr(got, want):.1f} dB"
     else:
         assert np.array_equal(got, want), f"{mode} {options}: {psnr(got, want):.1f} dB"
+
+
+def test_cursor_decodes_as_pillow_shows_it(tmp_path):
+    """A CUR is an ICO with type 2 and hot spots where planes and bit counts
+    were: Pillow shows its largest image, and so does spdl_rs."""
+    ico = tmp_path / "c.ico"
+    gradient("RGBA", 32, 32).save(ico, sizes=[(16, 16), (32, 32)], bitmap_format="bmp")
+    data = bytearray(ico.read_bytes())
+    data[2] = 2
+    for i in range(data[4]):
+        data[6 + 16 * i + 4 : 6 + 16 * i + 8] = bytes([3, 0, 5, 0])  # hot spot (3, 5)
+    cur = tmp_path / "c.cur"
+    cur.write_bytes(bytes(data))
+    want = np.asarray(Image.open(cur).convert("RGB"))
+    assert want.shape == (32, 32, 3)
+    assert np.array_equal(sio.load_image(cur), want)
+    assert sio.info(cur)["format"] == "cur"
+
+
+def test_bmp_with_a_bad_plane_count_decodes_as_in_pillow(tmp_path):
+    path = tmp_path / "planes.bmp"
+    gradient("RGB").save(path)
+    data = bytearray(path.read_bytes())
+    data[26:28] = (3).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    assert np.array_equal(sio.load_image(path), np.asarray(Image.open(path).convert("RGB")))
+
+
+@pytest.mark.parametrize("mode, ext", [("I;16", "pgm"), ("L", "pgm"), ("RGB", "ppm"), ("1", "pbm")])
+def test_netpbm_matches_pillow(tmp_path, mode, ext):
+    """16-bit PGM to its high byte, as spdl_rs's 8-bit output takes every
+    16-bit image (FFmpeg's conversion rounded instead)."""
+    path = tmp_path / f"n.{ext}"
+    if mode == "I;16":
+        values = (np.arange(37 * 61, dtype=np.uint32).reshape(37, 61) * 29) % 65536
+        Image.fromarray(values.astype(np.uint16)).save(path)
+        want = np.repeat((np.asarray(Image.open(path), dtype=np.uint16) >> 8).astype(np.uint8)[..., None], 3, -1)
+    else:
+        gradient("RGB").convert(mode).save(path)
+        want = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(sio.load_image(path), want)
+    assert sio.info(path)["format"] == ext

@@ -1,9 +1,9 @@
 //! Image loading: probe the header (dimensions, EXIF orientation) and
 //! check limits before allocating, decode (libjpeg-turbo for JPEG with
-//! DCT-domain downscaling; the `image` crate for PNG, WebP, GIF, BMP and
-//! TIFF, libtiff for the TIFFs it lacks; FFmpeg for any other image format
-//! it reads), convert to the
-//! output pixel format, crop/resize and orient straight into the output.
+//! DCT-domain downscaling; the `image` crate for PNG, WebP, GIF, BMP, PNM,
+//! QOI and TIFF, libtiff for the TIFFs it lacks; FFmpeg for any other
+//! image format it reads), convert to the output pixel format, crop/resize
+//! and orient straight into the output.
 //!
 //! Damage that Pillow reads past is read past here too: a PNG without its
 //! IEND chunk, a JPEG without EOI (both only when the image data is

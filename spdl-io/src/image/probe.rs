@@ -77,17 +77,21 @@ impl Encoded {
     /// Reads the header and checks the declared size against the limits.
     pub(super) fn probe(data: Bytes, name: String, limits: &Limits) -> Result<Self> {
         // The format's name, when it differs from the decoder's format.
-        let mut label = None;
+        let (data, mut label) = match repair::cur_as_ico(&data) {
+            Some(ico) => (ico, Some("cur")),
+            None => (data, None),
+        };
         let mut format = image::guess_format(&data)
             .ok()
             .or_else(|| is_bigtiff(&data).then_some(ImageFormat::Tiff));
         let data = match format {
             Some(ImageFormat::Gif) => repair::gif_screen_covering_first_frame(data),
             Some(ImageFormat::WebP) => repair::webp_without_false_alpha(data),
+            Some(ImageFormat::Bmp) => repair::bmp_with_one_plane(data),
             // The image crate reads only RGBA PNG entries; Pillow writes RGB.
             Some(ImageFormat::Ico) => match largest_png_entry(&data) {
                 Some(png) => {
-                    (format, label) = (Some(ImageFormat::Png), Some("ico"));
+                    (format, label) = (Some(ImageFormat::Png), label.or(Some("ico")));
                     data.slice(png)
                 }
                 None => data,
@@ -181,7 +185,10 @@ type Probed = (Codec, usize, usize, Orientation, String);
 /// The header as the `image` crate reads it; for what it cannot read, the
 /// TIFFs libtiff reads, then whatever FFmpeg reads.
 fn image_crate_probe(data: &Bytes, name: &str, f: ImageFormat, label: Option<&str>, limits: &Limits) -> Result<Probed> {
-    let fname = label.or(f.extensions_str().first().copied()).unwrap_or("image");
+    let fname = label
+        .or_else(|| (f == ImageFormat::Pnm).then(|| pnm_name(data)))
+        .or(f.extensions_str().first().copied())
+        .unwrap_or("image");
     let header = guarded(f, || image_decoder(data, f, limits)).map(|mut d| {
         // An EXIF block (PNG eXIf, WebP EXIF) is read here; TIFF keeps its
         // orientation as a tag of its own.
@@ -210,6 +217,16 @@ fn image_crate_probe(data: &Bytes, name: &str, f: ImageFormat, label: Option<&st
             }
             None => Err(Error::image(name, fname, e)),
         },
+    }
+}
+
+/// A Netpbm file's format by its magic number.
+fn pnm_name(data: &[u8]) -> &'static str {
+    match data.get(1) {
+        Some(b'1' | b'4') => "pbm",
+        Some(b'2' | b'5') => "pgm",
+        Some(b'7') => "pam",
+        _ => "ppm",
     }
 }
 

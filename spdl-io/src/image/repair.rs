@@ -10,6 +10,13 @@
 //! - A lossy WebP whose extended header (VP8X) flags alpha but that has no
 //!   alpha chunk (ALPH) is opaque to libwebp and Pillow; the `image` crate
 //!   reports a missing chunk. The flag is cleared.
+//! - A Windows cursor (CUR) is an icon whose directory has type 2 and hot
+//!   spot coordinates where an icon's entries have planes and bit counts.
+//!   Pillow shows its largest image; the `image` crate reads only icons.
+//!   It becomes an icon (type 1, planes and bit counts 0).
+//! - A BMP whose header declares a plane count other than 1 (a field
+//!   that has always been 1) is read by Pillow; the `image` crate rejects
+//!   it. The count becomes 1.
 
 use bytes::Bytes;
 
@@ -114,6 +121,44 @@ fn riff_chunks(data: &[u8]) -> Vec<(&[u8; 4], usize, usize)> {
         pos += 8 + len + (len & 1);
     }
     chunks
+}
+
+/// A cursor file as the icon file it is laid out like; `None` when
+/// `data` is not a cursor or its directory does not fit.
+pub(crate) fn cur_as_ico(data: &[u8]) -> Option<Bytes> {
+    if data.get(..4)? != [0, 0, 2, 0] {
+        return None;
+    }
+    let count = usize::from(le16(data, 4));
+    if count == 0 || data.len() < 6 + 16 * count {
+        return None;
+    }
+    let mut ico = data.to_vec();
+    ico[2] = 1;
+    for entry in ico[6..6 + 16 * count].chunks_exact_mut(16) {
+        entry[4..8].fill(0);
+    }
+    Some(Bytes::from(ico))
+}
+
+/// `data` with its BMP plane count set to 1 when it declares another;
+/// `data` itself otherwise.
+pub(crate) fn bmp_with_one_plane(data: Bytes) -> Bytes {
+    // File header (14), then the info header: its size, then width and
+    // height (2 bytes each in the 12-byte core header, 4 in the others).
+    let Some(header) = data.get(14..18) else {
+        return data;
+    };
+    let at = match u32::from_le_bytes(header.try_into().expect("4 bytes")) {
+        12 => 22,
+        _ => 26,
+    };
+    if data.len() < at + 2 || le16(&data, at) == 1 {
+        return data;
+    }
+    let mut fixed = data.to_vec();
+    fixed[at..at + 2].copy_from_slice(&1u16.to_le_bytes());
+    Bytes::from(fixed)
 }
 
 fn le16(data: &[u8], at: usize) -> u16 {
