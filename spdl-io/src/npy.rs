@@ -137,6 +137,12 @@ pub trait NpyElement: Copy + Default {
     fn from_le(bytes: &[u8]) -> Self;
     /// Appends the value's little-endian bytes.
     fn put_le(self, out: &mut Vec<u8>);
+    /// Appends the little-endian bytes of `values`, in order.
+    fn put_all_le(values: &[Self], out: &mut Vec<u8>) {
+        for v in values {
+            v.put_le(out);
+        }
+    }
 }
 
 macro_rules! npy_element {
@@ -148,6 +154,9 @@ macro_rules! npy_element {
             }
             fn put_le(self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn put_all_le(values: &[Self], out: &mut Vec<u8>) {
+                out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
             }
         }
     )*};
@@ -451,12 +460,25 @@ pub fn write_npy<T: NpyElement, D: Dimension>(mut out: impl Write, array: ArrayV
     out.write_all(b"\x93NUMPY\x01\x00")?;
     out.write_all(&(header.len() as u16).to_le_bytes())?;
     out.write_all(header.as_bytes())?;
+    // Logical (C) order: a standard-layout array in slices of 64 Ki values,
+    // any other element by element.
     let mut chunk = Vec::new();
-    for v in array.iter() {
-        v.put_le(&mut chunk);
-        if chunk.len() >= 1 << 16 {
-            out.write_all(&chunk)?;
-            chunk.clear();
+    match array.as_slice() {
+        Some(values) => {
+            for part in values.chunks(1 << 16) {
+                T::put_all_le(part, &mut chunk);
+                out.write_all(&chunk)?;
+                chunk.clear();
+            }
+        }
+        None => {
+            for v in array.iter() {
+                v.put_le(&mut chunk);
+                if chunk.len() >= 1 << 16 {
+                    out.write_all(&chunk)?;
+                    chunk.clear();
+                }
+            }
         }
     }
     out.write_all(&chunk)?;
@@ -491,8 +513,17 @@ mod tests {
             (back.dtype, back.shape.clone(), back.fortran_order),
             (Dtype::F32, vec![2, 3], false)
         );
-        assert_eq!(back.to_array::<f32>().unwrap(), a.into_dyn());
+        assert_eq!(back.to_array::<f32>().unwrap(), a.clone().into_dyn());
         assert!(back.to_array::<f64>().is_err(), "wrong element type");
+        // A transposed view is written in its logical order; a long
+        // contiguous one in several slices.
+        let mut file = Vec::new();
+        write_npy(&mut file, a.t()).unwrap();
+        assert_eq!(parse(file.into()).unwrap().to_array::<f32>().unwrap(), a.t().into_dyn());
+        let long = ndarray::Array1::from_iter((0..200_000u32).map(|v| v.wrapping_mul(2_654_435_761)));
+        let mut file = Vec::new();
+        write_npy(&mut file, long.view()).unwrap();
+        assert_eq!(parse(file.into()).unwrap().to_array::<u32>().unwrap(), long.into_dyn());
     }
 
     #[test]

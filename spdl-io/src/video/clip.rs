@@ -181,7 +181,9 @@ impl VideoSource {
         });
         let converter = FrameConverter::new(config.convert, orientation, demuxer.source_name());
         let fps = info.avg_frame_rate.and_then(Ratio::to_f64).unwrap_or(30.0);
-        let seconds = match (config.start, config.end, info.duration) {
+        // Matroska and WebM declare the duration for the file, not the stream.
+        let duration = info.duration.or_else(|| demuxer.info().duration);
+        let seconds = match (config.start, config.end, duration) {
             (s, Some(e), _) => e - s.unwrap_or(0.0),
             (s, None, Some(d)) => d - s.unwrap_or(0.0),
             _ => 0.0,
