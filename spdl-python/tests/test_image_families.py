@@ -179,3 +179,34 @@ def test_netpbm_matches_pillow(tmp_path, mode, ext):
         want = np.asarray(Image.open(path).convert("RGB"))
     assert np.array_equal(sio.load_image(path), want)
     assert sio.info(path)["format"] == ext
+
+
+def test_icon_whose_directory_size_disagrees_with_its_bmp_matches_pillow(tmp_path):
+    """Writers put the BMP's doubled height (image plus mask) in the
+    directory; Pillow reads the entry at its BMP's size."""
+    path = tmp_path / "i.ico"
+    gradient("RGBA", 16, 16).save(path, sizes=[(16, 16)], bitmap_format="bmp")
+    data = bytearray(path.read_bytes())
+    data[7] = 32  # the first entry's height
+    path.write_bytes(bytes(data))
+    want = np.asarray(Image.open(path).convert("RGB"))
+    assert want.shape == (16, 16, 3)
+    assert np.array_equal(sio.load_image(path), want)
+
+
+def test_qoi_without_its_end_marker_matches_pillow(tmp_path):
+    path = tmp_path / "q.qoi"
+    gradient("RGB").save(path)
+    path.write_bytes(path.read_bytes()[:-8])
+    assert np.array_equal(sio.load_image(path), np.asarray(Image.open(path).convert("RGB")))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P", "1"])
+def test_dib_matches_pillow(tmp_path, mode):
+    """A BMP without its file header, recognised by its .dib name."""
+    path = tmp_path / "d.dib"
+    image = gradient("RGB")
+    (image.quantize(16) if mode == "P" else image.convert(mode)).save(path, "DIB")
+    assert not path.read_bytes().startswith(b"BM")
+    assert np.array_equal(sio.load_image(path), np.asarray(Image.open(path).convert("RGB")))
+    assert sio.info(path)["format"] == "dib"

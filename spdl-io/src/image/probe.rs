@@ -76,10 +76,19 @@ fn image_limits(limits: &Limits) -> image::Limits {
 impl Encoded {
     /// Reads the header and checks the declared size against the limits.
     pub(super) fn probe(data: Bytes, name: String, limits: &Limits) -> Result<Self> {
-        // The format's name, when it differs from the decoder's format.
-        let (data, mut label) = match repair::cur_as_ico(&data) {
-            Some(ico) => (ico, Some("cur")),
-            None => (data, None),
+        // Cursors and DIBs are read as the icon and BMP they are laid out
+        // like; `label` is the format's name when it differs from the
+        // decoder's format.
+        let dib = || {
+            name.to_ascii_lowercase()
+                .ends_with(".dib")
+                .then(|| repair::dib_as_bmp(&data))
+                .flatten()
+        };
+        let (data, mut label) = match (repair::cur_as_ico(&data), dib()) {
+            (Some(ico), _) => (ico, Some("cur")),
+            (None, Some(bmp)) => (bmp, Some("dib")),
+            (None, None) => (data, None),
         };
         let mut format = image::guess_format(&data)
             .ok()
@@ -88,13 +97,14 @@ impl Encoded {
             Some(ImageFormat::Gif) => repair::gif_screen_covering_first_frame(data),
             Some(ImageFormat::WebP) => repair::webp_without_false_alpha(data),
             Some(ImageFormat::Bmp) => repair::bmp_with_one_plane(data),
+            Some(ImageFormat::Qoi) => repair::qoi_with_end_marker(data),
             // The image crate reads only RGBA PNG entries; Pillow writes RGB.
             Some(ImageFormat::Ico) => match largest_png_entry(&data) {
                 Some(png) => {
                     (format, label) = (Some(ImageFormat::Png), label.or(Some("ico")));
                     data.slice(png)
                 }
-                None => data,
+                None => repair::ico_sizes_from_bmp_headers(data),
             },
             _ => data,
         };

@@ -17,6 +17,15 @@
 //! - A BMP whose header declares a plane count other than 1 (a field
 //!   that has always been 1) is read by Pillow; the `image` crate rejects
 //!   it. The count becomes 1.
+//! - An icon entry whose directory size disagrees with its BMP's header
+//!   (writers put the BMP's doubled height, image plus mask, there) is
+//!   read by Pillow at the BMP's size; the `image` crate rejects it. The
+//!   directory takes the BMP's size.
+//! - A QOI file whose writer left out the 8-byte end marker, with all its
+//!   pixels, is read by Pillow; the `image` crate reports a short file. The
+//!   marker is added.
+//! - A DIB (a BMP without its 14-byte file header, as the clipboard and
+//!   resources hold it; recognised by its `.dib` name) gets that header.
 
 use bytes::Bytes;
 
@@ -159,6 +168,87 @@ pub(crate) fn bmp_with_one_plane(data: Bytes) -> Bytes {
     let mut fixed = data.to_vec();
     fixed[at..at + 2].copy_from_slice(&1u16.to_le_bytes());
     Bytes::from(fixed)
+}
+
+/// `data` with each BMP entry's directory size set to its BMP header's
+/// (height halved: an icon's BMP stacks the image and its mask).
+pub(crate) fn ico_sizes_from_bmp_headers(data: Bytes) -> Bytes {
+    let count = match data.get(4..6) {
+        Some(c) => usize::from(le16(c, 0)),
+        None => return data,
+    };
+    let mut fixed: Option<Vec<u8>> = None;
+    for i in 0..count {
+        let entry = 6 + 16 * i;
+        let Some(offset) = data.get(entry + 12..entry + 16).map(|b| le32(b, 0) as usize) else {
+            break;
+        };
+        let Some(bmp) = data.get(offset..offset.saturating_add(12)) else {
+            continue;
+        };
+        if le32(bmp, 0) < 40 {
+            continue; // a PNG entry, or a header too small to carry a size
+        }
+        let (w, h) = (le32(bmp, 4), le32(bmp, 8) as i32 / 2);
+        let side = |v: u32| {
+            if v == 256 {
+                Some(0)
+            } else {
+                u8::try_from(v).ok().filter(|&b| b > 0)
+            }
+        };
+        let (Some(w), Some(h)) = (side(w), side(h.unsigned_abs())) else {
+            continue;
+        };
+        if data[entry] != w || data[entry + 1] != h {
+            let out = fixed.get_or_insert_with(|| data.to_vec());
+            out[entry] = w;
+            out[entry + 1] = h;
+        }
+    }
+    fixed.map_or(data, Bytes::from)
+}
+
+/// The QOI end marker: seven zero bytes and a one.
+const QOI_END: &[u8; 8] = b"\0\0\0\0\0\0\0\x01";
+
+/// `data` with the QOI end marker added when it does not end with one.
+pub(crate) fn qoi_with_end_marker(data: Bytes) -> Bytes {
+    if data.ends_with(QOI_END) {
+        return data;
+    }
+    Bytes::from([&data[..], QOI_END].concat())
+}
+
+/// A DIB with the BMP file header prepended (its pixels start after the
+/// info header, the colour masks and the palette); `None` when `data` does
+/// not start with a known info header.
+pub(crate) fn dib_as_bmp(data: &[u8]) -> Option<Bytes> {
+    let header = le32(data.get(..4)?, 0);
+    if !matches!(header, 12 | 40 | 52 | 56 | 64 | 108 | 124) || data.len() < header as usize {
+        return None;
+    }
+    let (bits, colours, entry) = match header {
+        12 => (u32::from(le16(data, 10)), 0, 3),
+        _ => (u32::from(le16(data, 14)), le32(data.get(32..36)?, 0), 4),
+    };
+    let masks = match (header, le32(data.get(16..20).unwrap_or(&[0; 4]), 0)) {
+        (40, 3) => 12,
+        (40, 6) => 16,
+        _ => 0,
+    };
+    let palette = match (colours, bits) {
+        (0, 1..=8) => 1 << bits,
+        (n, _) => n.min(256),
+    };
+    let offset = 14 + header + masks + palette * entry;
+    let size = u32::try_from(data.len() + 14).ok()?;
+    let file_header = [b"BM".as_slice(), &size.to_le_bytes(), &[0; 4], &offset.to_le_bytes()].concat();
+    Some(Bytes::from([file_header.as_slice(), data].concat()))
+}
+
+fn le32(data: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
 }
 
 fn le16(data: &[u8], at: usize) -> u16 {
