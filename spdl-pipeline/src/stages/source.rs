@@ -60,11 +60,13 @@ pub(crate) fn spawn_source<S: Send + 'static>(ctx: &CtxRef, source: SourceItems<
 /// over what is pending [`SOURCE_FLUSH`] after a chunk's first item came
 /// in, so a source that stalls inside `next()` never holds back the items
 /// it has already produced. Taking the pending items and sending them
-/// happen under one lock, so chunks keep their order.
+/// happen under one lock, so chunks keep their order. At the source's end
+/// the output is dropped at once (`None`): the next stage sees the end
+/// without waiting for a pending timer task to let go of it.
 struct SourceChunks<S> {
     /// Items not yet handed over, and whether a timed flush is scheduled.
     pending: Mutex<(Vec<Env<S>>, bool)>,
-    output: tokio::sync::Mutex<Output<S>>,
+    output: tokio::sync::Mutex<Option<Output<S>>>,
 }
 
 impl<S> SourceChunks<S> {
@@ -78,7 +80,9 @@ impl<S> SourceChunks<S> {
 
     /// Whether the consumer is gone (the run was dropped).
     fn is_closed(&self) -> bool {
-        self.output.try_lock().is_ok_and(|o| o.is_closed())
+        self.output
+            .try_lock()
+            .is_ok_and(|o| o.as_ref().is_none_or(Output::is_closed))
     }
 
     /// Hands over the pending items; `timed` marks the scheduled flush.
@@ -89,7 +93,16 @@ impl<S> SourceChunks<S> {
             pending.1 &= !timed;
             std::mem::take(&mut pending.0)
         };
-        output.send(chunk).await
+        match output.as_mut() {
+            Some(output) => output.send(chunk).await,
+            None => false,
+        }
+    }
+
+    /// Hands over the last items and ends the output.
+    async fn finish(&self) {
+        self.flush(false).await;
+        self.output.lock().await.take();
     }
 }
 
@@ -102,7 +115,7 @@ fn feed_iter<S: Send + 'static>(
 ) {
     let chunks = Arc::new(SourceChunks {
         pending: Mutex::new((Vec::new(), false)),
-        output: tokio::sync::Mutex::new(output),
+        output: tokio::sync::Mutex::new(Some(output)),
     });
     let mut new_chunk = true;
     for seq in 0.. {
@@ -131,7 +144,7 @@ fn feed_iter<S: Send + 'static>(
             return;
         }
     }
-    futures::executor::block_on(chunks.flush(false));
+    futures::executor::block_on(chunks.finish());
 }
 
 /// Gathers a stream's items into chunks of what is ready at once.
