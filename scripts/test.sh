@@ -17,6 +17,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p spdl-io --no-default-features --lib -- -D warnings
 # The extension is tested from Python below (it links to the interpreter).
 cargo test --workspace --exclude spdl-python
+# NVDEC decoding (feature `cuda`): here it must fall back to the CPU's frames.
+cargo test -p spdl-io --features cuda --test device
 # A short mutation-fuzz run, fixed seed, under a memory cap (the long run:
 # bash scripts/fuzz.sh --count 20000).
 PROFILE=debug bash scripts/fuzz.sh --seed 1 --count 3000

@@ -301,9 +301,24 @@ pub(crate) fn video_result<'py>(py: Python<'py>, video: sio::Video, return_pts: 
     Ok((frames, pts).into_pyobject(py)?.into_any())
 }
 
-/// Decodes a video (or the window `[start, end)` seconds of it).
+/// `"cpu"`, `"cuda"` (device 0) or `"cuda:N"`.
+fn decode_device(device: &str) -> PyResult<sio::media::Device> {
+    match device.split_once(':') {
+        None if device == "cpu" => Ok(sio::media::Device::Cpu),
+        None if device == "cuda" => Ok(sio::media::Device::Cuda(0)),
+        Some(("cuda", n)) if n.parse::<u32>().is_ok() => Ok(sio::media::Device::Cuda(n.parse().unwrap_or(0))),
+        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "device must be \"cpu\", \"cuda\" or \"cuda:N\", not {device:?}"
+        ))),
+    }
+}
+
+/// Decodes a video (or the window `[start, end)` seconds of it). With
+/// `device="cuda:N"` it decodes on NVDEC GPU N and copies frames to host
+/// memory; without a usable device it decodes on the CPU and logs why
+/// (a warning on the `spdl_io` logger).
 #[pyfunction]
-#[pyo3(signature = (src, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true, return_pts=false, trusted_input=false, filter_desc=None))]
+#[pyo3(signature = (src, *, size=None, pix_fmt="rgb24", interpolation="bilinear", start=None, end=None, fps=None, num_threads=1, apply_rotation=true, return_pts=false, trusted_input=false, filter_desc=None, device="cpu"))]
 #[allow(clippy::too_many_arguments)]
 fn load_video<'py>(
     py: Python<'py>,
@@ -319,6 +334,7 @@ fn load_video<'py>(
     return_pts: bool,
     trusted_input: bool,
     filter_desc: Option<String>,
+    device: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let mut config = video_config(
         size,
@@ -331,6 +347,7 @@ fn load_video<'py>(
         apply_rotation,
     )?;
     config.limits.trusted_input = trusted_input;
+    config.decoder.device = decode_device(device)?;
     with_filter(&mut config, filter_desc)?;
     let source = extract(src)?;
     let video = off_gil(py, || sio::load_video(source, &config))?;

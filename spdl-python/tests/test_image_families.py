@@ -210,3 +210,27 @@ def test_dib_matches_pillow(tmp_path, mode):
     assert not path.read_bytes().startswith(b"BM")
     assert np.array_equal(sio.load_image(path), np.asarray(Image.open(path).convert("RGB")))
     assert sio.info(path)["format"] == "dib"
+
+
+def rle8_bmp(width, height, rle, palette, top_down=False):
+    """An 8-bit run-length encoded BMP (Pillow writes none)."""
+    import struct
+
+    pal = b"".join(bytes([b, g, r, 0]) for r, g, b in palette)
+    offset = 14 + 40 + len(pal)
+    info = struct.pack("<IiiHHIIiiII", 40, width, -height if top_down else height, 1, 8, 1, len(rle),
+                       2835, 2835, len(palette), 0)
+    return b"BM" + struct.pack("<IHHI", offset + len(rle), 0, 0, offset) + info + pal + rle
+
+
+@pytest.mark.parametrize("top_down", [False, True])
+def test_rle_bmp_with_skipped_pixels_matches_pillow(tmp_path, top_down):
+    """Pixels that delta and end-of-line codes skip show palette index 0 in
+    Pillow (not black); top-down RLE is read too."""
+    rle = bytes([3, 1, 0, 2, 2, 1, 2, 2, 0, 0, 1, 3, 0, 0, 8, 1, 0, 1])
+    palette = [(200, 10, 10), (10, 200, 10), (10, 10, 200), (240, 240, 0)]
+    path = tmp_path / "rle.bmp"
+    path.write_bytes(rle8_bmp(8, 4, rle, palette, top_down))
+    want = np.asarray(Image.open(path).convert("RGB"))
+    assert (want == [200, 10, 10]).all(-1).any(), "the file has skipped pixels"
+    assert np.array_equal(sio.load_image(path), want)

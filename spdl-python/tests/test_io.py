@@ -279,3 +279,21 @@ def test_audio_filter_desc_matches_the_ffmpeg_cli():
     assert rate == 16000 and samples.shape == want.shape and np.max(np.abs(samples - want)) <= 1e-6
     with pytest.raises(ValueError, match="nosuchfilter"):
         sio.load_audio(path, filter_desc="nosuchfilter")
+
+
+def test_cuda_device_decodes_or_falls_back_to_the_cpu_frames():
+    """Without a usable GPU, device="cuda:0" decodes on the CPU: the same
+    frames. (On a GPU machine NVDEC's frames differ by rounding only.)"""
+    path = FIXTURES / "h264_yuv420p.mp4"
+    cpu = sio.load_video(path)
+    gpu = sio.load_video(path, device="cuda:0")
+    assert gpu.shape == cpu.shape
+    if GPU:
+        assert psnr(gpu, cpu) >= 40
+    else:
+        assert np.array_equal(gpu, cpu)
+    with pytest.raises(ValueError, match="cuda:N"):
+        sio.load_video(path, device="tpu")
+
+
+GPU = pathlib.Path("/dev/nvidiactl").exists()

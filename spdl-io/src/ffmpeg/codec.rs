@@ -1,8 +1,14 @@
 //! Decoder settings and raw packet/frame fields that ffmpeg-next does not
 //! expose: thread count and type, skipping non-reference frames, the
-//! packet flags it drops, a frame's best-effort timestamp.
+//! packet flags it drops, a frame's best-effort timestamp, and NVDEC
+//! hardware decoding (a CUDA device attached to a decoder, its frames
+//! downloaded to host memory).
 
+#[cfg(feature = "cuda")]
+use std::ffi::CString;
 use std::os::raw::c_int;
+#[cfg(feature = "cuda")]
+use std::ptr;
 
 use ff::ffi;
 use ffmpeg_next as ff;
@@ -47,4 +53,96 @@ pub(crate) fn set_skip_nonref(decoder: &mut ff::decoder::Video, skip: bool) {
             ffi::AVDiscard::AVDISCARD_DEFAULT
         };
     }
+}
+
+/// Attaches CUDA device `index` to a decoder context that is not open
+/// yet: FFmpeg's NVDEC hwaccel then decodes into GPU memory
+/// (`AV_PIX_FMT_CUDA` frames, see [`download_hw_frame`]) where it supports
+/// the stream, and the software decoder runs otherwise. FFmpeg loads the
+/// driver (`libcuda.so.1`, `libnvcuvid.so.1`) at run time.
+///
+/// # Errors
+/// Why the device cannot be opened (no driver, no such device).
+#[cfg(feature = "cuda")]
+pub(crate) fn attach_cuda(ctx: &mut ff::codec::Context, index: u32) -> Result<(), String> {
+    let name = CString::new(index.to_string()).expect("digits only");
+    let mut device: *mut ffi::AVBufferRef = ptr::null_mut();
+    super::log::clear_logged_error();
+    // SAFETY: av_hwdevice_ctx_create writes a new reference (or nothing)
+    // through `device`; `name` is a NUL-terminated string it only reads.
+    let rc = unsafe {
+        ffi::av_hwdevice_ctx_create(
+            &mut device,
+            ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA,
+            name.as_ptr(),
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if rc < 0 || device.is_null() {
+        return Err(super::log::logged_error(format!(
+            "CUDA device {index} cannot be opened: {}",
+            ff::Error::from(rc)
+        )));
+    }
+    // SAFETY: the context is not opened; it takes over our reference to
+    // the device (avcodec_free_context unreferences it) and calls
+    // `prefer_cuda` from its decoding thread with a list it owns.
+    unsafe {
+        let c = ctx.as_mut_ptr();
+        (*c).hw_device_ctx = device;
+        (*c).get_format = Some(prefer_cuda);
+    }
+    Ok(())
+}
+
+/// The decoder's format negotiation: CUDA frames when the hwaccel offers
+/// them, else FFmpeg's default choice (a software format).
+#[cfg(feature = "cuda")]
+unsafe extern "C" fn prefer_cuda(
+    ctx: *mut ffi::AVCodecContext,
+    formats: *const ffi::AVPixelFormat,
+) -> ffi::AVPixelFormat {
+    let mut at = formats;
+    // SAFETY: FFmpeg passes a list ended by AV_PIX_FMT_NONE.
+    unsafe {
+        while *at != ffi::AVPixelFormat::AV_PIX_FMT_NONE {
+            if *at == ffi::AVPixelFormat::AV_PIX_FMT_CUDA {
+                return *at;
+            }
+            at = at.add(1);
+        }
+        ffi::avcodec_default_get_format(ctx, formats)
+    }
+}
+
+/// Whether `frame` lives in GPU memory.
+pub(crate) fn is_hw_frame(frame: &ff::frame::Video) -> bool {
+    // SAFETY: reading a plain field of a frame we borrow.
+    unsafe { (*frame.as_ptr()).format == ffi::AVPixelFormat::AV_PIX_FMT_CUDA as c_int }
+}
+
+/// Replaces a GPU frame by its copy in host memory (NV12, P010, ...: the
+/// device's software format), timestamps and properties kept.
+///
+/// # Errors
+/// FFmpeg's reason when the download fails.
+pub(crate) fn download_hw_frame(frame: &mut ff::frame::Video) -> Result<(), String> {
+    let mut host = ff::frame::Video::empty();
+    // SAFETY: `host` is an empty frame that av_hwframe_transfer_data
+    // allocates and fills from the hardware frame we borrow; props are
+    // copied between two valid frames.
+    let rc = unsafe {
+        let rc = ffi::av_hwframe_transfer_data(host.as_mut_ptr(), frame.as_ptr(), 0);
+        if rc >= 0 {
+            ffi::av_frame_copy_props(host.as_mut_ptr(), frame.as_ptr())
+        } else {
+            rc
+        }
+    };
+    if rc < 0 {
+        return Err(format!("copying a frame from the GPU failed: {}", ff::Error::from(rc)));
+    }
+    *frame = host;
+    Ok(())
 }

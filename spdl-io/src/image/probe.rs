@@ -123,6 +123,13 @@ impl Encoded {
                     (Codec::Jpeg(h), h.width, h.height, h.orientation, "jpeg".to_string())
                 }
             }
+            // Run-length BMPs: the image crate leaves the pixels a delta or
+            // end-of-line code skips black (Pillow and FFmpeg show palette
+            // index 0) and refuses top-down ones; FFmpeg reads both as Pillow.
+            Some(ImageFormat::Bmp) if is_rle_bmp(&data) => match ffmpeg_probe(&data, &name, limits) {
+                Ok((w, h, _)) => (Codec::Ffmpeg, w, h, Orientation::Normal, "bmp".to_string()),
+                Err(_) => image_crate_probe(&data, &name, ImageFormat::Bmp, label, limits)?,
+            },
             Some(ImageFormat::Tiff) if tiff::prefers_libtiff(&data) => match libtiff_probe(&data, limits) {
                 Some(probed) => probed,
                 None => image_crate_probe(&data, &name, ImageFormat::Tiff, label, limits)?,
@@ -228,6 +235,16 @@ fn image_crate_probe(data: &Bytes, name: &str, f: ImageFormat, label: Option<&st
             None => Err(Error::image(name, fname, e)),
         },
     }
+}
+
+/// Whether a BMP's pixels are run-length encoded (RLE8 or RLE4; the
+/// compression field of an info header of 40 bytes or more).
+fn is_rle_bmp(data: &[u8]) -> bool {
+    let u32_at = |at: usize| {
+        data.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    u32_at(14).is_some_and(|h| h >= 40) && matches!(u32_at(30), Some(1 | 2))
 }
 
 /// A Netpbm file's format by its magic number.

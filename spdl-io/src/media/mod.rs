@@ -17,7 +17,7 @@ pub(crate) mod sample_table;
 pub(crate) mod time;
 
 pub use convert::{ConvertConfig, Crop, Interpolation, PixelFormat};
-pub use decode::{DecodeStatus, DecoderConfig, Frame, SendStatus, VideoDecoder};
+pub use decode::{DecodeStatus, DecoderConfig, Device, Frame, SendStatus, VideoDecoder};
 pub use demux::{Demuxer, MediaInfo, Packet, PacketWindow, StreamInfo, StreamKind};
 pub use time::Ratio;
 
