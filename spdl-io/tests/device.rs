@@ -6,24 +6,11 @@
 //! bit-exact for these codecs, and the NV12 -> RGB conversion rounds
 //! differently from planar YUV's.
 
-use std::path::PathBuf;
-
+use common::{fixture, psnr};
 use spdl_io::media::Device;
 use spdl_io::{load_video, DecoderConfig, Demuxer, VideoConfig};
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name)
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
-}
+mod common;
 
 #[test]
 fn cuda_decoding_gives_the_cpu_frames_or_falls_back_to_the_cpu() {

@@ -31,16 +31,6 @@ fn probe(path: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10()
-}
-
 #[test]
 fn written_videos_probe_and_decode_back() {
     let dir = std::env::temp_dir().join(format!("spdl-writer-{}", std::process::id()));
@@ -66,7 +56,7 @@ fn written_videos_probe_and_decode_back() {
             "{file}: {:?}",
             back.pts
         );
-        let quality = psnr(back.frames.as_slice().unwrap(), source.as_slice().unwrap());
+        let quality = common::psnr(back.frames.as_slice().unwrap(), source.as_slice().unwrap());
         assert!(quality >= 30.0, "{file}: {quality:.1} dB");
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -145,7 +135,7 @@ fn video_and_audio_mux_into_one_file() {
         assert_eq!(streams(&path), expect, "{file}");
         let back = load_video(&path, &VideoConfig::default()).unwrap();
         assert_eq!(back.len(), 30, "{file}");
-        let quality = psnr(back.frames.as_slice().unwrap(), video.as_slice().unwrap());
+        let quality = common::psnr(back.frames.as_slice().unwrap(), video.as_slice().unwrap());
         assert!(quality >= 30.0, "{file}: {quality:.1} dB");
         let sound = load_audio(&path, &AudioConfig::default()).unwrap();
         let n = sound.samples.shape()[1];

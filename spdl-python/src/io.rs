@@ -303,14 +303,17 @@ pub(crate) fn video_result<'py>(py: Python<'py>, video: sio::Video, return_pts: 
 
 /// `"cpu"`, `"cuda"` (device 0) or `"cuda:N"`.
 fn decode_device(device: &str) -> PyResult<sio::media::Device> {
-    match device.split_once(':') {
-        None if device == "cpu" => Ok(sio::media::Device::Cpu),
-        None if device == "cuda" => Ok(sio::media::Device::Cuda(0)),
-        Some(("cuda", n)) if n.parse::<u32>().is_ok() => Ok(sio::media::Device::Cuda(n.parse().unwrap_or(0))),
-        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
+    use sio::media::Device;
+    let index = match device {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => Some(0),
+        _ => device.strip_prefix("cuda:").and_then(|n| n.parse().ok()),
+    };
+    index.map(Device::Cuda).ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(format!(
             "device must be \"cpu\", \"cuda\" or \"cuda:N\", not {device:?}"
-        ))),
-    }
+        ))
+    })
 }
 
 /// Decodes a video (or the window `[start, end)` seconds of it). With

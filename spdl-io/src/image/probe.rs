@@ -79,12 +79,7 @@ impl Encoded {
         // Cursors and DIBs are read as the icon and BMP they are laid out
         // like; `label` is the format's name when it differs from the
         // decoder's format.
-        let dib = || {
-            name.to_ascii_lowercase()
-                .ends_with(".dib")
-                .then(|| repair::dib_as_bmp(&data))
-                .flatten()
-        };
+        let dib = || named(&name, ".dib").then(|| repair::dib_as_bmp(&data)).flatten();
         let (data, mut label) = match (repair::cur_as_ico(&data), dib()) {
             (Some(ico), _) => (ico, Some("cur")),
             (None, Some(bmp)) => (bmp, Some("dib")),
@@ -110,7 +105,7 @@ impl Encoded {
         };
         let (codec, width, height, orientation, format) = match format {
             // TGA has no signature: by its extension and a strict header.
-            None if name.to_ascii_lowercase().ends_with(".tga") && gray_alpha_size(&data).is_some() => {
+            None if named(&name, ".tga") && gray_alpha_size(&data).is_some() => {
                 let (w, h) = gray_alpha_size(&data).unwrap_or_default();
                 (Codec::GrayAlphaTga, w, h, Orientation::Normal, "tga".to_string())
             }
@@ -235,6 +230,12 @@ fn image_crate_probe(data: &Bytes, name: &str, f: ImageFormat, label: Option<&st
             None => Err(Error::image(name, fname, e)),
         },
     }
+}
+
+/// Whether the source's name ends with `ext` (in any case), for formats
+/// without a signature.
+fn named(name: &str, ext: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(ext)
 }
 
 /// Whether a BMP's pixels are run-length encoded (RLE8 or RLE4; the

@@ -457,3 +457,23 @@ pub fn stream_video(src: impl Into<Source>, config: &VideoConfig, chunk_frames: 
         done: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// WebM declares its duration for the file, not the stream: the output
+    /// is reserved from it for every frame at once, not for 2 and regrown.
+    #[test]
+    fn webm_output_is_reserved_from_the_container_duration() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/vp9_yuv420p.webm");
+        let config = VideoConfig::default();
+        let frames = load_video(path, &config).unwrap().frames.shape()[0];
+        let source = VideoSource::open(Source::from(path), &config).unwrap();
+        assert!(
+            source.frames_hint >= frames,
+            "hint {} for {frames} frames",
+            source.frames_hint
+        );
+    }
+}

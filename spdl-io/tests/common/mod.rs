@@ -95,6 +95,18 @@ pub fn ffprobe_pts(path: &std::path::Path) -> Vec<f64> {
         .collect()
 }
 
+/// Peak signal-to-noise ratio of two 8-bit buffers in dB (infinite when
+/// they are equal).
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len(), "buffer sizes differ");
+    let squares: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    10.0 * (255.0f64.powi(2) * a.len() as f64 / squares).log10()
+}
+
 /// Largest absolute difference and mean absolute difference of two buffers.
 pub fn diff(a: &[u8], b: &[u8]) -> (u8, f64) {
     assert_eq!(a.len(), b.len(), "buffer sizes differ");

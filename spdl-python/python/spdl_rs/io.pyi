@@ -78,13 +78,17 @@ def load_video(
     return_pts: bool = False,
     trusted_input: bool = False,
     filter_desc: str | None = None,
+    device: str = "cpu",
 ) -> Any:
     """Decodes frames in [start, end) seconds to (N, H, W, C) uint8 (and pts in seconds
     when ``return_pts``); ``fps=(num, den)`` resamples as FFmpeg's fps filter.
     ``filter_desc`` is an FFmpeg filter chain (as ``ffmpeg -vf`` takes it: crop, pad,
     hflip, eq, fps, ...) applied to decoded frames before conversion; its output size
     and timing decide the frames' shape and pts (the pixel format stays ``pix_fmt``).
-    A chain that does not parse raises ValueError naming it and the source."""
+    A chain that does not parse raises ValueError naming it and the source.
+    ``device="cuda"`` or ``"cuda:N"`` decodes on NVDEC GPU N (frames copied to host
+    memory); without a usable GPU it decodes on the CPU and logs why as a warning.
+    Any other device string raises ValueError."""
 
 def sample_frames(
     src: Src,
