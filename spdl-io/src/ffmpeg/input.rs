@@ -101,7 +101,7 @@ const MEDIA_CONTAINERS: &[&str] = &[
     "amrnb", "amrwb", "au", "caf", "wv", "ape", "tta", "tak", "mpc", "mpc8", "dsf", "voc", "xwma", "gsm", "shn",
     "nistsphere", "ircam", "sox",
     // Images.
-    "image2pipe", "gif", "apng", "ico", "webp",
+    "image2pipe", "gif", "apng", "ico", "webp", "fits", "msp",
 ];
 
 /// Whether FFmpeg's demuxer `format` (a comma list of names, such as

@@ -15,6 +15,7 @@ use image::{ColorType, ImageDecoder, ImageError, ImageFormat};
 use ndarray::Array3;
 
 use super::config::ImageConfig;
+use super::dds;
 use super::ffmpeg;
 use super::jpeg;
 use super::pixels::{self, Sample};
@@ -22,7 +23,7 @@ use super::probe::{guarded, image_decoder, read_source, Codec, Encoded};
 use super::resize::{self, Fit, Rect};
 use super::tga;
 use super::tiff;
-use crate::error::{Error, Result};
+use crate::error::{catch_panic, Error, Result};
 use crate::limits::Limits;
 use crate::memory;
 use crate::orientation::{orient, Orientation};
@@ -155,6 +156,15 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
                 .map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
             tga::decode_gray_alpha(&img.data, &mut la).map_err(|e| img.fail(e))?;
             from_interleaved(img, &la, 2, (img.width, img.height), plan, cfg)
+        }
+        Codec::Dds(h) => {
+            let channels = h.layout.channels();
+            let mut px = memory::zeroed(img.width * img.height * channels)
+                .map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
+            catch_panic(|| dds::decode(&img.data, &h, &mut px))
+                .unwrap_or_else(|panic| Err(format!("its decoder panicked ({panic})")))
+                .map_err(|e| img.fail(e))?;
+            from_interleaved(img, &px, channels, (img.width, img.height), plan, cfg)
         }
         Codec::Libtiff => from_libtiff(img, plan, cfg),
         Codec::Ffmpeg => from_ffmpeg(img, cfg),

@@ -5,13 +5,15 @@
 //!
 //! One folder per concern: `probe` reads headers and picks the decoder
 //! (`jpeg`: libjpeg-turbo; the `image` crate; `tiff`: libtiff for the TIFF
-//! variants the `image` crate lacks; `ffmpeg`: FFmpeg through `media` for
+//! variants the `image` crate lacks; `dds` and `tga` for surfaces decoded
+//! as Pillow decodes them; `ffmpeg`: FFmpeg through `media` for
 //! the rest), `load` decodes and writes into the output,
 //! `pixels` converts layouts, `resize` samples, `exif` reads orientation,
 //! `repair` fixes headers Pillow reads past, `batch` runs many at once.
 
 mod batch;
 mod config;
+mod dds;
 mod exif;
 mod ffmpeg;
 mod heif;

@@ -9,6 +9,7 @@ use image::error::{DecodingError, ImageFormatHint};
 use image::{ColorType, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use super::config::ImageConfig;
+use super::dds;
 use super::exif::{exif_orientation, ifd0_tag, png_text_orientation};
 use super::ffmpeg::ffmpeg_probe;
 use super::heif::heif_orientation;
@@ -47,6 +48,8 @@ pub(super) enum Codec {
     Image(ImageFormat, ColorType),
     /// Gray + alpha TGA, decoded by `tga`.
     GrayAlphaTga,
+    /// A DDS texture's first surface, decoded by `dds`.
+    Dds(dds::Header),
     /// TIFF through libtiff's RGBA reader (`tiff`).
     Libtiff,
     Ffmpeg,
@@ -109,6 +112,14 @@ impl Encoded {
                 let (w, h) = gray_alpha_size(&data).unwrap_or_default();
                 (Codec::GrayAlphaTga, w, h, Orientation::Normal, "tga".to_string())
             }
+            // DDS as Pillow reads it; FFmpeg for variants Pillow refuses.
+            Some(ImageFormat::Dds) => match dds::header(&data) {
+                Ok(h) => (Codec::Dds(h), h.width, h.height, Orientation::Normal, "dds".to_string()),
+                Err(_) => {
+                    let (w, h, fmt) = ffmpeg_probe(&data, &name, limits)?;
+                    (Codec::Ffmpeg, w, h, Orientation::Normal, fmt)
+                }
+            },
             Some(ImageFormat::Jpeg) => {
                 let h = jpeg::read_header(&data).map_err(|e| Error::image(&name, "jpeg", e))?;
                 if h.lossless {
@@ -172,6 +183,7 @@ impl Encoded {
             Codec::Jpeg(h) => format!("{:?}8", h.colorspace).to_lowercase(),
             Codec::Image(_, c) => format!("{c:?}").to_lowercase(),
             Codec::GrayAlphaTga => "la8".into(),
+            Codec::Dds(h) => ["l8", "la8", "rgb8", "rgba8"][h.layout.channels() - 1].into(),
             Codec::Libtiff => "rgba8".into(),
             Codec::Ffmpeg => "rgb8".into(),
         };
