@@ -201,9 +201,12 @@ fn save_image(
     off_gil(py, || sio::image::save_image(dest, view, &config))
 }
 
-/// Decodes one image to an (H, W, C) uint8 array.
+/// Decodes one image to an (H, W, C) uint8 array, or uint16 with
+/// `dtype="uint16"` (16-bit sources keep their samples, 8-bit ones are
+/// scaled by 257).
 #[pyfunction]
-#[pyo3(signature = (src, *, size=None, pix_fmt="rgb24", interpolation="bilinear", fit="stretch", apply_orientation=true))]
+#[pyo3(signature = (src, *, size=None, pix_fmt="rgb24", interpolation="bilinear", fit="stretch", apply_orientation=true, dtype="uint8"))]
+#[allow(clippy::too_many_arguments)]
 fn load_image<'py>(
     py: Python<'py>,
     src: &Bound<'py, PyAny>,
@@ -212,11 +215,21 @@ fn load_image<'py>(
     interpolation: &str,
     fit: &str,
     apply_orientation: bool,
+    dtype: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let config = image_config(size, pix_fmt, interpolation, fit, apply_orientation)?;
     let source = extract(src)?;
-    let image = off_gil(py, || sio::load_image(source, &config))?;
-    Ok(image.into_pyarray(py).into_any())
+    match dtype {
+        "uint8" => Ok(off_gil(py, || sio::load_image(source, &config))?
+            .into_pyarray(py)
+            .into_any()),
+        "uint16" => Ok(off_gil(py, || sio::load_image_u16(source, &config))?
+            .into_pyarray(py)
+            .into_any()),
+        other => Err(value_error(format!(
+            "dtype must be \"uint8\" or \"uint16\", not {other:?}"
+        ))),
+    }
 }
 
 /// Decodes images in parallel into one (N, H, W, C) uint8 array.

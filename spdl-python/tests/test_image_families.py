@@ -234,3 +234,153 @@ def test_rle_bmp_with_skipped_pixels_matches_pillow(tmp_path, top_down):
     want = np.asarray(Image.open(path).convert("RGB"))
     assert (want == [200, 10, 10]).all(-1).any(), "the file has skipped pixels"
     assert np.array_equal(sio.load_image(path), want)
+
+
+@pytest.mark.parametrize(
+    "mode,pixel_format",
+    [("RGBA", "DXT1"), ("RGBA", "DXT3"), ("RGBA", "DXT5"), ("RGBA", "BC2"), ("RGBA", "BC3"), ("RGB", "BC5"),
+     ("L", None), ("LA", None), ("RGB", None), ("RGBA", None)],
+)
+def test_dds_matches_pillow(tmp_path, mode, pixel_format):
+    """DDS block formats (interpolation truncated as Pillow truncates it, blocks
+    clipped at a 61x37 image's edges; BC2/BC3/BC5 with a DX10 header) and
+    uncompressed L, LA, RGB and RGBA masks."""
+    path = tmp_path / "t.dds"
+    options = {"pixel_format": pixel_format} if pixel_format else {}
+    gradient(mode).save(path, **options)
+    for fmt, pil_mode in [("rgb24", "RGB"), ("rgba", "RGBA")]:
+        want = np.asarray(Image.open(path).convert(pil_mode))
+        assert np.array_equal(sio.load_image(path, pix_fmt=fmt), want), (fmt, pixel_format)
+
+
+def bmp_16_bit(pixels, masks):
+    """A bottom-up 16-bit BMP with BI_BITFIELDS `masks` (red, green, blue)."""
+    import struct
+
+    h, w = pixels.shape
+    rows = [pixels[y].astype("<u2").tobytes().ljust((w * 2 + 3) & ~3, b"\0") for y in reversed(range(h))]
+    body = b"".join(rows)
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 16, 3, len(body), 2835, 2835, 0, 0) + struct.pack("<3I", *masks)
+    offset = 14 + len(info)
+    return struct.pack("<2sIHHI", b"BM", offset + len(body), 0, 0, offset) + info + body
+
+
+@pytest.mark.parametrize("masks", [(0xF800, 0x7E0, 0x1F), (0x7C00, 0x3E0, 0x1F)])
+def test_16_bit_bmp_levels_match_pillow(tmp_path, masks):
+    """5:6:5 and 5:5:5 BMPs: Pillow expands a 5-bit level v to v * 255 // 31 (the
+    image crate rounds); every 16-bit value appears."""
+    path = tmp_path / "t.bmp"
+    path.write_bytes(bmp_16_bit(np.arange(65536, dtype=np.uint32).reshape(256, 256), masks))
+    want = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(sio.load_image(path), want)
+
+
+@pytest.mark.parametrize("ext", ["xbm", "msp"])
+def test_one_bit_formats_match_pillow(tmp_path, ext):
+    """XBM (set bits white in Pillow, black in FFmpeg's reader) and MSP, both
+    written by Pillow."""
+    path = tmp_path / f"t.{ext}"
+    gradient("L", 64, 40).convert("1").save(path)
+    want = np.asarray(Image.open(path).convert("RGB"))
+    assert 0 < want.mean() < 255
+    assert np.array_equal(sio.load_image(path), want)
+
+
+@pytest.mark.parametrize("mode,ext", [("F", "tif"), ("I", "tif"), ("F", "pfm")])
+def test_gray_numbers_match_pillow_or_the_16_bit_rule(tmp_path, mode, ext):
+    """32-bit float gray TIFFs and gray PFM (Pillow's mode F): each value is an
+    8-bit level, clipped and truncated, as Pillow's convert("L") does. 32-bit
+    integers (mode I) are 16-bit levels: clipped to 0..65535, then the high byte,
+    as the conformance script reads mode I and as 16-bit gray is read."""
+    y, x = np.mgrid[0:37, 0:61]
+    scale = 1.0 if mode == "F" else 300.0
+    values = ((x * 5.3 - y * 2.1 - 20) * scale).astype(np.float32 if mode == "F" else np.int32)
+    path = tmp_path / f"n.{ext}"
+    Image.fromarray(values, mode).save(path)
+    image = Image.open(path)
+    if mode == "I":
+        gray = (np.asarray(image, dtype=np.int64).clip(0, 65535) >> 8).astype(np.uint8)
+        want = np.stack([gray] * 3, -1)
+        wide = sio.load_image(path, dtype="uint16")
+        assert np.array_equal(wide[..., 0], np.asarray(image, dtype=np.int64).clip(0, 65535))
+    else:
+        want = np.asarray(image.convert("RGB"))
+    assert 0 < want.mean() < 255
+    assert np.array_equal(sio.load_image(path), want)
+
+
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+def test_premultiplied_alpha_tiff_is_made_straight_as_in_pillow(tmp_path, compression):
+    """A TIFF with associated alpha (ExtraSamples = 1): Pillow divides the colour by
+    alpha (v * 255 // a, clipped; 0 where a is 0)."""
+    rgba = np.asarray(gradient("RGBA")).copy()
+    rgba[..., :3] = (rgba[..., :3].astype(np.uint16) * rgba[..., 3:] // 255).astype(np.uint8)
+    path = tmp_path / "a.tif"
+    Image.fromarray(rgba, "RGBA").save(path, compression=compression)
+    # Pillow writes straight alpha (ExtraSamples 2); the entry becomes 1.
+    entry = b"\x52\x01\x03\x00\x01\x00\x00\x00\x02\x00"
+    data = path.read_bytes()
+    assert data.count(entry) == 1
+    path.write_bytes(data.replace(entry, entry[:8] + b"\x01\x00"))
+    from PIL import TiffImagePlugin
+
+    image = Image.open(path)
+    assert image.tag_v2.get(TiffImagePlugin.EXTRASAMPLES) in (1, (1,))
+    want = np.asarray(image.convert("RGB"))
+    assert not np.array_equal(want, rgba[..., :3])
+    assert np.array_equal(sio.load_image(path), want)
+
+
+def test_icns_gives_its_largest_png_as_pillow(tmp_path):
+    """An Apple icon written by Pillow (PNG entries from 16 to 1024 pixels): Pillow
+    and spdl_rs show the largest."""
+    path = tmp_path / "i.icns"
+    gradient("RGBA", 64, 64).resize((1024, 1024)).save(path)
+    want = np.asarray(Image.open(path).convert("RGB"))
+    assert want.shape == (1024, 1024, 3)
+    assert np.array_equal(sio.load_image(path), want)
+
+
+def test_dcx_gives_its_first_pcx_page_as_pillow(tmp_path):
+    """A DCX (a page table, then PCX pages) around two PCX files written by
+    Pillow: the first page is the image."""
+    import io
+    import struct
+
+    pages = []
+    for mode in ("RGB", "L"):
+        buf = io.BytesIO()
+        gradient(mode).save(buf, "PCX")
+        pages.append(buf.getvalue())
+    table = 4 + 4 * 3
+    offsets = [table, table + len(pages[0]), 0]
+    path = tmp_path / "p.dcx"
+    path.write_bytes(struct.pack("<4I", 0x3ADE68B1, *offsets) + b"".join(pages))
+    want = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(sio.load_image(path), want)
+
+
+def test_16_bit_tga_levels_match_pillow(tmp_path):
+    """True-colour TGA in 16 bits (5:5:5): Pillow expands a level v to v * 255 // 31
+    where FFmpeg repeats its high bits; every 15-bit value appears."""
+    import struct
+
+    w, h = 256, 128
+    header = struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, w, h, 16, 0x20)
+    path = tmp_path / "t.tga"
+    path.write_bytes(header + np.arange(w * h, dtype="<u2").tobytes())
+    want = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(sio.load_image(path), want)
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow has no AVIF support")
+def test_avif_orientation_in_xmp_matches_pillow(tmp_path):
+    """An AVIF whose only orientation is XMP's tiff:Orientation: Pillow applies it."""
+    path = tmp_path / "x.avif"
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+    gradient("RGB", 96, 64).save(path, xmp=xmp, quality=95)
+    want = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    assert want.shape[:2] == (96, 64)
+    got = sio.load_image(path)
+    assert got.shape == want.shape
+    assert psnr(got, want) > 30

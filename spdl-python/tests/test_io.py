@@ -48,6 +48,24 @@ def test_images_match_pillow(image_manifest):
     assert checked > 30
 
 
+def test_sixteen_bit_images_keep_their_samples_with_dtype_uint16(image_manifest):
+    """16-bit gray PNGs: dtype="uint16" gives Pillow's 16-bit values, the default
+    uint8 their high byte; a bad dtype is a ValueError."""
+    checked = 0
+    for e in image_manifest:
+        if e["expect"] != "ok" or e["bit_depth"] != 16 or not e["mode"].startswith("I") or e["format"] != "png":
+            continue
+        path = FIXTURES / "images" / e["file"]
+        want = np.asarray(Image.open(path), dtype=np.uint16)
+        wide = sio.load_image(path, dtype="uint16")
+        assert wide.dtype == np.uint16 and np.array_equal(wide[..., 0], want), e["file"]
+        assert np.array_equal(sio.load_image(path)[..., 0], (want >> 8).astype(np.uint8)), e["file"]
+        checked += 1
+    assert checked >= 1
+    with pytest.raises(ValueError, match="dtype"):
+        sio.load_image(FIXTURES / "images" / "png_rgb8.png", dtype="float32")
+
+
 def test_every_source_kind_decodes_the_same():
     path = FIXTURES / "images" / "jpeg_baseline_420.jpg"
     data = path.read_bytes()

@@ -89,7 +89,10 @@ const LUMINANCE: u32 = 0x20000;
 
 /// Reads the header of a DDS file (`Err` says what is unsupported).
 pub(super) fn header(data: &[u8]) -> Result<Header, String> {
-    let u32_at = |at: usize| data.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u32_at = |at: usize| {
+        data.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
     let field = |at: usize| u32_at(at).ok_or_else(|| "truncated header".to_string());
     if !data.starts_with(b"DDS ") || field(4)? != 124 {
         return Err("not a DDS file with a 124-byte header".into());
@@ -101,7 +104,11 @@ pub(super) fn header(data: &[u8]) -> Result<Header, String> {
         let alpha = flags & ALPHAPIXELS != 0;
         let masks = [field(92)?, field(96)?, field(100)?, if alpha { field(104)? } else { 0 }];
         match bits / 8 {
-            bytes @ 1..=4 => Layout::Masks { bytes: bytes as usize, masks, alpha },
+            bytes @ 1..=4 => Layout::Masks {
+                bytes: bytes as usize,
+                masks,
+                alpha,
+            },
             _ => return Err(format!("unsupported bit count {bits} of packed pixels")),
         }
     } else if flags & LUMINANCE != 0 {
@@ -168,7 +175,10 @@ pub(super) fn decode(data: &[u8], h: &Header, out: &mut [u8]) -> Result<(), Stri
         return Err("output buffer of the wrong size".into());
     }
     let body = data.get(h.offset..).unwrap_or_default();
-    let take = |n: usize| body.get(..n).ok_or_else(|| format!("truncated pixel data ({n} bytes needed)"));
+    let take = |n: usize| {
+        body.get(..n)
+            .ok_or_else(|| format!("truncated pixel data ({n} bytes needed)"))
+    };
     match h.layout {
         Layout::Gray | Layout::GrayAlpha | Layout::Rgba => out.copy_from_slice(take(out.len())?),
         Layout::Palette => {
@@ -179,7 +189,10 @@ pub(super) fn decode(data: &[u8], h: &Header, out: &mut [u8]) -> Result<(), Stri
         }
         Layout::Masks { bytes, masks, alpha } => {
             let channels = if alpha { 4 } else { 3 };
-            for (px, v) in out.chunks_exact_mut(channels).zip(take(pixels * bytes)?.chunks_exact(bytes)) {
+            for (px, v) in out
+                .chunks_exact_mut(channels)
+                .zip(take(pixels * bytes)?.chunks_exact(bytes))
+            {
                 let value = v.iter().rev().fold(0u32, |acc, &b| acc << 8 | u32::from(b));
                 for (o, &mask) in px.iter_mut().zip(&masks) {
                     *o = scaled(value, mask);
@@ -265,7 +278,10 @@ fn rgb565(c: u16) -> [u16; 3] {
 /// A BC1 colour block into 16 RGBA pixels; `opaque` (BC2, BC3) always
 /// uses the four-colour mode. Thirds and halves truncate, as in Pillow.
 fn bc1_colour(src: &[u8], opaque: bool, out: &mut [u8]) {
-    let (c0, c1) = (u16::from_le_bytes([src[0], src[1]]), u16::from_le_bytes([src[2], src[3]]));
+    let (c0, c1) = (
+        u16::from_le_bytes([src[0], src[1]]),
+        u16::from_le_bytes([src[2], src[3]]),
+    );
     let (p0, p1) = (rgb565(c0), rgb565(c1));
     let mix = |w0: u16, w1: u16, d: u16| [0, 1, 2].map(|i| ((w0 * p0[i] + w1 * p1[i]) / d) as u8);
     let rgb = |p: [u16; 3]| p.map(|v| v as u8);
@@ -291,7 +307,13 @@ fn bc1_colour(src: &[u8], opaque: bool, out: &mut [u8]) {
 /// indices) into every `stride`-th byte of `out`; signed endpoints are
 /// offset by 128. Sevenths and fifths truncate, as in Pillow.
 fn interpolated_channel(src: &[u8], signed: bool, out: &mut [u8], stride: usize) {
-    let endpoint = |b: u8| if signed { (i16::from(b as i8) + 128) as u16 } else { u16::from(b) };
+    let endpoint = |b: u8| {
+        if signed {
+            (i16::from(b as i8) + 128) as u16
+        } else {
+            u16::from(b)
+        }
+    };
     let (a0, a1) = (endpoint(src[0]), endpoint(src[1]));
     let mut a = [a0, a1, 0, 0, 0, 0, 0, 0xff];
     if a0 > a1 {
@@ -345,7 +367,15 @@ mod tests {
     #[test]
     fn masks_scale_as_pillow_truncating() {
         // BGR 5:5:5 in 16 bits: 0x7fff is white, 0x0421 is 1/31 each.
-        let file = dds(2, 1, RGB, &[0; 4], 16, [0x7c00, 0x03e0, 0x001f, 0], &[0xff, 0x7f, 0x21, 0x04]);
+        let file = dds(
+            2,
+            1,
+            RGB,
+            &[0; 4],
+            16,
+            [0x7c00, 0x03e0, 0x001f, 0],
+            &[0xff, 0x7f, 0x21, 0x04],
+        );
         // 1/31 * 255 = 8.2258 -> 8.
         assert_eq!(decoded(&file).unwrap(), [255, 255, 255, 8, 8, 8]);
     }
@@ -356,7 +386,10 @@ mod tests {
         let four = [0x00, 0xf8, 0x00, 0x00, 0b1110_0100, 0, 0, 0];
         let file = dds(4, 1, FOURCC, b"DXT1", 0, [0; 4], &four);
         let px = decoded(&file).unwrap();
-        assert_eq!(&px[..16], &[255, 0, 0, 255, 0, 0, 0, 255, 170, 0, 0, 255, 85, 0, 0, 255]);
+        assert_eq!(
+            &px[..16],
+            &[255, 0, 0, 255, 0, 0, 0, 255, 170, 0, 0, 255, 85, 0, 0, 255]
+        );
         // c0 < c1: index 2 is the half, index 3 transparent black.
         let three = [0x00, 0x00, 0x00, 0xf8, 0b1110_0100, 0, 0, 0];
         let file = dds(4, 1, FOURCC, b"DXT1", 0, [0; 4], &three);

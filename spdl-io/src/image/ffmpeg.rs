@@ -1,5 +1,5 @@
 //! The FFmpeg path for images: formats only FFmpeg reads (JPEG 2000, EXR,
-//! AVIF, PNM, TGA, QOI...) and variants the other decoders refuse. Probed
+//! AVIF, TGA, FITS, MSP...) and variants the other decoders refuse. Probed
 //! with the demuxer and decoded through `media` directly (the first frame
 //! of the one stream), never through the video API.
 
@@ -29,7 +29,8 @@ pub(super) fn ffmpeg_probe(data: &Bytes, name: &str, limits: &Limits) -> Result<
         .map_err(|e| not_image(format!("not a known image format ({e})")))?;
     let info = demuxer.info();
     let avif = is_avif(data);
-    if !(avif || info.format.ends_with("_pipe") || info.format == "image2") {
+    let image_demuxer = info.format.ends_with("_pipe") || matches!(info.format.as_str(), "image2" | "fits" | "msp");
+    if !(avif || image_demuxer) {
         return Err(not_image(format!(
             "{} is a {} container, not an image",
             name, info.format
@@ -42,12 +43,14 @@ pub(super) fn ffmpeg_probe(data: &Bytes, name: &str, limits: &Limits) -> Result<
             info.format
         )));
     }
-    let format = if avif {
-        "avif"
-    } else {
-        info.format.trim_end_matches("_pipe")
+    // image2 picks its decoder by the file's extension: the format is
+    // the decoder's name (`targa`, `pcx`, ...).
+    let format = match info.format.as_str() {
+        _ if avif => "avif".to_string(),
+        "image2" => s.params.codec.clone(),
+        f => f.trim_end_matches("_pipe").to_string(),
     };
-    Ok((s.params.width as usize, s.params.height as usize, format.to_string()))
+    Ok((s.params.width as usize, s.params.height as usize, format))
 }
 
 /// The first frame of `data` as FFmpeg decodes it, in `pix_fmt`: the
@@ -65,7 +68,7 @@ pub(super) fn first_frame(
         pix_fmt,
         ..ConvertConfig::default()
     };
-    let mut converter = FrameConverter::new(config, demuxer.orientation(stream), name);
+    let mut converter = FrameConverter::new(config, demuxer.orientation(stream), name).with_full_chroma();
     let mut reader = FrameReader::new(demuxer, decoder, stream);
     let mut frame = reader
         .next_frame()?

@@ -16,8 +16,10 @@ use ndarray::Array3;
 
 use super::config::ImageConfig;
 use super::dds;
+use super::exif::ifd0_tag;
 use super::ffmpeg;
 use super::jpeg;
+use super::levels;
 use super::pixels::{self, Sample};
 use super::probe::{guarded, image_decoder, read_source, Codec, Encoded};
 use super::resize::{self, Fit, Rect};
@@ -25,6 +27,7 @@ use super::tga;
 use super::tiff;
 use crate::error::{catch_panic, Error, Result};
 use crate::limits::Limits;
+use crate::media::convert::PixelFormat;
 use crate::memory;
 use crate::orientation::{orient, Orientation};
 use crate::source::Source;
@@ -166,6 +169,24 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
                 .map_err(|e| img.fail(e))?;
             from_interleaved(img, &px, channels, (img.width, img.height), plan, cfg)
         }
+        Codec::Levels(l) => {
+            let size = (img.width, img.height);
+            let v = levels::decode(&img.data, l, size, &cfg.limits).map_err(|e| img.fail(e))?;
+            let mut out = memory::zeroed(v.values.len() * plan.channels)
+                .map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
+            match v.integers {
+                true => pixels::convert(&v.values, 1, cfg.pix_fmt, &mut out, |x| {
+                    T::from_u16(x.clamp(0.0, 65535.0) as u16)
+                }),
+                false => pixels::convert(&v.values, 1, cfg.pix_fmt, &mut out, T::from_level),
+            }
+            Ok(Decoded {
+                pixels: out,
+                width: img.width,
+                height: img.height,
+                scale: 1.0,
+            })
+        }
         Codec::Libtiff => from_libtiff(img, plan, cfg),
         Codec::Ffmpeg => from_ffmpeg(img, cfg),
     }
@@ -194,7 +215,11 @@ fn from_interleaved<T: Sample>(
 
 /// A TIFF through libtiff's RGBA reader.
 fn from_libtiff<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<Decoded<T>> {
-    let (rgba, w, h) = tiff::decode_rgba(&img.data, &cfg.limits).map_err(|e| img.fail(e))?;
+    let (mut rgba, w, h) = tiff::decode_rgba(&img.data, &cfg.limits).map_err(|e| img.fail(e))?;
+    // libtiff premultiplies straight alpha and keeps premultiplied alpha.
+    if matches!(ifd0_tag(&img.data, EXTRA_SAMPLES), Some(1 | 2)) {
+        pixels::unpremultiply(bytemuck::cast_slice_mut::<u32, u8>(&mut rgba));
+    }
     from_interleaved(img, bytemuck::cast_slice(&rgba), 4, (w, h), plan, cfg)
 }
 
@@ -245,6 +270,23 @@ fn first_frame_transparent_colour(data: &[u8]) -> Option<[u8; 3]> {
     palette.get(3 * index..3 * index + 3)?.try_into().ok()
 }
 
+/// The red, green and blue bit counts of a 16-bit BMP with the 5:5:5 or
+/// 5:6:5 layouts Pillow reads (`None` for any other BMP).
+fn bmp_16_bit_channels(data: &[u8]) -> Option<[u32; 3]> {
+    let u32_at = |at: usize| {
+        data.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if u32_at(14)? < 40 || data.get(28..30)? != [16, 0] {
+        return None;
+    }
+    match (u32_at(30)?, u32_at(54), u32_at(58), u32_at(62)) {
+        (0, ..) | (3, Some(0x7c00), Some(0x3e0), Some(0x1f)) => Some([5, 5, 5]),
+        (3, Some(0xf800), Some(0x7e0), Some(0x1f)) => Some([5, 6, 5]),
+        _ => None,
+    }
+}
+
 fn decode_with_image_crate<T: Sample>(
     data: &[u8],
     f: ImageFormat,
@@ -257,19 +299,26 @@ fn decode_with_image_crate<T: Sample>(
     let (w, h) = (w as usize, h as usize);
     let mut out = buffer(w * h * plan.channels)?;
     let in_channels = usize::from(color.channel_count());
+    let premultiplied = f == ImageFormat::Tiff && in_channels == 4 && ifd0_tag(data, EXTRA_SAMPLES) == Some(1);
     match color {
         ColorType::L8 | ColorType::La8 | ColorType::Rgb8 | ColorType::Rgba8 => {
             let mut buf = buffer::<u8>(decoder.total_bytes() as usize)?;
             decoder.read_image(&mut buf)?;
-            if let (ImageFormat::Gif, ColorType::Rgba8) = (f, color) {
-                show_transparent_as_pillow(data, &mut buf);
+            match (f, color) {
+                (ImageFormat::Gif, ColorType::Rgba8) => show_transparent_as_pillow(data, &mut buf),
+                (ImageFormat::Bmp, ColorType::Rgb8 | ColorType::Rgba8) => {
+                    if let Some(bits) = bmp_16_bit_channels(data) {
+                        pixels::truncated_levels(&mut buf, in_channels, bits);
+                    }
+                }
+                _ => {}
             }
-            pixels::convert(&buf, in_channels, cfg.pix_fmt, &mut out, T::from_u8);
+            convert_straight(&buf, in_channels, premultiplied, cfg, &mut out, T::from_u8)?;
         }
         ColorType::L16 | ColorType::La16 | ColorType::Rgb16 | ColorType::Rgba16 => {
             let mut buf = buffer::<u16>(decoder.total_bytes() as usize / 2)?;
             decoder.read_image(bytemuck::cast_slice_mut(&mut buf))?;
-            pixels::convert(&buf, in_channels, cfg.pix_fmt, &mut out, T::from_u16);
+            convert_straight(&buf, in_channels, premultiplied, cfg, &mut out, T::from_u16)?;
         }
         _ => {
             let rgba = image::DynamicImage::from_decoder(decoder)?.into_rgba16();
@@ -282,6 +331,32 @@ fn decode_with_image_crate<T: Sample>(
         height: h,
         scale: 1.0,
     })
+}
+
+/// The TIFF tag saying what a fourth sample is (1: alpha premultiplied
+/// into the colour, 2: straight alpha).
+const EXTRA_SAMPLES: u16 = 338;
+
+/// Pixels of `channels` samples into the output format; colour
+/// `premultiplied` by alpha is divided by it first, in the output's
+/// sample type (for 8-bit output after taking the high byte, as Pillow).
+fn convert_straight<S: Copy, T: Sample>(
+    src: &[S],
+    channels: usize,
+    premultiplied: bool,
+    cfg: &ImageConfig,
+    out: &mut [T],
+    sample: impl Fn(S) -> T,
+) -> image::ImageResult<()> {
+    if !premultiplied {
+        pixels::convert(src, channels, cfg.pix_fmt, out, sample);
+        return Ok(());
+    }
+    let mut rgba = buffer::<T>(src.len())?;
+    pixels::convert(src, 4, PixelFormat::Rgba, &mut rgba, sample);
+    pixels::unpremultiply(&mut rgba);
+    pixels::convert(&rgba, 4, cfg.pix_fmt, out, |v| v);
+    Ok(())
 }
 
 /// Decodes `img` into `out` (exactly the plan's output size).
@@ -388,7 +463,20 @@ pub(crate) fn load_into(src: Source, cfg: &ImageConfig, out: &mut [u8]) -> Resul
 
 /// The first frame as FFmpeg decodes it, in the output pixel format.
 fn from_ffmpeg<T: Sample>(img: &Encoded, cfg: &ImageConfig) -> Result<Decoded<T>> {
-    let (bytes, width, height) = ffmpeg::first_frame(img.data.clone(), &img.name, cfg.pix_fmt, cfg.limits)?;
+    let (mut bytes, width, height) = ffmpeg::first_frame(img.data.clone(), &img.name, cfg.pix_fmt, cfg.limits)?;
+    if let (Some(c), true) = (
+        cfg.pix_fmt.packed_channels(),
+        img.format == "targa" && tga::is_rgb555(&img.data),
+    ) {
+        pixels::truncated_levels(&mut bytes, c, [5, 5, 5]);
+    }
+    if img.format == "xbm" {
+        // Pillow reads an XBM's set bits as white, FFmpeg as black.
+        let channels = cfg.pix_fmt.packed_channels().unwrap_or(1);
+        for px in bytes.chunks_exact_mut(channels) {
+            px[..channels.min(3)].iter_mut().for_each(|v| *v = !*v);
+        }
+    }
     Ok(Decoded {
         pixels: widen(bytes),
         width,
@@ -469,6 +557,28 @@ mod tests {
         let tiff = gray_tiff(false, (4, 2), 8, 1, &[7; 8]);
         let image = load_image(Source::from_bytes(tiff, "u8.tif"), &ImageConfig::default()).unwrap();
         assert!(image.iter().all(|&v| v == 7));
+    }
+
+    #[test]
+    fn gray_number_tiffs_are_clipped_levels_floats_as_pillow_integers_as_16_bits() {
+        let floats: Vec<u8> = [-1.5f32, 0.7, 3.9, 300.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let ints: Vec<u8> = [-7i32, 0, 200, 70000].iter().flat_map(|v| v.to_le_bytes()).collect();
+        for (format, data, u8s, u16s) in [
+            (3, floats, [0, 0, 3, 255], [0, 0, 3, 300]),
+            (2, ints, [0, 0, 0, 255], [0, 0, 200, 65535]),
+        ] {
+            let tiff = bytes::Bytes::from(gray_tiff(false, (2, 2), 32, format, &data));
+            let cfg = ImageConfig::default();
+            let image = load_image(Source::from_bytes(tiff.clone(), "n.tif"), &cfg).unwrap();
+            let gray: Vec<u8> = image.as_slice().unwrap().chunks(3).map(|p| p[0]).collect();
+            assert_eq!(gray, u8s, "sample format {format}");
+            let wide = load_image_u16(Source::from_bytes(tiff, "n.tif"), &cfg).unwrap();
+            let gray: Vec<u16> = wide.as_slice().unwrap().chunks(3).map(|p| p[0]).collect();
+            assert_eq!(gray, u16s, "sample format {format}");
+        }
     }
 
     #[test]

@@ -5,19 +5,21 @@
 //!
 //! One folder per concern: `probe` reads headers and picks the decoder
 //! (`jpeg`: libjpeg-turbo; the `image` crate; `tiff`: libtiff for the TIFF
-//! variants the `image` crate lacks; `dds` and `tga` for surfaces decoded
-//! as Pillow decodes them; `ffmpeg`: FFmpeg through `media` for
+//! variants the `image` crate lacks; `dds`, `tga` and `levels` (gray
+//! integers and floats) for what is decoded as Pillow decodes it; `ffmpeg`: FFmpeg through `media` for
 //! the rest), `load` decodes and writes into the output,
 //! `pixels` converts layouts, `resize` samples, `exif` reads orientation,
 //! `repair` fixes headers Pillow reads past, `batch` runs many at once.
 
 mod batch;
 mod config;
+mod containers;
 mod dds;
 mod exif;
 mod ffmpeg;
 mod heif;
 mod jpeg;
+mod levels;
 mod load;
 mod pixels;
 mod probe;

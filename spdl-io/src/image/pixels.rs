@@ -15,6 +15,12 @@ pub trait Sample: Copy + Default + bytemuck::Pod + Send + Sync + 'static {
     fn from_u16(v: u16) -> Self;
     /// ITU-R 601 luma, rounded as Pillow's `L = R*299/1000 + ...` fixed point.
     fn luma(r: Self, g: Self, b: Self) -> Self;
+    /// A colour sample premultiplied by `alpha` divided by it, truncated
+    /// and clipped as Pillow's `RGBa` unpacking does (0 when `alpha` is 0).
+    fn unpremultiply(self, alpha: Self) -> Self;
+    /// A number taken as a level of this type, clipped to `0..=MAX` and
+    /// truncated (Pillow's `I` and `F` to `L`).
+    fn from_level(v: f64) -> Self;
 }
 
 impl Sample for u8 {
@@ -28,6 +34,15 @@ impl Sample for u8 {
     fn luma(r: Self, g: Self, b: Self) -> Self {
         ((u32::from(r) * 19595 + u32::from(g) * 38470 + u32::from(b) * 7471 + 0x8000) >> 16) as u8
     }
+    fn unpremultiply(self, alpha: Self) -> Self {
+        match alpha {
+            0 => 0,
+            a => (u32::from(self) * 255 / u32::from(a)).min(255) as u8,
+        }
+    }
+    fn from_level(v: f64) -> Self {
+        v.clamp(0.0, 255.0) as u8
+    }
 }
 
 impl Sample for u16 {
@@ -40,6 +55,15 @@ impl Sample for u16 {
     }
     fn luma(r: Self, g: Self, b: Self) -> Self {
         ((u64::from(r) * 19595 + u64::from(g) * 38470 + u64::from(b) * 7471 + 0x8000) >> 16) as u16
+    }
+    fn unpremultiply(self, alpha: Self) -> Self {
+        match alpha {
+            0 => 0,
+            a => (u32::from(self) * 65535 / u32::from(a)).min(65535) as u16,
+        }
+    }
+    fn from_level(v: f64) -> Self {
+        v.clamp(0.0, 65535.0) as u16
     }
 }
 
@@ -75,6 +99,37 @@ pub(crate) fn convert<S: Copy, T: Sample>(
     }
 }
 
+/// RGBA pixels whose colour is premultiplied by alpha (a TIFF's
+/// associated alpha) made straight, as Pillow reads them.
+pub(crate) fn unpremultiply<T: Sample>(rgba: &mut [T]) {
+    for px in rgba.chunks_exact_mut(4) {
+        let a = px[3];
+        px[..3].iter_mut().for_each(|v| *v = v.unpremultiply(a));
+    }
+}
+
+/// Pillow expands an n-bit level v to `v * 255 / (2^n - 1)`, truncated;
+/// decoders that round (the image crate's BMP) or repeat the high bits
+/// (FFmpeg) land one level above it for some values. Each of their values
+/// maps back to one stored level, which is expanded here as Pillow does,
+/// for the first three channels of `channels`-sample 8-bit pixels with
+/// `bits` per colour (an 8-bit output's gray or BGR order is not handled:
+/// the callers give RGB with or without alpha).
+pub(crate) fn truncated_levels(px: &mut [u8], channels: usize, bits: [u32; 3]) {
+    if channels < 3 {
+        return;
+    }
+    let tables = bits.map(|b| {
+        let max = (1u32 << b) - 1;
+        std::array::from_fn::<u8, 256, _>(|v| ((v as u32 * max + 127) / 255 * 255 / max) as u8)
+    });
+    for p in px.chunks_exact_mut(channels) {
+        for (v, table) in p.iter_mut().zip(&tables) {
+            *v = table[usize::from(*v)];
+        }
+    }
+}
+
 /// [`convert`] for 8-bit input and output.
 pub(crate) fn convert_u8(src: &[u8], in_channels: usize, fmt: PixelFormat, out: &mut [u8]) {
     convert(src, in_channels, fmt, out, |v| v);
@@ -105,6 +160,30 @@ mod tests {
         let mut bgr = [0u8; 3];
         convert_u8(&[1, 2, 3], 3, PixelFormat::Bgr24, &mut bgr);
         assert_eq!(bgr, [3, 2, 1]);
+    }
+
+    #[test]
+    fn premultiplied_colour_is_divided_by_alpha_as_pillow_does() {
+        // Pillow's unpackRGBa: v * 255 / a truncated, clipped; a = 0 gives 0.
+        let mut px = [10u8, 200, 0, 128, 9, 9, 9, 0, 255, 1, 2, 255];
+        unpremultiply(&mut px);
+        assert_eq!(px, [19, 255, 0, 128, 0, 0, 0, 0, 255, 1, 2, 255]);
+    }
+
+    #[test]
+    fn rounded_and_bit_repeated_levels_become_pillows_truncated_ones() {
+        for v in 0..32u32 {
+            let rounded = ((v * 255 * 2 + 31) / 62) as u8;
+            let repeated = (v << 3 | v >> 2) as u8;
+            let mut px = [rounded, repeated, rounded];
+            truncated_levels(&mut px, 3, [5, 5, 5]);
+            assert_eq!(px, [(v * 255 / 31) as u8; 3], "level {v}");
+        }
+        for v in 0..64u32 {
+            let mut px = [0, (v << 2 | v >> 4) as u8, 0];
+            truncated_levels(&mut px, 3, [5, 6, 5]);
+            assert_eq!(px[1], (v * 255 / 63) as u8, "level {v}");
+        }
     }
 
     #[test]

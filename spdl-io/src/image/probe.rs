@@ -9,11 +9,13 @@ use image::error::{DecodingError, ImageFormatHint};
 use image::{ColorType, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use super::config::ImageConfig;
+use super::containers;
 use super::dds;
-use super::exif::{exif_orientation, ifd0_tag, png_text_orientation};
+use super::exif::{exif_orientation, ifd0_tag, png_text_orientation, xmp_orientation};
 use super::ffmpeg::ffmpeg_probe;
 use super::heif::heif_orientation;
 use super::jpeg::{self, JpegHeader};
+use super::levels::{self, Levels};
 use super::repair;
 use super::tga::gray_alpha_size;
 use super::tiff;
@@ -50,6 +52,8 @@ pub(super) enum Codec {
     GrayAlphaTga,
     /// A DDS texture's first surface, decoded by `dds`.
     Dds(dds::Header),
+    /// Gray 32-bit integers or floats (TIFF, PFM), decoded by `levels`.
+    Levels(Levels),
     /// TIFF through libtiff's RGBA reader (`tiff`).
     Libtiff,
     Ffmpeg,
@@ -86,18 +90,22 @@ impl Encoded {
         let (data, mut label) = match (repair::cur_as_ico(&data), dib()) {
             (Some(ico), _) => (ico, Some("cur")),
             (None, Some(bmp)) => (bmp, Some("dib")),
-            (None, None) => (data, None),
+            (None, None) => match (containers::icns_largest_entry(&data), containers::dcx_first_page(&data)) {
+                (Some(entry), _) => (data.slice(entry), Some("icns")),
+                (None, Some(page)) => (data.slice(page), Some("dcx")),
+                (None, None) => (data, None),
+            },
         };
         let mut format = image::guess_format(&data)
             .ok()
             .or_else(|| is_bigtiff(&data).then_some(ImageFormat::Tiff));
         let data = match format {
-            Some(ImageFormat::Gif) => repair::gif_screen_covering_first_frame(data),
+            Some(ImageFormat::Gif) => repair::gif_with_gray_palette(repair::gif_screen_covering_first_frame(data)),
             Some(ImageFormat::WebP) => repair::webp_without_false_alpha(data),
             Some(ImageFormat::Bmp) => repair::bmp_with_one_plane(data),
             Some(ImageFormat::Qoi) => repair::qoi_with_end_marker(data),
             // The image crate reads only RGBA PNG entries; Pillow writes RGB.
-            Some(ImageFormat::Ico) => match largest_png_entry(&data) {
+            Some(ImageFormat::Ico) => match containers::largest_png_entry(&data) {
                 Some(png) => {
                     (format, label) = (Some(ImageFormat::Png), label.or(Some("ico")));
                     data.slice(png)
@@ -136,6 +144,14 @@ impl Encoded {
                 Ok((w, h, _)) => (Codec::Ffmpeg, w, h, Orientation::Normal, "bmp".to_string()),
                 Err(_) => image_crate_probe(&data, &name, ImageFormat::Bmp, label, limits)?,
             },
+            None if data.starts_with(b"Pf") => {
+                let (w, h, l) = levels::header(&data, limits).map_err(|e| Error::image(&name, "pfm", e))?;
+                (Codec::Levels(l), w, h, Orientation::Normal, "pfm".to_string())
+            }
+            Some(ImageFormat::Tiff) if levels::is_number_tiff(&data) => match levels::header(&data, limits) {
+                Ok((w, h, l)) => (Codec::Levels(l), w, h, tiff_orientation(&data), "tiff".to_string()),
+                Err(_) => image_crate_probe(&data, &name, ImageFormat::Tiff, label, limits)?,
+            },
             Some(ImageFormat::Tiff) if tiff::prefers_libtiff(&data) => match libtiff_probe(&data, limits) {
                 Some(probed) => probed,
                 None => image_crate_probe(&data, &name, ImageFormat::Tiff, label, limits)?,
@@ -144,8 +160,12 @@ impl Encoded {
             _ => {
                 let (w, h, fmt) = ffmpeg_probe(&data, &name, limits)?;
                 // FFmpeg ignores an AVIF's irot/imir; libavif applies them.
+                // Without them, Pillow takes an XMP packet's orientation.
                 let o = match fmt.as_str() {
-                    "avif" => heif_orientation(&data).unwrap_or_default(),
+                    "avif" => heif_orientation(&data)
+                        .filter(|o| *o != Orientation::Normal)
+                        .or_else(|| xmp_packet(&data).and_then(xmp_orientation))
+                        .unwrap_or_default(),
                     _ => Orientation::Normal,
                 };
                 (Codec::Ffmpeg, w, h, o, fmt)
@@ -183,6 +203,7 @@ impl Encoded {
             Codec::Jpeg(h) => format!("{:?}8", h.colorspace).to_lowercase(),
             Codec::Image(_, c) => format!("{c:?}").to_lowercase(),
             Codec::GrayAlphaTga => "la8".into(),
+            Codec::Levels(_) => "f64".into(),
             Codec::Dds(h) => ["l8", "la8", "rgb8", "rgba8"][h.layout.channels() - 1].into(),
             Codec::Libtiff => "rgba8".into(),
             Codec::Ffmpeg => "rgb8".into(),
@@ -244,6 +265,12 @@ fn image_crate_probe(data: &Bytes, name: &str, f: ImageFormat, label: Option<&st
     }
 }
 
+/// An XMP packet stored in the file (from its `<x:xmpmeta` start tag on).
+fn xmp_packet(data: &[u8]) -> Option<&[u8]> {
+    const START: &[u8] = b"<x:xmpmeta";
+    data.windows(START.len()).position(|w| w == START).map(|at| &data[at..])
+}
+
 /// Whether the source's name ends with `ext` (in any case), for formats
 /// without a signature.
 fn named(name: &str, ext: &str) -> bool {
@@ -276,6 +303,11 @@ fn libtiff_probe(data: &[u8], limits: &Limits) -> Option<Probed> {
     Some((Codec::Libtiff, w, h, o, "tiff".to_string()))
 }
 
+/// A TIFF's Orientation tag (274).
+fn tiff_orientation(data: &[u8]) -> Orientation {
+    ifd0_tag(data, 274).map_or(Orientation::Normal, |o| Orientation::from_exif(o as u16))
+}
+
 fn orientation_number(o: Orientation) -> u16 {
     (1..=8).find(|&n| Orientation::from_exif(n) == o).unwrap_or(1)
 }
@@ -302,22 +334,6 @@ pub(super) fn image_decoder<'a>(
     let mut reader = ImageReader::with_format(Cursor::new(data), f);
     reader.limits(image_limits(limits));
     reader.into_decoder()
-}
-
-/// The byte range of an ICO's largest entry (by pixels, then bits per
-/// pixel, as Pillow and the image crate pick it) if that entry is a PNG.
-fn largest_png_entry(data: &[u8]) -> Option<std::ops::Range<usize>> {
-    let count = usize::from(u16::from_le_bytes(data.get(4..6)?.try_into().ok()?));
-    let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-    let side = |b: u8| if b == 0 { 256 } else { usize::from(b) };
-    let best = (0..count)
-        .filter_map(|i| data.get(6 + 16 * i..22 + 16 * i))
-        .max_by_key(|e| (side(e[0]) * side(e[1]), u16::from_le_bytes([e[6], e[7]])))?;
-    let (size, offset) = (le32(&best[8..12]), le32(&best[12..16]));
-    let range = offset..offset.checked_add(size)?;
-    data.get(range.clone())?
-        .starts_with(b"\x89PNG\r\n\x1a\n")
-        .then_some(range)
 }
 
 /// Reads the header of an image without decoding it.

@@ -7,6 +7,10 @@
 //!   first frame; the `image` crate then rejects the file as empty, or
 //!   crops the frame. Pillow grows the screen to cover the first frame, and
 //!   so does spdl-io; the grown size is what the pixel limits check.
+//! - A GIF without a global colour table (and a first frame without a
+//!   local one) is a grayscale image to Pillow, its indices the levels;
+//!   the `image` crate finds no colour table. A gray ramp becomes the
+//!   global table.
 //! - A lossy WebP whose extended header (VP8X) flags alpha but that has no
 //!   alpha chunk (ALPH) is opaque to libwebp and Pillow; the `image` crate
 //!   reports a missing chunk. The flag is cleared.
@@ -47,6 +51,23 @@ pub(crate) fn gif_screen_covering_first_frame(data: Bytes) -> Bytes {
     grown[6..8].copy_from_slice(&width.max(right).to_le_bytes());
     grown[8..10].copy_from_slice(&height.max(bottom).to_le_bytes());
     Bytes::from(grown)
+}
+
+/// `data` with a 256-level gray ramp as its global colour table when it
+/// has none; `data` itself otherwise.
+pub(crate) fn gif_with_gray_palette(data: Bytes) -> Bytes {
+    match data.get(10) {
+        Some(flags) if flags & 0x80 == 0 => {
+            let mut gray = data[..SCREEN_END].to_vec();
+            // Global table present, 2^(7 + 1) entries; the colour
+            // resolution and sort bits are kept.
+            gray[10] = flags | 0x87;
+            gray.extend((0..=255u8).flat_map(|v| [v; 3]));
+            gray.extend_from_slice(&data[SCREEN_END..]);
+            Bytes::from(gray)
+        }
+        _ => data,
+    }
 }
 
 /// The right and bottom edges (offset plus size) of the first frame.
@@ -275,6 +296,18 @@ mod tests {
         gif[6..8].copy_from_slice(&width.to_le_bytes());
         gif[8..10].copy_from_slice(&height.to_le_bytes());
         Bytes::from(gif)
+    }
+
+    #[test]
+    fn a_gif_without_colour_tables_is_read_as_gray_levels() {
+        // Pillow's no_palette.gif: 1x1 GIF87a, no global or local table,
+        // LZW code size 8, the pixel index 0; Pillow gives L = 0.
+        let mut gif = b"GIF87a\x02\x00\x01\x00\x00\x00\x00".to_vec();
+        // Image descriptor 2x1, no local table; LZW (code size 8): clear,
+        // 0x40, 0x80, end as 9-bit codes (256, 64, 128, 257).
+        gif.extend_from_slice(b",\x00\x00\x00\x00\x02\x00\x01\x00\x00\x08\x05\x00\x81\x00\x0a\x08\x00;");
+        let img = decode(Bytes::from(gif)).unwrap();
+        assert_eq!(img.as_slice().unwrap(), &[64, 64, 64, 128, 128, 128]);
     }
 
     fn decode(gif: Bytes) -> crate::error::Result<ndarray::Array3<u8>> {

@@ -2,7 +2,8 @@
 //! per pixel): the image crate refuses it and FFmpeg reads it as RGB555,
 //! so it is decoded here (it is a header, two bytes per pixel and an
 //! optional run-length code) into LA8 rows, top row first, as Pillow reads
-//! it. Every other TGA goes to the image crate or FFmpeg.
+//! it. Every other TGA goes to FFmpeg; [`is_rgb555`] tells the caller
+//! which of them need Pillow's levels.
 
 /// The TGA header's length.
 const HEADER: usize = 18;
@@ -13,6 +14,14 @@ pub(super) fn gray_alpha_size(data: &[u8]) -> Option<(usize, usize)> {
     let gray_alpha = h[1] == 0 && matches!(h[2], 3 | 11) && h[16] == 16 && h[17] & 0x0f == 8;
     let (w, ht) = (u16::from_le_bytes([h[12], h[13]]), u16::from_le_bytes([h[14], h[15]]));
     (gray_alpha && w > 0 && ht > 0).then_some((usize::from(w), usize::from(ht)))
+}
+
+/// Whether a TGA is true colour (image type 2, or 10 run-length encoded)
+/// in 16 bits per pixel: 5 bits per colour, which FFmpeg expands by
+/// repeating their high bits and Pillow by `v * 255 / 31`.
+pub(super) fn is_rgb555(data: &[u8]) -> bool {
+    data.get(..HEADER)
+        .is_some_and(|h| h[1] == 0 && matches!(h[2], 2 | 10) && h[16] == 16)
 }
 
 /// Decodes the image into `out` (width x height x 2 bytes, the size

@@ -216,6 +216,8 @@ pub(crate) struct FrameConverter {
     layout: Option<FrameLayout>,
     scaler: Option<Scaler>,
     scratch: Vec<u8>,
+    /// swscale flags added to the interpolation's.
+    extra_flags: std::os::raw::c_int,
 }
 
 impl FrameConverter {
@@ -231,7 +233,17 @@ impl FrameConverter {
             layout: None,
             scaler: None,
             scratch: Vec::new(),
+            extra_flags: 0,
         }
+    }
+
+    /// Interpolates subsampled chroma to every pixel and rounds exactly
+    /// (`SWS_FULL_CHR_H_INT | SWS_ACCURATE_RND`), as libavif and Pillow
+    /// do for single images (43.9 dB against Pillow on its AVIF test image
+    /// instead of 39.0); slower, so video keeps swscale's fast path.
+    pub(crate) fn with_full_chroma(mut self) -> Self {
+        self.extra_flags = ffi::SWS_FULL_CHR_H_INT | ffi::SWS_ACCURATE_RND;
+        self
     }
 
     fn fail(&self, reason: impl Into<String>) -> Error {
@@ -403,7 +415,7 @@ impl FrameConverter {
             dst_w,
             dst_h,
             dst_fmt: self.config.pix_fmt.av(),
-            flags: self.config.interpolation.sws_flags(),
+            flags: self.config.interpolation.sws_flags() | self.extra_flags,
         }
     }
 }

@@ -26,11 +26,13 @@ def load_image(
     interpolation: str = "bilinear",
     fit: Literal["stretch", "cover"] = "stretch",
     apply_orientation: bool = True,
-) -> npt.NDArray[np.uint8]:
+    dtype: Literal["uint8", "uint16"] = "uint8",
+) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint16]:
     """Decodes one image to (H, W, C) uint8; ``size`` is (width, height).
 
     EXIF orientation is applied unless ``apply_orientation=False``; ``fit="cover"``
-    resizes to cover ``size`` and centre-crops (no distortion).
+    resizes to cover ``size`` and centre-crops (no distortion). ``dtype="uint16"``
+    keeps 16-bit samples (8-bit sources are scaled by 257).
     """
 
 @overload

@@ -1,0 +1,146 @@
+//! Image containers whose entries are images in other formats, unwrapped
+//! as Pillow picks the entry: an icon's (ICO) largest entry when it is a
+//! PNG (the `image` crate reads only RGBA PNG entries; Pillow writes RGB
+//! ones), an Apple icon's (ICNS) largest entry when it is a PNG or JPEG
+//! 2000, and the first page of a DCX file (a PCX). The entry is then
+//! decoded as the image it is.
+
+use std::ops::Range;
+
+const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// The byte range of an ICO's largest entry (by pixels, then bits per
+/// pixel, as Pillow and the image crate pick it) if that entry is a PNG.
+pub(super) fn largest_png_entry(data: &[u8]) -> Option<Range<usize>> {
+    let count = usize::from(u16::from_le_bytes(data.get(4..6)?.try_into().ok()?));
+    let side = |b: u8| if b == 0 { 256 } else { usize::from(b) };
+    let best = (0..count)
+        .filter_map(|i| data.get(6 + 16 * i..22 + 16 * i))
+        .max_by_key(|e| (side(e[0]) * side(e[1]), u16::from_le_bytes([e[6], e[7]])))?;
+    let (size, offset) = (le32(&best[8..12]) as usize, le32(&best[12..16]) as usize);
+    let range = offset..offset.checked_add(size)?;
+    data.get(range.clone())?.starts_with(PNG_MAGIC).then_some(range)
+}
+
+/// ICNS entry types holding a PNG or JPEG 2000 image, by Pillow's size
+/// key (side, scale), largest first.
+const ICNS_IMAGES: &[(&[u8; 4], (u32, u32))] = &[
+    (b"ic10", (512, 2)),
+    (b"ic09", (512, 1)),
+    (b"ic14", (256, 2)),
+    (b"ic08", (256, 1)),
+    (b"ic13", (128, 2)),
+    (b"ic07", (128, 1)),
+    (b"icp6", (64, 1)),
+    (b"ic12", (32, 2)),
+    (b"icp5", (32, 1)),
+    (b"ic11", (16, 2)),
+    (b"icp4", (16, 1)),
+];
+
+/// Run-length ICNS entries (Pillow reads them; spdl-io does not), with
+/// the same size keys.
+const ICNS_RUN_LENGTH: &[(&[u8; 4], (u32, u32))] = &[
+    (b"it32", (128, 1)),
+    (b"ih32", (48, 1)),
+    (b"il32", (32, 1)),
+    (b"is32", (16, 1)),
+];
+
+/// The byte range of an Apple icon's largest image, if it is a PNG or a
+/// JPEG 2000 (`None` when a larger run-length image would be Pillow's).
+pub(super) fn icns_largest_entry(data: &[u8]) -> Option<Range<usize>> {
+    if !data.starts_with(b"icns") {
+        return None;
+    }
+    let mut best: Option<((u32, u32), Range<usize>)> = None;
+    let mut largest_run_length = None;
+    let mut at = 8;
+    while let Some(header) = data.get(at..at + 8) {
+        let len = le32_be(&header[4..8]) as usize;
+        let body = at + 8..at.checked_add(len)?;
+        if len < 8 || body.end > data.len() {
+            break;
+        }
+        let kind = &header[..4];
+        if let Some(&(_, key)) = ICNS_IMAGES.iter().find(|(k, _)| k.as_slice() == kind) {
+            if best.as_ref().is_none_or(|(b, _)| key > *b) {
+                best = Some((key, body));
+            }
+        } else if let Some(&(_, key)) = ICNS_RUN_LENGTH.iter().find(|(k, _)| k.as_slice() == kind) {
+            largest_run_length = largest_run_length.max(Some(key));
+        }
+        at = at.checked_add(len)?;
+    }
+    let (key, range) = best?;
+    let image = &data[range.clone()];
+    let readable =
+        image.starts_with(PNG_MAGIC) || image.starts_with(b"\0\0\0\x0cjP  ") || image.starts_with(b"\xff\x4f\xff\x51");
+    (readable && largest_run_length.is_none_or(|r| r <= key)).then_some(range)
+}
+
+/// The byte range of a DCX file's first page (a PCX image).
+pub(super) fn dcx_first_page(data: &[u8]) -> Option<Range<usize>> {
+    if le32(data.get(..4)?) != 0x3ADE_68B1 {
+        return None;
+    }
+    let first = le32(data.get(4..8)?) as usize;
+    let next = le32(data.get(8..12)?) as usize;
+    let end = if next > first { next.min(data.len()) } else { data.len() };
+    (first >= 8 && first < end).then_some(first..end)
+}
+
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn le32_be(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        [&kind[..], &(body.len() as u32 + 8).to_be_bytes(), body].concat()
+    }
+
+    fn icns(entries: &[Vec<u8>]) -> Vec<u8> {
+        let body = entries.concat();
+        [&b"icns"[..], &(body.len() as u32 + 8).to_be_bytes(), &body].concat()
+    }
+
+    #[test]
+    fn icns_gives_its_largest_png_by_pillows_size_key() {
+        let small = [PNG_MAGIC, b"small"].concat();
+        let large = [PNG_MAGIC, b"large"].concat();
+        // ic14 (256 @2x) and ic09 (512 @1x) have as many pixels; Pillow's
+        // key ranks the 512 first.
+        let file = icns(&[entry(b"TOC ", &[0; 8]), entry(b"ic14", &small), entry(b"ic09", &large)]);
+        let r = icns_largest_entry(&file).unwrap();
+        assert_eq!(&file[r], &large[..]);
+    }
+
+    #[test]
+    fn icns_whose_largest_image_is_run_length_is_not_unwrapped() {
+        let png = [PNG_MAGIC, b"x"].concat();
+        let file = icns(&[entry(b"icp4", &png), entry(b"it32", &[0; 16])]);
+        assert_eq!(icns_largest_entry(&file), None);
+        // A truncated entry ends the scan without reading past the data.
+        let mut cut = icns(&[entry(b"ic07", &png)]);
+        cut.truncate(cut.len() - 2);
+        assert_eq!(icns_largest_entry(&cut), None);
+    }
+
+    #[test]
+    fn dcx_first_page_runs_to_the_second() {
+        let mut file = 0x3ADE_68B1u32.to_le_bytes().to_vec();
+        file.extend_from_slice(&16u32.to_le_bytes());
+        file.extend_from_slice(&20u32.to_le_bytes());
+        file.extend_from_slice(&0u32.to_le_bytes());
+        file.extend_from_slice(b"pcx1pcx2");
+        assert_eq!(dcx_first_page(&file), Some(16..20));
+        assert_eq!(dcx_first_page(b"\xb1\x68\xde\x3a\x00\x00\x00\x00"), None);
+    }
+}
