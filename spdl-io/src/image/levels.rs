@@ -20,6 +20,7 @@ use std::io::Cursor;
 use tiff::decoder::{Decoder, DecodingResult};
 
 use super::exif::ifd0_tag;
+use crate::error::catch_panic;
 use crate::limits::Limits;
 use crate::memory;
 
@@ -52,12 +53,17 @@ fn tiff_decoder<'a>(data: &'a [u8], limits: &Limits) -> Result<Decoder<Cursor<&'
         .with_limits(l))
 }
 
+/// Runs a call into the `tiff` crate, a panic in it becoming an error.
+fn guarded<T>(run: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    catch_panic(run).unwrap_or_else(|panic| Err(format!("the tiff crate panicked ({panic})")))
+}
+
 /// Width and height of a number TIFF or a gray PFM, and its [`Levels`].
 pub(super) fn header(data: &[u8], limits: &Limits) -> Result<(usize, usize, Levels), String> {
     if data.starts_with(b"Pf") {
         return pfm_header(data);
     }
-    let (w, h) = tiff_decoder(data, limits)?.dimensions().map_err(|e| e.to_string())?;
+    let (w, h) = guarded(|| tiff_decoder(data, limits)?.dimensions().map_err(|e| e.to_string()))?;
     Ok((w as usize, h as usize, Levels::Tiff))
 }
 
@@ -129,7 +135,7 @@ pub(super) fn decode(data: &[u8], levels: Levels, (w, h): (usize, usize), limits
             }
         }
         Levels::Tiff => {
-            let image = tiff_decoder(data, limits)?.read_image().map_err(|e| e.to_string())?;
+            let image = guarded(|| tiff_decoder(data, limits)?.read_image().map_err(|e| e.to_string()))?;
             integers = matches!(image, DecodingResult::I32(_) | DecodingResult::U32(_));
             let values: Box<dyn Iterator<Item = f64>> = match image {
                 DecodingResult::F32(v) => Box::new(v.into_iter().map(f64::from)),

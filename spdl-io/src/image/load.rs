@@ -582,6 +582,18 @@ mod tests {
     }
 
     #[test]
+    fn a_pfm_header_declaring_a_huge_size_is_a_limit_error() {
+        for header in ["Pf\n4294967296 4294967296\n-1\n", "Pf\n18446744073709551615 2\n-1\n"] {
+            let err = load_image(
+                Source::from_bytes(header.as_bytes().to_vec(), "h.pfm"),
+                &ImageConfig::default(),
+            )
+            .unwrap_err();
+            assert!(matches!(err, Error::Limit { .. }), "{header:?}: {err}");
+        }
+    }
+
+    #[test]
     fn bigtiff_decodes_like_classic_tiff() {
         let pixels: Vec<u8> = (0..12u8 * 7).map(|v| v * 3).collect();
         let tiff = gray_tiff(true, (12, 7), 8, 1, &pixels);

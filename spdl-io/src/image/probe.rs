@@ -182,7 +182,7 @@ impl Encoded {
         format: &str,
         limits: &Limits,
     ) -> Result<Self> {
-        let pixels = width as u64 * height as u64;
+        let pixels = (width as u64).saturating_mul(height as u64);
         Limits::check(&name, "pixels per image", pixels, limits.max_pixels)?;
         if pixels == 0 {
             return Err(Error::image(&name, format, "the header declares an empty image"));

@@ -57,7 +57,7 @@ pub(crate) fn gif_screen_covering_first_frame(data: Bytes) -> Bytes {
 /// has none; `data` itself otherwise.
 pub(crate) fn gif_with_gray_palette(data: Bytes) -> Bytes {
     match data.get(10) {
-        Some(flags) if flags & 0x80 == 0 => {
+        Some(flags) if flags & 0x80 == 0 && data.len() >= SCREEN_END => {
             let mut gray = data[..SCREEN_END].to_vec();
             // Global table present, 2^(7 + 1) entries; the colour
             // resolution and sort bits are kept.
@@ -306,8 +306,12 @@ mod tests {
         // Image descriptor 2x1, no local table; LZW (code size 8): clear,
         // 0x40, 0x80, end as 9-bit codes (256, 64, 128, 257).
         gif.extend_from_slice(b",\x00\x00\x00\x00\x02\x00\x01\x00\x00\x08\x05\x00\x81\x00\x0a\x08\x00;");
-        let img = decode(Bytes::from(gif)).unwrap();
+        let img = decode(Bytes::from(gif.clone())).unwrap();
         assert_eq!(img.as_slice().unwrap(), &[64, 64, 64, 128, 128, 128]);
+        // Cut inside the screen descriptor (found by the fuzzer): left as is.
+        let cut = Bytes::from(gif[..12].to_vec());
+        assert_eq!(gif_with_gray_palette(cut.clone()), cut);
+        assert!(decode(cut).is_err());
     }
 
     fn decode(gif: Bytes) -> crate::error::Result<ndarray::Array3<u8>> {
