@@ -384,3 +384,23 @@ def test_avif_orientation_in_xmp_matches_pillow(tmp_path):
     got = sio.load_image(path)
     assert got.shape == want.shape
     assert psnr(got, want) > 30
+
+
+def test_16_bit_images_through_ffmpeg_keep_the_high_byte_as_pillow(tmp_path):
+    """A 16-bit SGI (FFmpeg decodes it to rgb48): 8-bit output is each sample's
+    high byte, as Pillow reads it (swscale would round); dtype="uint16" gives the
+    samples themselves."""
+    import struct
+
+    w, h = 61, 37
+    rng = np.random.default_rng(3)
+    samples = rng.integers(0, 65536, (h, w, 3), dtype=np.uint16)
+    header = struct.pack(">hbbHHHHii4x80si", 474, 0, 2, 3, w, h, 3, 0, 65535, b"", 0).ljust(512, b"\0")
+    # Planes one after the other, rows bottom up, big-endian samples.
+    planes = b"".join(samples[::-1, :, c].astype(">u2").tobytes() for c in range(3))
+    path = tmp_path / "t.sgi"
+    path.write_bytes(header + planes)
+    want = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(want, (samples >> 8).astype(np.uint8))
+    assert np.array_equal(sio.load_image(path), want)
+    assert np.array_equal(sio.load_image(path, dtype="uint16"), samples)

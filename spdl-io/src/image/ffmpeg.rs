@@ -7,11 +7,12 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::media::convert::{ConvertConfig, FrameConverter, PixelFormat};
+use crate::media::convert::{packed_16_bit_samples, ConvertConfig, FrameConverter, PixelFormat};
 use crate::media::decode::DecoderConfig;
 use crate::media::demux::Demuxer;
 use crate::media::frames::FrameReader;
 use crate::memory;
+use crate::orientation::Orientation;
 use crate::source::Source;
 
 /// Whether `data` is an AVIF file (an ISOBMFF `ftyp` box with the `avif`
@@ -53,14 +54,23 @@ pub(super) fn ffmpeg_probe(data: &Bytes, name: &str, limits: &Limits) -> Result<
     Ok((s.params.width as usize, s.params.height as usize, format))
 }
 
-/// The first frame of `data` as FFmpeg decodes it, in `pix_fmt`: the
-/// pixels, width and height.
+/// A decoded image's samples: 8-bit in the output format, or the
+/// decoder's own 16-bit samples (`channels` per pixel: gray, gray + alpha,
+/// RGB or RGBA) for the caller to convert.
+pub(super) enum FirstFrame {
+    Converted(Vec<u8>),
+    Wide { samples: Vec<u16>, channels: usize },
+}
+
+/// The first frame of `data` as FFmpeg decodes it: its samples, width and
+/// height. 16-bit samples stay 16-bit (an image shown as stored); any other
+/// frame is converted to `pix_fmt`.
 pub(super) fn first_frame(
     data: Bytes,
     name: &str,
     pix_fmt: PixelFormat,
     limits: Limits,
-) -> Result<(Vec<u8>, usize, usize)> {
+) -> Result<(FirstFrame, usize, usize)> {
     let demuxer = Demuxer::open_with_limits(Source::from_bytes(data, name), limits.with_max_frames(1))?;
     let stream = demuxer.best_video_stream()?;
     let decoder = demuxer.video_decoder(stream, &DecoderConfig::default())?;
@@ -68,11 +78,20 @@ pub(super) fn first_frame(
         pix_fmt,
         ..ConvertConfig::default()
     };
-    let mut converter = FrameConverter::new(config, demuxer.orientation(stream), name).with_full_chroma();
+    let orientation = demuxer.orientation(stream);
+    let mut converter = FrameConverter::new(config, orientation, name).with_full_chroma();
     let mut reader = FrameReader::new(demuxer, decoder, stream);
     let mut frame = reader
         .next_frame()?
         .ok_or_else(|| Error::image(name, "unknown", "FFmpeg decodes no frame"))?;
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    if orientation == Orientation::Normal {
+        if let Some((samples, channels)) = packed_16_bit_samples(&frame) {
+            let bytes = (samples.len() * 2) as u64;
+            Limits::check(name, "output size in bytes", bytes, limits.max_output_bytes)?;
+            return Ok((FirstFrame::Wide { samples, channels }, w, h));
+        }
+    }
     let [h, w, c] = converter.layout(&frame)?.shape;
     Limits::check(
         name,
@@ -83,5 +102,5 @@ pub(super) fn first_frame(
     let mut out =
         memory::zeroed(h * w * c).map_err(|n| Error::image(name, "unknown", format!("cannot allocate {n} bytes")))?;
     converter.convert(&mut frame, &mut out)?;
-    Ok((out, w, h))
+    Ok((FirstFrame::Converted(out), w, h))
 }

@@ -17,7 +17,7 @@ use ndarray::Array3;
 use super::config::ImageConfig;
 use super::dds;
 use super::exif::ifd0_tag;
-use super::ffmpeg;
+use super::ffmpeg::{self, FirstFrame};
 use super::jpeg;
 use super::levels;
 use super::pixels::{self, Sample};
@@ -463,7 +463,23 @@ pub(crate) fn load_into(src: Source, cfg: &ImageConfig, out: &mut [u8]) -> Resul
 
 /// The first frame as FFmpeg decodes it, in the output pixel format.
 fn from_ffmpeg<T: Sample>(img: &Encoded, cfg: &ImageConfig) -> Result<Decoded<T>> {
-    let (mut bytes, width, height) = ffmpeg::first_frame(img.data.clone(), &img.name, cfg.pix_fmt, cfg.limits)?;
+    let (frame, width, height) = ffmpeg::first_frame(img.data.clone(), &img.name, cfg.pix_fmt, cfg.limits)?;
+    let mut bytes = match frame {
+        FirstFrame::Converted(bytes) => bytes,
+        // 16-bit samples: kept for 16-bit output, their high byte for 8-bit.
+        FirstFrame::Wide { samples, channels } => {
+            let out_channels = cfg.pix_fmt.packed_channels().unwrap_or(channels);
+            let mut out = memory::zeroed(width * height * out_channels)
+                .map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
+            pixels::convert(&samples, channels, cfg.pix_fmt, &mut out, T::from_u16);
+            return Ok(Decoded {
+                pixels: out,
+                width,
+                height,
+                scale: 1.0,
+            });
+        }
+    };
     if let (Some(c), true) = (
         cfg.pix_fmt.packed_channels(),
         img.format == "targa" && tga::is_rgb555(&img.data),

@@ -465,6 +465,39 @@ fn scaled_side(side: u32, num: u32, den: u32) -> u32 {
     v.clamp(1, u64::from(u32::MAX)) as u32
 }
 
+/// The samples of a frame in a packed 16-bit-per-sample pixel format
+/// (gray, gray + alpha, RGB or RGBA, either byte order), top row first,
+/// and their count per pixel; `None` for any other format. Images keep
+/// these for 16-bit output, and their high byte for 8-bit output, where
+/// swscale would round.
+pub(crate) fn packed_16_bit_samples(frame: &Frame) -> Option<(Vec<u16>, usize)> {
+    use ff::format::Pixel as P;
+    let f = &frame.inner;
+    let (channels, big_endian) = match f.format() {
+        P::GRAY16BE => (1, true),
+        P::GRAY16LE => (1, false),
+        P::YA16BE => (2, true),
+        P::YA16LE => (2, false),
+        P::RGB48BE => (3, true),
+        P::RGB48LE => (3, false),
+        P::RGBA64BE => (4, true),
+        P::RGBA64LE => (4, false),
+        _ => return None,
+    };
+    let (w, h, stride) = (f.width() as usize, f.height() as usize, f.stride(0));
+    let row = w * channels * 2;
+    let data = f.data(0);
+    let mut out = crate::memory::with_capacity(w * h * channels).ok()?;
+    for y in 0..h {
+        let bytes = data.get(y * stride..y * stride + row)?;
+        out.extend(bytes.chunks_exact(2).map(|b| match big_endian {
+            true => u16::from_be_bytes([b[0], b[1]]),
+            false => u16::from_le_bytes([b[0], b[1]]),
+        }));
+    }
+    Some((out, channels))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
