@@ -2,8 +2,10 @@
 //! interface (`TIFFRGBAImage`), the reader Pillow uses for the TIFF
 //! variants the pure-Rust `tiff` crate does not decode or decodes
 //! differently: YCbCr (JPEG-compressed or subsampled), old-style JPEG,
-//! CIELab, 1/2/4-bit gray, palette with extra samples, tiled planar
-//! layouts, IFD chains with cycles.
+//! CIELab, 1/2/4-bit gray, palette with extra samples, IFD chains with
+//! cycles; and its strip and tile reader for 8- and 16-bit samples as
+//! stored (tiled layouts with separate planes, on which the `tiff` crate
+//! panics).
 //!
 //! Hand-written bindings (a dozen functions of libtiff 4.5, Debian 12's):
 //! no maintained Rust crate wraps libtiff. Each handle gets its own error
@@ -53,7 +55,15 @@ extern "C" {
     ) -> *mut Tiff;
     fn TIFFClose(tif: *mut Tiff);
     fn TIFFGetField(tif: *mut Tiff, tag: u32, ...) -> c_int;
+    fn TIFFGetFieldDefaulted(tif: *mut Tiff, tag: u32, ...) -> c_int;
     fn TIFFRGBAImageOK(tif: *mut Tiff, emsg: *mut c_char) -> c_int;
+    fn TIFFIsTiled(tif: *mut Tiff) -> c_int;
+    fn TIFFTileSize(tif: *mut Tiff) -> tmsize_t;
+    fn TIFFStripSize(tif: *mut Tiff) -> tmsize_t;
+    fn TIFFComputeTile(tif: *mut Tiff, x: u32, y: u32, z: u32, sample: u16) -> u32;
+    fn TIFFComputeStrip(tif: *mut Tiff, row: u32, sample: u16) -> u32;
+    fn TIFFReadEncodedTile(tif: *mut Tiff, tile: u32, buf: *mut c_void, size: tmsize_t) -> tmsize_t;
+    fn TIFFReadEncodedStrip(tif: *mut Tiff, strip: u32, buf: *mut c_void, size: tmsize_t) -> tmsize_t;
     fn TIFFReadRGBAImageOriented(
         tif: *mut Tiff,
         width: u32,
@@ -73,6 +83,21 @@ extern "C" {
 const TAG_WIDTH: u32 = 256;
 const TAG_HEIGHT: u32 = 257;
 const TAG_ORIENTATION: u32 = 274;
+const TAG_BITS_PER_SAMPLE: u32 = 258;
+const TAG_SAMPLES_PER_PIXEL: u32 = 277;
+const TAG_ROWS_PER_STRIP: u32 = 278;
+const TAG_PLANAR_CONFIG: u32 = 284;
+const TAG_TILE_WIDTH: u32 = 322;
+const TAG_TILE_LENGTH: u32 = 323;
+
+/// How the first image's samples are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SampleLayout {
+    pub(crate) samples_per_pixel: u16,
+    pub(crate) bits_per_sample: u16,
+    /// Each sample in a plane of its own (PlanarConfiguration 2).
+    pub(crate) separate_planes: bool,
+}
 
 /// The bytes libtiff reads, with its read position and the first error it
 /// reported.
@@ -86,6 +111,7 @@ struct Client<'a> {
 pub(crate) struct TiffReader<'a> {
     tif: NonNull<Tiff>,
     client: Box<Client<'a>>,
+    max_alloc: usize,
     /// Width, height and the orientation tag (1 when absent).
     pub(crate) width: u32,
     pub(crate) height: u32,
@@ -137,6 +163,7 @@ impl<'a> TiffReader<'a> {
         let mut reader = TiffReader {
             tif,
             client,
+            max_alloc,
             width: 0,
             height: 0,
             orientation: 1,
@@ -166,6 +193,133 @@ impl<'a> TiffReader<'a> {
         // SAFETY: orientation is a uint16 field; libtiff writes one u16
         // through the pointer when it returns 1.
         (unsafe { TIFFGetField(self.tif.as_ptr(), tag, &mut v as *mut u16) } == 1).then_some(v)
+    }
+
+    fn defaulted_u16(&mut self, tag: u32) -> u16 {
+        let mut v: u16 = 0;
+        // SAFETY: the tags asked for (bits and samples per pixel, planar
+        // configuration) are uint16 fields with defaults; libtiff writes
+        // one u16 through the pointer.
+        unsafe { TIFFGetFieldDefaulted(self.tif.as_ptr(), tag, &mut v as *mut u16) };
+        v
+    }
+
+    /// How the samples are stored.
+    pub(crate) fn sample_layout(&mut self) -> SampleLayout {
+        SampleLayout {
+            samples_per_pixel: self.defaulted_u16(TAG_SAMPLES_PER_PIXEL),
+            bits_per_sample: self.defaulted_u16(TAG_BITS_PER_SAMPLE),
+            separate_planes: self.defaulted_u16(TAG_PLANAR_CONFIG) == 2,
+        }
+    }
+
+    /// The decoded samples of an image of 8- or 16-bit samples, pixel
+    /// after pixel (planes interleaved), rows top to bottom as stored, in
+    /// native byte order, into `out` (`width * height * samples * bytes`),
+    /// strip by strip or tile by tile. Reads what the `tiff` crate panics
+    /// on (tiled separate planes) with each sample as stored, where the
+    /// RGBA interface would round 16 bits to 8.
+    pub(crate) fn read_samples(&mut self, out: &mut [u8]) -> Result<(), String> {
+        let layout = self.sample_layout();
+        let bytes = match layout.bits_per_sample {
+            8 => 1,
+            16 => 2,
+            b => return Err(format!("{b}-bit samples are not read raw")),
+        };
+        let (w, h, spp) = (
+            self.width as usize,
+            self.height as usize,
+            usize::from(layout.samples_per_pixel),
+        );
+        if out.len() != w * h * spp * bytes {
+            return Err(format!("buffer of {} bytes for {w}x{h}x{spp} samples", out.len()));
+        }
+        let (planes, chunk_pixel) = match layout.separate_planes {
+            true => (spp, bytes),
+            false => (1, spp * bytes),
+        };
+        // SAFETY: plain queries of the open handle.
+        let tiled = unsafe { TIFFIsTiled(self.tif.as_ptr()) } != 0;
+        let (cw, ch) = match tiled {
+            true => (self.field_u32(TAG_TILE_WIDTH), self.field_u32(TAG_TILE_LENGTH)),
+            false => (
+                Some(self.width),
+                Some(self.defaulted_u32(TAG_ROWS_PER_STRIP).min(self.height)),
+            ),
+        };
+        let (Some(cw), Some(ch)) = (cw, ch) else {
+            return Err("no tile size".into());
+        };
+        let (cw, ch) = (cw as usize, ch as usize);
+        // SAFETY: as above.
+        let size = unsafe {
+            if tiled {
+                TIFFTileSize(self.tif.as_ptr())
+            } else {
+                TIFFStripSize(self.tif.as_ptr())
+            }
+        };
+        let size = usize::try_from(size).map_err(|_| self.error("no strip or tile size"))?;
+        if cw == 0 || ch == 0 || size < cw * ch * chunk_pixel || size > self.max_alloc {
+            return Err(format!(
+                "a {cw}x{ch} chunk of {size} bytes does not fit the image's samples"
+            ));
+        }
+        let mut buf: Vec<u8> = crate::memory::zeroed(size).map_err(|n| format!("cannot allocate {n} bytes"))?;
+        for plane in 0..planes {
+            for y0 in (0..h).step_by(ch) {
+                for x0 in (0..w).step_by(cw) {
+                    self.read_chunk(tiled, (x0, y0, plane), &mut buf)?;
+                    let (rows, cols) = (ch.min(h - y0), cw.min(w - x0));
+                    for r in 0..rows {
+                        let src = &buf[r * cw * chunk_pixel..][..cols * chunk_pixel];
+                        let dst = &mut out[((y0 + r) * w + x0) * spp * bytes..][..cols * spp * bytes];
+                        match layout.separate_planes {
+                            false => dst.copy_from_slice(src),
+                            true => {
+                                for (d, s) in dst.chunks_exact_mut(spp * bytes).zip(src.chunks_exact(bytes)) {
+                                    d[plane * bytes..(plane + 1) * bytes].copy_from_slice(s);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes the strip or tile holding pixel (x, y) of `plane` into
+    /// `buf` (the chunk size), zeros past what it holds.
+    fn read_chunk(&mut self, tiled: bool, (x, y, plane): (usize, usize, usize), buf: &mut [u8]) -> Result<(), String> {
+        let (t, size, plane) = (self.tif.as_ptr(), buf.len() as tmsize_t, plane as u16);
+        buf.fill(0);
+        // SAFETY: `buf` holds `size` bytes, the most libtiff writes for one
+        // strip or tile (TIFFStripSize / TIFFTileSize); the index comes
+        // from libtiff's own computation for a pixel inside the image.
+        let n = unsafe {
+            match tiled {
+                true => TIFFReadEncodedTile(
+                    t,
+                    TIFFComputeTile(t, x as u32, y as u32, 0, plane),
+                    buf.as_mut_ptr().cast(),
+                    size,
+                ),
+                false => TIFFReadEncodedStrip(t, TIFFComputeStrip(t, y as u32, plane), buf.as_mut_ptr().cast(), size),
+            }
+        };
+        match n {
+            n if n < 0 => Err(self.error("libtiff could not decode a strip or tile")),
+            _ => Ok(()),
+        }
+    }
+
+    fn defaulted_u32(&mut self, tag: u32) -> u32 {
+        let mut v: u32 = 0;
+        // SAFETY: rows per strip is a uint32 field with a default; libtiff
+        // writes one u32 through the pointer.
+        unsafe { TIFFGetFieldDefaulted(self.tif.as_ptr(), tag, &mut v as *mut u32) };
+        v
     }
 
     /// Whether libtiff's RGBA interface can convert this image.
@@ -371,5 +525,20 @@ mod tests {
         let res = TiffReader::open(cut, 1 << 20).and_then(|mut r| r.read_rgba(&mut [0; 4]));
         let err = res.unwrap_err();
         assert!(err.contains("libtiff"), "{err}");
+    }
+
+    #[test]
+    fn reads_raw_samples_as_stored() {
+        let data = gray_tiff(1);
+        let mut r = TiffReader::open(&data, 1 << 20).unwrap();
+        let layout = r.sample_layout();
+        assert_eq!(
+            (layout.samples_per_pixel, layout.bits_per_sample, layout.separate_planes),
+            (1, 8, false)
+        );
+        let mut out = [0u8; 4];
+        r.read_samples(&mut out).unwrap();
+        assert_eq!(out, [10, 20, 30, 40]);
+        assert!(r.read_samples(&mut [0u8; 3]).is_err());
     }
 }

@@ -404,3 +404,83 @@ def test_16_bit_images_through_ffmpeg_keep_the_high_byte_as_pillow(tmp_path):
     assert np.array_equal(want, (samples >> 8).astype(np.uint8))
     assert np.array_equal(sio.load_image(path), want)
     assert np.array_equal(sio.load_image(path, dtype="uint16"), samples)
+
+
+def tiled_planar_tiff(samples, tile=16, extra=None):
+    """An uncompressed little-endian TIFF of (H, W, C) uint16 `samples`, tiled,
+    each sample in a plane of its own (the layout the tiff crate panics on)."""
+    import struct
+
+    h, w, c = samples.shape
+    across, down = -(-w // tile), -(-h // tile)
+    tiles = []
+    for p in range(c):
+        for ty in range(down):
+            for tx in range(across):
+                block = np.zeros((tile, tile), "<u2")
+                part = samples[ty * tile:(ty + 1) * tile, tx * tile:(tx + 1) * tile, p]
+                block[: part.shape[0], : part.shape[1]] = part
+                tiles.append(block.tobytes())
+    n = len(tiles)
+    entries = [(256, 3, [w]), (257, 3, [h]), (258, 3, [16] * c), (259, 3, [1]), (262, 3, [2]),
+               (277, 3, [c]), (284, 3, [2]), (322, 3, [tile]), (323, 3, [tile]),
+               (324, 4, None), (325, 4, [len(t) for t in tiles])]
+    if extra is not None:
+        entries.append((338, 3, [extra]))
+    entries.sort()
+    ifd_at = 8
+    data_at = ifd_at + 2 + 12 * len(entries) + 4
+    blobs, body = [], b""
+    offsets_at = None
+    for tag, typ, values in entries:
+        size = 2 if typ == 3 else 4
+        count = n if values is None else len(values)
+        if count * size <= 4:
+            blobs.append((tag, typ, count, None, values))
+        else:
+            if values is None:
+                offsets_at = data_at + len(body)
+                values = [0] * n
+            blobs.append((tag, typ, count, data_at + len(body), values))
+            body += struct.pack(f"<{count}{'H' if typ == 3 else 'I'}", *values)
+    pixels_at = data_at + len(body)
+    tile_offsets = [pixels_at + sum(len(t) for t in tiles[:i]) for i in range(n)]
+    body = bytearray(body)
+    struct.pack_into(f"<{n}I", body, offsets_at - data_at, *tile_offsets)
+    ifd = struct.pack("<H", len(entries))
+    for tag, typ, count, at, values in blobs:
+        if at is None:
+            inline = struct.pack(f"<{count}{'H' if typ == 3 else 'I'}", *values).ljust(4, b"\0")
+            ifd += struct.pack("<HHI", tag, typ, count) + inline
+        else:
+            ifd += struct.pack("<HHII", tag, typ, count, at)
+    ifd += b"\0\0\0\0"
+    return b"II*\0" + struct.pack("<I", ifd_at) + ifd + bytes(body) + b"".join(tiles)
+
+
+@pytest.mark.parametrize("channels,extra", [(3, None), (4, 1), (4, 2)])
+@pytest.mark.parametrize("size", [(48, 32), (45, 37)])  # whole and partial edge tiles
+def test_tiled_planar_16_bit_tiff_gives_the_high_bytes(tmp_path, channels, extra, size):
+    """Tiled TIFFs with separate 16-bit planes (the tiff crate panics on them):
+    libtiff's tile reader gives the samples as stored, so 8-bit output is their
+    high byte, as Pillow reads 16-bit RGB (premultiplied alpha made straight as
+    Pillow does, on the high bytes), and dtype="uint16" the samples themselves.
+    The oracle is the samples written (Pillow 13 reads these files a pixel off
+    and refuses the RGBA ones; its own tiled planar 16-bit test files, which it
+    reads, are matched in the conformance run)."""
+    w, h = size
+    rng = np.random.default_rng(5)
+    samples = rng.integers(0, 65536, (h, w, channels), dtype=np.uint16)
+    if extra == 1:  # premultiplied: colour <= alpha
+        samples[..., :3] = (samples[..., :3].astype(np.uint32) * samples[..., 3:] // 65535).astype(np.uint16)
+    path = tmp_path / "p.tif"
+    path.write_bytes(tiled_planar_tiff(samples, extra=extra))
+    high = (samples >> 8).astype(np.int64)
+    want = high[..., :3]
+    if extra == 1:
+        a = high[..., 3:]
+        want = np.where(a == 0, 0, np.minimum(255, want * 255 // np.maximum(a, 1)))
+    assert np.array_equal(sio.load_image(path), want.astype(np.uint8))
+    if extra != 1:
+        wide = sio.load_image(path, dtype="uint16", pix_fmt="rgba" if channels == 4 else "rgb24")
+        assert np.array_equal(wide, samples)

@@ -213,8 +213,31 @@ fn from_interleaved<T: Sample>(
     })
 }
 
-/// A TIFF through libtiff's RGBA reader.
+/// A TIFF through libtiff: its samples as stored when it is gray or RGB
+/// of 8 or 16 bits, else through its RGBA reader.
 fn from_libtiff<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<Decoded<T>> {
+    if let Some(read) = tiff::decode_samples(&img.data, &cfg.limits) {
+        let (samples, channels, width, height) = read.map_err(|e| img.fail(e))?;
+        let premultiplied = channels == 4 && ifd0_tag(&img.data, EXTRA_SAMPLES) == Some(1);
+        let mut out = memory::zeroed(width * height * plan.channels)
+            .map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
+        match samples {
+            tiff::Samples::U8(v) => convert_straight(&v, channels, premultiplied, cfg, &mut out, T::from_u8),
+            tiff::Samples::U16(v) => convert_straight(&v, channels, premultiplied, cfg, &mut out, T::from_u16),
+        }
+        .map_err(|e| img.fail(e))?;
+        return Ok(Decoded {
+            pixels: out,
+            width,
+            height,
+            scale: 1.0,
+        });
+    }
+    from_libtiff_rgba(img, plan, cfg)
+}
+
+/// A TIFF through libtiff's RGBA reader.
+fn from_libtiff_rgba<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<Decoded<T>> {
     let (mut rgba, w, h) = tiff::decode_rgba(&img.data, &cfg.limits).map_err(|e| img.fail(e))?;
     // libtiff premultiplies straight alpha and keeps premultiplied alpha.
     if matches!(ifd0_tag(&img.data, EXTRA_SAMPLES), Some(1 | 2)) {

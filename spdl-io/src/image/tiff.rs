@@ -1,13 +1,15 @@
 //! TIFF through libtiff: which TIFFs go to libtiff's RGBA reader rather
-//! than the `tiff` crate, and the two calls (header, pixels) on them.
+//! than the `tiff` crate, and the calls (header, samples, RGBA pixels) on them.
 //!
 //! Pillow decodes compressed TIFFs with libtiff; the `tiff` crate leaves
 //! YCbCr unconverted (JPEG-compressed or not), reads old-style JPEG,
 //! 2/4-bit gray and reversed bit order wrongly, lacks CIELab and palette
-//! images, and panics on some tiled planar layouts. Those go to libtiff first; any other TIFF the
-//! `tiff` crate fails on goes to libtiff next. 8- and 16-bit RGB and gray
-//! stay with the `tiff` crate: libtiff's RGBA reader rounds 16-bit samples
-//! where Pillow keeps their high byte.
+//! images, and panics on some tiled planar layouts. Those go to libtiff
+//! first; any other TIFF the `tiff` crate fails on goes to libtiff next.
+//! 8- and 16-bit RGB and gray stay with the `tiff` crate; when it fails on
+//! them (tiled separate planes), libtiff's strip and tile reader gives
+//! their samples as stored ([`decode_samples`]), since its RGBA reader
+//! rounds 16-bit samples where Pillow keeps their high byte.
 
 use super::exif::ifd0_tag;
 use crate::libtiff::TiffReader;
@@ -19,6 +21,7 @@ const COMPRESSION: u16 = 259;
 const PHOTOMETRIC: u16 = 262;
 const BITS_PER_SAMPLE: u16 = 258;
 const FILL_ORDER: u16 = 266;
+const SAMPLE_FORMAT: u16 = 339;
 
 /// Whether libtiff reads this TIFF as Pillow does where the `tiff` crate
 /// does not: JPEG or old-style JPEG compression; palette, YCbCr or
@@ -46,6 +49,49 @@ pub(super) fn header(data: &[u8], limits: &Limits) -> Result<(usize, usize, Orie
         r.height as usize,
         Orientation::from_exif(r.orientation),
     ))
+}
+
+/// Decoded samples as stored: 8- or 16-bit.
+pub(super) enum Samples {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+}
+
+/// The first image's samples as stored, with their count per pixel (1
+/// gray, 2 gray + alpha, 3 RGB, 4 RGBA), when it is gray or RGB of 8- or
+/// 16-bit unsigned samples (`None` for any other layout: the RGBA reader's
+/// then). Call after [`header`]'s size passed the limits.
+pub(super) fn decode_samples(data: &[u8], limits: &Limits) -> Option<Result<(Samples, usize, usize, usize), String>> {
+    let mut r = TiffReader::open(data, max_alloc(limits)).ok()?;
+    let layout = r.sample_layout();
+    let spp = usize::from(layout.samples_per_pixel);
+    let plain = match ifd0_tag(data, PHOTOMETRIC) {
+        Some(1) => matches!(spp, 1 | 2),
+        Some(2) => matches!(spp, 3 | 4),
+        _ => false,
+    };
+    let unsigned = matches!(ifd0_tag(data, SAMPLE_FORMAT), None | Some(1));
+    if !plain || !unsigned || !matches!(layout.bits_per_sample, 8 | 16) {
+        return None;
+    }
+    let (w, h) = (r.width as usize, r.height as usize);
+    let len = w * h * spp;
+    let mut read = || -> Result<Samples, String> {
+        let alloc = |n| format!("cannot allocate {n} bytes");
+        Ok(match layout.bits_per_sample {
+            8 => {
+                let mut v: Vec<u8> = memory::zeroed(len).map_err(alloc)?;
+                r.read_samples(&mut v)?;
+                Samples::U8(v)
+            }
+            _ => {
+                let mut v: Vec<u16> = memory::zeroed(len).map_err(alloc)?;
+                r.read_samples(bytemuck::cast_slice_mut(&mut v))?;
+                Samples::U16(v)
+            }
+        })
+    };
+    Some(read().map(|s| (s, spp, w, h)))
 }
 
 /// The first image as RGBA pixels whose little-endian bytes are R, G, B
