@@ -159,7 +159,7 @@ pub(crate) fn cur_as_ico(data: &[u8]) -> Option<Bytes> {
     if data.get(..4)? != [0, 0, 2, 0] {
         return None;
     }
-    let count = usize::from(le16(data, 4));
+    let count = usize::from(le16(data.get(..6)?, 4));
     if count == 0 || data.len() < 6 + 16 * count {
         return None;
     }
@@ -296,6 +296,13 @@ mod tests {
         gif[6..8].copy_from_slice(&width.to_le_bytes());
         gif[8..10].copy_from_slice(&height.to_le_bytes());
         Bytes::from(gif)
+    }
+
+    #[test]
+    fn a_cursor_cut_inside_its_header_is_not_rewritten() {
+        // Found by the fuzzer: 5 bytes of a cursor header panicked.
+        assert_eq!(cur_as_ico(&[0, 0, 2, 0, 1]), None);
+        assert_eq!(cur_as_ico(&[0, 0, 2, 0, 1, 0]), None);
     }
 
     #[test]
