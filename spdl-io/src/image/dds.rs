@@ -27,12 +27,12 @@ pub(super) enum Layout {
     /// 8-bit RGBA (DXGI R8G8B8A8).
     Rgba,
     /// Block-compressed 4x4 blocks.
-    Block(Bc),
+    Block(BlockFormat),
 }
 
 /// A block-compression format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Bc {
+pub(super) enum BlockFormat {
     /// BC1 (DXT1): RGB with 1-bit alpha.
     Bc1,
     /// BC2 (DXT3): BC1 colour with 4-bit alpha.
@@ -49,10 +49,10 @@ pub(super) enum Bc {
     Bc7,
 }
 
-impl Bc {
+impl BlockFormat {
     fn block_bytes(self) -> usize {
         match self {
-            Bc::Bc1 | Bc::Bc4 => 8,
+            BlockFormat::Bc1 | BlockFormat::Bc4 => 8,
             _ => 16,
         }
     }
@@ -62,9 +62,9 @@ impl Layout {
     /// Samples per output pixel: gray 1, gray + alpha 2, RGB 3, RGBA 4.
     pub(super) fn channels(self) -> usize {
         match self {
-            Layout::Gray | Layout::Block(Bc::Bc4) => 1,
+            Layout::Gray | Layout::Block(BlockFormat::Bc4) => 1,
             Layout::GrayAlpha => 2,
-            Layout::Masks { alpha: false, .. } | Layout::Block(Bc::Bc5 { .. } | Bc::Bc6h { .. }) => 3,
+            Layout::Masks { alpha: false, .. } | Layout::Block(BlockFormat::Bc5 { .. } | BlockFormat::Bc6h { .. }) => 3,
             _ => 4,
         }
     }
@@ -121,12 +121,12 @@ pub(super) fn header(data: &[u8]) -> Result<Header, String> {
         Layout::Palette
     } else if flags & FOURCC != 0 {
         let bc = match &fourcc.to_le_bytes() {
-            b"DXT1" => Bc::Bc1,
-            b"DXT3" => Bc::Bc2,
-            b"DXT5" => Bc::Bc3,
-            b"BC4U" | b"ATI1" => Bc::Bc4,
-            b"BC5S" => Bc::Bc5 { signed: true },
-            b"BC5U" | b"ATI2" => Bc::Bc5 { signed: false },
+            b"DXT1" => BlockFormat::Bc1,
+            b"DXT3" => BlockFormat::Bc2,
+            b"DXT5" => BlockFormat::Bc3,
+            b"BC4U" | b"ATI1" => BlockFormat::Bc4,
+            b"BC5S" => BlockFormat::Bc5 { signed: true },
+            b"BC5U" | b"ATI2" => BlockFormat::Bc5 { signed: false },
             b"DX10" => {
                 offset += 20;
                 return Ok(Header {
@@ -153,15 +153,15 @@ pub(super) fn header(data: &[u8]) -> Result<Header, String> {
 /// The layout of a DX10 header's DXGI format.
 fn dxgi_layout(format: u32) -> Result<Layout, String> {
     Ok(Layout::Block(match format {
-        70 | 71 => Bc::Bc1,
-        73 | 74 => Bc::Bc2,
-        76 | 77 => Bc::Bc3,
-        79 | 80 => Bc::Bc4,
-        82 | 83 => Bc::Bc5 { signed: false },
-        84 => Bc::Bc5 { signed: true },
-        95 => Bc::Bc6h { signed: false },
-        96 => Bc::Bc6h { signed: true },
-        97..=99 => Bc::Bc7,
+        70 | 71 => BlockFormat::Bc1,
+        73 | 74 => BlockFormat::Bc2,
+        76 | 77 => BlockFormat::Bc3,
+        79 | 80 => BlockFormat::Bc4,
+        82 | 83 => BlockFormat::Bc5 { signed: false },
+        84 => BlockFormat::Bc5 { signed: true },
+        95 => BlockFormat::Bc6h { signed: false },
+        96 => BlockFormat::Bc6h { signed: true },
+        97..=99 => BlockFormat::Bc7,
         27..=29 => return Ok(Layout::Rgba),
         _ => return Err(format!("unsupported DXGI format {format}")),
     }))
@@ -221,7 +221,7 @@ fn scaled(value: u32, mask: u32) -> u8 {
 
 /// Decodes 4x4 blocks, row by row of blocks, into an image `width`
 /// pixels wide, clipping the blocks at the right and bottom edges.
-fn decode_blocks(src: &[u8], bc: Bc, width: usize, out: &mut [u8]) {
+fn decode_blocks(src: &[u8], bc: BlockFormat, width: usize, out: &mut [u8]) {
     let channels = Layout::Block(bc).channels();
     let (stride, height) = (width * channels, out.len() / (width * channels));
     let across = width.div_ceil(4);
@@ -237,27 +237,27 @@ fn decode_blocks(src: &[u8], bc: Bc, width: usize, out: &mut [u8]) {
 }
 
 /// One block into 16 pixels of the layout's channels.
-fn decode_block(bc: Bc, src: &[u8], out: &mut [u8; 64]) {
+fn decode_block(bc: BlockFormat, src: &[u8], out: &mut [u8; 64]) {
     match bc {
-        Bc::Bc1 => bc1_colour(src, false, out),
-        Bc::Bc2 => {
+        BlockFormat::Bc1 => bc1_colour(src, false, out),
+        BlockFormat::Bc2 => {
             bc1_colour(&src[8..], true, out);
             for n in 0..16 {
                 let a = (src[n / 2] >> (4 * (n % 2))) & 0xf;
                 out[4 * n + 3] = a << 4 | a;
             }
         }
-        Bc::Bc3 => {
+        BlockFormat::Bc3 => {
             bc1_colour(&src[8..], true, out);
             interpolated_channel(src, false, &mut out[3..], 4);
         }
-        Bc::Bc4 => interpolated_channel(src, false, out, 1),
-        Bc::Bc5 { signed } => {
+        BlockFormat::Bc4 => interpolated_channel(src, false, out, 1),
+        BlockFormat::Bc5 { signed } => {
             out[..48].fill(if signed { 128 } else { 0 });
             interpolated_channel(src, signed, out, 3);
             interpolated_channel(&src[8..], signed, &mut out[1..], 3);
         }
-        Bc::Bc6h { signed } => {
+        BlockFormat::Bc6h { signed } => {
             let mut rgb = [0f32; 48];
             bcdec_rs::bc6h_float(src, &mut rgb, 12, signed);
             for (o, v) in out.iter_mut().zip(rgb) {
@@ -265,7 +265,7 @@ fn decode_block(bc: Bc, src: &[u8], out: &mut [u8; 64]) {
                 *o = if v > 1.0 { 255 } else { (v.max(0.0) * 255.0) as u8 };
             }
         }
-        Bc::Bc7 => bcdec_rs::bc7(src, out, 16),
+        BlockFormat::Bc7 => bcdec_rs::bc7(src, out, 16),
     }
 }
 

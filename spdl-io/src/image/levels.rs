@@ -71,9 +71,9 @@ pub(super) fn header(data: &[u8], limits: &Limits) -> Result<(usize, usize, Leve
 /// little-endian floats) separated by whitespace, one whitespace byte
 /// before the floats.
 fn pfm_header(data: &[u8]) -> Result<(usize, usize, Levels), String> {
-    let mut fields = Vec::with_capacity(3);
+    let mut fields = [""; 3];
     let mut at = 2;
-    while fields.len() < 3 {
+    for field in &mut fields {
         let start = at
             + data
                 .get(at..)
@@ -90,7 +90,7 @@ fn pfm_header(data: &[u8]) -> Result<(usize, usize, Levels), String> {
         if len == 0 || start == at {
             return Err("malformed PFM header".into());
         }
-        fields.push(std::str::from_utf8(&data[start..start + len]).unwrap_or_default());
+        *field = std::str::from_utf8(&data[start..start + len]).unwrap_or_default();
         at = start + len;
     }
     let number = |s: &str| s.parse::<usize>().map_err(|_| format!("bad PFM size {s:?}"));
