@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use super::repair::le32;
+
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 /// The byte range of an ICO's largest entry (by pixels, then bits per
@@ -17,7 +19,7 @@ pub(super) fn largest_png_entry(data: &[u8]) -> Option<Range<usize>> {
     let best = (0..count)
         .filter_map(|i| data.get(6 + 16 * i..22 + 16 * i))
         .max_by_key(|e| (side(e[0]) * side(e[1]), u16::from_le_bytes([e[6], e[7]])))?;
-    let (size, offset) = (le32(&best[8..12]) as usize, le32(&best[12..16]) as usize);
+    let (size, offset) = (le32(best, 8) as usize, le32(best, 12) as usize);
     let range = offset..offset.checked_add(size)?;
     data.get(range.clone())?.starts_with(PNG_MAGIC).then_some(range)
 }
@@ -57,7 +59,7 @@ pub(super) fn icns_largest_entry(data: &[u8]) -> Option<Range<usize>> {
     let mut largest_run_length = None;
     let mut at = 8;
     while let Some(header) = data.get(at..at + 8) {
-        let len = le32_be(&header[4..8]) as usize;
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
         let body = at + 8..at.checked_add(len)?;
         if len < 8 || body.end > data.len() {
             break;
@@ -81,21 +83,12 @@ pub(super) fn icns_largest_entry(data: &[u8]) -> Option<Range<usize>> {
 
 /// The byte range of a DCX file's first page (a PCX image).
 pub(super) fn dcx_first_page(data: &[u8]) -> Option<Range<usize>> {
-    if le32(data.get(..4)?) != 0x3ADE_68B1 {
+    if le32(data.get(..12)?, 0) != 0x3ADE_68B1 {
         return None;
     }
-    let first = le32(data.get(4..8)?) as usize;
-    let next = le32(data.get(8..12)?) as usize;
+    let (first, next) = (le32(data, 4) as usize, le32(data, 8) as usize);
     let end = if next > first { next.min(data.len()) } else { data.len() };
     (first >= 8 && first < end).then_some(first..end)
-}
-
-fn le32(b: &[u8]) -> u32 {
-    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-}
-
-fn le32_be(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 #[cfg(test)]

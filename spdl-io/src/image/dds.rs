@@ -11,6 +11,8 @@
 //! channel masks are scaled as Pillow scales them (`v / max * 255`,
 //! truncated).
 
+use crate::error::catch_panic;
+
 /// A DDS file's pixel layout, as Pillow picks it from the pixel format
 /// flags, FourCC and DX10 format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,7 +204,10 @@ pub(super) fn decode(data: &[u8], h: &Header, out: &mut [u8]) -> Result<(), Stri
         Layout::Block(bc) => {
             let blocks = h.width.div_ceil(4) * h.height.div_ceil(4);
             let src = take(blocks * bc.block_bytes())?;
-            decode_blocks(src, bc, h.width, out);
+            // `bcdec_rs` indexes its tables by block bits: a panic there
+            // becomes an error.
+            catch_panic(|| decode_blocks(src, bc, h.width, out))
+                .map_err(|panic| format!("its block decoder panicked ({panic})"))?;
         }
     }
     Ok(())

@@ -25,7 +25,7 @@ use super::probe::{guarded, image_decoder, read_source, Codec, Encoded};
 use super::resize::{self, Fit, Rect};
 use super::tga;
 use super::tiff;
-use crate::error::{catch_panic, Error, Result};
+use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::media::convert::PixelFormat;
 use crate::memory;
@@ -141,7 +141,7 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
         }
         Codec::Image(f, color) => match guarded(f, || decode_with_image_crate(&img.data, f, color, plan, cfg)) {
             Ok(d) => Ok(d),
-            Err(e @ ImageError::Unsupported(_)) => from_ffmpeg(img, cfg).map_err(|_| img.fail(e)),
+            Err(e @ ImageError::Unsupported(_)) => from_ffmpeg(img, plan, cfg).map_err(|_| img.fail(e)),
             // A PNG whose writer never added the IEND chunk, with all its
             // image data: decoded with the chunk added, as FFmpeg and Pillow
             // decode it. A truncated PNG still fails (its data is short).
@@ -158,53 +158,50 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
             let mut la = memory::zeroed(img.width * img.height * 2)
                 .map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
             tga::decode_gray_alpha(&img.data, &mut la).map_err(|e| img.fail(e))?;
-            from_interleaved(img, &la, 2, (img.width, img.height), plan, cfg)
+            from_interleaved(img, (&la, 2, false), (img.width, img.height), plan, cfg, T::from_u8)
         }
         Codec::Dds(h) => {
             let channels = h.layout.channels();
             let mut px = memory::zeroed(img.width * img.height * channels)
                 .map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
-            catch_panic(|| dds::decode(&img.data, &h, &mut px))
-                .unwrap_or_else(|panic| Err(format!("its decoder panicked ({panic})")))
-                .map_err(|e| img.fail(e))?;
-            from_interleaved(img, &px, channels, (img.width, img.height), plan, cfg)
+            dds::decode(&img.data, &h, &mut px).map_err(|e| img.fail(e))?;
+            from_interleaved(
+                img,
+                (&px, channels, false),
+                (img.width, img.height),
+                plan,
+                cfg,
+                T::from_u8,
+            )
         }
         Codec::Levels(l) => {
             let size = (img.width, img.height);
             let v = levels::decode(&img.data, l, size, &cfg.limits).map_err(|e| img.fail(e))?;
-            let mut out = memory::zeroed(v.values.len() * plan.channels)
-                .map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
-            match v.integers {
-                true => pixels::convert(&v.values, 1, cfg.pix_fmt, &mut out, |x| {
-                    T::from_u16(x.clamp(0.0, 65535.0) as u16)
-                }),
-                false => pixels::convert(&v.values, 1, cfg.pix_fmt, &mut out, T::from_level),
-            }
-            Ok(Decoded {
-                pixels: out,
-                width: img.width,
-                height: img.height,
-                scale: 1.0,
-            })
+            let level = |x: f64| match v.integers {
+                true => T::from_u16(x.clamp(0.0, 65535.0) as u16),
+                false => T::from_level(x),
+            };
+            from_interleaved(img, (&v.values, 1, false), size, plan, cfg, level)
         }
         Codec::Libtiff => from_libtiff(img, plan, cfg),
-        Codec::Ffmpeg => from_ffmpeg(img, cfg),
+        Codec::Ffmpeg => from_ffmpeg(img, plan, cfg),
     }
 }
 
-/// 8-bit pixels of `channels` interleaved samples (gray+alpha, RGBA) of
-/// a `size` image converted to the output format.
-fn from_interleaved<T: Sample>(
+/// Interleaved pixels of `channels` samples (gray, gray + alpha, RGB,
+/// RGBA) of a `size` image, each read through `sample`, converted to the
+/// output format; colour `premultiplied` by alpha is made straight first.
+fn from_interleaved<S: Copy, T: Sample>(
     img: &Encoded,
-    src: &[u8],
-    channels: usize,
+    (src, channels, premultiplied): (&[S], usize, bool),
     (width, height): (usize, usize),
     plan: &Plan,
     cfg: &ImageConfig,
+    sample: impl Fn(S) -> T,
 ) -> Result<Decoded<T>> {
     let mut out =
         memory::zeroed(width * height * plan.channels).map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
-    pixels::convert(src, channels, cfg.pix_fmt, &mut out, T::from_u8);
+    convert_straight(src, channels, premultiplied, cfg, &mut out, sample).map_err(|e| img.fail(e))?;
     Ok(Decoded {
         pixels: out,
         width,
@@ -219,19 +216,11 @@ fn from_libtiff<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Res
     if let Some(read) = tiff::decode_samples(&img.data, &cfg.limits) {
         let (samples, channels, width, height) = read.map_err(|e| img.fail(e))?;
         let premultiplied = channels == 4 && ifd0_tag(&img.data, EXTRA_SAMPLES) == Some(1);
-        let mut out = memory::zeroed(width * height * plan.channels)
-            .map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
-        match samples {
-            tiff::Samples::U8(v) => convert_straight(&v, channels, premultiplied, cfg, &mut out, T::from_u8),
-            tiff::Samples::U16(v) => convert_straight(&v, channels, premultiplied, cfg, &mut out, T::from_u16),
-        }
-        .map_err(|e| img.fail(e))?;
-        return Ok(Decoded {
-            pixels: out,
-            width,
-            height,
-            scale: 1.0,
-        });
+        let size = (width, height);
+        return match samples {
+            tiff::Samples::U8(v) => from_interleaved(img, (&v, channels, premultiplied), size, plan, cfg, T::from_u8),
+            tiff::Samples::U16(v) => from_interleaved(img, (&v, channels, premultiplied), size, plan, cfg, T::from_u16),
+        };
     }
     from_libtiff_rgba(img, plan, cfg)
 }
@@ -243,7 +232,14 @@ fn from_libtiff_rgba<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -
     if matches!(ifd0_tag(&img.data, EXTRA_SAMPLES), Some(1 | 2)) {
         pixels::unpremultiply(bytemuck::cast_slice_mut::<u32, u8>(&mut rgba));
     }
-    from_interleaved(img, bytemuck::cast_slice(&rgba), 4, (w, h), plan, cfg)
+    from_interleaved(
+        img,
+        (bytemuck::cast_slice(&rgba), 4, false),
+        (w, h),
+        plan,
+        cfg,
+        T::from_u8,
+    )
 }
 
 /// An output size is 1..=65536 on each side.
@@ -485,33 +481,28 @@ pub(crate) fn load_into(src: Source, cfg: &ImageConfig, out: &mut [u8]) -> Resul
 }
 
 /// The first frame as FFmpeg decodes it, in the output pixel format.
-fn from_ffmpeg<T: Sample>(img: &Encoded, cfg: &ImageConfig) -> Result<Decoded<T>> {
+fn from_ffmpeg<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<Decoded<T>> {
     let (frame, width, height) = ffmpeg::first_frame(img.data.clone(), &img.name, cfg.pix_fmt, cfg.limits)?;
     let mut bytes = match frame {
         FirstFrame::Converted(bytes) => bytes,
         // 16-bit samples: kept for 16-bit output, their high byte for 8-bit.
         FirstFrame::Wide { samples, channels } => {
-            let out_channels = cfg.pix_fmt.packed_channels().unwrap_or(channels);
-            let mut out = memory::zeroed(width * height * out_channels)
-                .map_err(|n| img.fail(format!("cannot allocate {n} bytes")))?;
-            pixels::convert(&samples, channels, cfg.pix_fmt, &mut out, T::from_u16);
-            return Ok(Decoded {
-                pixels: out,
-                width,
-                height,
-                scale: 1.0,
-            });
+            return from_interleaved(
+                img,
+                (&samples, channels, false),
+                (width, height),
+                plan,
+                cfg,
+                T::from_u16,
+            );
         }
     };
-    if let (Some(c), true) = (
-        cfg.pix_fmt.packed_channels(),
-        img.format == "targa" && tga::is_rgb555(&img.data),
-    ) {
-        pixels::truncated_levels(&mut bytes, c, [5, 5, 5]);
+    let channels = plan.channels;
+    if img.format == "targa" && tga::is_rgb555(&img.data) {
+        pixels::truncated_levels(&mut bytes, channels, [5, 5, 5]);
     }
     if img.format == "xbm" {
         // Pillow reads an XBM's set bits as white, FFmpeg as black.
-        let channels = cfg.pix_fmt.packed_channels().unwrap_or(1);
         for px in bytes.chunks_exact_mut(channels) {
             px[..channels.min(3)].iter_mut().for_each(|v| *v = !*v);
         }

@@ -5,7 +5,7 @@
 use crate::media::convert::PixelFormat;
 
 /// A sample type of the output array: `u8` or `u16`.
-pub trait Sample: Copy + Default + bytemuck::Pod + Send + Sync + 'static {
+pub trait Sample: Copy + Default + bytemuck::Pod + Send + Sync + Into<u32> + TryFrom<u32> + 'static {
     /// The largest value (opaque alpha).
     const MAX: Self;
     /// Converts an 8-bit value (`u16` scales by 257).
@@ -17,10 +17,19 @@ pub trait Sample: Copy + Default + bytemuck::Pod + Send + Sync + 'static {
     fn luma(r: Self, g: Self, b: Self) -> Self;
     /// A colour sample premultiplied by `alpha` divided by it, truncated
     /// and clipped as Pillow's `RGBa` unpacking does (0 when `alpha` is 0).
-    fn unpremultiply(self, alpha: Self) -> Self;
+    fn unpremultiply(self, alpha: Self) -> Self {
+        let (v, a, max): (u32, u32, u32) = (self.into(), alpha.into(), Self::MAX.into());
+        match a {
+            0 => Self::default(),
+            a => Self::try_from((v * max / a).min(max)).unwrap_or(Self::MAX),
+        }
+    }
     /// A number taken as a level of this type, clipped to `0..=MAX` and
     /// truncated (Pillow's `I` and `F` to `L`).
-    fn from_level(v: f64) -> Self;
+    fn from_level(v: f64) -> Self {
+        let max: u32 = Self::MAX.into();
+        Self::try_from(v.clamp(0.0, f64::from(max)) as u32).unwrap_or(Self::MAX)
+    }
 }
 
 impl Sample for u8 {
@@ -34,15 +43,6 @@ impl Sample for u8 {
     fn luma(r: Self, g: Self, b: Self) -> Self {
         ((u32::from(r) * 19595 + u32::from(g) * 38470 + u32::from(b) * 7471 + 0x8000) >> 16) as u8
     }
-    fn unpremultiply(self, alpha: Self) -> Self {
-        match alpha {
-            0 => 0,
-            a => (u32::from(self) * 255 / u32::from(a)).min(255) as u8,
-        }
-    }
-    fn from_level(v: f64) -> Self {
-        v.clamp(0.0, 255.0) as u8
-    }
 }
 
 impl Sample for u16 {
@@ -55,15 +55,6 @@ impl Sample for u16 {
     }
     fn luma(r: Self, g: Self, b: Self) -> Self {
         ((u64::from(r) * 19595 + u64::from(g) * 38470 + u64::from(b) * 7471 + 0x8000) >> 16) as u16
-    }
-    fn unpremultiply(self, alpha: Self) -> Self {
-        match alpha {
-            0 => 0,
-            a => (u32::from(self) * 65535 / u32::from(a)).min(65535) as u16,
-        }
-    }
-    fn from_level(v: f64) -> Self {
-        v.clamp(0.0, 65535.0) as u16
     }
 }
 

@@ -268,7 +268,7 @@ pub(crate) fn dib_as_bmp(data: &[u8]) -> Option<Bytes> {
     Some(Bytes::from([file_header.as_slice(), data].concat()))
 }
 
-fn le32(data: &[u8], at: usize) -> u32 {
+pub(super) fn le32(data: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
 }
 
@@ -313,10 +313,14 @@ mod tests {
         // Image descriptor 2x1, no local table; LZW (code size 8): clear,
         // 0x40, 0x80, end as 9-bit codes (256, 64, 128, 257).
         gif.extend_from_slice(b",\x00\x00\x00\x00\x02\x00\x01\x00\x00\x08\x05\x00\x81\x00\x0a\x08\x00;");
-        let img = decode(Bytes::from(gif.clone())).unwrap();
+        let img = decode(Bytes::from(gif)).unwrap();
         assert_eq!(img.as_slice().unwrap(), &[64, 64, 64, 128, 128, 128]);
-        // Cut inside the screen descriptor (found by the fuzzer): left as is.
-        let cut = Bytes::from(gif[..12].to_vec());
+    }
+
+    #[test]
+    fn a_gif_cut_inside_its_screen_descriptor_gets_no_palette_and_no_panic() {
+        // Found by the fuzzer: 12 bytes, no global table flag, panicked.
+        let cut = Bytes::from_static(b"GIF87a\x02\x00\x01\x00\x00\x00");
         assert_eq!(gif_with_gray_palette(cut.clone()), cut);
         assert!(decode(cut).is_err());
     }

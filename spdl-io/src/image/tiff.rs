@@ -62,16 +62,23 @@ pub(super) enum Samples {
 /// 16-bit unsigned samples (`None` for any other layout: the RGBA reader's
 /// then). Call after [`header`]'s size passed the limits.
 pub(super) fn decode_samples(data: &[u8], limits: &Limits) -> Option<Result<(Samples, usize, usize, usize), String>> {
+    // The tags first: most TIFFs that get here are not read this way.
+    let gray = match ifd0_tag(data, PHOTOMETRIC) {
+        Some(1) => true,
+        Some(2) => false,
+        _ => return None,
+    };
+    if !matches!(ifd0_tag(data, SAMPLE_FORMAT), None | Some(1)) {
+        return None;
+    }
     let mut r = TiffReader::open(data, max_alloc(limits)).ok()?;
     let layout = r.sample_layout();
     let spp = usize::from(layout.samples_per_pixel);
-    let plain = match ifd0_tag(data, PHOTOMETRIC) {
-        Some(1) => matches!(spp, 1 | 2),
-        Some(2) => matches!(spp, 3 | 4),
-        _ => false,
+    let samples_fit = match gray {
+        true => matches!(spp, 1 | 2),
+        false => matches!(spp, 3 | 4),
     };
-    let unsigned = matches!(ifd0_tag(data, SAMPLE_FORMAT), None | Some(1));
-    if !plain || !unsigned || !matches!(layout.bits_per_sample, 8 | 16) {
+    if !samples_fit || !matches!(layout.bits_per_sample, 8 | 16) {
         return None;
     }
     let (w, h) = (r.width as usize, r.height as usize);
