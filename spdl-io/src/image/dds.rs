@@ -203,14 +203,18 @@ pub(super) fn decode(data: &[u8], h: &Header, out: &mut [u8]) -> Result<(), Stri
         }
         Layout::Block(bc) => {
             let blocks = h.width.div_ceil(4) * h.height.div_ceil(4);
-            let src = take(blocks * bc.block_bytes())?;
-            // `bcdec_rs` indexes its tables by block bits: a panic there
-            // becomes an error.
-            catch_panic(|| decode_blocks(src, bc, h.width, out))
-                .map_err(|panic| format!("its block decoder panicked ({panic})"))?;
+            decode_block_image(take(blocks * bc.block_bytes())?, bc, h.width, out)?;
         }
     }
     Ok(())
+}
+
+/// Decodes an image of 4x4 blocks `width` pixels wide into `out` (its
+/// pixels in the format's channels, see [`Layout::channels`]).
+pub(super) fn decode_block_image(src: &[u8], bc: BlockFormat, width: usize, out: &mut [u8]) -> Result<(), String> {
+    // `bcdec_rs` indexes its tables by block bits: a panic there becomes
+    // an error.
+    catch_panic(|| decode_blocks(src, bc, width, out)).map_err(|panic| format!("its block decoder panicked ({panic})"))
 }
 
 /// A masked channel scaled to 8 bits as Pillow does it: the field over

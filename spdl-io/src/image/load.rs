@@ -19,9 +19,10 @@ use super::dds;
 use super::exif::ifd0_tag;
 use super::ffmpeg::{self, FirstFrame};
 use super::jpeg;
-use super::levels;
+use super::levels::{self, Values};
 use super::pixels::{self, Sample};
 use super::probe::{guarded, image_decoder, read_source, Codec, Encoded};
+use super::rasters::{self, Pixels};
 use super::resize::{self, Fit, Rect};
 use super::tga;
 use super::tiff;
@@ -177,15 +178,29 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
         Codec::Levels(l) => {
             let size = (img.width, img.height);
             let v = levels::decode(&img.data, l, size, &cfg.limits).map_err(|e| img.fail(e))?;
-            let level = |x: f64| match v.integers {
-                true => T::from_u16(x.clamp(0.0, 65535.0) as u16),
-                false => T::from_level(x),
-            };
-            from_interleaved(img, (&v.values, 1, false), size, plan, cfg, level)
+            from_values(img, &v, plan, cfg)
+        }
+        Codec::Raster(r) => {
+            let size = (img.width, img.height);
+            match rasters::decode(&img.data, &r).map_err(|e| img.fail(e))? {
+                Pixels::U8(v, channels) => from_interleaved(img, (&v, channels, false), size, plan, cfg, T::from_u8),
+                Pixels::U16(v) => from_interleaved(img, (&v, 1, false), size, plan, cfg, T::from_u16),
+                Pixels::Numbers(v) => from_values(img, &v, plan, cfg),
+            }
         }
         Codec::Libtiff => from_libtiff(img, plan, cfg),
         Codec::Ffmpeg => from_ffmpeg(img, plan, cfg),
     }
+}
+
+/// Gray numbers: integers as 16-bit levels, floats as levels of the
+/// output type (see `levels`).
+fn from_values<T: Sample>(img: &Encoded, v: &Values, plan: &Plan, cfg: &ImageConfig) -> Result<Decoded<T>> {
+    let level = |x: f64| match v.integers {
+        true => T::from_u16(x.clamp(0.0, 65535.0) as u16),
+        false => T::from_level(x),
+    };
+    from_interleaved(img, (&v.values, 1, false), (img.width, img.height), plan, cfg, level)
 }
 
 /// Interleaved pixels of `channels` samples (gray, gray + alpha, RGB,

@@ -23,6 +23,7 @@ mod levels;
 mod load;
 mod pixels;
 mod probe;
+mod rasters;
 mod repair;
 mod resize;
 mod save;

@@ -16,6 +16,7 @@ use super::ffmpeg::ffmpeg_probe;
 use super::heif::heif_orientation;
 use super::jpeg::{self, JpegHeader};
 use super::levels::{self, Levels};
+use super::rasters;
 use super::repair;
 use super::tga::gray_alpha_size;
 use super::tiff;
@@ -54,6 +55,8 @@ pub(super) enum Codec {
     Dds(dds::Header),
     /// Gray 32-bit integers or floats (TIFF, PFM), decoded by `levels`.
     Levels(Levels),
+    /// A raster format read as Pillow reads it (`rasters`).
+    Raster(rasters::Raster),
     /// TIFF through libtiff's RGBA reader (`tiff`).
     Libtiff,
     Ffmpeg,
@@ -99,6 +102,15 @@ impl Encoded {
         let mut format = image::guess_format(&data)
             .ok()
             .or_else(|| is_bigtiff(&data).then_some(ImageFormat::Tiff));
+        // Formats only Pillow reads (an XV thumbnail starts like a PAM).
+        if matches!(format, None | Some(ImageFormat::Pnm)) {
+            if let Some(raster) = rasters::header(&data) {
+                let r = raster.map_err(|e| Error::image(&name, "raster", e))?;
+                let (codec, size) = (Codec::Raster(r), (r.width, r.height));
+                let format = r.format.to_lowercase();
+                return Encoded::checked(data, name, (codec, size.0, size.1, Orientation::Normal), &format, limits);
+            }
+        }
         let data = match format {
             Some(ImageFormat::Gif) => repair::gif_with_gray_palette(repair::gif_screen_covering_first_frame(data)),
             Some(ImageFormat::WebP) => repair::webp_without_false_alpha(data),
@@ -205,6 +217,7 @@ impl Encoded {
             Codec::GrayAlphaTga => "la8".into(),
             Codec::Levels(_) => "f64".into(),
             Codec::Dds(h) => ["l8", "la8", "rgb8", "rgba8"][h.layout.channels() - 1].into(),
+            Codec::Raster(r) => r.color().into(),
             Codec::Libtiff => "rgba8".into(),
             Codec::Ffmpeg => "rgb8".into(),
         };
