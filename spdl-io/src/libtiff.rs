@@ -213,7 +213,7 @@ impl<'a> TiffReader<'a> {
         }
     }
 
-    /// The decoded samples of an image of 8- or 16-bit samples, pixel
+    /// The decoded samples of an image of 8-, 16-, 32- or 64-bit samples, pixel
     /// after pixel (planes interleaved), rows top to bottom as stored, in
     /// native byte order, into `out` (`width * height * samples * bytes`),
     /// strip by strip or tile by tile. Reads what the `tiff` crate panics
@@ -222,8 +222,7 @@ impl<'a> TiffReader<'a> {
     pub(crate) fn read_samples(&mut self, out: &mut [u8]) -> Result<(), String> {
         let layout = self.sample_layout();
         let bytes = match layout.bits_per_sample {
-            8 => 1,
-            16 => 2,
+            b @ (8 | 16 | 32 | 64) => usize::from(b / 8),
             b => return Err(format!("{b}-bit samples are not read raw")),
         };
         let (w, h, spp) = (

@@ -2,12 +2,15 @@
 //! as Pillow picks the entry: an icon's (ICO) largest entry when it is a
 //! PNG (the `image` crate reads only RGBA PNG entries; Pillow writes RGB
 //! ones), an Apple icon's (ICNS) largest entry when it is a PNG or JPEG
-//! 2000, and the first page of a DCX file (a PCX). The entry is then
-//! decoded as the image it is.
+//! 2000, the first page of a DCX file (a PCX), and a cursor's bitmap when
+//! Pillow reads it as gray under an AND mask. The entry is then decoded
+//! as the image it is.
 
 use std::ops::Range;
 
-use super::repair::le32;
+use bytes::Bytes;
+
+use super::repair::{self, le32};
 
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -89,6 +92,61 @@ pub(super) fn dcx_first_page(data: &[u8]) -> Option<Range<usize>> {
     let (first, next) = (le32(data, 4) as usize, le32(data, 8) as usize);
     let end = if next > first { next.min(data.len()) } else { data.len() };
     (first >= 8 && first < end).then_some(first..end)
+}
+
+/// The bitmap of the cursor (CUR) entry Pillow picks, as a BMP of twice
+/// the cursor's height, when it is 1- or 8-bit with a gray palette (black
+/// and white, or each index its own level): Pillow reads those as gray,
+/// the top half of the decoded bitmap being the AND mask and the bottom
+/// half the image ([`apply_cursor_mask`]); with the cursor's width and
+/// height. `None` for any other file.
+pub(super) fn masked_cursor_bitmap(data: &[u8]) -> Option<(Bytes, usize, usize)> {
+    if data.get(..4)? != [0, 0, 2, 0] {
+        return None;
+    }
+    let count = usize::from(u16::from_le_bytes([*data.get(4)?, *data.get(5)?]));
+    let mut picked: Option<&[u8]> = None;
+    for n in 0..count {
+        let e = data.get(6 + 16 * n..22 + 16 * n)?;
+        if picked.is_none_or(|m| e[0] > m[0] && e[1] > m[1]) {
+            picked = Some(e);
+        }
+    }
+    let dib = data.get(le32(picked?, 12) as usize..)?;
+    if dib.len() < 40 || le32(dib, 0) != 40 {
+        return None;
+    }
+    let bits = u16::from_le_bytes([dib[14], dib[15]]);
+    let colours = match (le32(dib, 32), bits) {
+        (0, 1 | 8) => 1usize << bits,
+        (n @ 1..=256, 1 | 8) => n as usize,
+        _ => return None,
+    };
+    let palette = dib.get(40..40 + 4 * colours)?;
+    let gray = palette.chunks_exact(4).enumerate().all(|(i, e)| {
+        let level = if colours == 2 { [0, 255][i] } else { i };
+        e[..3].iter().all(|&c| usize::from(c) == level)
+    });
+    let (width, height) = (le32(dib, 4) as i32, le32(dib, 8) as i32);
+    if !gray || width <= 0 || height < 2 {
+        return None;
+    }
+    Some((repair::dib_as_bmp(dib)?, width as usize, height as usize / 2))
+}
+
+/// Pillow's masked cursor from its decoded bitmap (`rows` of gray, twice
+/// the cursor's height): the bottom half pasted through the inverted top
+/// half onto black, with Pillow's rounding.
+pub(super) fn apply_cursor_mask(rows: &[u8], width: usize) -> Vec<u8> {
+    let (mask, image) = rows.split_at(rows.len() / 2 / width * width);
+    image
+        .iter()
+        .zip(mask)
+        .map(|(&v, &and)| {
+            let t = u32::from(v) * u32::from(255 - and) + 128;
+            (((t >> 8) + t) >> 8) as u8
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -271,21 +271,7 @@ fn decode_data(
         return Err("output buffer does not match the decoded size".into());
     }
     let decompress = |format: TjFormat, channels: usize, pixels: &mut [u8]| {
-        with_decompressor(|d| {
-            d.set_scaling_factor(ScalingFactor::new(eighths, 8))
-                .map_err(|e| e.to_string())?;
-            let image = Image {
-                pixels,
-                width: w,
-                pitch: w * channels,
-                height: h,
-                format,
-            };
-            match d.decompress(data, image) {
-                Err(e) if tolerant => tolerate_corrupt_data(e),
-                done => done.map_err(|e| e.to_string()),
-            }
-        })
+        decompress(data, (w, h, eighths), (format, channels), pixels, tolerant)
     };
     if !header.is_cmyk() {
         return decompress(tj, channels, out);
@@ -297,6 +283,57 @@ fn decode_data(
     cmyk_to_rgb(&cmyk, header.adobe, &mut rgb);
     pixels::convert_u8(&rgb, 3, fmt, out);
     Ok(())
+}
+
+/// Decodes `data` at `eighths/8` of its size (`w` x `h` once scaled) into
+/// `pixels` in TurboJPEG's `format` of `channels` samples.
+fn decompress(
+    data: &[u8],
+    (w, h, eighths): (usize, usize, usize),
+    (format, channels): (TjFormat, usize),
+    pixels: &mut [u8],
+    tolerant: bool,
+) -> Result<(), String> {
+    with_decompressor(|d| {
+        d.set_scaling_factor(ScalingFactor::new(eighths, 8))
+            .map_err(|e| e.to_string())?;
+        let image = Image {
+            pixels,
+            width: w,
+            pitch: w * channels,
+            height: h,
+            format,
+        };
+        match d.decompress(data, image) {
+            Err(e) if tolerant => tolerate_corrupt_data(e),
+            done => done.map_err(|e| e.to_string()),
+        }
+    })
+}
+
+/// The samples of a JPEG at full size as libjpeg gives them, with their
+/// count per pixel: RGB (gray repeated), or a CMYK JPEG's samples as
+/// stored (not inverted, not converted); YCCK is refused (libjpeg would
+/// convert it). What a texture holding JPEG data (`blp`) needs. Call after
+/// the header's size passed the limits.
+pub(crate) fn decode_samples(data: &[u8], header: &JpegHeader) -> Result<(Vec<u8>, usize), String> {
+    let (format, channels) = match header.colorspace {
+        Colorspace::YCCK => return Err("YCCK JPEG data is not read as stored samples".into()),
+        Colorspace::CMYK => (TjFormat::CMYK, 4),
+        _ => (TjFormat::RGB, 3),
+    };
+    let rewritten;
+    let data = match header.rewrite {
+        true => {
+            rewritten = without_stray_bytes(data).ok_or("the marker segments cannot be read")?;
+            &rewritten[..]
+        }
+        false => data,
+    };
+    let (w, h) = (header.width, header.height);
+    let mut pixels = memory::zeroed(w * h * channels).map_err(|n| format!("cannot allocate {n} bytes"))?;
+    decompress(data, (w, h, 8), (format, channels), &mut pixels, true)?;
+    Ok((pixels, channels))
 }
 
 /// libjpeg's "Corrupt JPEG data: ..." warnings (extraneous bytes before a

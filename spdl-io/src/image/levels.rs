@@ -12,7 +12,8 @@
 //!
 //! TIFFs go through the `tiff` crate (the `image` crate refuses these
 //! sample formats; libtiff's RGBA reader and FFmpeg 5.1 read floats as
-//! integers); the PFM reader is a header and rows of floats, written here
+//! integers), and libtiff's raw sample reader where the `tiff` crate
+//! fails; the PFM reader is a header and rows of floats, written here
 //! because FFmpeg's scales 0..1 to the output range where Pillow does not.
 
 use std::io::Cursor;
@@ -20,7 +21,9 @@ use std::io::Cursor;
 use tiff::decoder::{Decoder, DecodingResult};
 
 use super::exif::ifd0_tag;
+use super::tiff::{max_alloc, SAMPLE_FORMAT};
 use crate::error::catch_panic;
+use crate::libtiff::TiffReader;
 use crate::limits::Limits;
 use crate::memory;
 
@@ -63,7 +66,8 @@ pub(super) fn header(data: &[u8], limits: &Limits) -> Result<(usize, usize, Leve
     if data.starts_with(b"Pf") {
         return pfm_header(data);
     }
-    let (w, h) = guarded(|| tiff_decoder(data, limits)?.dimensions().map_err(|e| e.to_string()))?;
+    let (w, h) = guarded(|| tiff_decoder(data, limits)?.dimensions().map_err(|e| e.to_string()))
+        .or_else(|e| TiffReader::open(data, max_alloc(limits)).map(|r| (r.width, r.height)).map_err(|_| e))?;
     Ok((w as usize, h as usize, Levels::Tiff))
 }
 
@@ -135,25 +139,60 @@ pub(super) fn decode(data: &[u8], levels: Levels, (w, h): (usize, usize), limits
             }
         }
         Levels::Tiff => {
-            let image = guarded(|| tiff_decoder(data, limits)?.read_image().map_err(|e| e.to_string()))?;
-            integers = matches!(image, DecodingResult::I32(_) | DecodingResult::U32(_));
-            let values: Box<dyn Iterator<Item = f64>> = match image {
-                DecodingResult::F32(v) => Box::new(v.into_iter().map(f64::from)),
-                DecodingResult::F64(v) => Box::new(v.into_iter()),
-                DecodingResult::I32(v) => Box::new(v.into_iter().map(f64::from)),
-                DecodingResult::U32(v) => Box::new(v.into_iter().map(f64::from)),
-                _ => return Err("unsupported sample type for a gray number image".into()),
-            };
-            let mut n = 0;
-            for (o, v) in out.iter_mut().zip(values) {
-                (*o, n) = (v, n + 1);
-            }
-            if n != out.len() {
-                return Err(format!("{n} values decoded for {} pixels", out.len()));
-            }
+            // libtiff reads what the `tiff` crate refuses (no photometric
+            // interpretation tag, ...); the first error if both fail.
+            integers = tiff_crate_values(data, limits, &mut out)
+                .or_else(|e| libtiff_values(data, limits, &mut out).map_err(|_| e))?;
         }
     }
     Ok(Values { values: out, integers })
+}
+
+/// Fills `out` through the `tiff` crate; whether the values are integers.
+fn tiff_crate_values(data: &[u8], limits: &Limits, out: &mut [f64]) -> Result<bool, String> {
+    let image = guarded(|| tiff_decoder(data, limits)?.read_image().map_err(|e| e.to_string()))?;
+    let integers = matches!(image, DecodingResult::I32(_) | DecodingResult::U32(_));
+    let values: Box<dyn Iterator<Item = f64>> = match image {
+        DecodingResult::F32(v) => Box::new(v.into_iter().map(f64::from)),
+        DecodingResult::F64(v) => Box::new(v.into_iter()),
+        DecodingResult::I32(v) => Box::new(v.into_iter().map(f64::from)),
+        DecodingResult::U32(v) => Box::new(v.into_iter().map(f64::from)),
+        _ => return Err("unsupported sample type for a gray number image".into()),
+    };
+    let mut n = 0;
+    for (o, v) in out.iter_mut().zip(values) {
+        (*o, n) = (v, n + 1);
+    }
+    if n != out.len() {
+        return Err(format!("{n} values decoded for {} pixels", out.len()));
+    }
+    Ok(integers)
+}
+
+/// Fills `out` with libtiff's samples as stored (one 32- or 64-bit
+/// sample per pixel, the sample format tag saying integer or float);
+/// whether the values are integers.
+fn libtiff_values(data: &[u8], limits: &Limits, out: &mut [f64]) -> Result<bool, String> {
+    let mut r = TiffReader::open(data, max_alloc(limits))?;
+    let layout = r.sample_layout();
+    let bytes = usize::from(layout.bits_per_sample / 8);
+    if layout.samples_per_pixel != 1 || !matches!(layout.bits_per_sample, 32 | 64) {
+        return Err("not one 32- or 64-bit sample per pixel".into());
+    }
+    let format = ifd0_tag(data, SAMPLE_FORMAT).unwrap_or(1);
+    let mut raw: Vec<u8> = memory::zeroed(out.len() * bytes).map_err(|n| format!("cannot allocate {n} bytes"))?;
+    r.read_samples(&mut raw)?;
+    for (o, b) in out.iter_mut().zip(raw.chunks_exact(bytes)) {
+        *o = match (format, b.len()) {
+            (3, 4) => f64::from(f32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+            (3, _) => f64::from_ne_bytes(b.try_into().unwrap_or_default()),
+            (2, 4) => f64::from(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+            (_, 4) => f64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+            (2, _) => i64::from_ne_bytes(b.try_into().unwrap_or_default()) as f64,
+            _ => u64::from_ne_bytes(b.try_into().unwrap_or_default()) as f64,
+        };
+    }
+    Ok(format != 3)
 }
 
 #[cfg(test)]

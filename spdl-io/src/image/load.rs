@@ -15,6 +15,7 @@ use image::{ColorType, ImageDecoder, ImageError, ImageFormat};
 use ndarray::Array3;
 
 use super::config::ImageConfig;
+use super::containers;
 use super::dds;
 use super::exif::ifd0_tag;
 use super::ffmpeg::{self, FirstFrame};
@@ -180,9 +181,21 @@ fn decode<T: Sample>(img: &Encoded, plan: &Plan, cfg: &ImageConfig) -> Result<De
             let v = levels::decode(&img.data, l, size, &cfg.limits).map_err(|e| img.fail(e))?;
             from_values(img, &v, plan, cfg)
         }
+        Codec::MaskedCursor => {
+            let bitmap = guarded(ImageFormat::Bmp, || {
+                image::load_from_memory_with_format(&img.data, ImageFormat::Bmp).map(|i| i.into_rgb8())
+            })
+            .map_err(|e| img.fail(e))?;
+            let gray: Vec<u8> = bitmap.pixels().map(|p| p.0[0]).collect();
+            if bitmap.dimensions() != (img.width as u32, 2 * img.height as u32) {
+                return Err(img.fail("the cursor's bitmap is not twice the cursor's height"));
+            }
+            let cursor = containers::apply_cursor_mask(&gray, img.width);
+            from_interleaved(img, (&cursor, 1, false), (img.width, img.height), plan, cfg, T::from_u8)
+        }
         Codec::Raster(r) => {
             let size = (img.width, img.height);
-            match rasters::decode(&img.data, &r).map_err(|e| img.fail(e))? {
+            match rasters::decode(&img.data, &r, &cfg.limits).map_err(|e| img.fail(e))? {
                 Pixels::U8(v, channels) => from_interleaved(img, (&v, channels, false), size, plan, cfg, T::from_u8),
                 Pixels::U16(v) => from_interleaved(img, (&v, 1, false), size, plan, cfg, T::from_u16),
                 Pixels::Numbers(v) => from_values(img, &v, plan, cfg),

@@ -12,11 +12,13 @@
 //! `repair` fixes headers Pillow reads past, `batch` runs many at once.
 
 mod batch;
+mod blp;
 mod config;
 mod containers;
 mod dds;
 mod exif;
 mod ffmpeg;
+mod fli;
 mod heif;
 mod jpeg;
 mod levels;

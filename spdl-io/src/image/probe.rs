@@ -55,6 +55,9 @@ pub(super) enum Codec {
     Dds(dds::Header),
     /// Gray 32-bit integers or floats (TIFF, PFM), decoded by `levels`.
     Levels(Levels),
+    /// A gray cursor under its AND mask, as a BMP of twice its height
+    /// (`containers::masked_cursor_bitmap`).
+    MaskedCursor,
     /// A raster format read as Pillow reads it (`rasters`).
     Raster(rasters::Raster),
     /// TIFF through libtiff's RGBA reader (`tiff`).
@@ -89,6 +92,9 @@ impl Encoded {
         // Cursors and DIBs are read as the icon and BMP they are laid out
         // like; `label` is the format's name when it differs from the
         // decoder's format.
+        if let Some((bmp, w, h)) = containers::masked_cursor_bitmap(&data) {
+            return Encoded::checked(bmp, name, (Codec::MaskedCursor, w, h, Orientation::Normal), "cur", limits);
+        }
         let dib = || named(&name, ".dib").then(|| repair::dib_as_bmp(&data)).flatten();
         let (data, mut label) = match (repair::cur_as_ico(&data), dib()) {
             (Some(ico), _) => (ico, Some("cur")),
@@ -218,6 +224,7 @@ impl Encoded {
             Codec::Levels(_) => "f64".into(),
             Codec::Dds(h) => ["l8", "la8", "rgb8", "rgba8"][h.layout.channels() - 1].into(),
             Codec::Raster(r) => r.color().into(),
+            Codec::MaskedCursor => "l8".into(),
             Codec::Libtiff => "rgba8".into(),
             Codec::Ffmpeg => "rgb8".into(),
         };

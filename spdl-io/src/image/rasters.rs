@@ -2,7 +2,9 @@
 //! FFmpeg does (or not as Pillow does): a small header and the pixels
 //! stored as they are. GIMP brushes (GBR), IFUNC Image Memory (IM), IM
 //! Tools (IMT), McIDAS areas, PIXAR rasters, XV thumbnails, FTEX
-//! textures and FITS images, gzip-compressed tiles included.
+//! textures, FITS images (gzip-compressed tiles included), the first
+//! frame of FLI/FLC animations (decoded by `fli`) and BLP textures
+//! (decoded by `blp`).
 //!
 //! Hand-written because no maintained crate reads these, and written
 //! after Pillow's plugins so that the pixels are Pillow's: FFmpeg reads
@@ -17,8 +19,12 @@ use std::io::Read;
 
 use flate2::read::MultiGzDecoder;
 
+use super::blp;
 use super::dds::{self, BlockFormat};
+use super::fli;
+use super::jpeg;
 use super::levels::Values;
+use crate::limits::Limits;
 use crate::memory;
 
 /// A raster's header: what it is, its size and where its pixels are.
@@ -37,6 +43,8 @@ impl Raster {
         let rows = match self.body {
             Body::Rows(rows) | Body::FitsGzip { rows, .. } => rows,
             Body::Dxt1 { .. } => return "rgba8",
+            Body::Fli => return "rgb8",
+            Body::Blp(h) => return if h.alpha { "rgba8" } else { "rgb8" },
         };
         match (rows.sample, rows.channels) {
             (SampleType::U8, 1) => "l8",
@@ -53,6 +61,10 @@ impl Raster {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Body {
     Rows(Rows),
+    /// An FLI/FLC animation's first frame (`fli`).
+    Fli,
+    /// A BLP texture's first mip level (`blp`).
+    Blp(blp::Header),
     /// DXT1 (BC1) blocks at `offset`, read as RGBA.
     Dxt1 { offset: usize },
     /// FITS GZIP_1 tiles: gzip members from `offset`, each pixel a
@@ -123,8 +135,8 @@ pub(super) enum Pixels {
 /// order), an error when it is one Pillow would refuse, `None` when it is
 /// none of them.
 pub(super) fn header(data: &[u8]) -> Option<Result<Raster, String>> {
-    let readers: [fn(&[u8]) -> Option<Result<Raster, String>>; 8] =
-        [fits, ftex, gbr, im, imt, mcidas, pixar, xv_thumbnail];
+    let readers: [fn(&[u8]) -> Option<Result<Raster, String>>; 10] =
+        [blp_texture, fits, flic, ftex, gbr, im, imt, mcidas, pixar, xv_thumbnail];
     readers.iter().find_map(|read| read(data))
 }
 
@@ -155,6 +167,16 @@ fn sized(format: &'static str, (width, height): (usize, usize), body: Body) -> R
         height,
         body,
     })
+}
+
+/// BLP texture: its first mip level.
+fn blp_texture(d: &[u8]) -> Option<Result<Raster, String>> {
+    blp::header(d).map(|h| h.and_then(|h| sized("BLP", (h.width, h.height), Body::Blp(h))))
+}
+
+/// FLI/FLC animation: its first frame, when Pillow would open the file.
+fn flic(d: &[u8]) -> Option<Result<Raster, String>> {
+    fli::size(d).map(|size| sized("FLI", size, Body::Fli))
 }
 
 /// GIMP brush: big-endian header (size, version 1 or 2, width, height,
@@ -496,9 +518,13 @@ fn fits_image(cards: &HashMap<&[u8], &[u8]>) -> Result<Option<FitsImage>, String
 }
 
 /// Decodes the pixels (call once the size passed the limits).
-pub(super) fn decode(data: &[u8], r: &Raster) -> Result<Pixels, String> {
+pub(super) fn decode(data: &[u8], r: &Raster, limits: &Limits) -> Result<Pixels, String> {
     let fail = |e: String| format!("{}: {e}", r.format);
     match r.body {
+        Body::Blp(h) => match blp::decode(data, &h).map_err(fail)? {
+            blp::Pixels::Decoded(v, channels) => Ok(Pixels::U8(v, channels)),
+            blp::Pixels::Jpeg { stream, .. } => blp_jpeg(&stream, (r.width, r.height), limits).map_err(fail),
+        },
         Body::Rows(rows) => decode_rows(data, rows, (r.width, r.height)).map_err(fail),
         Body::Dxt1 { offset } => {
             let blocks = r.width.div_ceil(4) * r.height.div_ceil(4) * 8;
@@ -507,6 +533,11 @@ pub(super) fn decode(data: &[u8], r: &Raster) -> Result<Pixels, String> {
             dds::decode_block_image(src, BlockFormat::Bc1, r.width, &mut out).map_err(fail)?;
             Ok(Pixels::U8(out, 4))
         }
+        Body::Fli => {
+            let mut out = memory::zeroed(r.width * r.height * 3).map_err(|n| fail(format!("cannot allocate {n} bytes")))?;
+            fli::decode_first_frame(data, &mut out).map_err(fail)?;
+            Ok(Pixels::U8(out, 3))
+        }
         Body::FitsGzip { offset, rows } => {
             let words = fits_gzip_words(data.get(offset..).unwrap_or_default(), r.width * r.height).map_err(fail)?;
             let n = rows.sample.bytes();
@@ -514,6 +545,24 @@ pub(super) fn decode(data: &[u8], r: &Raster) -> Result<Pixels, String> {
             decode_rows(&samples, rows, (r.width, r.height)).map_err(fail)
         }
     }
+}
+
+/// A BLP1 texture's JPEG data as Pillow reads it: the JPEG's samples
+/// with BLP's channel order, the first `width * height` of them whatever
+/// the JPEG's own size.
+fn blp_jpeg(stream: &[u8], (w, h): (usize, usize), limits: &Limits) -> Result<Pixels, String> {
+    let header = jpeg::read_header(stream)?;
+    let pixels = (header.width as u64).saturating_mul(header.height as u64);
+    if pixels > limits.max_pixels {
+        return Err(format!("its JPEG data declares {pixels} pixels, over the limit of {}", limits.max_pixels));
+    }
+    if pixels < (w * h) as u64 {
+        return Err(format!("its JPEG data holds {pixels} pixels, fewer than the texture's {w}x{h}"));
+    }
+    let (mut samples, channels) = jpeg::decode_samples(stream, &header)?;
+    samples.truncate(w * h * channels);
+    blp::swap_jpeg_channels(&mut samples, channels);
+    Ok(Pixels::U8(samples, channels))
 }
 
 /// The first `pixels` 4-byte words of concatenated gzip members.
@@ -602,7 +651,7 @@ mod tests {
 
     fn decoded_u8(data: &[u8]) -> (usize, usize, Vec<u8>, usize) {
         let r = header(data).expect("a raster").expect("a valid header");
-        match decode(data, &r).unwrap() {
+        match decode(data, &r, &Limits::default()).unwrap() {
             Pixels::U8(v, c) => (r.width, r.height, v, c),
             _ => panic!("not 8-bit"),
         }
@@ -619,7 +668,7 @@ mod tests {
         assert_eq!(decoded_u8(&d), (2, 1, vec![1, 2, 3, 4, 5, 6, 7, 8], 4));
         d.truncate(33);
         let r = header(&d).unwrap().unwrap();
-        assert!(decode(&d, &r).is_err_and(|e| e.contains("truncated")));
+        assert!(decode(&d, &r, &Limits::default()).is_err_and(|e| e.contains("truncated")));
     }
 
     #[test]
@@ -658,7 +707,7 @@ mod tests {
         d.extend_from_slice(&[0x01, 0x02, 0xff, 0x00]);
         let r = header(&d).unwrap().unwrap();
         assert_eq!((r.width, r.height), (1, 2));
-        assert!(matches!(decode(&d, &r).unwrap(), Pixels::U16(v) if v == [0xff00, 0x0102]));
+        assert!(matches!(decode(&d, &r, &Limits::default()).unwrap(), Pixels::U16(v) if v == [0xff00, 0x0102]));
     }
 
     #[test]

@@ -21,7 +21,7 @@ const COMPRESSION: u16 = 259;
 const PHOTOMETRIC: u16 = 262;
 const BITS_PER_SAMPLE: u16 = 258;
 const FILL_ORDER: u16 = 266;
-const SAMPLE_FORMAT: u16 = 339;
+pub(super) const SAMPLE_FORMAT: u16 = 339;
 
 /// Whether libtiff reads this TIFF as Pillow does where the `tiff` crate
 /// does not: JPEG or old-style JPEG compression; palette, YCbCr or
@@ -36,7 +36,7 @@ pub(super) fn prefers_libtiff(data: &[u8]) -> bool {
 }
 
 /// libtiff's cap on each of its own allocations.
-fn max_alloc(limits: &Limits) -> usize {
+pub(super) fn max_alloc(limits: &Limits) -> usize {
     usize::try_from(limits.max_pixels.saturating_mul(8).max(64 << 20)).unwrap_or(usize::MAX)
 }
 
