@@ -120,8 +120,9 @@ pub(crate) struct TiffReader<'a> {
 
 impl<'a> TiffReader<'a> {
     /// Opens `data` and reads its first directory; `max_alloc` caps each of
-    /// libtiff's own allocations (strip and tile buffers, tables).
-    pub(crate) fn open(data: &'a [u8], max_alloc: usize) -> Result<Self, String> {
+    /// libtiff's own allocations (strip and tile buffers, tables). Its
+    /// samples can then be read with [`TiffReader::read_samples`].
+    pub(crate) fn open_for_samples(data: &'a [u8], max_alloc: usize) -> Result<Self, String> {
         let mut client = Box::new(Client {
             data,
             pos: 0,
@@ -177,6 +178,13 @@ impl<'a> TiffReader<'a> {
             .field_u16(TAG_ORIENTATION)
             .filter(|o| (1..=8).contains(o))
             .unwrap_or(1);
+        Ok(reader)
+    }
+
+    /// [`TiffReader::open_for_samples`], once libtiff's RGBA reader says it
+    /// can read the image.
+    pub(crate) fn open(data: &'a [u8], max_alloc: usize) -> Result<Self, String> {
+        let mut reader = Self::open_for_samples(data, max_alloc)?;
         reader.check_rgba()?;
         Ok(reader)
     }

@@ -18,6 +18,8 @@
 //! off on every pixel of Pillow's `blp2_dxt1.blp`) and clips edge blocks,
 //! so DXT is decoded here too.
 
+use super::pixels;
+
 /// A BLP header as Pillow reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Header {
@@ -186,22 +188,14 @@ pub(super) fn swap_jpeg_channels(pixels: &mut [u8], channels: usize) {
     match channels {
         3 => pixels.chunks_exact_mut(3).for_each(|p| p.swap(0, 2)),
         4 => {
+            let mut rgb = [0u8; 3];
             for p in pixels.chunks_exact_mut(4) {
-                // Inverted, K is 255 - k, so 255 - K is k.
-                let nk = u32::from(p[3]);
-                let v = |c: u8| nk.saturating_sub(muldiv255(u32::from(255 - c), nk)) as u8;
-                let (r, g, b) = (v(p[0]), v(p[1]), v(p[2]));
-                p.copy_from_slice(&[b, g, r, 255]);
+                pixels::cmyk_to_rgb(p, true, &mut rgb);
+                p.copy_from_slice(&[rgb[2], rgb[1], rgb[0], 255]);
             }
         }
         _ => {}
     }
-}
-
-/// Pillow's `MULDIV255`: `a * b / 255`, rounded its way.
-fn muldiv255(a: u32, b: u32) -> u32 {
-    let t = a * b + 128;
-    ((t >> 8) + t) >> 8
 }
 
 /// A little-endian u32 at `at`, or an error naming `what` was cut short.

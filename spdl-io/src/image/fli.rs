@@ -237,7 +237,9 @@ fn decode_frame(frame: &[u8], image: &mut Indexed) -> Result<(), String> {
     // Each chunk may rewrite the whole image: a bound keeps a hostile file
     // from costing 65,535 passes (real first frames hold a few chunks).
     if chunks > MAX_CHUNKS {
-        return Err(format!("FLI first frame declares {chunks} chunks (more than {MAX_CHUNKS})"));
+        return Err(format!(
+            "FLI first frame declares {chunks} chunks (more than {MAX_CHUNKS})"
+        ));
     }
     let mut pos = 16;
     for _ in 0..chunks {

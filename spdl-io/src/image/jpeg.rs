@@ -280,7 +280,7 @@ fn decode_data(
     let mut cmyk = buffer(w * h * 4)?;
     decompress(TjFormat::CMYK, 4, &mut cmyk)?;
     let mut rgb = buffer(w * h * 3)?;
-    cmyk_to_rgb(&cmyk, header.adobe, &mut rgb);
+    pixels::cmyk_to_rgb(&cmyk, header.adobe, &mut rgb);
     pixels::convert_u8(&rgb, 3, fmt, out);
     Ok(())
 }
@@ -352,24 +352,6 @@ fn tolerate_corrupt_data(e: turbojpeg::Error) -> Result<(), String> {
     }
 }
 
-/// Pillow's `(a * b + 128) * 257 >> 16` rounding of `a * b / 255`.
-fn muldiv255(a: u32, b: u32) -> u32 {
-    let t = a * b + 128;
-    ((t >> 8) + t) >> 8
-}
-
-/// CMYK to RGB exactly as Pillow converts (`cmyk2rgb`), after reading
-/// Adobe files as inverted CMYK as Pillow does.
-fn cmyk_to_rgb(cmyk: &[u8], adobe: bool, rgb: &mut [u8]) {
-    for (src, dst) in cmyk.chunks_exact(4).zip(rgb.chunks_exact_mut(3)) {
-        let v = |i: usize| u32::from(if adobe { 255 - src[i] } else { src[i] });
-        let nk = 255 - v(3);
-        for (c, out) in dst.iter_mut().enumerate() {
-            *out = (nk - muldiv255(v(c), nk)) as u8;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,18 +410,5 @@ mod tests {
         assert_eq!(dct_eighths(1920.0, 1080.0, 224, 224), 2);
         assert_eq!(dct_eighths(4000.0, 3000.0, 100, 100), 1);
         assert_eq!(dct_eighths(200.0, 200.0, 224, 224), 8);
-    }
-
-    #[test]
-    fn cmyk_conversion_follows_pillow() {
-        let mut rgb = [0u8; 3];
-        // Plain (non-Adobe) white paper: no ink.
-        cmyk_to_rgb(&[0, 0, 0, 0], false, &mut rgb);
-        assert_eq!(rgb, [255, 255, 255]);
-        // Adobe stores inverted values: 255 means no ink.
-        cmyk_to_rgb(&[255, 255, 255, 255], true, &mut rgb);
-        assert_eq!(rgb, [255, 255, 255]);
-        cmyk_to_rgb(&[255, 0, 0, 0], false, &mut rgb);
-        assert_eq!(rgb, [0, 255, 255]);
     }
 }

@@ -66,8 +66,11 @@ pub(super) fn header(data: &[u8], limits: &Limits) -> Result<(usize, usize, Leve
     if data.starts_with(b"Pf") {
         return pfm_header(data);
     }
-    let (w, h) = guarded(|| tiff_decoder(data, limits)?.dimensions().map_err(|e| e.to_string()))
-        .or_else(|e| TiffReader::open(data, max_alloc(limits)).map(|r| (r.width, r.height)).map_err(|_| e))?;
+    let (w, h) = guarded(|| tiff_decoder(data, limits)?.dimensions().map_err(|e| e.to_string())).or_else(|e| {
+        TiffReader::open_for_samples(data, max_alloc(limits))
+            .map(|r| (r.width, r.height))
+            .map_err(|_| e)
+    })?;
     Ok((w as usize, h as usize, Levels::Tiff))
 }
 
@@ -173,7 +176,7 @@ fn tiff_crate_values(data: &[u8], limits: &Limits, out: &mut [f64]) -> Result<bo
 /// sample per pixel, the sample format tag saying integer or float);
 /// whether the values are integers.
 fn libtiff_values(data: &[u8], limits: &Limits, out: &mut [f64]) -> Result<bool, String> {
-    let mut r = TiffReader::open(data, max_alloc(limits))?;
+    let mut r = TiffReader::open_for_samples(data, max_alloc(limits))?;
     let layout = r.sample_layout();
     let bytes = usize::from(layout.bits_per_sample / 8);
     if layout.samples_per_pixel != 1 || !matches!(layout.bits_per_sample, 32 | 64) {

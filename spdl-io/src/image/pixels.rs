@@ -126,6 +126,24 @@ pub(crate) fn convert_u8(src: &[u8], in_channels: usize, fmt: PixelFormat, out: 
     convert(src, in_channels, fmt, out, |v| v);
 }
 
+/// Pillow's `(a * b + 128) * 257 >> 16` rounding of `a * b / 255`.
+fn muldiv255(a: u32, b: u32) -> u32 {
+    let t = a * b + 128;
+    ((t >> 8) + t) >> 8
+}
+
+/// CMYK to RGB exactly as Pillow converts (`cmyk2rgb`); `inverted`
+/// samples (Adobe JPEGs, Pillow's `CMYK;I`) are flipped first.
+pub(crate) fn cmyk_to_rgb(cmyk: &[u8], inverted: bool, rgb: &mut [u8]) {
+    for (src, dst) in cmyk.chunks_exact(4).zip(rgb.chunks_exact_mut(3)) {
+        let v = |i: usize| u32::from(if inverted { 255 - src[i] } else { src[i] });
+        let nk = 255 - v(3);
+        for (c, out) in dst.iter_mut().enumerate() {
+            *out = (nk - muldiv255(v(c), nk)) as u8;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +202,18 @@ mod tests {
         let mut out = [0u16; 3];
         convert(&[1000u16, 2000, 3000], 3, PixelFormat::Rgb24, &mut out, u16::from_u16);
         assert_eq!(out, [1000, 2000, 3000]);
+    }
+
+    #[test]
+    fn cmyk_conversion_follows_pillow() {
+        let mut rgb = [0u8; 3];
+        // Plain (non-Adobe) white paper: no ink.
+        cmyk_to_rgb(&[0, 0, 0, 0], false, &mut rgb);
+        assert_eq!(rgb, [255, 255, 255]);
+        // Adobe stores inverted values: 255 means no ink.
+        cmyk_to_rgb(&[255, 255, 255, 255], true, &mut rgb);
+        assert_eq!(rgb, [255, 255, 255]);
+        cmyk_to_rgb(&[255, 0, 0, 0], false, &mut rgb);
+        assert_eq!(rgb, [0, 255, 255]);
     }
 }

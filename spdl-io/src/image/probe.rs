@@ -93,7 +93,13 @@ impl Encoded {
         // like; `label` is the format's name when it differs from the
         // decoder's format.
         if let Some((bmp, w, h)) = containers::masked_cursor_bitmap(&data) {
-            return Encoded::checked(bmp, name, (Codec::MaskedCursor, w, h, Orientation::Normal), "cur", limits);
+            return Encoded::checked(
+                bmp,
+                name,
+                (Codec::MaskedCursor, w, h, Orientation::Normal),
+                "cur",
+                limits,
+            );
         }
         let dib = || named(&name, ".dib").then(|| repair::dib_as_bmp(&data)).flatten();
         let (data, mut label) = match (repair::cur_as_ico(&data), dib()) {
@@ -108,14 +114,24 @@ impl Encoded {
         let mut format = image::guess_format(&data)
             .ok()
             .or_else(|| is_bigtiff(&data).then_some(ImageFormat::Tiff));
-        // Formats only Pillow reads (an XV thumbnail starts like a PAM).
-        if matches!(format, None | Some(ImageFormat::Pnm)) {
-            if let Some(raster) = rasters::header(&data) {
-                let r = raster.map_err(|e| Error::image(&name, "raster", e))?;
-                let (codec, size) = (Codec::Raster(r), (r.width, r.height));
-                let format = r.format.to_lowercase();
-                return Encoded::checked(data, name, (codec, size.0, size.1, Orientation::Normal), &format, limits);
-            }
+        // Formats only Pillow reads (an XV thumbnail starts like a PAM),
+        // and run-length BMPs, read as Pillow reads them.
+        let raster = match format {
+            None | Some(ImageFormat::Pnm) => rasters::header(&data),
+            Some(ImageFormat::Bmp) => rasters::rle_bmp(&data),
+            _ => None,
+        };
+        if let Some(raster) = raster {
+            let r = raster.map_err(|e| Error::image(&name, "raster", e))?;
+            let (codec, size) = (Codec::Raster(r), (r.width, r.height));
+            let format = r.format.to_lowercase();
+            return Encoded::checked(
+                data,
+                name,
+                (codec, size.0, size.1, Orientation::Normal),
+                &format,
+                limits,
+            );
         }
         let data = match format {
             Some(ImageFormat::Gif) => repair::gif_with_gray_palette(repair::gif_screen_covering_first_frame(data)),
@@ -155,13 +171,6 @@ impl Encoded {
                     (Codec::Jpeg(h), h.width, h.height, h.orientation, "jpeg".to_string())
                 }
             }
-            // Run-length BMPs: the image crate leaves the pixels a delta or
-            // end-of-line code skips black (Pillow and FFmpeg show palette
-            // index 0) and refuses top-down ones; FFmpeg reads both as Pillow.
-            Some(ImageFormat::Bmp) if is_rle_bmp(&data) => match ffmpeg_probe(&data, &name, limits) {
-                Ok((w, h, _)) => (Codec::Ffmpeg, w, h, Orientation::Normal, "bmp".to_string()),
-                Err(_) => image_crate_probe(&data, &name, ImageFormat::Bmp, label, limits)?,
-            },
             None if data.starts_with(b"Pf") => {
                 let (w, h, l) = levels::header(&data, limits).map_err(|e| Error::image(&name, "pfm", e))?;
                 (Codec::Levels(l), w, h, Orientation::Normal, "pfm".to_string())
@@ -295,16 +304,6 @@ fn xmp_packet(data: &[u8]) -> Option<&[u8]> {
 /// without a signature.
 fn named(name: &str, ext: &str) -> bool {
     name.to_ascii_lowercase().ends_with(ext)
-}
-
-/// Whether a BMP's pixels are run-length encoded (RLE8 or RLE4; the
-/// compression field of an info header of 40 bytes or more).
-fn is_rle_bmp(data: &[u8]) -> bool {
-    let u32_at = |at: usize| {
-        data.get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    u32_at(14).is_some_and(|h| h >= 40) && matches!(u32_at(30), Some(1 | 2))
 }
 
 /// A Netpbm file's format by its magic number.

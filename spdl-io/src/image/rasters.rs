@@ -43,7 +43,7 @@ impl Raster {
         let rows = match self.body {
             Body::Rows(rows) | Body::FitsGzip { rows, .. } => rows,
             Body::Dxt1 { .. } => return "rgba8",
-            Body::Fli => return "rgb8",
+            Body::Fli | Body::BmpRle(_) => return "rgb8",
             Body::Blp(h) => return if h.alpha { "rgba8" } else { "rgb8" },
         };
         match (rows.sample, rows.channels) {
@@ -61,16 +61,34 @@ impl Raster {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Body {
     Rows(Rows),
+    /// A run-length encoded BMP (4 or 8 bits per index), decoded as
+    /// Pillow's `BmpRleDecoder` decodes it.
+    BmpRle(BmpRle),
     /// An FLI/FLC animation's first frame (`fli`).
     Fli,
     /// A BLP texture's first mip level (`blp`).
     Blp(blp::Header),
     /// DXT1 (BC1) blocks at `offset`, read as RGBA.
-    Dxt1 { offset: usize },
+    Dxt1 {
+        offset: usize,
+    },
     /// FITS GZIP_1 tiles: gzip members from `offset`, each pixel a
     /// big-endian 32-bit word whose low bytes hold a sample of `rows`
     /// (Pillow's reading of them), rows bottom first.
-    FitsGzip { offset: usize, rows: Rows },
+    FitsGzip {
+        offset: usize,
+        rows: Rows,
+    },
+}
+
+/// Where a run-length BMP's palette and codes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BmpRle {
+    palette: usize,
+    colours: usize,
+    codes: usize,
+    rle4: bool,
+    top_down: bool,
 }
 
 /// Rows of samples.
@@ -169,6 +187,93 @@ fn sized(format: &'static str, (width, height): (usize, usize), body: Body) -> R
     })
 }
 
+/// A run-length encoded BMP (compression 1 or 2 with 8 or 4 bits): FFmpeg
+/// and the `image` crate read broken runs (a row overflowing, a delta
+/// past the end) otherwise than Pillow. `None` for any other BMP.
+pub(super) fn rle_bmp(d: &[u8]) -> Option<Result<Raster, String>> {
+    let (header, compression, bits) = (le32(d, 14)?, le32(d, 30)?, le16(d, 28)?);
+    if !d.starts_with(b"BM") || header < 40 || !matches!((compression, bits), (1, 8) | (2, 4)) {
+        return None;
+    }
+    Some((|| {
+        let field = |at| le32(d, at).ok_or("BMP: truncated header");
+        let (w, h) = (field(18)? as i32, field(22)? as i32);
+        let colours = match field(46)? {
+            0 => 1 << bits,
+            n @ 1..=256 => n as usize,
+            n => return Err(format!("BMP: {n} palette entries")),
+        };
+        let rle = BmpRle {
+            palette: 14 + to_usize(header, "BMP header size")?,
+            colours,
+            codes: to_usize(field(10)?, "BMP data offset")?,
+            rle4: bits == 4,
+            top_down: h < 0,
+        };
+        let size = (to_usize(w, "BMP width")?, h.unsigned_abs() as usize);
+        sized("BMP", size, Body::BmpRle(rle))
+    })())
+}
+
+/// The palette indices of a run-length BMP, stored row order (bottom
+/// row first unless top-down), as Pillow's `BmpRleDecoder` reads the
+/// codes: runs clipped at the row's end, end-of-line padding with 0,
+/// deltas as zeros, absolute runs word-aligned in the file; indices the
+/// codes never reach stay 0.
+fn rle_indices(d: &[u8], rle: &BmpRle, (w, h): (usize, usize)) -> Result<Vec<u8>, String> {
+    let total = w * h;
+    let mut out: Vec<u8> = memory::with_capacity(total).map_err(|n| format!("cannot allocate {n} bytes"))?;
+    let (mut at, mut x) = (rle.codes, 0);
+    while out.len() < total {
+        let (Some(&count), Some(&code)) = (d.get(at), d.get(at + 1)) else {
+            break;
+        };
+        at += 2;
+        let pair = |i: usize| match rle.rle4 {
+            true => [code >> 4, code & 0x0f][i % 2],
+            false => code,
+        };
+        match (count, code) {
+            (1.., _) => {
+                let n = usize::from(count).min(w.saturating_sub(x));
+                out.extend((0..n).map(pair));
+                x += n;
+            }
+            (0, 0) => {
+                out.resize(out.len().next_multiple_of(w).min(total), 0);
+                x = 0;
+            }
+            (0, 1) => break,
+            (0, 2) => {
+                let Some(&[right, up]) = d.get(at..at + 2).map(|b| <&[u8; 2]>::try_from(b).ok()).flatten() else {
+                    break;
+                };
+                at += 2;
+                let skip = usize::from(right) + usize::from(up) * w;
+                out.resize(out.len() + skip.min(total - out.len()), 0);
+                x = out.len() % w;
+            }
+            (0, n) => {
+                let n = usize::from(n).min(total - out.len());
+                let stored = if rle.rle4 { n.div_ceil(2) } else { n };
+                let bytes = d.get(at..(at + stored).min(d.len())).unwrap_or_default();
+                at += bytes.len();
+                match rle.rle4 {
+                    true => out.extend(bytes.iter().flat_map(|b| [b >> 4, b & 0x0f]).take(n)),
+                    false => out.extend_from_slice(bytes),
+                }
+                if bytes.len() < stored || out.len() == total {
+                    break;
+                }
+                x += usize::from(code);
+                at += at % 2;
+            }
+        }
+    }
+    out.resize(total, 0);
+    Ok(out)
+}
+
 /// BLP texture: its first mip level.
 fn blp_texture(d: &[u8]) -> Option<Result<Raster, String>> {
     blp::header(d).map(|h| h.and_then(|h| sized("BLP", (h.width, h.height), Body::Blp(h))))
@@ -256,7 +361,11 @@ fn im(d: &[u8]) -> Option<Result<Raster, String>> {
             Some(v) => {
                 let text = std::str::from_utf8(v).map_err(|_| "IM: bad image size")?;
                 let (w, h) = text.split_once(['*', ',']).ok_or("IM: bad image size")?;
-                let n = |s: &str| s.trim().parse::<usize>().map_err(|_| format!("IM: bad image size {text:?}"));
+                let n = |s: &str| {
+                    s.trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("IM: bad image size {text:?}"))
+                };
                 (n(w)?, n(h)?)
             }
         };
@@ -267,7 +376,12 @@ fn im(d: &[u8]) -> Option<Result<Raster, String>> {
             b"RGB image" => (3, true),
             b"RGBA image" => (4, true),
             b"X 24 image" => (3, false),
-            other => return Err(format!("IM: image type {:?} is not read", String::from_utf8_lossy(other))),
+            other => {
+                return Err(format!(
+                    "IM: image type {:?} is not read",
+                    String::from_utf8_lossy(other)
+                ))
+            }
         };
         let rows = Rows {
             planar,
@@ -321,9 +435,14 @@ fn mcidas(d: &[u8]) -> Option<Result<Raster, String>> {
         return None;
     }
     Some((|| {
-        let word = |n: usize| be32(d, 4 * (n - 1)).map(|v| v as i32).ok_or("McIDAS: truncated directory");
+        let word = |n: usize| {
+            be32(d, 4 * (n - 1))
+                .map(|v| v as i32)
+                .ok_or("McIDAS: truncated directory")
+        };
         let field = |n: usize| to_usize(word(n)?, "McIDAS directory field");
-        let (w, h, bytes, bands, prefix, data) = (field(10)?, field(9)?, field(11)?, field(14)?, field(15)?, field(34)?);
+        let (w, h, bytes, bands, prefix, data) =
+            (field(10)?, field(9)?, field(11)?, field(14)?, field(15)?, field(34)?);
         let sample = match bytes {
             1 => SampleType::U8,
             2 => SampleType::U16Be,
@@ -379,7 +498,10 @@ fn xv_thumbnail(d: &[u8]) -> Option<Result<Raster, String>> {
         let mut fields = size_line.split(u8::is_ascii_whitespace).filter(|f| !f.is_empty());
         let mut number = || {
             let f = fields.next().ok_or("XVThumb: bad size line")?;
-            std::str::from_utf8(f).ok().and_then(|s| s.parse::<usize>().ok()).ok_or("XVThumb: bad size line")
+            std::str::from_utf8(f)
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+                .ok_or("XVThumb: bad size line")
         };
         let (w, h) = (number()?, number()?);
         sized("XVThumb", (w, h), Body::Rows(Rows::new(at, SampleType::Rgb332, 1, w)))
@@ -394,7 +516,10 @@ fn ftex(d: &[u8]) -> Option<Result<Raster, String>> {
     }
     Some((|| {
         let field = |at| le32(d, at).ok_or("FTEX: truncated header");
-        let (w, h) = (to_usize(field(8)? as i32, "FTEX width")?, to_usize(field(12)? as i32, "FTEX height")?);
+        let (w, h) = (
+            to_usize(field(8)? as i32, "FTEX width")?,
+            to_usize(field(12)? as i32, "FTEX height")?,
+        );
         if field(20)? != 1 {
             return Err(format!("FTEX: unsupported number of texture formats: {}", field(20)?));
         }
@@ -444,7 +569,13 @@ fn fits(d: &[u8]) -> Option<Result<Raster, String>> {
         if found.is_some() {
             continue;
         }
-        let value = card.get(8..).unwrap_or_default().split(|&b| b == b'/').next().unwrap_or_default().trim_ascii();
+        let value = card
+            .get(8..)
+            .unwrap_or_default()
+            .split(|&b| b == b'/')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
         let value = value.strip_prefix(b"=").map_or(value, <[u8]>::trim_ascii);
         if cards.is_empty() && value != b"T" {
             return None;
@@ -475,7 +606,10 @@ type FitsImage = (usize, usize, SampleType, Option<usize>);
 
 fn fits_image(cards: &HashMap<&[u8], &[u8]>) -> Result<Option<FitsImage>, String> {
     let get = |key: &[u8]| -> Result<&[u8], String> {
-        cards.get(key).copied().ok_or_else(|| format!("no {} card", String::from_utf8_lossy(key)))
+        cards
+            .get(key)
+            .copied()
+            .ok_or_else(|| format!("no {} card", String::from_utf8_lossy(key)))
     };
     let int = |key: &[u8]| -> Result<i64, String> {
         let v = get(key)?;
@@ -499,7 +633,9 @@ fn fits_image(cards: &HashMap<&[u8], &[u8]>) -> Result<Option<FitsImage>, String
         false => ("", None),
         true => {
             let (w, h) = size("")?.unwrap_or_default();
-            let bytes = w.saturating_mul(h).saturating_mul(to_usize(int(b"BITPIX")? / 8, "BITPIX")?);
+            let bytes = w
+                .saturating_mul(h)
+                .saturating_mul(to_usize(int(b"BITPIX")? / 8, "BITPIX")?);
             ("Z", Some(bytes))
         }
     };
@@ -528,13 +664,32 @@ pub(super) fn decode(data: &[u8], r: &Raster, limits: &Limits) -> Result<Pixels,
         Body::Rows(rows) => decode_rows(data, rows, (r.width, r.height)).map_err(fail),
         Body::Dxt1 { offset } => {
             let blocks = r.width.div_ceil(4) * r.height.div_ceil(4) * 8;
-            let src = data.get(offset..).and_then(|d| d.get(..blocks)).ok_or_else(|| fail("truncated DXT1 data".into()))?;
-            let mut out = memory::zeroed(r.width * r.height * 4).map_err(|n| fail(format!("cannot allocate {n} bytes")))?;
+            let src = data
+                .get(offset..)
+                .and_then(|d| d.get(..blocks))
+                .ok_or_else(|| fail("truncated DXT1 data".into()))?;
+            let mut out =
+                memory::zeroed(r.width * r.height * 4).map_err(|n| fail(format!("cannot allocate {n} bytes")))?;
             dds::decode_block_image(src, BlockFormat::Bc1, r.width, &mut out).map_err(fail)?;
             Ok(Pixels::U8(out, 4))
         }
+        Body::BmpRle(rle) => {
+            let indices = rle_indices(data, &rle, (r.width, r.height)).map_err(fail)?;
+            let palette = data.get(rle.palette..).unwrap_or_default();
+            let colour = |i: u8| match palette.get(4 * usize::from(i)..4 * usize::from(i) + 3) {
+                Some(bgr) if usize::from(i) < rle.colours => [bgr[2], bgr[1], bgr[0]],
+                _ => [0; 3],
+            };
+            let rows = indices.chunks_exact(r.width);
+            let ordered: Box<dyn Iterator<Item = &[u8]>> = match rle.top_down {
+                true => Box::new(rows),
+                false => Box::new(rows.rev()),
+            };
+            Ok(Pixels::U8(ordered.flatten().flat_map(|&i| colour(i)).collect(), 3))
+        }
         Body::Fli => {
-            let mut out = memory::zeroed(r.width * r.height * 3).map_err(|n| fail(format!("cannot allocate {n} bytes")))?;
+            let mut out =
+                memory::zeroed(r.width * r.height * 3).map_err(|n| fail(format!("cannot allocate {n} bytes")))?;
             fli::decode_first_frame(data, &mut out).map_err(fail)?;
             Ok(Pixels::U8(out, 3))
         }
@@ -554,10 +709,15 @@ fn blp_jpeg(stream: &[u8], (w, h): (usize, usize), limits: &Limits) -> Result<Pi
     let header = jpeg::read_header(stream)?;
     let pixels = (header.width as u64).saturating_mul(header.height as u64);
     if pixels > limits.max_pixels {
-        return Err(format!("its JPEG data declares {pixels} pixels, over the limit of {}", limits.max_pixels));
+        return Err(format!(
+            "its JPEG data declares {pixels} pixels, over the limit of {}",
+            limits.max_pixels
+        ));
     }
     if pixels < (w * h) as u64 {
-        return Err(format!("its JPEG data holds {pixels} pixels, fewer than the texture's {w}x{h}"));
+        return Err(format!(
+            "its JPEG data holds {pixels} pixels, fewer than the texture's {w}x{h}"
+        ));
     }
     let (mut samples, channels) = jpeg::decode_samples(stream, &header)?;
     samples.truncate(w * h * channels);
@@ -588,10 +748,12 @@ fn decode_rows(data: &[u8], rows: Rows, (w, h): (usize, usize)) -> Result<Pixels
         .checked_mul(h - 1)
         .and_then(|n| n.checked_add(row_bytes))
         .ok_or("rows out of range")?;
-    let body = data
-        .get(rows.offset..)
-        .and_then(|d| d.get(..needed))
-        .ok_or_else(|| format!("truncated pixel data ({needed} bytes needed from offset {})", rows.offset))?;
+    let body = data.get(rows.offset..).and_then(|d| d.get(..needed)).ok_or_else(|| {
+        format!(
+            "truncated pixel data ({needed} bytes needed from offset {})",
+            rows.offset
+        )
+    })?;
     let samples = |read: fn(&[u8]) -> f64| gather(body, rows, (w, h), read);
     Ok(match rows.sample {
         SampleType::U8 => Pixels::U8(gather(body, rows, (w, h), |b| b[0])?, rows.channels),
@@ -700,7 +862,14 @@ mod tests {
     #[test]
     fn fits_16_bit_rows_are_flipped() {
         let mut d = Vec::new();
-        for card in ["SIMPLE  = T", "BITPIX  = 16", "NAXIS   = 2", "NAXIS1  = 1", "NAXIS2  = 2", "END"] {
+        for card in [
+            "SIMPLE  = T",
+            "BITPIX  = 16",
+            "NAXIS   = 2",
+            "NAXIS1  = 1",
+            "NAXIS2  = 2",
+            "END",
+        ] {
             d.extend_from_slice(format!("{card:<80}").as_bytes());
         }
         d.resize(2880, b' ');

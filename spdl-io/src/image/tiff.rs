@@ -12,6 +12,7 @@
 //! rounds 16-bit samples where Pillow keeps their high byte.
 
 use super::exif::ifd0_tag;
+use super::pixels;
 use crate::libtiff::TiffReader;
 use crate::limits::Limits;
 use crate::memory;
@@ -31,6 +32,7 @@ pub(super) fn prefers_libtiff(data: &[u8]) -> bool {
     let tag = |t| ifd0_tag(data, t);
     matches!(tag(COMPRESSION), Some(6 | 7))
         || matches!(tag(PHOTOMETRIC), Some(3 | 6 | 8 | 9 | 10))
+        || (tag(PHOTOMETRIC) == Some(5) && tag(BITS_PER_SAMPLE) == Some(16))
         || matches!(tag(BITS_PER_SAMPLE), Some(1..=7))
         || tag(FILL_ORDER) == Some(2)
 }
@@ -57,15 +59,26 @@ pub(super) enum Samples {
     U16(Vec<u16>),
 }
 
+/// The colour model of a TIFF read as stored samples.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Model {
+    Gray,
+    Rgb,
+    Cmyk,
+}
+
 /// The first image's samples as stored, with their count per pixel (1
 /// gray, 2 gray + alpha, 3 RGB, 4 RGBA), when it is gray or RGB of 8- or
-/// 16-bit unsigned samples (`None` for any other layout: the RGBA reader's
-/// then). Call after [`header`]'s size passed the limits.
+/// 16-bit unsigned samples; CMYK of 8 or 16 bits as RGB, converted as
+/// Pillow converts it (the high byte of 16-bit samples, then `cmyk2rgb`).
+/// `None` for any other layout: the RGBA reader's then. Call after
+/// [`header`]'s size passed the limits.
 pub(super) fn decode_samples(data: &[u8], limits: &Limits) -> Option<Result<(Samples, usize, usize, usize), String>> {
     // The tags first: most TIFFs that get here are not read this way.
-    let gray = match ifd0_tag(data, PHOTOMETRIC) {
-        Some(1) => true,
-        Some(2) => false,
+    let model = match ifd0_tag(data, PHOTOMETRIC) {
+        Some(1) => Model::Gray,
+        Some(2) => Model::Rgb,
+        Some(5) => Model::Cmyk,
         _ => return None,
     };
     if !matches!(ifd0_tag(data, SAMPLE_FORMAT), None | Some(1)) {
@@ -74,9 +87,10 @@ pub(super) fn decode_samples(data: &[u8], limits: &Limits) -> Option<Result<(Sam
     let mut r = TiffReader::open(data, max_alloc(limits)).ok()?;
     let layout = r.sample_layout();
     let spp = usize::from(layout.samples_per_pixel);
-    let samples_fit = match gray {
-        true => matches!(spp, 1 | 2),
-        false => matches!(spp, 3 | 4),
+    let samples_fit = match model {
+        Model::Gray => matches!(spp, 1 | 2),
+        Model::Rgb => matches!(spp, 3 | 4),
+        Model::Cmyk => spp == 4,
     };
     if !samples_fit || !matches!(layout.bits_per_sample, 8 | 16) {
         return None;
@@ -98,7 +112,21 @@ pub(super) fn decode_samples(data: &[u8], limits: &Limits) -> Option<Result<(Sam
             }
         })
     };
-    Some(read().map(|s| (s, spp, w, h)))
+    Some(read().map(|s| match model {
+        Model::Cmyk => (Samples::U8(cmyk_as_rgb(s)), 3, w, h),
+        _ => (s, spp, w, h),
+    }))
+}
+
+/// CMYK samples as RGB, Pillow's way: 16-bit samples by their high byte.
+fn cmyk_as_rgb(samples: Samples) -> Vec<u8> {
+    let cmyk = match samples {
+        Samples::U8(v) => v,
+        Samples::U16(v) => v.iter().map(|s| (s >> 8) as u8).collect(),
+    };
+    let mut rgb = vec![0; cmyk.len() / 4 * 3];
+    pixels::cmyk_to_rgb(&cmyk, false, &mut rgb);
+    rgb
 }
 
 /// The first image as RGBA pixels whose little-endian bytes are R, G, B
