@@ -19,6 +19,7 @@
 //! so DXT is decoded here too.
 
 use super::pixels;
+use crate::memory;
 
 /// A BLP header as Pillow reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,7 +251,7 @@ fn indexed(
         .get(..pixels)
         .ok_or_else(|| format!("not enough image data: {length} palette indices for {pixels} pixels"))?;
     let channels = if alpha { 4 } else { 3 };
-    let mut out = Vec::with_capacity(pixels * channels);
+    let mut out = memory::with_capacity(pixels * channels).map_err(|n| format!("cannot allocate {n} bytes"))?;
     for &i in indices {
         let [b, g, r, a] = palette[usize::from(i)];
         out.extend_from_slice(&[r, g, b, a][..channels]);
@@ -362,8 +363,8 @@ fn dxt(data: &[u8], offset: usize, h: &Header, pixels: usize, alpha_encoding: i8
     // From here on every size is at most 8 times the blocks' bytes.
     let channels = if h.alpha { 4 } else { 3 };
     let wanted = pixels.checked_mul(channels).ok_or_else(overflow)?;
-    let mut out = Vec::with_capacity(wanted);
-    let mut band = vec![0u8; 16 * across * stream_channels];
+    let mut out = memory::with_capacity(wanted).map_err(|n| format!("cannot allocate {n} bytes"))?;
+    let mut band = vec![0u8; 16 * across * stream_channels]; // bounded: one band of blocks, within the data
     let mut block = [[0u8; 4]; 16];
     for row in src.chunks_exact(line) {
         if out.len() >= wanted {

@@ -136,7 +136,9 @@ impl Encoded {
         let data = match format {
             Some(ImageFormat::Gif) => repair::gif_with_gray_palette(repair::gif_screen_covering_first_frame(data)),
             Some(ImageFormat::WebP) => repair::webp_without_false_alpha(data),
-            Some(ImageFormat::Bmp) => repair::bmp_with_one_plane(data),
+            Some(ImageFormat::Bmp) => {
+                repair::bmp_with_last_row_padding(repair::bmp_offset_past_palette(repair::bmp_with_one_plane(data)))
+            }
             Some(ImageFormat::Qoi) => repair::qoi_with_end_marker(data),
             // The image crate reads only RGBA PNG entries; Pillow writes RGB.
             Some(ImageFormat::Ico) => match containers::largest_png_entry(&data) {

@@ -149,12 +149,14 @@ pub(super) enum Pixels {
     Numbers(Values),
 }
 
+/// A format's header reader: `None` when the data is not that format.
+type Reader = fn(&[u8]) -> Option<Result<Raster, String>>;
+
 /// The header when `data` is one of these formats (checked in Pillow's
 /// order), an error when it is one Pillow would refuse, `None` when it is
 /// none of them.
 pub(super) fn header(data: &[u8]) -> Option<Result<Raster, String>> {
-    let readers: [fn(&[u8]) -> Option<Result<Raster, String>>; 10] =
-        [blp_texture, fits, flic, ftex, gbr, im, imt, mcidas, pixar, xv_thumbnail];
+    let readers: [Reader; 10] = [blp_texture, fits, flic, ftex, gbr, im, imt, mcidas, pixar, xv_thumbnail];
     readers.iter().find_map(|read| read(data))
 }
 
@@ -245,7 +247,7 @@ fn rle_indices(d: &[u8], rle: &BmpRle, (w, h): (usize, usize)) -> Result<Vec<u8>
             }
             (0, 1) => break,
             (0, 2) => {
-                let Some(&[right, up]) = d.get(at..at + 2).map(|b| <&[u8; 2]>::try_from(b).ok()).flatten() else {
+                let Some(&[right, up]) = d.get(at..at + 2).and_then(|b| <&[u8; 2]>::try_from(b).ok()) else {
                     break;
                 };
                 at += 2;

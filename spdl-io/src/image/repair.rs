@@ -191,6 +191,55 @@ pub(crate) fn bmp_with_one_plane(data: Bytes) -> Bytes {
     Bytes::from(fixed)
 }
 
+/// `data` with its pixel offset moved past the palette when the offset
+/// points at the palette itself (right after the info header, as a
+/// writer that forgot the palette sets it), which Pillow reads past;
+/// `data` itself otherwise.
+pub(crate) fn bmp_offset_past_palette(data: Bytes) -> Bytes {
+    let (Some(header), Some(offset)) = (data.get(14..18), data.get(10..14)) else {
+        return data;
+    };
+    let header = u32::from_le_bytes(header.try_into().expect("4 bytes"));
+    let offset = u32::from_le_bytes(offset.try_into().expect("4 bytes"));
+    let (bits_at, entry) = if header == 12 { (24, 3) } else { (28, 4) };
+    if offset != 14 + header || data.len() < 50 {
+        return data;
+    }
+    let bits = u32::from(le16(&data, bits_at));
+    let colours = match (header, le32(&data, 46)) {
+        (12, _) | (_, 0) => 1u32.checked_shl(bits).unwrap_or(0),
+        (_, n) => n,
+    };
+    if !(1..=8).contains(&bits) || colours > 256 {
+        return data;
+    }
+    let mut fixed = data.to_vec();
+    fixed[10..14].copy_from_slice(&(offset + entry * colours).to_le_bytes());
+    Bytes::from(fixed)
+}
+
+/// `data` with the padding of its last stored row added when only that
+/// padding is missing from an uncompressed BMP (Pillow reads the row
+/// without it; the `image` crate wants it); `data` itself otherwise.
+pub(crate) fn bmp_with_last_row_padding(data: Bytes) -> Bytes {
+    if data.len() < 34 || le32(&data, 14) < 40 || le32(&data, 30) != 0 {
+        return data;
+    }
+    let (width, height) = (le32(&data, 18) as i32, le32(&data, 22) as i32);
+    let (offset, bits) = (le32(&data, 10) as u64, u64::from(le16(&data, 28)));
+    let row = (u64::from(width.unsigned_abs()) * bits).div_ceil(8);
+    let stride = row.next_multiple_of(4);
+    let rows = u64::from(height.unsigned_abs());
+    let full = offset + stride * rows;
+    let least = (offset + stride * rows.saturating_sub(1) + row).min(full);
+    let len = data.len() as u64;
+    if rows == 0 || len < least || len >= full {
+        return data;
+    }
+    // bounded: less than one row's padding (3 bytes).
+    Bytes::from([&data[..], &vec![0; (full - len) as usize]].concat())
+}
+
 /// `data` with each BMP entry's directory size set to its BMP header's
 /// (height halved: an icon's BMP stacks the image and its mask).
 pub(crate) fn ico_sizes_from_bmp_headers(data: Bytes) -> Bytes {

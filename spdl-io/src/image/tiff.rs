@@ -124,7 +124,7 @@ fn cmyk_as_rgb(samples: Samples) -> Vec<u8> {
         Samples::U8(v) => v,
         Samples::U16(v) => v.iter().map(|s| (s >> 8) as u8).collect(),
     };
-    let mut rgb = vec![0; cmyk.len() / 4 * 3];
+    let mut rgb = vec![0; cmyk.len() / 4 * 3]; // bounded: as the samples read
     pixels::cmyk_to_rgb(&cmyk, false, &mut rgb);
     rgb
 }
