@@ -14,6 +14,8 @@ from PIL import Image
 from spdl_rs import io as sio
 
 RNG = np.random.default_rng(17)
+# Pillow deprecates its IM reader (removal planned for Pillow 15).
+pytestmark = pytest.mark.filterwarnings("ignore:IM image format is deprecated:DeprecationWarning")
 
 
 def pillow_rgb(path):
