@@ -216,3 +216,12 @@ def test_cmyk_16_bit_tiff(tmp_path):
     entries = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 4, bits_at), (259, 3, 1, 1), (262, 3, 1, 5),
                (273, 4, 1, 0), (277, 3, 1, 4), (278, 4, 1, h), (279, 4, 1, len(data))]
     check(tmp_path, "a.tif", tiff(entries, data) + struct.pack("<4H", 16, 16, 16, 16))
+
+
+def test_cielab_tiff_written_by_pillow(tmp_path):
+    """CIELab TIFF (signed a*, b*): Pillow's convert("RGB") goes through Little
+    CMS (D50 Lab to sRGB, perceptual); spdl_rs does the same."""
+    lab = Image.merge("LAB", [Image.fromarray(RNG.integers(0, 256, (9, 11), dtype=np.uint8)) for _ in range(3)])
+    path = tmp_path / "a.tif"
+    lab.save(path)
+    check(tmp_path, "b.tif", path.read_bytes())

@@ -5,9 +5,11 @@
 //!
 //! One folder per concern: `probe` reads headers and picks the decoder
 //! (`jpeg`: libjpeg-turbo; the `image` crate; `tiff`: libtiff for the TIFF
-//! variants the `image` crate lacks; `dds`, `tga` and `levels` (gray
-//! integers and floats) for what is decoded as Pillow decodes it; `ffmpeg`: FFmpeg through `media` for
-//! the rest), `load` decodes and writes into the output,
+//! variants the `image` crate lacks, CIELab through Little CMS as Pillow
+//! converts it; `dds`, `tga`, `levels` (gray integers and floats),
+//! `rasters` (formats only Pillow reads, run-length BMPs), `blp` and `fli`
+//! for what is decoded as Pillow decodes it; `ffmpeg`: FFmpeg through
+//! `media` for the rest), `load` decodes and writes into the output,
 //! `pixels` converts layouts, `resize` samples, `exif` reads orientation,
 //! `repair` fixes headers Pillow reads past, `batch` runs many at once.
 

@@ -9,7 +9,10 @@
 //! 8- and 16-bit RGB and gray stay with the `tiff` crate; when it fails on
 //! them (tiled separate planes), libtiff's strip and tile reader gives
 //! their samples as stored ([`decode_samples`]), since its RGBA reader
-//! rounds 16-bit samples where Pillow keeps their high byte.
+//! rounds 16-bit samples where Pillow keeps their high byte. CIELab and
+//! 16-bit CMYK are read as samples too and converted as Pillow converts
+//! them (Little CMS for Lab, `cmyk2rgb` for CMYK): libtiff's RGBA reader
+//! uses its own formulas.
 
 use super::exif::ifd0_tag;
 use super::pixels;
@@ -65,6 +68,8 @@ enum Model {
     Gray,
     Rgb,
     Cmyk,
+    /// CIE L*a*b* with signed a* and b* (photometric 8).
+    Lab,
 }
 
 /// The first image's samples as stored, with their count per pixel (1
@@ -79,6 +84,7 @@ pub(super) fn decode_samples(data: &[u8], limits: &Limits) -> Option<Result<(Sam
         Some(1) => Model::Gray,
         Some(2) => Model::Rgb,
         Some(5) => Model::Cmyk,
+        Some(8) => Model::Lab,
         _ => return None,
     };
     if !matches!(ifd0_tag(data, SAMPLE_FORMAT), None | Some(1)) {
@@ -91,6 +97,7 @@ pub(super) fn decode_samples(data: &[u8], limits: &Limits) -> Option<Result<(Sam
         Model::Gray => matches!(spp, 1 | 2),
         Model::Rgb => matches!(spp, 3 | 4),
         Model::Cmyk => spp == 4,
+        Model::Lab => spp == 3 && layout.bits_per_sample == 8,
     };
     if !samples_fit || !matches!(layout.bits_per_sample, 8 | 16) {
         return None;
@@ -112,9 +119,12 @@ pub(super) fn decode_samples(data: &[u8], limits: &Limits) -> Option<Result<(Sam
             }
         })
     };
-    Some(read().map(|s| match model {
-        Model::Cmyk => (Samples::U8(cmyk_as_rgb(s)), 3, w, h),
-        _ => (s, spp, w, h),
+    Some(read().and_then(|s| {
+        Ok(match (model, s) {
+            (Model::Cmyk, s) => (Samples::U8(cmyk_as_rgb(s)), 3, w, h),
+            (Model::Lab, Samples::U8(lab)) => (Samples::U8(lab_as_srgb(lab)?), 3, w, h),
+            (_, s) => (s, spp, w, h),
+        })
     }))
 }
 
@@ -127,6 +137,28 @@ fn cmyk_as_rgb(samples: Samples) -> Vec<u8> {
     let mut rgb = vec![0; cmyk.len() / 4 * 3]; // bounded: as the samples read
     pixels::cmyk_to_rgb(&cmyk, false, &mut rgb);
     rgb
+}
+
+/// CIE L*a*b* samples (a* and b* signed) as sRGB the way Pillow's
+/// `convert("RGB")` of its LAB mode makes them: Little CMS from its D50
+/// Lab profile to its sRGB profile, perceptual intent.
+fn lab_as_srgb(mut lab: Vec<u8>) -> Result<Vec<u8>, String> {
+    use lcms2::{CIExyY, GlobalContext, Intent, PixelFormat, Profile, Transform};
+    for px in lab.chunks_exact_mut(3) {
+        px[1] ^= 0x80;
+        px[2] ^= 0x80;
+    }
+    let profile = Profile::new_lab2_context(GlobalContext::new(), CIExyY::d50()).map_err(|e| e.to_string())?;
+    let transform = Transform::new(
+        &profile,
+        PixelFormat::Lab_8,
+        &Profile::new_srgb(),
+        PixelFormat::RGB_8,
+        Intent::Perceptual,
+    )
+    .map_err(|e| format!("no Lab to sRGB transform: {e}"))?;
+    transform.transform_in_place(&mut lab);
+    Ok(lab)
 }
 
 /// The first image as RGBA pixels whose little-endian bytes are R, G, B
