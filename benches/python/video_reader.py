@@ -22,6 +22,13 @@ num_ffmpeg_threads, decord num_threads):
               get_clips runs the same path on the indices it draws)
   all-224     every frame resized to 224x224 (spdl_rs load_video(size=);
               torchcodec with its Resize decoder transform; decord width/height)
+  all-native  every frame at its own size as RGB in one array (issue 19's
+              whole-clip row: load_video, get_frames_in_range, get_batch), with
+              the ffmpeg CLI decoding to rgb24 into null as the limit (its
+              process start included)
+
+--codec vp9 makes and uses VP9 WebM clips (libvpx-vp9 realtime, 2 Mb/s)
+instead of H.264 MP4.
 
 Each library returns its own layout (torchcodec NCHW tensors, the others NHWC
 uint8): no conversion is timed. Reported: median ms per call, the range, and
@@ -44,14 +51,21 @@ OUT = ROOT / "bench-out" / "python"
 MEDIA = ROOT / "bench-out" / "video_reader"
 
 
-def make_clip(seconds: int) -> Path:
-    path = MEDIA / f"h264_720p_{seconds}s.mp4"
+CODECS = {
+    "h264": ("mp4", ["-c:v", "libx264", "-preset", "veryfast"]),
+    "vp9": ("webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "2M"]),
+}
+
+
+def make_clip(seconds: int, codec: str = "h264") -> Path:
+    ext, options = CODECS[codec]
+    path = MEDIA / f"{codec}_720p_{seconds}s.{ext}"
     if not path.exists():
         MEDIA.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-             f"testsrc2=size=1280x720:rate=30:duration={seconds}", "-c:v", "libx264",
-             "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)],
+             f"testsrc2=size=1280x720:rate=30:duration={seconds}", *options,
+             "-pix_fmt", "yuv420p", str(path)],
             check=True,
         )
     return path
@@ -74,6 +88,15 @@ def contenders(path: Path, threads: int, task: str, rng: random.Random):
                 path, num_ffmpeg_threads=threads, seek_mode="approximate"
             ).get_frames_at(even),
             "decord2": lambda: decord.VideoReader(str(path), num_threads=threads).get_batch(even),
+        }
+    if task == "all-native":
+        cli = ["ffmpeg", "-nostdin", "-loglevel", "error", "-threads", str(threads), "-i", str(path),
+               "-pix_fmt", "rgb24", "-f", "null", "-"]
+        return {
+            "spdl_rs": lambda: rio.load_video(path, num_threads=threads),
+            "torchcodec": lambda: VideoDecoder(path, num_ffmpeg_threads=threads).get_frames_in_range(0, n),
+            "decord2": lambda: decord.VideoReader(str(path), num_threads=threads).get_batch(list(range(n))),
+            "ffmpeg-cli-null": lambda: subprocess.run(cli, check=True),
         }
     if task == "all-224":
         return {
@@ -147,14 +170,15 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--seconds", type=int, nargs="+", default=[10, 60])
     ap.add_argument("--tasks", nargs="+", default=["open+8", "8-open", "clips", "all-224"])
+    ap.add_argument("--codec", choices=list(CODECS), default="h264")
     args = ap.parse_args()
     rows = []
     for seconds in args.seconds:
-        clip = make_clip(seconds)
+        clip = make_clip(seconds, args.codec)
         for task in args.tasks:
-            if task == "all-224" and seconds > 10:
+            if task.startswith("all-") and seconds > 10:
                 continue  # the whole 60 s clip adds minutes and no new information
-            calls = {"open+8": 3, "8-open": 5, "clips": 3, "all-224": 1}[task]
+            calls = {"open+8": 3, "8-open": 5, "clips": 3, "all-224": 1, "all-native": 1}[task]
             for t in args.threads:
                 new = run(task, clip, t, args.rounds, calls)
                 rows += new
