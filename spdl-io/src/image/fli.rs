@@ -572,6 +572,16 @@ mod tests {
     }
 
     #[test]
+    fn a_first_frame_of_more_than_64_chunks_is_refused() {
+        // Pillow reads 10 bytes of every chunk header: pad the empty body.
+        let black = chunk(BLACK, &[0; 4]);
+        let bounded = file(3, 2, &vec![black.clone(); usize::from(MAX_CHUNKS)]);
+        assert!(decode(&bounded).is_ok());
+        let hostile = file(3, 2, &vec![black; usize::from(MAX_CHUNKS) + 1]);
+        assert!(decode(&hostile).is_err_and(|e| e.contains("more than 64")));
+    }
+
+    #[test]
     fn color256_and_brun() {
         let data = file(3, 2, &[chunk(COLOR_256, &palette_body()), chunk(BRUN, &brun_body())]);
         assert_eq!(size(&data), Some((3, 2)));

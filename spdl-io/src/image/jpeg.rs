@@ -4,6 +4,7 @@
 //! pixel format. CMYK and YCCK images are converted to RGB the way Pillow
 //! does.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat as TjFormat, ScalingFactor};
@@ -238,14 +239,8 @@ pub(crate) fn decode_into(
     fmt: PixelFormat,
     out: &mut [u8],
 ) -> Result<(), String> {
-    let rewritten;
-    let data = match header.rewrite {
-        true => {
-            rewritten = without_stray_bytes(data).ok_or("the marker segments cannot be read")?;
-            &rewritten[..]
-        }
-        false => data,
-    };
+    let data = readable(data, header)?;
+    let data = &data[..];
     match decode_data(data, header, eighths, fmt, out, true) {
         Err(e) if e.contains("Premature end of JPEG file") && !data.ends_with(&[0xFF, 0xD9]) => {
             let closed = [data, &[0xFF, 0xD9]].concat();
@@ -285,6 +280,17 @@ fn decode_data(
     Ok(())
 }
 
+/// `data` with its marker segments rewritten when the header says they
+/// must be ([`without_stray_bytes`]), else `data` itself.
+fn readable<'a>(data: &'a [u8], header: &JpegHeader) -> Result<Cow<'a, [u8]>, String> {
+    match header.rewrite {
+        true => Ok(Cow::Owned(
+            without_stray_bytes(data).ok_or("the marker segments cannot be read")?,
+        )),
+        false => Ok(Cow::Borrowed(data)),
+    }
+}
+
 /// Decodes `data` at `eighths/8` of its size (`w` x `h` once scaled) into
 /// `pixels` in TurboJPEG's `format` of `channels` samples.
 fn decompress(
@@ -322,14 +328,8 @@ pub(crate) fn decode_samples(data: &[u8], header: &JpegHeader) -> Result<(Vec<u8
         Colorspace::CMYK => (TjFormat::CMYK, 4),
         _ => (TjFormat::RGB, 3),
     };
-    let rewritten;
-    let data = match header.rewrite {
-        true => {
-            rewritten = without_stray_bytes(data).ok_or("the marker segments cannot be read")?;
-            &rewritten[..]
-        }
-        false => data,
-    };
+    let data = readable(data, header)?;
+    let data = &data[..];
     let (w, h) = (header.width, header.height);
     let mut pixels = memory::zeroed(w * h * channels).map_err(|n| format!("cannot allocate {n} bytes"))?;
     decompress(data, (w, h, 8), (format, channels), &mut pixels, true)?;
