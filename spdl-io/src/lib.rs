@@ -31,7 +31,7 @@
 mod choice;
 mod error;
 mod limits;
-mod memory;
+pub mod memory;
 mod orientation;
 
 // The layers: source < ffmpeg < media < audio, image, video < dataset, kind

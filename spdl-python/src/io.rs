@@ -11,12 +11,15 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use spdl::io::{self as sio, AudioConfig, ImageConfig, Source, VideoConfig};
 
+use crate::arrays::to_numpy;
 use crate::errors::{io_error, off_gil, panicked};
 use crate::pools::cpu_pool;
 use crate::sources::{extract, extract_all};
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(info, m)?)?;
+    m.add_function(wrap_pyfunction!(crate::arrays::buffer_pool_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(crate::arrays::set_buffer_pool_limit, m)?)?;
     m.add_function(wrap_pyfunction!(load_image, m)?)?;
     m.add_function(wrap_pyfunction!(load_image_batch, m)?)?;
     m.add_function(wrap_pyfunction!(load_video, m)?)?;
@@ -220,9 +223,7 @@ fn load_image<'py>(
     let config = image_config(size, pix_fmt, interpolation, fit, apply_orientation)?;
     let source = extract(src)?;
     match dtype {
-        "uint8" => Ok(off_gil(py, || sio::load_image(source, &config))?
-            .into_pyarray(py)
-            .into_any()),
+        "uint8" => to_numpy(py, off_gil(py, || sio::load_image(source, &config))?),
         "uint16" => Ok(off_gil(py, || sio::load_image_u16(source, &config))?
             .into_pyarray(py)
             .into_any()),
@@ -262,7 +263,7 @@ fn load_image_batch<'py>(
     let config = config.with_cancel(cancel.clone());
     let batch =
         interruptible(py, &cancel, || pool.install(|| sio::load_image_batch(sources, &config)))?.map_err(io_error)?;
-    let images = batch.images.into_pyarray(py).into_any();
+    let images = to_numpy(py, batch.images)?;
     if policy == sio::FailurePolicy::Strict {
         return Ok(images);
     }
@@ -306,7 +307,7 @@ pub(crate) fn with_filter(config: &mut VideoConfig, filter_desc: Option<String>)
 
 /// Frames as (N, H, W, C) uint8, plus pts in seconds when asked.
 pub(crate) fn video_result<'py>(py: Python<'py>, video: sio::Video, return_pts: bool) -> PyResult<Bound<'py, PyAny>> {
-    let frames = video.frames.into_pyarray(py).into_any();
+    let frames = to_numpy(py, video.frames)?;
     if !return_pts {
         return Ok(frames);
     }
@@ -439,7 +440,7 @@ fn load_audio<'py>(
     config.filter = filter_desc;
     let source = extract(src)?;
     let audio = off_gil(py, || sio::load_audio(source, &config))?;
-    Ok((audio.samples.into_pyarray(py), audio.sample_rate)
+    Ok((to_numpy(py, audio.samples)?, audio.sample_rate)
         .into_pyobject(py)?
         .into_any())
 }
@@ -470,8 +471,8 @@ impl ChunkIterator {
         match next {
             None => Ok(None),
             Some(Err(e)) => Err(io_error(e)),
-            Some(Ok(Chunk::Frames(a))) => Ok(Some(a.into_pyarray(py).into_any())),
-            Some(Ok(Chunk::Samples(a))) => Ok(Some(a.into_pyarray(py).into_any())),
+            Some(Ok(Chunk::Frames(a))) => to_numpy(py, a).map(Some),
+            Some(Ok(Chunk::Samples(a))) => to_numpy(py, a).map(Some),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! created on first use and rebuilt in a forked child.
 
 mod aio;
+mod arrays;
 mod errors;
 mod io;
 mod npy;

@@ -114,7 +114,7 @@ impl VideoReader {
         }
         let video = self.with(py, |r| r.get_frames_at(&[at as usize]))?;
         let frame = video.frames.index_axis_move(ndarray::Axis(0), 0);
-        Ok(frame.into_pyarray(py).into_any())
+        crate::arrays::to_numpy(py, frame)
     }
 
     /// Frames at `indices` (any order, repeats allowed): (N, H, W, C).
@@ -187,7 +187,7 @@ impl VideoReader {
             .with_stride(stride);
         sampling.random = seed;
         let clips = self.with(py, |r| r.get_clips(&sampling))?;
-        let frames = clips.frames.into_pyarray(py).into_any();
+        let frames = crate::arrays::to_numpy(py, clips.frames)?;
         if !return_pts {
             return Ok(frames);
         }

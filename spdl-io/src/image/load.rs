@@ -285,7 +285,7 @@ const PNG_IEND: &[u8] = &[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 
 
 /// A zeroed buffer for the image crate's path, its failure as the image
 /// crate's out-of-memory error.
-fn buffer<T: Clone + Default>(len: usize) -> image::ImageResult<Vec<T>> {
+fn buffer<T: memory::Pooled>(len: usize) -> image::ImageResult<Vec<T>> {
     memory::zeroed(len).map_err(|_| {
         ImageError::Limits(image::error::LimitError::from_kind(
             image::error::LimitErrorKind::InsufficientMemory,

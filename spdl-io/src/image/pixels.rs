@@ -5,7 +5,7 @@
 use crate::media::convert::PixelFormat;
 
 /// A sample type of the output array: `u8` or `u16`.
-pub trait Sample: Copy + Default + bytemuck::Pod + Send + Sync + Into<u32> + TryFrom<u32> + 'static {
+pub trait Sample: crate::memory::Pooled + bytemuck::Pod + Send + Sync + Into<u32> + TryFrom<u32> + 'static {
     /// The largest value (opaque alpha).
     const MAX: Self;
     /// Converts an 8-bit value (`u16` scales by 257).

@@ -786,7 +786,7 @@ fn decode_rows(data: &[u8], rows: Rows, (w, h): (usize, usize)) -> Result<Pixels
 
 /// Every sample of `body`'s rows, read by `read`, interleaved and top
 /// row first.
-fn gather<T: Clone + Default>(
+fn gather<T: memory::Pooled>(
     body: &[u8],
     rows: Rows,
     (w, h): (usize, usize),

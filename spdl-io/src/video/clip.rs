@@ -147,7 +147,12 @@ impl Batch {
         if self.pts.is_empty() {
             return Ok(None);
         }
-        self.data.shrink_to_fit();
+        // A header's frame count can overshoot: give back a large excess,
+        // keep a small one so the pool (`memory`) matches the next request
+        // made from the same header.
+        if self.data.capacity() - self.data.len() > self.data.len() / 8 {
+            self.data.shrink_to_fit();
+        }
         let [h, w, c] = self.shape;
         let frames = Array4::from_shape_vec((self.pts.len(), h, w, c), self.data).map_err(|e| Error::Convert {
             src: self.src.clone(),

@@ -66,6 +66,17 @@ def load_image_batch(
     in ``srcs`` (``"<bytes #3>"``).
     """
 
+def buffer_pool_stats() -> dict[str, int]:
+    """The pool of freed output buffers: ``limit_bytes``, ``idle_bytes``,
+    ``idle_buffers``, and ``hits``/``misses`` (requests of 4 MiB or more served
+    from it or from fresh memory). Arrays of 4 MiB or more (frames, clips, image
+    batches, audio) go back to the pool when NumPy frees them, and the next
+    output of a similar size reuses one instead of first-touching new memory."""
+
+def set_buffer_pool_limit(limit_bytes: int) -> None:
+    """Sets the most bytes of freed output buffers kept for reuse (default: 1/16
+    of physical memory, at most 2 GiB); 0 turns reuse off and frees them."""
+
 def load_video(
     src: Src,
     *,

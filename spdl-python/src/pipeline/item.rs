@@ -10,6 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use spdl::io::Source;
 use spdl::pipeline as sp;
 
+use crate::arrays::to_numpy;
 use crate::pools::with_python;
 
 /// A value moving through the pipeline.
@@ -73,13 +74,13 @@ impl Item {
             Item::Source(Source::Bytes { data, .. }) => PyBytes::new(py, &data).into_any().unbind(),
             Item::Source(s) => PyString::new(py, &s.name()).into_any().unbind(),
             Item::Index(i) => i.into_pyobject(py)?.into_any().unbind(),
-            Item::Image(a) => array(a.into_pyarray(py).into_any()),
-            Item::Frames(a) => array(a.into_pyarray(py).into_any()),
-            Item::Clips(a) => array(a.into_pyarray(py).into_any()),
-            Item::Audio(a) => array(a.into_pyarray(py).into_any()),
+            Item::Image(a) => array(to_numpy(py, a)?),
+            Item::Frames(a) => array(to_numpy(py, a)?),
+            Item::Clips(a) => array(to_numpy(py, a)?),
+            Item::Audio(a) => array(to_numpy(py, a)?),
             Item::Array(a) => array(crate::npy::to_numpy(py, a)?),
             Item::AudioBatch(a, lengths) => {
-                let pair = [a.into_pyarray(py).into_any(), lengths.into_pyarray(py).into_any()];
+                let pair = [to_numpy(py, a)?, lengths.into_pyarray(py).into_any()];
                 PyTuple::new(py, pair)?.into_any().unbind()
             }
             Item::Sample { url, key, fields } => {
