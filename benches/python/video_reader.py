@@ -54,17 +54,20 @@ MEDIA = ROOT / "bench-out" / "video_reader"
 CODECS = {
     "h264": ("mp4", ["-c:v", "libx264", "-preset", "veryfast"]),
     "vp9": ("webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "2M"]),
+    "hevc": ("mp4", ["-c:v", "libx265", "-preset", "veryfast", "-x265-params", "log-level=error"]),
+    "av1": ("mp4", ["-c:v", "libaom-av1", "-cpu-used", "8", "-row-mt", "1", "-b:v", "2M"]),
 }
+SIZES = {720: "1280x720", 1080: "1920x1080"}
 
 
-def make_clip(seconds: int, codec: str = "h264") -> Path:
+def make_clip(seconds: int, codec: str = "h264", height: int = 720) -> Path:
     ext, options = CODECS[codec]
-    path = MEDIA / f"{codec}_720p_{seconds}s.{ext}"
+    path = MEDIA / f"{codec}_{height}p_{seconds}s.{ext}"
     if not path.exists():
         MEDIA.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-             f"testsrc2=size=1280x720:rate=30:duration={seconds}", *options,
+             f"testsrc2=size={SIZES[height]}:rate=30:duration={seconds}", *options,
              "-pix_fmt", "yuv420p", str(path)],
             check=True,
         )
@@ -171,10 +174,11 @@ def main():
     ap.add_argument("--seconds", type=int, nargs="+", default=[10, 60])
     ap.add_argument("--tasks", nargs="+", default=["open+8", "8-open", "clips", "all-224"])
     ap.add_argument("--codec", choices=list(CODECS), default="h264")
+    ap.add_argument("--height", type=int, choices=list(SIZES), default=720)
     args = ap.parse_args()
     rows = []
     for seconds in args.seconds:
-        clip = make_clip(seconds, args.codec)
+        clip = make_clip(seconds, args.codec, args.height)
         for task in args.tasks:
             if task.startswith("all-") and seconds > 10:
                 continue  # the whole 60 s clip adds minutes and no new information

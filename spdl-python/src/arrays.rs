@@ -82,7 +82,7 @@ pub(crate) fn buffer_pool_stats(py: Python<'_>) -> PyResult<Bound<'_, pyo3::type
 }
 
 /// Sets the most bytes of freed output buffers kept for reuse (default:
-/// 1/16 of physical memory, at most 2 GiB); 0 turns reuse off and frees
+/// 1/8 of physical memory, at most 2 GiB); 0 turns reuse off and frees
 /// what is kept.
 #[pyfunction]
 pub(crate) fn set_buffer_pool_limit(limit_bytes: usize) {

@@ -20,8 +20,20 @@ child.
 """
 import atexit as _atexit
 import logging as _logging
+import os as _os
+import sys as _sys
 
-from . import _native
+# The native module and the FFmpeg libraries it links resolve symbols in their
+# own dependencies first (RTLD_DEEPBIND): a wheel imported earlier that loads
+# its bundled FFmpeg, dav1d or libvpx with RTLD_GLOBAL (decord does) would
+# otherwise lend its own versions of those functions to ours, and AV1 decoding
+# crashed.
+_flags = _sys.getdlopenflags()
+_sys.setdlopenflags(_flags | getattr(_os, "RTLD_DEEPBIND", 0))
+try:
+    from . import _native
+finally:
+    _sys.setdlopenflags(_flags)
 from ._native import (
     DecodeError,
     LimitError,

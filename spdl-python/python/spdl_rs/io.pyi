@@ -74,7 +74,7 @@ def buffer_pool_stats() -> dict[str, int]:
     output of a similar size reuses one instead of first-touching new memory."""
 
 def set_buffer_pool_limit(limit_bytes: int) -> None:
-    """Sets the most bytes of freed output buffers kept for reuse (default: 1/16
+    """Sets the most bytes of freed output buffers kept for reuse (default: 1/8
     of physical memory, at most 2 GiB); 0 turns reuse off and frees them."""
 
 def load_video(
