@@ -75,11 +75,14 @@ def make_clip(seconds: int, codec: str = "h264", height: int = 720) -> Path:
 
 
 def contenders(path: Path, threads: int, task: str, rng: random.Random):
+    # spdl_rs first: it loads the system FFmpeg bound to its own dav1d. decord
+    # loads a bundled dav1d with RTLD_GLOBAL; a system FFmpeg loaded after it
+    # (by torchcodec) binds to that one and crashes on AV1.
+    import spdl_rs.io as rio
+
     import decord
     from torchcodec.decoders import VideoDecoder
     from torchcodec.transforms import Resize
-
-    import spdl_rs.io as rio
 
     n = len(rio.VideoReader(path))
     even = [((2 * k + 1) * n) // 16 for k in range(8)]
