@@ -125,14 +125,19 @@ impl Batch {
         let total = (self.data.len() + bytes) as u64;
         Limits::check(&self.src, "output size in bytes", total, limits.max_output_bytes)?;
         if self.data.capacity() == 0 {
-            // Headers can lie: reserve at most 1 GiB up front and grow
-            // (realloc of a large block remaps pages, it does not copy).
-            let want = self
-                .hint
-                .saturating_mul(bytes)
-                .min(limits.max_output_bytes as usize)
-                .min(1 << 30);
-            self.data = crate::memory::with_capacity(want).map_err(|n| self.oom(n))?;
+            // The header's estimate and 1/16 more, so that the buffer need
+            // not grow: growing a buffer with huge pages (realloc) copied it,
+            // doubling peak memory (BENCHMARKS.md, "Peak memory"). This is
+            // address space only; a header can lie, so when the system
+            // refuses that much, 1 GiB, grown as needed.
+            let estimate = self.hint.saturating_mul(bytes);
+            let want = estimate
+                .saturating_add(estimate / 16)
+                .min(limits.max_output_bytes as usize);
+            self.data = match crate::memory::with_capacity(want) {
+                Ok(data) => data,
+                Err(_) => crate::memory::with_capacity(want.min(1 << 30)).map_err(|n| self.oom(n))?,
+            };
         }
         let at = self.data.len();
         self.data.try_reserve(bytes).map_err(|_| self.oom(at + bytes))?;
@@ -480,5 +485,24 @@ mod tests {
             "hint {} for {frames} frames",
             source.frames_hint
         );
+    }
+
+    /// An output past 1 GiB is reserved whole from the header's estimate
+    /// (address space only: one frame is written here), so it never grows
+    /// by realloc, which copied huge-page buffers.
+    #[test]
+    fn large_outputs_are_reserved_whole() {
+        let shape = [1080, 1920, 3];
+        let frame: usize = shape.iter().product();
+        let mut batch = Batch::new("test", Limits::default(), 200);
+        batch.slot(shape, 0.0).unwrap();
+        assert!(
+            batch.data.capacity() >= 200 * frame,
+            "capacity {}",
+            batch.data.capacity()
+        );
+        let start = batch.data.as_ptr();
+        batch.slot(shape, 1.0).unwrap();
+        assert_eq!(batch.data.as_ptr(), start);
     }
 }
