@@ -5,17 +5,23 @@
 //! buffers are hinted to use transparent huge pages (one fault per 2 MiB,
 //! about 5x less kernel time for an 829 MB clip). And on a VM that hands
 //! freed memory back to its host (virtio free page reporting), a fresh
-//! buffer made of recently freed 2 MiB blocks costs 1-2 s of kernel time for
-//! that clip instead of 0.1 s, at random. So buffers of [`POOL_MIN_BYTES`]
+//! buffer made of recently freed 2 MiB blocks costs 0.8-2.2 s of kernel
+//! time for that clip instead of 0.1 s, at random. So buffers of [`POOL_MIN_BYTES`]
 //! or more that a caller hands back with [`recycle`] are kept in a bounded,
 //! process-wide pool ([`set_pool_limit`]) and serve the next request of a
 //! similar size: a loop that drops each output before asking for the next
-//! touches no new memory, as decord's pooled buffers do. The Python bindings
+//! touches no new memory. The Python bindings
 //! hand back every large array NumPy frees; Rust callers may call
 //! [`recycle`] with `array.into_raw_vec_and_offset().0`.
 //!
 //! The pool is hand-rolled: the allocator crates on crates.io cache small
 //! blocks per thread, none keeps and reuses blocks of hundreds of MB.
+//!
+//! Every use of a pool's lock is a `try_lock` that gives up when the lock
+//! is busy (the buffer is freed, the request gets fresh memory, a trim
+//! waits for the next `recycle`): a process forked while another thread
+//! held the lock (DataLoader workers) then runs without the pool instead
+//! of waiting forever.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -54,7 +60,7 @@ macro_rules! pooled {
         }
         /// Idle buffers of every type.
         fn idle_buffers() -> usize {
-            0 $(+ <$t>::idle().lock().map_or(0, |v| v.len()))*
+            0 $(+ <$t>::idle().try_lock().map_or(0, |v| v.len()))*
         }
     };
 }
@@ -130,8 +136,6 @@ pub fn recycle<T: Pooled>(mut data: Vec<T>) {
     if bytes < POOL_MIN_BYTES || bytes > limit {
         return;
     }
-    // try_lock: a contended pool (or one locked across a fork) frees the
-    // buffer instead of waiting.
     let Ok(mut idle) = T::idle().try_lock() else { return };
     let mut freed = Vec::new();
     while IDLE_BYTES.load(Relaxed) + bytes > limit && !idle.is_empty() {
@@ -150,7 +154,7 @@ pub fn recycle<T: Pooled>(mut data: Vec<T>) {
 /// Frees idle buffers of type `T`, oldest first, until at most `limit`
 /// bytes are idle.
 fn trim<T: Pooled>(limit: usize) {
-    let Ok(mut idle) = T::idle().lock() else { return };
+    let Ok(mut idle) = T::idle().try_lock() else { return };
     let mut freed = Vec::new();
     while IDLE_BYTES.load(Relaxed) > limit && !idle.is_empty() {
         let old = idle.remove(0);
