@@ -28,6 +28,11 @@ use std::sync::Mutex;
 
 const HUGE_PAGE: usize = 2 << 20;
 
+/// Most idle buffers kept per element type, whatever their size: enough for
+/// a loop's outputs in flight, few enough that buffers of a size no request
+/// takes do not pile up to the limit.
+const MAX_IDLE_BUFFERS: usize = 8;
+
 /// Buffers smaller than this (in bytes) are neither hinted nor pooled: the
 /// system allocator already reuses them.
 pub const POOL_MIN_BYTES: usize = 2 * HUGE_PAGE;
@@ -128,8 +133,8 @@ pub fn pool_stats() -> PoolStats {
 }
 
 /// Hands a buffer back for reuse. Buffers under [`POOL_MIN_BYTES`] or over
-/// the limit are freed; to make room, the oldest idle buffers of the same
-/// type are freed.
+/// the limit are freed; to make room (in bytes, and at most 8 idle buffers
+/// per type), the oldest idle buffers of the same type are freed.
 pub fn recycle<T: Pooled>(mut data: Vec<T>) {
     let bytes = bytes_of(&data);
     let limit = pool_limit();
@@ -147,6 +152,12 @@ pub fn recycle<T: Pooled>(mut data: Vec<T>) {
         data.clear();
         IDLE_BYTES.fetch_add(bytes, Relaxed);
         idle.push(data);
+    }
+    // Buffers nobody takes (their user allocates elsewhere) go after a few.
+    while idle.len() > MAX_IDLE_BUFFERS {
+        let old = idle.remove(0);
+        IDLE_BYTES.fetch_sub(bytes_of(&old), Relaxed);
+        freed.push(old);
     }
     drop(idle); // frees `freed` and a refused `data` outside the lock
 }
@@ -209,11 +220,20 @@ pub(crate) fn with_capacity<T: Pooled>(capacity: usize) -> Result<Vec<T>, usize>
 }
 
 /// `len` zeroed values: an idle pooled buffer zeroed again, or fresh memory
-/// hinted to use huge pages before the zeroing first touches it.
+/// hinted to use huge pages before the zeroing first touches it. What the
+/// crate's decoders allocate their outputs with, and what code that builds
+/// large arrays beside them (a pipeline's collate) should use, so that the
+/// buffers it hands back are taken again.
+///
+/// ```
+/// let frames = spdl_io::memory::zeroed::<u8>(8 << 20).unwrap();
+/// assert!(frames.len() == 8 << 20 && frames.iter().all(|&v| v == 0));
+/// spdl_io::memory::recycle(frames); // the next request of 4-8 MiB takes it
+/// ```
 ///
 /// # Errors
 /// Returns the requested size in bytes when the allocation fails.
-pub(crate) fn zeroed<T: Pooled>(len: usize) -> Result<Vec<T>, usize> {
+pub fn zeroed<T: Pooled>(len: usize) -> Result<Vec<T>, usize> {
     let mut data = match take(len) {
         Some(data) => data,
         None => fresh(len)?,

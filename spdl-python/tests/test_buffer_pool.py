@@ -94,3 +94,25 @@ def test_a_small_array_owns_its_buffer():
     small = rio.load_image(FIXTURES / "images" / "jpeg_baseline_420.jpg")
     assert small.nbytes < 4 << 20
     assert type(small.base).__name__ != "PooledBuffer"
+
+
+def test_pipeline_batches_reuse_the_pool_and_idle_buffers_stay_few():
+    from spdl_rs.pipeline import PipelineBuilder
+
+    image = FIXTURES / "images" / "jpeg_baseline_420.jpg"
+    expected = rio.load_image(image, size=(320, 240))  # 20 per batch: 4.6 MB
+    hits = rio.buffer_pool_stats()["hits"]
+    pipeline = (
+        PipelineBuilder().add_source([str(image)] * 400).decode_image(size=(320, 240))
+        .aggregate(20).collate().build(num_threads=1)
+    )
+    batches = 0
+    for batch in pipeline:
+        assert batch.shape == (20, 240, 320, 3) and type(batch.base).__name__ == "PooledBuffer"
+        np.testing.assert_array_equal(batch[19], expected)
+        batches += 1
+        del batch
+    assert batches == 20
+    stats = rio.buffer_pool_stats()
+    assert stats["hits"] >= hits + 10, stats  # most batches reuse one freed before
+    assert stats["idle_buffers"] <= 8 * 2, stats  # at most 8 per element type

@@ -247,7 +247,8 @@ fn numpy_stack(items: Vec<Item>) -> Result<Item, String> {
     .map_err(|e| format!("cannot stack the items with numpy.stack: {e}"))
 }
 
-/// Stacks same-shaped arrays along a new first axis.
+/// Stacks same-shaped arrays along a new first axis, into a buffer from
+/// spdl-io's pool (`spdl::io::memory`), where batches NumPy freed return.
 fn stack<'a, D>(
     items: &'a [Item],
     view: impl Fn(&'a Item) -> Option<ArrayView<'a, u8, D>>,
@@ -260,7 +261,27 @@ where
         .iter()
         .map(|i| view(i).ok_or("collate needs items of one kind (all images, all clips or all audio)"))
         .collect::<Result<_, _>>()?;
-    ndarray::stack(Axis(0), &views).map_err(|e| format!("cannot stack items of different shapes: {e}"))
+    let first = views.first().ok_or("collate needs at least one item")?;
+    if let Some(other) = views.iter().find(|v| v.shape() != first.shape()) {
+        return Err(format!(
+            "cannot stack items of different shapes: {:?} and {:?}",
+            first.shape(),
+            other.shape()
+        ));
+    }
+    let mut shape = first.raw_dim().insert_axis(Axis(0));
+    shape[0] = views.len();
+    let mut batch = ndarray::Array::from_shape_vec(shape.clone(), pooled_zeros(shape.size())?)
+        .map_err(|e| format!("cannot stack the items: {e}"))?;
+    for (mut slot, item) in batch.outer_iter_mut().zip(&views) {
+        slot.assign(item);
+    }
+    Ok(batch)
+}
+
+/// `len` zeros from spdl-io's buffer pool.
+fn pooled_zeros<T: spdl::io::memory::Pooled>(len: usize) -> Result<Vec<T>, String> {
+    spdl::io::memory::zeroed(len).map_err(|n| format!("cannot allocate {n} bytes for the batch"))
 }
 
 /// Audio of one channel count padded to the longest, with the lengths.
@@ -280,7 +301,9 @@ fn pad_audio(items: &[Item]) -> Result<Item, String> {
         ));
     }
     let longest = clips.iter().map(|a| a.ncols()).max().unwrap_or(0);
-    let mut batch = Array3::<f32>::zeros((clips.len(), channels, longest));
+    let shape = (clips.len(), channels, longest);
+    let mut batch = Array3::from_shape_vec(shape, pooled_zeros(clips.len() * channels * longest)?)
+        .map_err(|e| format!("cannot batch the audio: {e}"))?;
     for (mut slot, clip) in batch.outer_iter_mut().zip(&clips) {
         slot.slice_mut(s![.., ..clip.ncols()]).assign(clip);
     }
