@@ -2,6 +2,7 @@
 similar size, and an array still alive is never handed out again."""
 
 import gc
+import os
 import wave
 from pathlib import Path
 
@@ -116,3 +117,26 @@ def test_pipeline_batches_reuse_the_pool_and_idle_buffers_stay_few():
     stats = rio.buffer_pool_stats()
     assert stats["hits"] >= hits + 10, stats  # most batches reuse one freed before
     assert stats["idle_buffers"] <= 8 * 2, stats  # at most 8 per element type
+
+
+def test_memory_stays_bounded_over_loads_of_many_sizes():
+    def rss_mb():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+    rio.set_buffer_pool_limit(32 << 20)
+    ends = [(21 + k - 0.5) / 25 for k in range(24)]  # 21-44 frames at 25 fps: 4.8-10 MB
+    for end in ends:
+        rio.load_video(CLIP, end=end)
+    gc.collect()
+    before = rss_mb()
+    for _ in range(8):
+        for k, end in enumerate(ends):
+            frames = rio.load_video(CLIP, end=end)
+            assert frames.shape[0] == 21 + k
+            del frames
+    gc.collect()
+    stats = rio.buffer_pool_stats()
+    assert stats["idle_bytes"] <= 32 << 20 and stats["idle_buffers"] <= 8, stats
+    grown = rss_mb() - before
+    assert grown < 16, f"RSS grew {grown:.1f} MB over 192 loads with a 32 MiB pool"
