@@ -142,23 +142,16 @@ pub fn recycle<T: Pooled>(mut data: Vec<T>) {
         return;
     }
     let Ok(mut idle) = T::idle().try_lock() else { return };
-    let mut freed = Vec::new();
-    while IDLE_BYTES.load(Relaxed) + bytes > limit && !idle.is_empty() {
-        let old = idle.remove(0);
-        IDLE_BYTES.fetch_sub(bytes_of(&old), Relaxed);
-        freed.push(old);
-    }
+    let mut freed = evict(&mut idle, |idle| {
+        IDLE_BYTES.load(Relaxed) + bytes > limit && !idle.is_empty()
+    });
     if IDLE_BYTES.load(Relaxed) + bytes <= limit {
         data.clear();
         IDLE_BYTES.fetch_add(bytes, Relaxed);
         idle.push(data);
     }
     // Buffers nobody takes (their user allocates elsewhere) go after a few.
-    while idle.len() > MAX_IDLE_BUFFERS {
-        let old = idle.remove(0);
-        IDLE_BYTES.fetch_sub(bytes_of(&old), Relaxed);
-        freed.push(old);
-    }
+    freed.extend(evict(&mut idle, |idle| idle.len() > MAX_IDLE_BUFFERS));
     drop(idle); // frees `freed` and a refused `data` outside the lock
 }
 
@@ -166,13 +159,20 @@ pub fn recycle<T: Pooled>(mut data: Vec<T>) {
 /// bytes are idle.
 fn trim<T: Pooled>(limit: usize) {
     let Ok(mut idle) = T::idle().try_lock() else { return };
+    let freed = evict(&mut idle, |idle| IDLE_BYTES.load(Relaxed) > limit && !idle.is_empty());
+    drop(idle); // frees `freed` outside the lock
+}
+
+/// Takes idle buffers out, oldest first, while `over` holds, and returns
+/// them for the caller to free once the lock is let go.
+fn evict<T>(idle: &mut Vec<Vec<T>>, over: impl Fn(&Vec<Vec<T>>) -> bool) -> Vec<Vec<T>> {
     let mut freed = Vec::new();
-    while IDLE_BYTES.load(Relaxed) > limit && !idle.is_empty() {
+    while over(idle) {
         let old = idle.remove(0);
         IDLE_BYTES.fetch_sub(bytes_of(&old), Relaxed);
         freed.push(old);
     }
-    drop(idle);
+    freed
 }
 
 fn bytes_of<T>(data: &Vec<T>) -> usize {
@@ -247,7 +247,7 @@ pub fn zeroed<T: Pooled>(len: usize) -> Result<Vec<T>, usize> {
 ///
 /// # Errors
 /// Returns the requested size in bytes when the allocation fails.
-pub(crate) fn fresh<T>(capacity: usize) -> Result<Vec<T>, usize> {
+fn fresh<T>(capacity: usize) -> Result<Vec<T>, usize> {
     let mut data = Vec::new();
     let bytes = capacity.saturating_mul(std::mem::size_of::<T>());
     data.try_reserve_exact(capacity).map_err(|_| bytes)?;

@@ -70,8 +70,9 @@ def buffer_pool_stats() -> dict[str, int]:
     """The pool of freed output buffers: ``limit_bytes``, ``idle_bytes``,
     ``idle_buffers``, and ``hits``/``misses`` (requests of 4 MiB or more served
     from it or from fresh memory). Arrays of 4 MiB or more (frames, clips, image
-    batches, audio) go back to the pool when NumPy frees them, and the next
-    output of a similar size reuses one instead of first-touching new memory."""
+    batches, audio, a pipeline's collated batches) go back to the pool when NumPy
+    frees them, and the next output of a similar size reuses one instead of
+    first-touching new memory. At most 8 idle buffers per dtype are kept."""
 
 def set_buffer_pool_limit(limit_bytes: int) -> None:
     """Sets the most bytes of freed output buffers kept for reuse (default: 1/8
