@@ -160,7 +160,8 @@ pub fn recycle<T: Pooled>(mut data: Vec<T>) {
 fn trim<T: Pooled>(limit: usize) {
     let Ok(mut idle) = T::idle().try_lock() else { return };
     let freed = evict(&mut idle, |idle| IDLE_BYTES.load(Relaxed) > limit && !idle.is_empty());
-    drop(idle); // frees `freed` outside the lock
+    drop(idle);
+    drop(freed); // freed outside the lock
 }
 
 /// Takes idle buffers out, oldest first, while `over` holds, and returns
