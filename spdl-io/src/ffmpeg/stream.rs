@@ -208,6 +208,21 @@ pub(crate) fn codec_params(stream: &ff::format::stream::Stream) -> CodecParamete
     }
 }
 
+/// The codec's extradata (for H.264/HEVC in MP4: the `avcC`/`hvcC` box;
+/// in Annex B streams: parameter sets), empty when there is none.
+pub(crate) fn extradata(stream: &ff::format::stream::Stream) -> Vec<u8> {
+    let params = stream.parameters();
+    // SAFETY: the parameters belong to a live stream; FFmpeg keeps
+    // `extradata_size` bytes at `extradata` when it is not null.
+    unsafe {
+        let p = &*params.as_ptr();
+        match usize::try_from(p.extradata_size) {
+            Ok(n) if n > 0 && !p.extradata.is_null() => std::slice::from_raw_parts(p.extradata, n).to_vec(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// One entry of a container's own index of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IndexEntry {

@@ -5,6 +5,7 @@
 use ffmpeg_next as ff;
 
 use super::demux::{Demuxer, Packet};
+use super::nal::{NalUnits, Unwanted};
 use super::time::Ratio;
 use crate::error::{Error, Position, Result};
 use crate::ffmpeg::{self, codec, log, stream};
@@ -182,6 +183,8 @@ pub struct VideoDecoder {
     max_corrupt_packets: usize,
     corrupt_packets: usize,
     device: Device,
+    /// How to tell unwanted H.264/HEVC packets apart; `None` for other codecs.
+    nal: Option<NalUnits>,
 }
 
 impl VideoDecoder {
@@ -241,6 +244,7 @@ impl VideoDecoder {
             max_corrupt_packets: config.max_corrupt_packets,
             corrupt_packets: 0,
             device,
+            nal: NalUnits::new(&params.codec, &stream::extradata(st)),
         })
     }
 
@@ -334,6 +338,13 @@ impl VideoDecoder {
                 Err(e) => self.error_at(Position::Unknown, e, ffmpeg::describe(e))?,
             }
         }
+    }
+
+    /// What to do with `packet` when its picture is not wanted (see
+    /// [`nal`](super::nal)): FFmpeg's skip for codecs other than H.264/HEVC.
+    pub(crate) fn unwanted(&self, packet: &Packet) -> Unwanted {
+        self.nal
+            .map_or(Unwanted::Skip, |n| n.unwanted(packet.inner.data().unwrap_or_default()))
     }
 
     /// Skips (or stops skipping) frames no other frame references; frames

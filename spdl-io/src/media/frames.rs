@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use super::decode::{DecodeStatus, Frame, SendStatus, VideoDecoder};
 use super::demux::{Demuxer, Packet};
+use super::nal::Unwanted;
 use crate::error::{Error, Position, Result};
 use ffmpeg_next as ff;
 
@@ -23,7 +24,7 @@ pub(crate) struct FrameReader {
     draining: bool,
     done: bool,
     /// When set, only frames whose pts is in this sorted list must be
-    /// output; other frames nobody references are skipped by the decoder.
+    /// output; other frames nobody references are left out (see `nal`).
     wanted: Option<Vec<i64>>,
     /// A packet read ahead (the keyframe a seek was checked against).
     pending: Option<Packet>,
@@ -274,9 +275,13 @@ impl FrameReader {
                     Some(p) => {
                         if let Some(wanted) = &self.wanted {
                             let needed = p.pts().is_none_or(|t| wanted.binary_search(&t).is_ok());
-                            self.decoder.set_skip_nonref(!needed);
-                            if let (false, Some(t)) = (needed, p.pts()) {
+                            let unwanted = (!needed).then(|| self.decoder.unwanted(&p));
+                            self.decoder.set_skip_nonref(unwanted == Some(Unwanted::Skip));
+                            if let (Some(Unwanted::Drop | Unwanted::Skip), Some(t)) = (unwanted, p.pts()) {
                                 self.maybe_skipped.insert(t);
+                            }
+                            if unwanted == Some(Unwanted::Drop) {
+                                continue;
                             }
                         }
                         if self.decoder.send_packet(&p)? == SendStatus::Full {
