@@ -42,7 +42,7 @@ pub struct VideoReader {
     info: StreamInfo,
     config: VideoConfig,
     /// The last frame returned, converted: asked again, it is not decoded.
-    cached: Option<CachedFrame>,
+    cached: CachedFrame,
 }
 
 /// A decoder and where it stands in the stream.
@@ -61,11 +61,23 @@ struct Job<'a> {
     pts: &'a mut f64,
 }
 
+/// A converted frame and its index; the buffer is kept across calls, so
+/// caching the next frame allocates nothing, and a first frame is
+/// converted straight into the output.
+#[derive(Default)]
 struct CachedFrame {
-    index: usize,
+    index: Option<usize>,
     bytes: Vec<u8>,
     shape: [usize; 3],
     pts: f64,
+}
+
+impl CachedFrame {
+    fn store(&mut self, index: usize, bytes: &[u8], shape: [usize; 3], pts: f64) {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(bytes);
+        (self.index, self.shape, self.pts) = (Some(index), shape, pts);
+    }
 }
 
 /// Frames decoded for a list of indices, before they become a [`Video`]
@@ -123,7 +135,7 @@ impl VideoReader {
             index,
             info,
             config,
-            cached: None,
+            cached: CachedFrame::default(),
         })
     }
 
@@ -332,36 +344,45 @@ impl VideoReader {
         }
         let last = targets[targets.len() - 1];
         let at = first_at[&last];
-        self.cached = Some(CachedFrame {
-            index: last,
-            bytes: out.data[at * bytes..(at + 1) * bytes].to_vec(),
-            shape: out.shape,
-            pts: out.pts[at],
-        });
+        let pixels = &out.data[at * bytes..(at + 1) * bytes];
+        self.cached.store(last, pixels, out.shape, out.pts[at]);
         Ok(out)
     }
 
     /// Decodes frame `target` (or takes it from the cache), allocates the
     /// output for `n` frames in its shape and writes it to slot `at`.
     fn decode_first(&mut self, target: usize, at: usize, n: usize, out: &mut Decoded) -> Result<()> {
-        let (src, index) = (&self.src, &self.index);
-        let (pixels, shape, pts) = match self.cached.take_if(|c| c.index == target) {
-            Some(c) => (c.bytes, c.shape, c.pts),
-            None => {
-                let mut frame = self.cursor.decode_to(src, index, target)?;
-                let shape = self.cursor.source.converter.layout(&frame)?.shape;
-                let mut pixels = crate::memory::zeroed(shape.iter().product())
-                    .map_err(|n| self.convert_error(format!("cannot allocate {n} bytes for a frame")))?;
-                self.cursor.source.converter.convert(&mut frame, &mut pixels)?;
-                (pixels, shape, frame_seconds(&frame, self.cursor.source.time_base))
-            }
+        let hit = self.cached.index.take() == Some(target);
+        let frame = if hit {
+            None
+        } else {
+            Some(self.cursor.decode_to(&self.src, &self.index, target)?)
         };
-        let (len, limit) = (pixels.len(), self.config.limits.max_output_bytes);
-        Limits::check(self.src_name(), "output size in bytes", (n * len) as u64, limit)?;
+        let shape = match &frame {
+            Some(f) => self.cursor.source.converter.layout(f)?.shape,
+            None => self.cached.shape,
+        };
+        let (len, limit) = (shape.iter().product::<usize>(), self.config.limits.max_output_bytes);
+        Limits::check(
+            self.src_name(),
+            "output size in bytes",
+            n.saturating_mul(len) as u64,
+            limit,
+        )?;
         out.data = crate::memory::zeroed(n * len)
             .map_err(|n| self.convert_error(format!("cannot allocate {n} bytes for the output")))?;
-        out.data[at * len..(at + 1) * len].copy_from_slice(&pixels);
-        (out.shape, out.pts[at]) = (shape, pts);
+        let slot = &mut out.data[at * len..(at + 1) * len];
+        out.pts[at] = match frame {
+            Some(mut f) => {
+                self.cursor.source.converter.convert(&mut f, slot)?;
+                frame_seconds(&f, self.cursor.source.time_base)
+            }
+            None => {
+                slot.copy_from_slice(&self.cached.bytes);
+                self.cached.pts
+            }
+        };
+        out.shape = shape;
         Ok(())
     }
 
