@@ -233,3 +233,39 @@ fn a_frame_skipped_as_unwanted_in_one_call_is_found_in_the_next() {
         }
     }
 }
+
+/// A stream whose frame size changes (two raw H.264 streams, 96x64 then
+/// 64x48, one after the other) reads as `load_video` reads it, every frame
+/// at the first frame's size, also when frames are converted on a thread
+/// of their own (a two-thread decoder).
+#[test]
+fn a_stream_that_changes_size_reads_as_the_full_decode() {
+    let dir = std::env::temp_dir().join(format!("spdl-size-change-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut joined = Vec::new();
+    for size in ["96x64", "64x48"] {
+        let part = dir.join(format!("{size}.h264"));
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={size}:rate=25:duration=0.4"))
+            .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "2"])
+            .arg(&part)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        joined.extend(std::fs::read(&part).unwrap());
+    }
+    let path = dir.join("joined.h264");
+    std::fs::write(&path, joined).unwrap();
+    let full = load_video(&path, &VideoConfig::default()).unwrap();
+    assert_eq!(full.frames.dim(), (20, 64, 96, 3));
+    for threads in [1, 2] {
+        let config = VideoConfig::default().with_threads(threads);
+        let mut reader = VideoReader::open(&path, &config).unwrap();
+        for indices in [vec![0, 5, 19], vec![12, 3, 19, 18]] {
+            let got = reader.get_frames_at(&indices).unwrap();
+            assert_frames(&got, &full, &indices, &format!("threads {threads} {indices:?}"));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

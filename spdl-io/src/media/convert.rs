@@ -246,7 +246,7 @@ impl FrameConverter {
         self
     }
 
-    fn fail(&self, reason: impl Into<String>) -> Error {
+    pub(crate) fn fail(&self, reason: impl Into<String>) -> Error {
         Error::Convert {
             src: self.src.clone(),
             reason: reason.into(),

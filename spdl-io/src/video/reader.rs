@@ -14,8 +14,11 @@ use super::config::VideoConfig;
 use super::index::FrameIndex;
 use crate::error::{Error, Position, Result};
 use crate::limits::Limits;
+use crate::media::convert::{ConvertConfig, FrameConverter};
 use crate::media::decode::Frame;
 use crate::media::demux::StreamInfo;
+use crate::media::time::Ratio;
+use crate::orientation::Orientation;
 use crate::source::Source;
 
 /// A video stream opened for reading frames by index or time, as often as
@@ -409,9 +412,9 @@ impl VideoReader {
                 .helpers
                 .iter_mut()
                 .zip(parts)
-                .map(|(helper, jobs)| s.spawn(move || helper.run(src, index, jobs, shape)))
+                .map(|(helper, jobs)| s.spawn(move || helper.run(src, index, jobs, shape, 1)))
                 .collect();
-            let mine = cursor.run(src, index, main, shape);
+            let mine = cursor.run(src, index, main, shape, threads);
             let theirs = helpers.into_iter().map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(Error::InvalidConfig("a helper decoder thread panicked".into())))
@@ -431,25 +434,57 @@ impl Cursor {
         })
     }
 
-    /// Decodes each job's frame and converts it into its slot.
-    fn run(&mut self, src: &Source, index: &FrameIndex, jobs: Vec<Job>, shape: [usize; 3]) -> Result<()> {
+    /// Decodes each job's frame and converts it into its slot. With a
+    /// decoder of several threads, frames are converted on a thread of
+    /// their own: converting on this one would leave the decoder's
+    /// threads without packets meanwhile.
+    fn run(
+        &mut self,
+        src: &Source,
+        index: &FrameIndex,
+        jobs: Vec<Job>,
+        shape: [usize; 3],
+        threads: usize,
+    ) -> Result<()> {
         if index.has_frame_times() {
             let wanted = index.wanted(jobs.iter().map(|j| j.target));
             self.source.reader.set_wanted(wanted);
         }
-        for job in jobs {
-            let mut frame = self.decode_to(src, index, job.target)?;
-            let got = self.source.converter.layout(&frame)?.shape;
-            if got != shape {
-                return Err(self.source.convert_error(format!(
-                    "frame {} has shape {got:?} but earlier frames {shape:?}: the stream changes size; set an output size",
-                    job.target
-                )));
+        let time_base = self.source.time_base;
+        if threads < 2 || jobs.len() < 2 {
+            for job in jobs {
+                let frame = self.decode_to(src, index, job.target)?;
+                convert_job(&mut self.source.converter, time_base, frame, job, shape)?;
             }
-            self.source.converter.convert(&mut frame, job.slot)?;
-            *job.pts = frame_seconds(&frame, self.source.time_base);
+            return Ok(());
         }
-        Ok(())
+        let idle = FrameConverter::new(ConvertConfig::default(), Orientation::Normal, "");
+        let mut converter = std::mem::replace(&mut self.source.converter, idle);
+        let result = std::thread::scope(|s| {
+            let (frames, received) = std::sync::mpsc::sync_channel::<(Frame, Job)>(2);
+            let converting = s.spawn(|| {
+                received
+                    .into_iter()
+                    .try_for_each(|(frame, job)| convert_job(&mut converter, time_base, frame, job, shape))
+            });
+            let decode = || {
+                for job in jobs {
+                    let frame = self.decode_to(src, index, job.target)?;
+                    if frames.send((frame, job)).is_err() {
+                        break; // conversion failed; its error is returned below
+                    }
+                }
+                Ok(())
+            };
+            let decoded = decode();
+            drop(frames);
+            let converted = converting
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidConfig("the frame converter thread panicked".into())));
+            converted.and(decoded)
+        });
+        self.source.converter = converter;
+        result
     }
 
     fn decode_to(&mut self, src: &Source, index: &FrameIndex, target: usize) -> Result<Frame> {
@@ -533,6 +568,27 @@ impl Cursor {
             }
         }
     }
+}
+
+/// Converts `frame` into its job's slot, checking that it has the shape
+/// of the call's other frames.
+fn convert_job(
+    converter: &mut FrameConverter,
+    time_base: Ratio,
+    mut frame: Frame,
+    job: Job,
+    shape: [usize; 3],
+) -> Result<()> {
+    let got = converter.layout(&frame)?.shape;
+    if got != shape {
+        return Err(converter.fail(format!(
+            "frame {} has shape {got:?} but earlier frames {shape:?}: the stream changes size; set an output size",
+            job.target
+        )));
+    }
+    converter.convert(&mut frame, job.slot)?;
+    *job.pts = frame_seconds(&frame, time_base);
+    Ok(())
 }
 
 /// Splits `jobs` (ascending) into at most `parts` runs of whole GOPs with
