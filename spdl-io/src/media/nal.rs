@@ -295,6 +295,35 @@ mod tests {
         assert_eq!(unknown.unwanted(&[0, 0, 1, 2, 1, 0xaf]), Unwanted::Skip);
     }
 
+    /// Packets and extradata of random bytes (lengths past the end, start
+    /// codes anywhere) get a verdict, never a panic.
+    #[test]
+    fn random_bytes_get_a_verdict() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..5000 {
+            let len = (next() % 64) as usize;
+            // Half of them small, which makes start codes and short lengths common.
+            let small = next() % 2 == 0;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| if small { (next() % 3) as u8 } else { next() as u8 })
+                .collect();
+            let mut extradata = bytes.clone();
+            extradata.insert(0, (next() % 2) as u8);
+            for codec in ["h264", "hevc"] {
+                for extra in [&extradata[..], &H264_AVCC, &hvcc(1), &[]] {
+                    let units = NalUnits::new(codec, extra).unwrap();
+                    let _ = units.unwanted(&bytes);
+                }
+            }
+        }
+    }
+
     #[test]
     fn other_codecs_are_left_to_ffmpeg() {
         assert!(NalUnits::new("vp9", &[]).is_none());
