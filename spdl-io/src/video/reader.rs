@@ -460,31 +460,36 @@ impl Cursor {
         }
         let idle = FrameConverter::new(ConvertConfig::default(), Orientation::Normal, "");
         let mut converter = std::mem::replace(&mut self.source.converter, idle);
-        let result = std::thread::scope(|s| {
-            let (frames, received) = std::sync::mpsc::sync_channel::<(Frame, Job)>(2);
-            let converting = s.spawn(|| {
-                received
-                    .into_iter()
-                    .try_for_each(|(frame, job)| convert_job(&mut converter, time_base, frame, job, shape))
-            });
-            let decode = || {
-                for job in jobs {
-                    let frame = self.decode_to(src, index, job.target)?;
-                    if frames.send((frame, job)).is_err() {
-                        break; // conversion failed; its error is returned below
+        // Caught and resumed below: the converter goes back even when a
+        // panic unwinds, so a caller that reports it and reads on still
+        // gets frames in its configured format.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::thread::scope(|s| {
+                let (frames, received) = std::sync::mpsc::sync_channel::<(Frame, Job)>(2);
+                let converting = s.spawn(|| {
+                    received
+                        .into_iter()
+                        .try_for_each(|(frame, job)| convert_job(&mut converter, time_base, frame, job, shape))
+                });
+                let decode = || {
+                    for job in jobs {
+                        let frame = self.decode_to(src, index, job.target)?;
+                        if frames.send((frame, job)).is_err() {
+                            break; // conversion failed; its error is returned below
+                        }
                     }
-                }
-                Ok(())
-            };
-            let decoded = decode();
-            drop(frames);
-            let converted = converting
-                .join()
-                .unwrap_or_else(|_| Err(Error::InvalidConfig("the frame converter thread panicked".into())));
-            converted.and(decoded)
-        });
+                    Ok(())
+                };
+                let decoded = decode();
+                drop(frames);
+                let converted = converting
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::InvalidConfig("the frame converter thread panicked".into())));
+                converted.and(decoded)
+            })
+        }));
         self.source.converter = converter;
-        result
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     fn decode_to(&mut self, src: &Source, index: &FrameIndex, target: usize) -> Result<Frame> {
