@@ -186,14 +186,14 @@ fn length_units(data: &[u8], n: usize) -> impl Iterator<Item = Option<&[u8]>> {
 /// the next one; trailing zero bytes stay with the unit, which only its
 /// header is read from).
 fn annex_b_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let starts: Vec<usize> = data
-        .windows(3)
-        .enumerate()
-        .filter(|(_, w)| *w == [0, 0, 1])
-        .map(|(i, _)| i + 3)
-        .collect();
-    let ends: Vec<usize> = starts.iter().skip(1).map(|s| s - 3).chain([data.len()]).collect();
-    starts.into_iter().zip(ends).map(move |(s, e)| &data[s..e.max(s)])
+    let next_start = |d: &[u8]| d.windows(3).position(|w| w == [0, 0, 1]);
+    let mut rest = next_start(data).map(|i| &data[i + 3..]);
+    std::iter::from_fn(move || {
+        let d = rest?;
+        let end = next_start(d);
+        rest = end.map(|i| &d[i + 3..]);
+        Some(&d[..end.unwrap_or(d.len())])
+    })
 }
 
 /// The NAL units stored in an `hvcC` box's arrays (after its 23-byte

@@ -458,11 +458,23 @@ impl Cursor {
             }
             return Ok(());
         }
+        self.run_converting_aside(src, index, jobs, shape)
+    }
+
+    /// [`Cursor::run`]'s jobs, decoded here and converted on a scoped
+    /// thread that borrows the converter meanwhile. The converter goes back
+    /// even when a panic unwinds (caught and resumed), so a caller that
+    /// reports it and reads on still gets frames in its configured format.
+    fn run_converting_aside(
+        &mut self,
+        src: &Source,
+        index: &FrameIndex,
+        jobs: Vec<Job>,
+        shape: [usize; 3],
+    ) -> Result<()> {
+        let time_base = self.source.time_base;
         let idle = FrameConverter::new(ConvertConfig::default(), Orientation::Normal, "");
         let mut converter = std::mem::replace(&mut self.source.converter, idle);
-        // Caught and resumed below: the converter goes back even when a
-        // panic unwinds, so a caller that reports it and reads on still
-        // gets frames in its configured format.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             std::thread::scope(|s| {
                 let (frames, received) = std::sync::mpsc::sync_channel::<(Frame, Job)>(2);
@@ -471,7 +483,7 @@ impl Cursor {
                         .into_iter()
                         .try_for_each(|(frame, job)| convert_job(&mut converter, time_base, frame, job, shape))
                 });
-                let decode = || {
+                let decoded = (|| {
                     for job in jobs {
                         let frame = self.decode_to(src, index, job.target)?;
                         if frames.send((frame, job)).is_err() {
@@ -479,8 +491,7 @@ impl Cursor {
                         }
                     }
                     Ok(())
-                };
-                let decoded = decode();
+                })();
                 drop(frames);
                 let converted = converting
                     .join()
