@@ -20,6 +20,8 @@ use crate::sources::extract;
 /// frames at indices or times, ranges, time windows and clips. Options as
 /// `load_video`'s, plus `seek_mode` ("exact" or "approximate") and `index`
 /// (bytes from `save_index()`, so the file is not indexed again).
+/// `num_threads` counts decoder threads; a call for two or more frames also
+/// converts them on one more thread, beside the decoding.
 #[pyclass(frozen, module = "spdl_rs.io")]
 pub(crate) struct VideoReader {
     inner: Mutex<Reader>,

@@ -125,7 +125,9 @@ class VideoReader:
     indexed from their sample table (no packet read); other containers by reading
     every packet, or, with ``seek_mode="approximate"``, from the header's frame rate
     and count (no read; exact for constant-rate streams whose header is right).
-    ``index`` takes bytes from ``save_index()`` to skip indexing."""
+    ``index`` takes bytes from ``save_index()`` to skip indexing. ``num_threads``
+    counts decoder threads; a call for two or more frames also converts them on one
+    more thread, beside the decoding (the same work, overlapped)."""
 
     def __init__(
         self,
