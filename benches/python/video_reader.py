@@ -32,7 +32,8 @@ instead of H.264 MP4.
 
 Each library returns its own layout (torchcodec NCHW tensors, the others NHWC
 uint8): no conversion is timed. Reported: median ms per call, the range, and
-speed-up = peer median / spdl_rs median (> 1: spdl_rs faster). Writes
+speed-up = peer median / spdl_rs median (> 1: spdl_rs faster), and cores =
+the process's CPU time (all its threads) over the wall time of the calls. Writes
 bench-out/python/video_reader.json and prints a markdown table.
 """
 from __future__ import annotations
@@ -149,16 +150,18 @@ def run(task, clip, threads, rounds, calls):
     rng = random.Random(0)
     fns = contenders(clip, threads, task, rng)
     times = {name: [] for name in fns}
+    cpu = {name: 0.0 for name in fns}
     for fn in fns.values():
         fn()  # warm-up: libraries loaded, page cache filled
     for _ in range(rounds):
         order = list(fns)
         random.shuffle(order)
         for name in order:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(calls):
                 fns[name]()
             times[name].append((time.perf_counter() - start) / calls)
+            cpu[name] += time.process_time() - start_cpu
     base = statistics.median(times["spdl_rs"])
     rows = []
     for name, ts in times.items():
@@ -166,6 +169,8 @@ def run(task, clip, threads, rounds, calls):
         rows.append({
             "task": task, "clip": clip.name, "threads": threads, "contender": name,
             "ms": med * 1e3, "min_ms": min(ts) * 1e3, "max_ms": max(ts) * 1e3, "speedup": med / base,
+            # the process's CPU time (all threads) over its wall time, every round
+            "cores": cpu[name] / (sum(ts) * calls),
         })
     return rows
 
@@ -195,11 +200,11 @@ def main():
     meta = {"machine": platform.processor() or platform.machine(), "cpus": __import__("os").cpu_count(),
             "python": platform.python_version()}
     (OUT / "video_reader.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    print("\n| task | clip | t | contender | ms/call (median) | range | spdl_rs speed-up |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| task | clip | t | contender | ms/call (median) | range | cores | spdl_rs speed-up |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['task']} | {r['clip']} | {r['threads']} | {r['contender']} | {r['ms']:.2f} | "
-              f"{r['min_ms']:.2f}-{r['max_ms']:.2f} | {r['speedup']:.2f}x |")
+              f"{r['min_ms']:.2f}-{r['max_ms']:.2f} | {r['cores']:.2f} | {r['speedup']:.2f}x |")
 
 
 if __name__ == "__main__":
