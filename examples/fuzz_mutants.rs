@@ -1,6 +1,7 @@
 //! A mutation fuzzer on stable Rust: seeded mutations of every bundled
 //! fixture (and of any extra folder given, such as Pillow's test images)
-//! run through every `load_*` entry point and `probe`, in this one process.
+//! run through every `load_*` entry point, `probe` and `VideoReader`'s
+//! multi-frame calls, in this one process.
 //! A mutant must give `Ok` or `Err`, within a time limit: a panic that
 //! escapes, an abort (run it under `prlimit --as` to turn allocations
 //! sized by forged headers into aborts) or a hang fails the run.
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use spdl::io::video::{ClipSampling, SeekMode, VideoReader};
 use spdl::io::{self as sio, Limits, Source};
 
 /// Limits small enough that a mutant cannot make a single decode big.
@@ -112,8 +114,26 @@ fn decode_all(data: &[u8], name: &str) {
     let _ = sio::load_image(src(), &image.with_size(64, 48));
     let _ = sio::load_video(src(), &video);
     let _ = sio::sample_frames(src(), &[0, 3, 1], &video);
+    read_many(src(), &video.clone().with_threads(2));
+    read_many(src(), &video.with_seek_mode(SeekMode::Approximate));
     let _ = sio::load_audio(src(), &audio);
     let _ = sio::load_audio(src(), &audio.with_sample_rate(16_000).with_channels(1));
+}
+
+/// The reader's multi-frame paths: frames out of order from both ends
+/// (with 2 threads, split by GOP over helper decoders), then clips.
+fn read_many(src: Source, config: &sio::VideoConfig) {
+    let Ok(mut reader) = VideoReader::open(src, config) else {
+        return;
+    };
+    let last = reader.len().saturating_sub(1);
+    let _ = reader.get_frames_at(&[last, 0, last / 2, 1]);
+    let _ = reader.get_clips(
+        &ClipSampling::default()
+            .with_clips(2)
+            .with_frames_per_clip(3)
+            .with_random(7),
+    );
 }
 
 struct Args {

@@ -26,6 +26,9 @@ fn decode_every_fuzz_regression_in_this_process() {
         let _ = spdl_io::load_image(src(), &ImageConfig::default());
         let _ = spdl_io::load_video(src(), &VideoConfig::default());
         let _ = spdl_io::sample_frames(src(), &[0, 2], &VideoConfig::default());
+        let two_threads = VideoConfig::default().with_threads(2);
+        let _ = spdl_io::load_video(src(), &two_threads);
+        let _ = spdl_io::sample_frames(src(), &[2, 0, 1], &two_threads);
         let _ = spdl_io::load_audio(src(), &AudioConfig::default());
         let _ = spdl_io::load_audio(src(), &AudioConfig::default().with_sample_rate(16_000));
         println!("decoded {name}");
@@ -53,5 +56,7 @@ fn fuzz_regressions_neither_crash_nor_abort_under_a_memory_cap() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("decoded m4a_stco_count_seed7_5021.m4a"), "{stdout}");
+    for name in ["m4a_stco_count_seed7_5021.m4a", "webp_alpha_seed2_259.webp"] {
+        assert!(stdout.contains(&format!("decoded {name}")), "{stdout}");
+    }
 }

@@ -28,14 +28,24 @@ pub(crate) fn set_best_effort_timestamp(frame: &mut ff::Frame, pts: i64) {
 }
 
 /// Sets the decoder's thread count (0 lets FFmpeg pick one per core) and
-/// allows both frame and slice threading, as the `ffmpeg` CLI does.
+/// allows both frame and slice threading, as the `ffmpeg` CLI does, except
+/// where frame threading is known to abort the process: FFmpeg 5.1's WebP
+/// decoder, given a lossy image whose alpha plane is corrupt, reports a
+/// frame without pixels and trips an assertion in `decode.c` ("frame->buf[0]",
+/// the `ffmpeg` CLI with `-threads 2` aborts the same way; fuzz regression
+/// `webp_alpha_seed2_259.webp`). WebP has no slice threading, so it decodes
+/// on one thread.
 pub(crate) fn set_decoder_threads(ctx: &mut ff::codec::Context, threads: usize) {
+    let kinds = match ctx.id() {
+        ff::codec::Id::WEBP => ffi::FF_THREAD_SLICE,
+        _ => ffi::FF_THREAD_FRAME | ffi::FF_THREAD_SLICE,
+    };
     // SAFETY: the codec context is not opened yet; these fields are plain
     // integers that avcodec_open2 reads.
     unsafe {
         let c = ctx.as_mut_ptr();
         (*c).thread_count = threads.min(64) as c_int;
-        (*c).thread_type = (ffi::FF_THREAD_FRAME | ffi::FF_THREAD_SLICE) as c_int;
+        (*c).thread_type = kinds as c_int;
     }
 }
 
