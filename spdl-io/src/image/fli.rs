@@ -668,13 +668,9 @@ mod tests {
 
     #[test]
     fn garbage_does_not_panic() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[0]
-        };
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(0x2545_F491_4F6C_DD1D);
+        let mut next = move || rng.random::<u8>();
         let base = file(5, 4, &[chunk(COLOR_64, &palette_body()), chunk(BRUN, &[0; 40])]);
         for round in 0..3000 {
             let mut data = if round % 2 == 0 { base.clone() } else { header(5, 4) };
