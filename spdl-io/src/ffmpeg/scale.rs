@@ -284,12 +284,7 @@ fn writes_exact_rows(key: &ScalerKey) -> bool {
 /// rows followed by guard bytes (filled two ways, so that any store past
 /// the rows shows); `None` when the conversion fails.
 fn probe_rows(key: ScalerKey) -> Option<bool> {
-    let mut frame = ff::frame::Video::new(key.src_fmt, key.src_w, key.src_h);
-    for plane in 0..frame.planes() {
-        for (i, b) in frame.data_mut(plane).iter_mut().enumerate() {
-            *b = (i % 251) as u8 + 3;
-        }
-    }
+    let frame = patterned_frame(&key);
     let mut scaler = Scaler::context(key).ok()?;
     let stride = plane_row_bytes(key.dst_fmt, key.dst_w, 0)?;
     let layout = [PlaneLayout {
@@ -312,6 +307,18 @@ fn probe_rows(key: ScalerKey) -> Option<bool> {
         }
     }
     Some(true)
+}
+
+/// A source frame of `key`'s format and size whose bytes vary along each
+/// plane (no two neighbouring pixels alike).
+fn patterned_frame(key: &ScalerKey) -> ff::frame::Video {
+    let mut frame = ff::frame::Video::new(key.src_fmt, key.src_w, key.src_h);
+    for plane in 0..frame.planes() {
+        for (i, b) in frame.data_mut(plane).iter_mut().enumerate() {
+            *b = (i % 251) as u8 + 3;
+        }
+    }
+    frame
 }
 
 /// Whether swscale may convert with its special unscaled YUV -> RGB
@@ -379,12 +386,7 @@ mod tests {
     fn frames_convert_as_into_padded_rows() {
         for width in [320, 328, 426] {
             let k = key(width);
-            let mut frame = ff::frame::Video::new(k.src_fmt, k.src_w, k.src_h);
-            for plane in 0..frame.planes() {
-                for (i, b) in frame.data_mut(plane).iter_mut().enumerate() {
-                    *b = (i * 7 % 253) as u8;
-                }
-            }
+            let frame = patterned_frame(&k);
             let stride = plane_row_bytes(k.dst_fmt, width, 0).unwrap();
             let layout = [PlaneLayout {
                 offset: 0,
