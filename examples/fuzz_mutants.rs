@@ -114,6 +114,7 @@ fn decode_all(data: &[u8], name: &str) {
     let _ = sio::load_image(src(), &image.with_size(64, 48));
     let _ = sio::load_video(src(), &video);
     let _ = sio::sample_frames(src(), &[0, 3, 1], &video);
+    read_many(src(), &video);
     read_many(src(), &video.clone().with_threads(2));
     read_many(src(), &video.with_seek_mode(SeekMode::Approximate));
     let _ = sio::load_audio(src(), &audio);
@@ -121,7 +122,8 @@ fn decode_all(data: &[u8], name: &str) {
 }
 
 /// The reader's multi-frame paths: frames out of order from both ends
-/// (with 2 threads, split by GOP over helper decoders), then clips.
+/// (with 1 thread, H.264 reference B-frames nobody uses go to the decoder
+/// as stand-ins; with 2, split by GOP over helper decoders), then clips.
 fn read_many(src: Source, config: &sio::VideoConfig) {
     let Ok(mut reader) = VideoReader::open(src, config) else {
         return;

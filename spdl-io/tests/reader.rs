@@ -269,3 +269,56 @@ fn a_stream_that_changes_size_reads_as_the_full_decode() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Reference B-frames (x264's B-pyramid) that no decoded picture uses are
+/// left undecoded (`media::h264_refs`): on encodes whose P-frames use them
+/// (two references, strict pyramid) and ones whose do not (one reference),
+/// with slices, weighted prediction, CAVLC and an open GOP, random frame sets and
+/// clips, one reader for many calls forward and backward, at one and two
+/// threads, every frame equals the full decode at the native size.
+#[test]
+fn frames_around_skipped_reference_b_frames_equal_the_full_decode() {
+    use rand::{RngExt, SeedableRng};
+    let native = VideoConfig::default();
+    for name in [
+        "h264_ref1_pyramid.mp4",
+        "h264_ref2_pyramid_strict.mp4",
+        "h264_ref1_slices.mp4",
+        "h264_ref1_cavlc.mp4",
+        "h264_open_gop.mp4",
+        "long_h264.mp4",
+    ] {
+        let path = fixture(name);
+        let full = load_video(&path, &native).unwrap();
+        let n = full.len();
+        for threads in [1, 2] {
+            let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(7 + threads as u64);
+            let mut reader = VideoReader::open(&path, &native.clone().with_threads(threads)).unwrap();
+            for call in 0..24 {
+                let count = rng.random_range(1..=6);
+                let indices: Vec<usize> = (0..count).map(|_| rng.random_range(0..n)).collect();
+                let got = reader.get_frames_at(&indices).unwrap();
+                assert_frames(
+                    &got,
+                    &full,
+                    &indices,
+                    &format!("{name} t={threads} call {call} {indices:?}"),
+                );
+            }
+            let random = ClipSampling::default()
+                .with_clips(4)
+                .with_frames_per_clip(8)
+                .with_random(threads as u64);
+            let clips = reader.get_clips(&random).unwrap();
+            for (c, &start) in clips.starts.iter().enumerate() {
+                for k in 0..8 {
+                    let i = (start + k).min(n - 1);
+                    assert!(
+                        clips.frames.slice(s![c, k, .., .., ..]) == full.frames.index_axis(Axis(0), i),
+                        "{name} t={threads}: clip {c} frame {k}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! Decoder settings and raw packet/frame fields that ffmpeg-next does not
-//! expose: thread count and type, skipping non-reference frames, the
+//! expose: thread count and type, skipping frames, the
 //! packet flags it drops, a frame's best-effort timestamp, and NVDEC
 //! hardware decoding (a CUDA device attached to a decoder, its frames
 //! downloaded to host memory).
@@ -49,20 +49,30 @@ pub(crate) fn set_decoder_threads(ctx: &mut ff::codec::Context, threads: usize) 
     }
 }
 
-/// Makes the decoder skip (or stop skipping) frames that no other frame
-/// references. Reference frames still decode, so every frame that is output
-/// is bit-identical to a full decode.
-pub(crate) fn set_skip_nonref(decoder: &mut ff::decoder::Video, skip: bool) {
+/// Sets which frames the decoder skips (`skip_frame`): FFmpeg still
+/// parses a skipped picture and keeps it in its reference buffer, without
+/// decoding its pixels.
+pub(crate) fn set_skip_frame(decoder: &mut ff::decoder::Video, discard: ff::codec::discard::Discard) {
     // SAFETY: `skip_frame` is a plain field that the decoder reads for each
     // packet (frame threads copy it at submission); the context is open and
     // owned by `decoder`.
-    unsafe {
-        (*decoder.as_mut_ptr()).skip_frame = if skip {
-            ffi::AVDiscard::AVDISCARD_NONREF
-        } else {
-            ffi::AVDiscard::AVDISCARD_DEFAULT
-        };
-    }
+    unsafe { (*decoder.as_mut_ptr()).skip_frame = discard.into() };
+}
+
+/// Turns FFmpeg's error concealment off (`0`) or back to `flags` for the
+/// next packet; returns the flags it had. A single-thread decoder reads
+/// them when each picture ends.
+pub(crate) fn swap_error_concealment(decoder: &mut ff::decoder::Video, flags: c_int) -> c_int {
+    // SAFETY: `error_concealment` is a plain integer field of the open
+    // context owned by `decoder`.
+    unsafe { std::mem::replace(&mut (*decoder.as_mut_ptr()).error_concealment, flags) }
+}
+
+/// Whether the open decoder decodes on the calling thread only (no frame
+/// or slice threads).
+pub(crate) fn is_single_threaded(decoder: &ff::decoder::Video) -> bool {
+    // SAFETY: reading a plain field of the open context we borrow.
+    unsafe { (*decoder.as_ptr()).active_thread_type == 0 }
 }
 
 /// Attaches CUDA device `index` to a decoder context that is not open

@@ -5,6 +5,7 @@
 use ffmpeg_next as ff;
 
 use super::demux::{Demuxer, Packet};
+use super::h264_refs::ReferenceTracker;
 use super::nal::{NalUnits, Unwanted};
 use super::time::Ratio;
 use crate::error::{Error, Position, Result};
@@ -185,6 +186,10 @@ pub struct VideoDecoder {
     device: Device,
     /// How to tell unwanted H.264/HEVC packets apart; `None` for other codecs.
     nal: Option<NalUnits>,
+    /// The codec's extradata (H.264 parameter sets for the reference model).
+    extradata: Vec<u8>,
+    /// FFmpeg's error concealment flags while turned off for a stand-in.
+    concealment_off: Option<std::os::raw::c_int>,
 }
 
 impl VideoDecoder {
@@ -228,6 +233,7 @@ impl VideoDecoder {
             },
         };
         ctx.set_time_base(st.time_base());
+        let extradata = stream::extradata(st);
         let codec = ff::decoder::find(ctx.id())
             .ok_or_else(|| fail(format!("FFmpeg has no decoder for codec {}", params.codec)))?;
         let inner = ctx
@@ -244,7 +250,9 @@ impl VideoDecoder {
             max_corrupt_packets: config.max_corrupt_packets,
             corrupt_packets: 0,
             device,
-            nal: NalUnits::new(&params.codec, &stream::extradata(st)),
+            nal: NalUnits::new(&params.codec, &extradata),
+            extradata,
+            concealment_off: None,
         })
     }
 
@@ -347,10 +355,46 @@ impl VideoDecoder {
             .map_or(Unwanted::Skip, |n| n.unwanted(packet.inner.data().unwrap_or_default()))
     }
 
-    /// Skips (or stops skipping) frames no other frame references; frames
-    /// that are output stay bit-identical to a full decode.
-    pub(crate) fn set_skip_nonref(&mut self, skip: bool) {
-        codec::set_skip_nonref(&mut self.inner, skip);
+    /// Sets FFmpeg's skip for the next packet from what
+    /// [`VideoDecoder::unwanted`] (or the reference model) said of it:
+    /// non-reference pictures for [`Unwanted::Skip`]; for
+    /// [`Unwanted::SkipReference`] (a stand-in packet) no error
+    /// concealment. Frames that are output and not skipped stay
+    /// bit-identical to a full decode.
+    pub(crate) fn set_skip(&mut self, unwanted: Unwanted) {
+        let discard = match unwanted {
+            Unwanted::Skip => ff::codec::discard::Discard::NonReference,
+            _ => ff::codec::discard::Discard::Default,
+        };
+        codec::set_skip_frame(&mut self.inner, discard);
+        match (unwanted, self.concealment_off) {
+            (Unwanted::SkipReference, None) => {
+                self.concealment_off = Some(codec::swap_error_concealment(&mut self.inner, 0));
+            }
+            (Unwanted::SkipReference, Some(_)) => {}
+            (_, Some(flags)) => {
+                codec::swap_error_concealment(&mut self.inner, flags);
+                self.concealment_off = None;
+            }
+            (_, None) => {}
+        }
+    }
+
+    /// Whether a stand-in packet may replace an unused reference picture
+    /// (see [`h264_refs`](super::h264_refs)): the decoder runs on the
+    /// calling thread, so its error concealment can be turned off for that
+    /// one packet (the stand-in decodes one macroblock; concealing the rest
+    /// would cost what decoding them does).
+    pub(crate) fn takes_stand_ins(&self) -> bool {
+        codec::is_single_threaded(&self.inner)
+    }
+
+    /// A model of the H.264 reference buffer for this stream (see
+    /// [`h264_refs`](super::h264_refs)); `None` for other codecs or when
+    /// the stream's parameter sets cannot be read.
+    pub(crate) fn reference_tracker(&self) -> Option<ReferenceTracker> {
+        let framing = self.nal.as_ref()?.h264_framing()?;
+        ReferenceTracker::new(framing, &self.extradata)
     }
 
     /// Where this decoder decodes: [`Device::Cpu`] when CUDA was asked for

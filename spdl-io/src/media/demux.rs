@@ -117,6 +117,21 @@ impl Packet {
     pub fn size(&self) -> usize {
         self.inner.size()
     }
+
+    /// A packet with these bytes in place of this one's payload, and its
+    /// stream, timestamps, duration and flags.
+    pub(crate) fn with_payload(&self, data: &[u8]) -> Packet {
+        let mut inner = ff::Packet::copy(data);
+        inner.set_stream(self.inner.stream());
+        inner.set_pts(self.inner.pts());
+        inner.set_dts(self.inner.dts());
+        inner.set_duration(self.inner.duration());
+        inner.set_flags(self.inner.flags());
+        Packet {
+            inner,
+            time_base: self.time_base,
+        }
+    }
 }
 
 /// How many times a read that asks to be retried (EAGAIN) is retried.

@@ -3,10 +3,11 @@
 //! to a time window and supports seeking to a keyframe. Frames that come
 //! without a timestamp get the one after the previous frame's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use super::decode::{DecodeStatus, Frame, SendStatus, VideoDecoder};
 use super::demux::{Demuxer, Packet};
+use super::h264_refs::{Picture, ReferenceTracker};
 use super::nal::Unwanted;
 use crate::error::{Error, Position, Result};
 use ffmpeg_next as ff;
@@ -26,8 +27,17 @@ pub(crate) struct FrameReader {
     /// When set, only frames whose pts is in this sorted list must be
     /// output; other frames nobody references are left out (see `nal`).
     wanted: Option<Vec<i64>>,
-    /// A packet read ahead (the keyframe a seek was checked against).
-    pending: Option<Packet>,
+    /// Packets read but not yet sent or dropped: the keyframe a seek was
+    /// checked against, and those read to see whether an unwanted
+    /// reference picture is used (see `h264_refs`).
+    ahead: VecDeque<Ahead>,
+    /// The id the next packet read gets (ids rise in decoding order).
+    next_id: u64,
+    /// The H.264 reference buffer as of the last packet read, followed
+    /// while frames are wanted.
+    references: Option<ReferenceTracker>,
+    /// Reference pictures sent with the B skip so far.
+    skipped_references: u64,
     /// Pts of packets sent since the last seek while they were not
     /// wanted: the decoder may have dropped their frames.
     maybe_skipped: BTreeSet<i64>,
@@ -46,6 +56,18 @@ pub(crate) struct FrameReader {
     /// Packets without a dts read in a row with a pts at or past the end.
     past_end_run: usize,
 }
+
+/// A packet read ahead, with what it does to the reference buffer when
+/// that is known.
+struct Ahead {
+    packet: Packet,
+    picture: Option<Picture>,
+}
+
+/// The most packets read ahead to find where an unwanted reference
+/// picture stops being held (x264's B-pyramid releases one within a few
+/// pictures).
+const LOOKAHEAD: usize = 32;
 
 /// Packets past the window's end (by pts, when they carry no dts) read
 /// before the input is cut: frames reordered after them (B-frames) may
@@ -90,6 +112,7 @@ impl FrameReader {
     }
 
     pub(crate) fn new(demuxer: Demuxer, decoder: VideoDecoder, stream: usize) -> Self {
+        let references = decoder.reference_tracker();
         let frame_step = demuxer.stream_info(stream).ok().map_or(0, |i| {
             let fps = i.avg_frame_rate.and_then(|r| r.to_f64()).filter(|f| *f > 0.0);
             fps.map_or(0, |f| i.time_base.timestamp(1.0 / f).max(0))
@@ -103,7 +126,10 @@ impl FrameReader {
             draining: false,
             done: false,
             wanted: None,
-            pending: None,
+            ahead: VecDeque::new(),
+            next_id: 0,
+            references,
+            skipped_references: 0,
             maybe_skipped: BTreeSet::new(),
             last: None,
             cannot_seek: false,
@@ -167,7 +193,7 @@ impl FrameReader {
         while let Some(p) = self.demuxer.read_packet(self.stream)? {
             if p.is_key() {
                 let at = p.pts().or(p.dts()).unwrap_or(i64::MIN);
-                self.pending = Some(p);
+                self.push_ahead(p);
                 return Ok(Some(at));
             }
         }
@@ -177,7 +203,16 @@ impl FrameReader {
     /// Lets the decoder skip unreferenced frames whose pts is not in
     /// `wanted` (sorted ascending).
     pub(crate) fn set_wanted(&mut self, wanted: Vec<i64>) {
+        if self.wanted.is_none() {
+            // Packets read so far were not followed.
+            self.references.as_mut().map(ReferenceTracker::reset);
+        }
         self.wanted = Some(wanted);
+    }
+
+    /// Reference B pictures left undecoded so far (see `h264_refs`).
+    pub(crate) fn skipped_references(&self) -> u64 {
+        self.skipped_references
     }
 
     /// Whether the frame at `ts` was sent to the decoder since the last
@@ -194,16 +229,103 @@ impl FrameReader {
         sought?;
         self.decoder.flush();
         self.maybe_skipped.clear();
-        (self.draining, self.done, self.pending, self.last, self.held) = (false, false, None, None, None);
+        self.ahead.clear();
+        self.references.as_mut().map(ReferenceTracker::reset);
+        (self.draining, self.done, self.last, self.held) = (false, false, None, None);
         (self.from_start, self.past_end_run) = (false, 0);
         Ok(())
     }
 
-    fn next_packet(&mut self) -> Result<Option<Packet>> {
-        let packet = match self.pending.take() {
-            Some(p) => Some(p),
-            None => self.demuxer.read_packet(self.stream)?,
+    /// Adds a packet read from the demuxer to the read-ahead queue, with
+    /// what it does to the reference buffer while frames are wanted.
+    fn push_ahead(&mut self, packet: Packet) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let picture = match (&mut self.references, &self.wanted) {
+            (Some(refs), Some(_)) => refs.picture(id, packet.inner.data().unwrap_or_default()),
+            _ => None,
         };
+        self.ahead.push_back(Ahead { packet, picture });
+    }
+
+    /// Reads one more packet into the queue; `false` at the end of input.
+    fn read_ahead(&mut self) -> Result<bool> {
+        let Some(p) = self.demuxer.read_packet(self.stream)? else {
+            return Ok(false);
+        };
+        self.push_ahead(p);
+        Ok(true)
+    }
+
+    /// Whether a packet's frame is wanted (a packet without a pts is).
+    fn is_wanted(wanted: &[i64], packet: &Packet) -> bool {
+        packet.pts().is_none_or(|t| wanted.binary_search(&t).is_ok())
+    }
+
+    /// The stand-in packet (see `h264_refs`) to send in place of the next
+    /// one when it is an unwanted B picture that is a reference but that
+    /// no picture decoded from here on uses: reads ahead (up to
+    /// [`LOOKAHEAD`] packets) to where it stops being held, then works back
+    /// from there. A picture counts as decoded when it is wanted, is a
+    /// reference other than such a B picture, is shown after every wanted
+    /// frame (a later call may go on to it), or is such a B picture some
+    /// decoded picture uses. Any picture the model does not know makes the
+    /// answer `None`, as does a decoder with threads of its own (its error
+    /// concealment cannot be turned off for one packet).
+    fn stand_in_for_next(&mut self) -> Result<Option<Vec<u8>>> {
+        let candidate = |a: &Ahead| a.picture.as_ref().is_some_and(|p| p.is_reference && p.bidir);
+        if self.wanted.is_none() || !self.decoder.takes_stand_ins() || (self.ahead.is_empty() && !self.read_ahead()?) {
+            return Ok(None);
+        }
+        let (Some(wanted), Some(front)) = (&self.wanted, self.ahead.front()) else {
+            return Ok(None);
+        };
+        if !candidate(front) || Self::is_wanted(wanted, &front.packet) {
+            return Ok(None);
+        }
+        let first = self.next_id - self.ahead.len() as u64;
+        let released = |a: &Ahead| a.picture.as_ref().is_some_and(|p| p.releases.contains(&first));
+        while !self.ahead.iter().any(released) {
+            if self.ahead.len() >= LOOKAHEAD || !self.read_ahead()? {
+                return Ok(None);
+            }
+        }
+        let Some(wanted) = &self.wanted else {
+            return Ok(None);
+        };
+        let last_wanted = wanted.last().copied().unwrap_or(i64::MIN);
+        // bounded: the queue holds at most LOOKAHEAD packets.
+        let mut decoded = vec![true; self.ahead.len()];
+        for i in (0..self.ahead.len()).rev() {
+            let a = &self.ahead[i];
+            let Some(p) = &a.picture else {
+                return Ok(None);
+            };
+            let id = first + i as u64;
+            let shown = Self::is_wanted(wanted, &a.packet) || a.packet.pts().is_none_or(|t| t > last_wanted);
+            decoded[i] = shown
+                || (p.is_reference && !p.bidir)
+                || (candidate(a) && {
+                    let end = (i + 1..self.ahead.len())
+                        .find(|&j| self.ahead[j].picture.as_ref().is_some_and(|q| q.releases.contains(&id)));
+                    end.is_none_or(|end| {
+                        (i + 1..end)
+                            .any(|j| decoded[j] && self.ahead[j].picture.as_ref().is_some_and(|q| q.uses.contains(&id)))
+                    })
+                });
+        }
+        Ok(self.ahead[0]
+            .picture
+            .as_ref()
+            .and_then(|p| p.stand_in.clone())
+            .filter(|_| !decoded[0]))
+    }
+
+    fn next_packet(&mut self) -> Result<Option<Packet>> {
+        if self.ahead.is_empty() {
+            self.read_ahead()?;
+        }
+        let packet = self.ahead.pop_front().map(|a| a.packet);
         let Some(end) = self.end_ts else {
             return Ok(packet);
         };
@@ -271,13 +393,21 @@ impl FrameReader {
                 }
                 DecodeStatus::EndOfStream => self.done = true,
                 DecodeStatus::NeedMoreData if self.draining => self.done = true,
-                DecodeStatus::NeedMoreData => match self.next_packet()? {
-                    Some(p) => {
+                DecodeStatus::NeedMoreData => match (self.stand_in_for_next()?, self.next_packet()?) {
+                    (stand_in, Some(mut p)) => {
                         if let Some(wanted) = &self.wanted {
-                            let needed = p.pts().is_none_or(|t| wanted.binary_search(&t).is_ok());
-                            let unwanted = (!needed).then(|| self.decoder.unwanted(&p));
-                            self.decoder.set_skip_nonref(unwanted == Some(Unwanted::Skip));
-                            if let (Some(Unwanted::Drop | Unwanted::Skip), Some(t)) = (unwanted, p.pts()) {
+                            let unwanted = (!Self::is_wanted(wanted, &p)).then(|| match self.decoder.unwanted(&p) {
+                                Unwanted::Skip if stand_in.is_some() => Unwanted::SkipReference,
+                                u => u,
+                            });
+                            if let (Some(Unwanted::SkipReference), Some(bytes)) = (unwanted, &stand_in) {
+                                p = p.with_payload(bytes);
+                            }
+                            self.decoder.set_skip(unwanted.unwrap_or(Unwanted::Decode));
+                            self.skipped_references += u64::from(unwanted == Some(Unwanted::SkipReference));
+                            if let (Some(Unwanted::Drop | Unwanted::Skip | Unwanted::SkipReference), Some(t)) =
+                                (unwanted, p.pts())
+                            {
                                 self.maybe_skipped.insert(t);
                             }
                             if unwanted == Some(Unwanted::Drop) {
@@ -296,7 +426,7 @@ impl FrameReader {
                             });
                         }
                     }
-                    None => {
+                    (_, None) => {
                         self.decoder.send_eof()?;
                         self.draining = true;
                     }

@@ -13,6 +13,7 @@ pub(crate) mod decode;
 pub(crate) mod demux;
 pub(crate) mod encode;
 pub(crate) mod frames;
+pub(crate) mod h264_refs;
 pub(crate) mod nal;
 pub(crate) mod sample_table;
 pub(crate) mod time;

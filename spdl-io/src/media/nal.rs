@@ -26,6 +26,11 @@ pub(crate) enum Unwanted {
     Drop,
     /// Sent with FFmpeg's non-reference skip on (the decoder decides).
     Skip,
+    /// A B picture that is a reference but that no picture decoded from
+    /// here on uses (see `h264_refs`): a stand-in packet is sent in its
+    /// place, which the decoder files as the same reference picture
+    /// without decoding its pixels.
+    SkipReference,
     /// Sent and decoded: a picture the decoder would skip may be
     /// referenced later.
     Decode,
@@ -33,7 +38,7 @@ pub(crate) enum Unwanted {
 
 /// How NAL units are delimited in a stream's packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     /// Each NAL unit follows its big-endian length in this many bytes.
     Length(usize),
     /// NAL units follow `00 00 01` start codes.
@@ -86,6 +91,11 @@ impl NalUnits {
             }
             _ => None,
         }
+    }
+
+    /// The stream's framing when it is H.264 (for the reference model).
+    pub(crate) fn h264_framing(&self) -> Option<Framing> {
+        (self.codec == Codec::H264).then_some(self.framing)
     }
 
     /// What to do with `packet` (one access unit) when its picture is not
@@ -160,7 +170,7 @@ fn hevc_unit(unit: &[u8], top: Option<u8>) -> Option<Unwanted> {
 
 /// The NAL units of length-prefixed data (`n`-byte lengths); an item is
 /// `None` where a length runs past the data.
-fn length_units(data: &[u8], n: usize) -> impl Iterator<Item = Option<&[u8]>> {
+pub(crate) fn length_units(data: &[u8], n: usize) -> impl Iterator<Item = Option<&[u8]>> {
     let mut rest = Some(data);
     std::iter::from_fn(move || {
         let data = rest.filter(|d| !d.is_empty())?;
@@ -185,7 +195,7 @@ fn length_units(data: &[u8], n: usize) -> impl Iterator<Item = Option<&[u8]>> {
 /// The NAL units of Annex B data (after each `00 00 01` start code, up to
 /// the next one; trailing zero bytes stay with the unit, which only its
 /// header is read from).
-fn annex_b_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn annex_b_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let next_start = |d: &[u8]| d.windows(3).position(|w| w == [0, 0, 1]);
     let mut rest = next_start(data).map(|i| &data[i + 3..]);
     std::iter::from_fn(move || {

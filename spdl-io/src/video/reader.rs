@@ -3,8 +3,9 @@
 //! sampling several sets of frames or clips from one file costs one open
 //! and one index. For each run of wanted frames it seeks to the keyframe
 //! before them and decodes forward (skipping unreferenced frames nobody
-//! wants), continuing from where the last call stopped when that is
-//! closer than a seek.
+//! wants, and H.264 reference B-frames no decoded frame uses: see
+//! `media::h264_refs`), continuing from where the last call stopped when
+//! that is closer than a seek.
 
 use ndarray::{Array2, Array4, Array5};
 use rand::{RngExt, SeedableRng};
@@ -453,6 +454,25 @@ impl Cursor {
             self.source.reader.set_wanted(wanted);
         }
         let time_base = self.source.time_base;
+        let skipped = self.source.reader.skipped_references();
+        let result = self.run_jobs_here(src, index, jobs, shape, aside, time_base);
+        tracing::debug!(
+            src = self.source.src(),
+            skipped_references = self.source.reader.skipped_references() - skipped,
+            "frames read"
+        );
+        result
+    }
+
+    fn run_jobs_here(
+        &mut self,
+        src: &Source,
+        index: &FrameIndex,
+        jobs: Vec<Job>,
+        shape: [usize; 3],
+        aside: bool,
+        time_base: Ratio,
+    ) -> Result<()> {
         if !aside || jobs.len() < 2 {
             for job in jobs {
                 let frame = self.decode_to(src, index, job.target)?;
@@ -753,6 +773,24 @@ pub struct Clips {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reference B-frames are left undecoded where nothing wanted uses them
+    /// (x264 veryfast: one reference frame, so P-frames never use them),
+    /// and never where everything is wanted; the frames are checked against
+    /// the full decode in `tests/reader.rs`.
+    #[test]
+    fn unused_reference_b_frames_are_skipped() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/h264_ref1_pyramid.mp4");
+        let skipped = |indices: &[usize]| {
+            let mut reader = VideoReader::open(&path, &VideoConfig::default()).unwrap();
+            reader.get_frames_at(indices).unwrap();
+            reader.cursor.source.reader.skipped_references()
+        };
+        // Frame 90 of two 50-frame GOPs: the B references between the
+        // second keyframe and it (runs of 3 B-frames, 1 of them a reference).
+        assert!(skipped(&[90]) >= 5, "{}", skipped(&[90]));
+        assert_eq!(skipped(&(0..100).collect::<Vec<_>>()), 0);
+    }
 
     #[test]
     fn even_clip_starts_cover_the_video() {
