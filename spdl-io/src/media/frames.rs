@@ -64,6 +64,23 @@ struct Ahead {
     picture: Option<Picture>,
 }
 
+impl Ahead {
+    /// A B picture other pictures may reference (a stand-in candidate).
+    fn is_b_reference(&self) -> bool {
+        self.picture.as_ref().is_some_and(|p| p.is_reference && p.bidir)
+    }
+
+    /// Whether the picture stops holding picture `id` for reference.
+    fn releases(&self, id: u64) -> bool {
+        self.picture.as_ref().is_some_and(|p| p.releases.contains(&id))
+    }
+
+    /// Whether the picture's reference lists hold picture `id`.
+    fn uses(&self, id: u64) -> bool {
+        self.picture.as_ref().is_some_and(|p| p.uses.contains(&id))
+    }
+}
+
 /// The most packets read ahead to find where an unwanted reference
 /// picture stops being held (x264's B-pyramid releases one within a few
 /// pictures).
@@ -112,7 +129,8 @@ impl FrameReader {
     }
 
     pub(crate) fn new(demuxer: Demuxer, decoder: VideoDecoder, stream: usize) -> Self {
-        let references = decoder.reference_tracker();
+        // Followed only where stand-ins can be sent.
+        let references = decoder.takes_stand_ins().then(|| decoder.reference_tracker()).flatten();
         let frame_step = demuxer.stream_info(stream).ok().map_or(0, |i| {
             let fps = i.avg_frame_rate.and_then(|r| r.to_f64()).filter(|f| *f > 0.0);
             fps.map_or(0, |f| i.time_base.timestamp(1.0 / f).max(0))
@@ -273,52 +291,49 @@ impl FrameReader {
     /// answer `None`, as does a decoder with threads of its own (its error
     /// concealment cannot be turned off for one packet).
     fn stand_in_for_next(&mut self) -> Result<Option<Vec<u8>>> {
-        let candidate = |a: &Ahead| a.picture.as_ref().is_some_and(|p| p.is_reference && p.bidir);
         if self.wanted.is_none() || !self.decoder.takes_stand_ins() || (self.ahead.is_empty() && !self.read_ahead()?) {
             return Ok(None);
         }
         let (Some(wanted), Some(front)) = (&self.wanted, self.ahead.front()) else {
             return Ok(None);
         };
-        if !candidate(front) || Self::is_wanted(wanted, &front.packet) {
+        if !Ahead::is_b_reference(front) || Self::is_wanted(wanted, &front.packet) {
             return Ok(None);
         }
         let first = self.next_id - self.ahead.len() as u64;
-        let released = |a: &Ahead| a.picture.as_ref().is_some_and(|p| p.releases.contains(&first));
-        while !self.ahead.iter().any(released) {
+        while !self.ahead.iter().any(|a| a.releases(first)) {
             if self.ahead.len() >= LOOKAHEAD || !self.read_ahead()? {
                 return Ok(None);
             }
         }
-        let Some(wanted) = &self.wanted else {
-            return Ok(None);
-        };
-        let last_wanted = wanted.last().copied().unwrap_or(i64::MIN);
-        // bounded: the queue holds at most LOOKAHEAD packets.
-        let mut decoded = vec![true; self.ahead.len()];
-        for i in (0..self.ahead.len()).rev() {
-            let a = &self.ahead[i];
-            let Some(p) = &a.picture else {
-                return Ok(None);
-            };
-            let id = first + i as u64;
-            let shown = Self::is_wanted(wanted, &a.packet) || a.packet.pts().is_none_or(|t| t > last_wanted);
-            decoded[i] = shown
-                || (p.is_reference && !p.bidir)
-                || (candidate(a) && {
-                    let end = (i + 1..self.ahead.len())
-                        .find(|&j| self.ahead[j].picture.as_ref().is_some_and(|q| q.releases.contains(&id)));
-                    end.is_none_or(|end| {
-                        (i + 1..end)
-                            .any(|j| decoded[j] && self.ahead[j].picture.as_ref().is_some_and(|q| q.uses.contains(&id)))
-                    })
-                });
-        }
+        let used = self.decoded_ahead().is_none_or(|decoded| decoded[0]);
         Ok(self.ahead[0]
             .picture
             .as_ref()
             .and_then(|p| p.stand_in.clone())
-            .filter(|_| !decoded[0]))
+            .filter(|_| !used))
+    }
+
+    /// Which packets of the queue the decoder will decode (see
+    /// [`FrameReader::stand_in_for_next`]), worked out from the back;
+    /// `None` when the model does not know one of them.
+    fn decoded_ahead(&self) -> Option<Vec<bool>> {
+        let wanted = self.wanted.as_deref()?;
+        let last_wanted = wanted.last().copied().unwrap_or(i64::MIN);
+        let first = self.next_id - self.ahead.len() as u64;
+        // bounded: the queue holds at most LOOKAHEAD packets.
+        let mut decoded = vec![true; self.ahead.len()];
+        for (i, a) in self.ahead.iter().enumerate().rev() {
+            let p = a.picture.as_ref()?;
+            let id = first + i as u64;
+            let shown = Self::is_wanted(wanted, &a.packet) || a.packet.pts().is_none_or(|t| t > last_wanted);
+            let used = || {
+                let end = (i + 1..self.ahead.len()).find(|&j| self.ahead[j].releases(id));
+                end.is_none_or(|end| (i + 1..end).any(|j| decoded[j] && self.ahead[j].uses(id)))
+            };
+            decoded[i] = shown || (p.is_reference && !p.bidir) || (Ahead::is_b_reference(a) && used());
+        }
+        Some(decoded)
     }
 
     fn next_packet(&mut self) -> Result<Option<Packet>> {
