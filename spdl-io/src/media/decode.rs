@@ -5,7 +5,7 @@
 use ffmpeg_next as ff;
 
 use super::demux::{Demuxer, Packet};
-use super::h264_refs::ReferenceTracker;
+use super::h264_refs::{ReferenceTracker, StandInSize};
 use super::nal::{NalUnits, Unwanted};
 use super::time::Ratio;
 use crate::error::{Error, Position, Result};
@@ -358,8 +358,8 @@ impl VideoDecoder {
     /// Sets FFmpeg's skip for the next packet from what
     /// [`VideoDecoder::unwanted`] (or the reference model) said of it:
     /// non-reference pictures for [`Unwanted::Skip`]; for
-    /// [`Unwanted::SkipReference`] (a stand-in packet) no error
-    /// concealment. Frames that are output and not skipped stay
+    /// [`Unwanted::SkipReference`] (a stand-in packet of one macroblock)
+    /// no error concealment. Frames that are output and not skipped stay
     /// bit-identical to a full decode.
     pub(crate) fn set_skip(&mut self, unwanted: Unwanted) {
         let discard = match unwanted {
@@ -367,34 +367,35 @@ impl VideoDecoder {
             _ => ff::codec::discard::Discard::Default,
         };
         codec::set_skip_frame(&mut self.inner, discard);
-        match (unwanted, self.concealment_off) {
-            (Unwanted::SkipReference, None) => {
+        let one_macroblock = unwanted == Unwanted::SkipReference && codec::is_single_threaded(&self.inner);
+        match (one_macroblock, self.concealment_off) {
+            (true, None) => {
                 self.concealment_off = Some(codec::swap_error_concealment(&mut self.inner, 0));
             }
-            (Unwanted::SkipReference, Some(_)) => {}
-            (_, Some(flags)) => {
+            (true, Some(_)) => {}
+            (false, Some(flags)) => {
                 codec::swap_error_concealment(&mut self.inner, flags);
                 self.concealment_off = None;
             }
-            (_, None) => {}
+            (false, None) => {}
         }
     }
 
-    /// Whether a stand-in packet may replace an unused reference picture
-    /// (see [`h264_refs`](super::h264_refs)): the decoder runs on the
-    /// calling thread, so its error concealment can be turned off for that
-    /// one packet (the stand-in decodes one macroblock; concealing the rest
-    /// would cost what decoding them does).
-    pub(crate) fn takes_stand_ins(&self) -> bool {
-        codec::is_single_threaded(&self.inner)
-    }
-
-    /// A model of the H.264 reference buffer for this stream (see
-    /// [`h264_refs`](super::h264_refs)); `None` for other codecs or when
-    /// the stream's parameter sets cannot be read.
+    /// A model of the H.264 reference buffer for this stream, making
+    /// stand-ins for unused reference B-frames (see
+    /// [`h264_refs`](super::h264_refs)): of one macroblock for a decoder
+    /// on the calling thread, whose error concealment can be turned off
+    /// for that one packet (concealing the rest would cost what decoding
+    /// it does), else of the whole picture in skipped macroblocks (frame
+    /// threads copy the concealment setting only when they start). `None`
+    /// for other codecs, GPU decoding, or parameter sets it cannot read.
     pub(crate) fn reference_tracker(&self) -> Option<ReferenceTracker> {
         let framing = self.nal.as_ref()?.h264_framing()?;
-        ReferenceTracker::new(framing, &self.extradata)
+        let size = match codec::is_single_threaded(&self.inner) {
+            true => StandInSize::OneMacroblock,
+            false => StandInSize::WholePicture,
+        };
+        (self.device == Device::Cpu).then(|| ReferenceTracker::new(framing, &self.extradata, size))?
     }
 
     /// Where this decoder decodes: [`Device::Cpu`] when CUDA was asked for

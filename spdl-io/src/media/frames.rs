@@ -129,8 +129,7 @@ impl FrameReader {
     }
 
     pub(crate) fn new(demuxer: Demuxer, decoder: VideoDecoder, stream: usize) -> Self {
-        // Followed only where stand-ins can be sent.
-        let references = decoder.takes_stand_ins().then(|| decoder.reference_tracker()).flatten();
+        let references = decoder.reference_tracker();
         let frame_step = demuxer.stream_info(stream).ok().map_or(0, |i| {
             let fps = i.avg_frame_rate.and_then(|r| r.to_f64()).filter(|f| *f > 0.0);
             fps.map_or(0, |f| i.time_base.timestamp(1.0 / f).max(0))
@@ -288,10 +287,9 @@ impl FrameReader {
     /// reference other than such a B picture, is shown after every wanted
     /// frame (a later call may go on to it), or is such a B picture some
     /// decoded picture uses. Any picture the model does not know makes the
-    /// answer `None`, as does a decoder with threads of its own (its error
-    /// concealment cannot be turned off for one packet).
+    /// answer `None`.
     fn stand_in_for_next(&mut self) -> Result<Option<Vec<u8>>> {
-        if self.wanted.is_none() || !self.decoder.takes_stand_ins() || (self.ahead.is_empty() && !self.read_ahead()?) {
+        if self.wanted.is_none() || (self.ahead.is_empty() && !self.read_ahead()?) {
             return Ok(None);
         }
         let (Some(wanted), Some(front)) = (&self.wanted, self.ahead.front()) else {

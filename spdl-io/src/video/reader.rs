@@ -781,15 +781,18 @@ mod tests {
     #[test]
     fn unused_reference_b_frames_are_skipped() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/h264_ref1_pyramid.mp4");
-        let skipped = |indices: &[usize]| {
-            let mut reader = VideoReader::open(&path, &VideoConfig::default()).unwrap();
+        let skipped = |indices: &[usize], threads: usize| {
+            let mut reader = VideoReader::open(&path, &VideoConfig::default().with_threads(threads)).unwrap();
             reader.get_frames_at(indices).unwrap();
             reader.cursor.source.reader.skipped_references()
         };
         // Frame 90 of two 50-frame GOPs: the B references between the
-        // second keyframe and it (runs of 3 B-frames, 1 of them a reference).
-        assert!(skipped(&[90]) >= 5, "{}", skipped(&[90]));
-        assert_eq!(skipped(&(0..100).collect::<Vec<_>>()), 0);
+        // second keyframe and it (runs of 3 B-frames, 1 of them a reference),
+        // with one decoder thread and with frame threads.
+        for threads in [1, 2] {
+            assert!(skipped(&[90], threads) >= 5, "{}", skipped(&[90], threads));
+            assert_eq!(skipped(&(0..100).collect::<Vec<_>>(), threads), 0);
+        }
     }
 
     #[test]
