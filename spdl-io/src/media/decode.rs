@@ -368,16 +368,12 @@ impl VideoDecoder {
         };
         codec::set_skip_frame(&mut self.inner, discard);
         let one_macroblock = unwanted == Unwanted::SkipReference && codec::is_single_threaded(&self.inner);
-        match (one_macroblock, self.concealment_off) {
-            (true, None) => {
-                self.concealment_off = Some(codec::swap_error_concealment(&mut self.inner, 0));
-            }
-            (true, Some(_)) => {}
-            (false, Some(flags)) => {
-                codec::swap_error_concealment(&mut self.inner, flags);
-                self.concealment_off = None;
-            }
-            (false, None) => {}
+        if one_macroblock {
+            let inner = &mut self.inner;
+            self.concealment_off
+                .get_or_insert_with(|| codec::swap_error_concealment(inner, 0));
+        } else if let Some(flags) = self.concealment_off.take() {
+            codec::swap_error_concealment(&mut self.inner, flags);
         }
     }
 
